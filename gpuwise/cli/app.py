@@ -1,0 +1,59 @@
+"""The ``gpuwise`` command: one module per subcommand, each only maps flags onto the library.
+
+User mistakes (``GpuwiseError``) become one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+
+from gpuwise.errors import GpuwiseError
+
+app = typer.Typer(
+    name="gpuwise",
+    help="Know what your deep-learning training needs before you pay for it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn a ``GpuwiseError`` into one line and exit 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GpuwiseError as e:
+            print(f"gpuwise: error: {e}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]  # wraps keeps the signature typer reads
+
+
+def positive_int(value: str | None, flag: str) -> int | None:
+    """Parse a count flag ourselves so that a bad value gets our one-line error."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise GpuwiseError(f"{flag} must be a positive integer, got '{value}'") from None
+    if number < 1:
+        raise GpuwiseError(f"{flag} must be a positive integer, got {number}")
+    return number
+
+
+def main() -> None:
+    from gpuwise.cli import profile, workloads  # noqa: F401  (registers the subcommands)
+
+    app()

@@ -1,0 +1,111 @@
+"""``gpuwise profile``: FLOPs, bytes and memory of one training step."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gpuwise.cli.app import app, positive_int, user_errors
+from gpuwise.cli.format import count, gib, si
+from gpuwise.config import OptimizerName, Precision
+from gpuwise.profile import Profile, profile
+
+
+@app.command("profile")
+@user_errors
+def profile_command(
+    workload: str = typer.Argument(..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."),
+    batch_size: str = typer.Option(None, "--batch-size", "-b", help="Samples per step [default: the workload's]."),
+    precision: str = typer.Option(Precision.FP32.value, help="fp32 | tf32 | amp-bf16 | amp-fp16"),
+    optimizer: str = typer.Option(OptimizerName.ADAMW.value, help="sgd | sgd-momentum | adam | adamw"),
+    seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
+    image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
+    top: str = typer.Option("10", "--top", help="How many layers to list."),
+    as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
+) -> None:
+    """Profile one training step on fake tensors: nothing real is allocated."""
+    result = profile(
+        workload,
+        batch_size=positive_int(batch_size, "--batch-size"),
+        precision=precision,
+        optimizer=optimizer,
+        seq_len=positive_int(seq_len, "--seq-len"),
+        image_size=positive_int(image_size, "--image-size"),
+    )
+    num_top = positive_int(top, "--top") or 10
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render(result, num_top, Console(width=120))
+
+
+def render(p: Profile, num_top: int, console: Console) -> None:
+    shape = f"seq {p.seq_len}" if p.seq_len else f"{p.image_size}x{p.image_size}" if p.image_size else ""
+    console.print(
+        f"[bold]{p.workload}[/bold] ({p.family}) · batch {p.batch_size} {p.sample_unit}s"
+        f"{' · ' + shape if shape else ''} · {p.precision} · {p.optimizer}"
+    )
+    console.print(f"parameters: {count(p.params_total)} total, {count(p.params_trainable)} trainable")
+
+    flops = Table(title="FLOPs of matrix products (2 per multiply-add)", title_justify="left")
+    flops.add_column("")
+    flops.add_column(f"per {p.sample_unit}", justify="right")
+    flops.add_column("per step", justify="right")
+    rows = [("forward", p.forward_flops), ("backward", p.backward_flops), ("training (fwd+bwd)", p.training_flops)]
+    for name, value in rows:
+        flops.add_row(name, si(p.per_sample(value), "FLOP"), si(value, "FLOP"))
+    flops.add_row("forward, as MACs", si(p.per_sample(p.forward_macs), "MAC"), si(p.forward_macs, "MAC"))
+    if p.tokens_per_step:
+        flops.add_row("training per token", si(p.training_flops / p.tokens_per_step, "FLOP"), "")
+    console.print(flops)
+
+    m = p.memory
+    mem = Table(title="memory of a steady-state step", title_justify="left")
+    mem.add_column("")
+    mem.add_column("total", justify="right")
+    mem.add_column("live at the peak", justify="right")
+    at = m.at_peak_bytes
+    mem.add_row("weights", gib(m.weights_bytes), gib(at.get("weights", 0)))
+    mem.add_row("gradients", gib(m.gradients_bytes), gib(at.get("gradients", 0)))
+    mem.add_row("optimizer state", gib(m.optimizer_state_bytes), gib(at.get("optimizer_state", 0)))
+    mem.add_row("inputs (batch)", gib(m.inputs_bytes), gib(at.get("inputs", 0)))
+    mem.add_row("activations saved for backward", gib(m.activations_bytes), gib(at.get("activations", 0)))
+    mem.add_row("temporaries", "", gib(m.transient_bytes))
+    mem.add_row(f"[bold]peak[/bold] (in {m.peak_phase})", "", f"[bold]{gib(m.peak_bytes)}[/bold]")
+    console.print(mem)
+
+    kinds = Table(title="by op kind", title_justify="left")
+    for col in ("kind", "ops", "FLOPs", "vector FLOPs*", "bytes moved", "FLOP/byte"):
+        kinds.add_column(col, justify="left" if col == "kind" else "right")
+    for k in p.kinds:
+        kinds.add_row(
+            k.kind, count(k.num_ops), si(k.flops), si(k.vector_flops), gib(k.bytes), f"{k.flops_per_byte:.1f}"
+        )
+    console.print(kinds)
+    console.print("* approximate: a per-element count for memory-bound ops, which the bytes bound instead")
+
+    layers = Table(title=f"top {num_top} layers by training FLOPs", title_justify="left")
+    for col in ("layer", "forward", "backward", "share", "bytes moved"):
+        layers.add_column(col, justify="left" if col == "layer" else "right")
+    total = p.training_flops or 1
+    for layer in p.layers[:num_top]:
+        layer_flops = layer.forward_flops + layer.backward_flops
+        layers.add_row(
+            layer.name, si(layer.forward_flops, "FLOP"), si(layer.backward_flops, "FLOP"),
+            f"{100 * layer_flops / total:.1f}%", gib(layer.bytes),
+        )
+    console.print(layers)
+
+    if p.uncounted:
+        listed = ", ".join(f"{u.op} ×{u.count}" for u in p.uncounted)
+        console.print(f"[yellow]not counted[/yellow] (no FLOP formula or kind; bytes still counted): {listed}")
+    else:
+        console.print("not counted: none (every op has a FLOP formula or a known memory-bound kind)")
+    if p.substitutions:
+        listed = ", ".join(f"{op} ×{n}" for op, n in p.substitutions)
+        console.print(f"data-dependent ops given bounded synthetic sizes: {listed}")
+    for note in p.notes:
+        console.print(f"note: {note}")

@@ -1,0 +1,92 @@
+"""Typed settings shared by every command: precision, optimizer, the step to run.
+
+Each default is defined here once; the CLI maps its flags onto these.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+
+from gpuwise.errors import GpuwiseError
+
+
+def _nearest(value: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.4)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class Precision(str, Enum):
+    """How PyTorch runs the step's math. AMP keeps fp32 master weights."""
+
+    FP32 = "fp32"
+    TF32 = "tf32"  # fp32 storage, matmuls/convolutions on TF32 tensor cores
+    AMP_BF16 = "amp-bf16"
+    AMP_FP16 = "amp-fp16"  # with a gradient scaler
+
+    @classmethod
+    def parse(cls, value: str | Precision) -> Precision:
+        if isinstance(value, Precision):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            names = [p.value for p in cls]
+            raise GpuwiseError(
+                f"unknown precision '{value}'{_nearest(value, names)}: use --precision {'|'.join(names)}"
+            ) from None
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {Precision.AMP_BF16: torch.bfloat16, Precision.AMP_FP16: torch.float16}.get(self)
+
+
+class OptimizerName(str, Enum):
+    SGD = "sgd"
+    SGD_MOMENTUM = "sgd-momentum"
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+    @classmethod
+    def parse(cls, value: str | OptimizerName) -> OptimizerName:
+        if isinstance(value, OptimizerName):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            names = [o.value for o in cls]
+            raise GpuwiseError(
+                f"unknown optimizer '{value}'{_nearest(value, names)}: use --optimizer {'|'.join(names)}"
+            ) from None
+
+    def build(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """The optimizer as a training script would make it (the learning rates do not change the cost)."""
+        if self is OptimizerName.SGD:
+            return torch.optim.SGD(params, lr=0.01)
+        if self is OptimizerName.SGD_MOMENTUM:
+            return torch.optim.SGD(params, lr=0.01, momentum=0.9)
+        if self is OptimizerName.ADAM:
+            return torch.optim.Adam(params, lr=1e-3)
+        return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+
+
+def check_batch_size(value: object) -> int:
+    """A batch size is a positive integer; anything else names the fix."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GpuwiseError(f"batch size must be a positive integer, got {value!r}: use --batch-size N with N >= 1")
+    return value
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """One training step of a workload: what profile, and later bench and predict, take."""
+
+    workload: str
+    batch_size: int | None = None  # None: the workload's default
+    precision: Precision = Precision.FP32
+    optimizer: OptimizerName = OptimizerName.ADAMW
+    seq_len: int | None = None
+    image_size: int | None = None

@@ -1,0 +1,145 @@
+"""The result of profiling one training step: frozen dataclasses, no rendering."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class KindSummary:
+    """All ops of one kind (matmul, conv, attention, rnn, normalization, ...)."""
+
+    kind: str
+    num_ops: int
+    forward_flops: int
+    backward_flops: int
+    optimizer_flops: int
+    flops: int  # matrix-product FLOPs, all phases
+    vector_flops: int  # approximate FLOPs of memory-bound ops
+    bytes: int
+
+    @property
+    def flops_per_byte(self) -> float:
+        """Arithmetic intensity of the kind as a whole."""
+        return (self.flops + self.vector_flops) / self.bytes if self.bytes else 0.0
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One module (innermost name), or the loss/top level, or the optimizer."""
+
+    name: str
+    num_ops: int
+    forward_flops: int
+    backward_flops: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class OpGroup:
+    """Identical ops (same op, kind, phase, dtype, FLOPs and bytes), with how many times they ran.
+
+    This is the per-op input of the performance model: each group is one kernel shape.
+    """
+
+    op: str
+    kind: str
+    phase: str
+    dtype: str
+    count: int
+    flops: int  # per call
+    vector_flops: int  # per call
+    bytes: int  # per call
+
+
+@dataclass(frozen=True)
+class UncountedOp:
+    """An op in no FLOP or kind table: its bytes are counted, its FLOPs are unknown."""
+
+    op: str
+    count: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Memory of one steady-state training step (optimizer state already created), in bytes."""
+
+    weights_bytes: int  # parameters and buffers, at the dtype they are stored in
+    gradients_bytes: int
+    optimizer_state_bytes: int
+    inputs_bytes: int  # the batch
+    activations_bytes: int  # saved for backward, at the end of the forward pass
+    peak_bytes: int
+    peak_phase: str  # forward / backward / optimizer
+    at_peak_bytes: dict[str, int]  # live bytes by category at the moment of the peak (sums to peak_bytes)
+
+    @property
+    def transient_bytes(self) -> int:
+        """Temporaries live at the peak: neither weights, gradients, state, inputs nor saved activations."""
+        return self.at_peak_bytes.get("temporaries", 0)
+
+
+@dataclass(frozen=True)
+class Profile:
+    workload: str
+    family: str
+    sample_unit: str
+    batch_size: int
+    seq_len: int | None
+    image_size: int | None
+    precision: str
+    optimizer: str
+    params_total: int
+    params_trainable: int
+    forward_flops: int  # per step
+    backward_flops: int  # per step
+    optimizer_vector_flops: int  # the optimizer's elementwise work, approximate
+    tokens_per_sample: int | None
+    kinds: tuple[KindSummary, ...]
+    layers: tuple[LayerSummary, ...]
+    ops: tuple[OpGroup, ...]
+    uncounted: tuple[UncountedOp, ...]
+    substitutions: tuple[tuple[str, int], ...]  # data-dependent ops given a bounded synthetic size
+    memory: Memory
+    notes: tuple[str, ...]
+
+    @property
+    def training_flops(self) -> int:
+        """Matrix-product FLOPs of forward + backward for the whole step."""
+        return self.forward_flops + self.backward_flops
+
+    @property
+    def forward_macs(self) -> int:
+        return self.forward_flops // 2
+
+    def per_sample(self, flops: int) -> float:
+        return flops / self.batch_size
+
+    @property
+    def tokens_per_step(self) -> int | None:
+        return self.tokens_per_sample * self.batch_size if self.tokens_per_sample else None
+
+    @property
+    def bytes_moved(self) -> int:
+        return sum(k.bytes for k in self.kinds)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready, with units in the field names."""
+        data = asdict(self)
+        data["kinds"] = [dict(asdict(k), flops_per_byte=round(k.flops_per_byte, 3)) for k in self.kinds]
+        data["memory"]["transient_bytes"] = self.memory.transient_bytes
+        data["uncounted"] = [asdict(u) for u in self.uncounted]
+        data["substitutions"] = [{"op": op, "count": n} for op, n in self.substitutions]
+        data["derived"] = {
+            "training_flops": self.training_flops,
+            "forward_macs": self.forward_macs,
+            "forward_flops_per_sample": self.per_sample(self.forward_flops),
+            "backward_flops_per_sample": self.per_sample(self.backward_flops),
+            "training_flops_per_sample": self.per_sample(self.training_flops),
+            "tokens_per_step": self.tokens_per_step,
+            "training_flops_per_token": self.training_flops / self.tokens_per_step if self.tokens_per_step else None,
+            "bytes_moved": self.bytes_moved,
+        }
+        return data

@@ -1,0 +1,269 @@
+"""Profile one training step without allocating anything real.
+
+The model is built, and the step run, under ``FakeTensorMode``: every tensor
+has a shape, dtype and storage size but no data, so a 70B-parameter model
+profiles on a laptop. The step is the steady state of training: the optimizer
+state exists already (as after the first step), gradients start at ``None``
+(``zero_grad(set_to_none=True)``), then forward + loss, backward, optimizer step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils.module_tracker import ModuleTracker
+
+from gpuwise.fake import skip_weight_init
+from gpuwise.config import OptimizerName, Precision, StepConfig, check_batch_size
+from gpuwise.profile import ops
+from gpuwise.profile.result import KindSummary, LayerSummary, Memory, OpGroup, Profile, UncountedOp
+from gpuwise.profile.tracer import (
+    ACTIVATIONS,
+    BACKWARD,
+    FORWARD,
+    GRADIENTS,
+    INPUTS,
+    OPTIMIZER,
+    OPTIMIZER_STATE,
+    WEIGHTS,
+    LiveMemory,
+    OpEvent,
+    StepTracer,
+    tag_gradients,
+    tag_saved_activations,
+)
+from gpuwise.workloads import Workload, get_workload
+from gpuwise.workloads.registry import Batch
+
+GRAD_SCALE = 65536.0  # GradScaler's initial scale; its value does not change the cost
+
+
+def profile(
+    workload: str | Workload,
+    *,
+    batch_size: int | None = None,
+    precision: str | Precision = Precision.FP32,
+    optimizer: str | OptimizerName = OptimizerName.ADAMW,
+    seq_len: int | None = None,
+    image_size: int | None = None,
+) -> Profile:
+    """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated."""
+    w = get_workload(workload) if isinstance(workload, str) else workload
+    config = StepConfig(
+        workload=w.name,
+        batch_size=check_batch_size(w.default_batch_size if batch_size is None else batch_size),
+        precision=Precision.parse(precision),
+        optimizer=OptimizerName.parse(optimizer),
+        seq_len=seq_len,
+        image_size=image_size,
+    )
+    return profile_step(w, config)
+
+
+def profile_step(w: Workload, config: StepConfig) -> Profile:
+    shape = w.resolve_shape(config.seq_len, config.image_size)
+    assert config.batch_size is not None
+    with FakeTensorMode(), _data_dependent_shapes() as substitutions:
+        with skip_weight_init():
+            model = w.build_model(shape)
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = config.optimizer.build(params)
+        _create_optimizer_state(params, opt)
+        batch = w.make_batch(config.batch_size, shape)
+
+        memory = LiveMemory()
+        for t in model.parameters():
+            memory.track(t, WEIGHTS)
+        for t in model.buffers():
+            memory.track(t, WEIGHTS)
+        for state in opt.state.values():
+            for v in state.values():
+                if isinstance(v, torch.Tensor):
+                    memory.track(v, OPTIMIZER_STATE)
+        for t in _batch_tensors(batch):
+            memory.track(t, INPUTS)
+        memory.reset_peak()
+
+        with ModuleTracker() as modules, StepTracer(memory, modules) as tracer:
+            activations_bytes = _run_step(model, params, opt, batch, w, config.precision, tracer, memory)
+        grads_bytes = sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
+
+    num_total = sum(p.numel() for p in model.parameters())
+    num_trainable = sum(p.numel() for p in params)
+    notes = [
+        "FLOPs count matrix products (matmul, convolution, attention, RNN gates); a multiply-add is 2 FLOPs.",
+        "Attention FLOPs are counted without the causal mask's saving (PaLM appendix B convention).",
+    ]
+    if config.precision.autocast_dtype is not None:
+        notes.append("Autocast op lists are the CPU's; on CUDA a few more ops run in reduced precision.")
+    return _summarize(
+        w,
+        config,
+        tracer.events,
+        memory,
+        num_total=num_total,
+        num_trainable=num_trainable,
+        activations_bytes=activations_bytes,
+        gradients_bytes=grads_bytes,
+        substitutions=tuple(sorted(substitutions.items())),
+        notes=tuple(notes),
+    )
+
+
+def _create_optimizer_state(params: list[torch.nn.Parameter], opt: torch.optim.Optimizer) -> None:
+    """One step on zero gradients creates the optimizer state, as the first real step would."""
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def _run_step(
+    model: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    opt: torch.optim.Optimizer,
+    batch: Batch,
+    w: Workload,
+    precision: Precision,
+    tracer: StepTracer,
+    memory: LiveMemory,
+) -> int:
+    """Forward + loss, backward, optimizer step; returns the bytes saved for backward."""
+    dtype = precision.autocast_dtype
+    autocast = torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext()
+    opt.zero_grad(set_to_none=True)
+    tracer.phase = FORWARD
+    with tag_saved_activations(memory), autocast:
+        loss = w.forward_loss(model, batch)
+    if precision is Precision.AMP_FP16:
+        loss = loss * GRAD_SCALE  # GradScaler.scale
+    activations_bytes = memory.category_bytes(ACTIVATIONS)
+    tracer.phase = BACKWARD
+    with tag_gradients(memory, params):
+        loss.backward()
+    del loss
+    tracer.phase = OPTIMIZER
+    if precision is Precision.AMP_FP16:
+        # GradScaler.unscale_ and update; its .item() on found_inf is a host sync, not device work.
+        found_inf = torch.zeros(1)
+        inv_scale = torch.full((1,), 1.0 / GRAD_SCALE)
+        grads = [p.grad for p in params if p.grad is not None]
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inv_scale)
+    opt.step()
+    return activations_bytes
+
+
+def _batch_tensors(batch: Any) -> list[torch.Tensor]:
+    from torch.utils._pytree import tree_leaves
+
+    return [t for t in tree_leaves(batch) if isinstance(t, torch.Tensor)]
+
+
+@contextmanager
+def _data_dependent_shapes() -> Iterator[Counter[str]]:
+    """Bounded synthetic sizes for data-dependent ops (detection models), counted for the audit."""
+    try:
+        from gpuwise.profile.datadep import DataDependentShapes
+    except ImportError:  # pragma: no cover - until detection support lands
+        yield Counter()
+        return
+    with DataDependentShapes() as mode:
+        yield mode.substitutions
+
+
+def _summarize(
+    w: Workload,
+    config: StepConfig,
+    events: list[OpEvent],
+    memory: LiveMemory,
+    *,
+    num_total: int,
+    num_trainable: int,
+    activations_bytes: int,
+    gradients_bytes: int,
+    substitutions: tuple[tuple[str, int], ...],
+    notes: tuple[str, ...],
+) -> Profile:
+    groups: Counter[tuple[str, str, str, str, int, int, int]] = Counter(
+        (e.op, e.kind, e.phase, e.dtype, e.flops, e.vector_flops, e.bytes) for e in events
+    )
+    op_groups = tuple(
+        OpGroup(op=k[0], kind=k[1], phase=k[2], dtype=k[3], count=n, flops=k[4], vector_flops=k[5], bytes=k[6])
+        for k, n in sorted(groups.items(), key=lambda kv: -(kv[0][4] * kv[1]))
+    )
+
+    kind_acc: dict[str, list[int]] = defaultdict(lambda: [0] * 7)
+    layer_acc: dict[str, list[int]] = defaultdict(lambda: [0] * 4)
+    uncounted: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for e in events:
+        k = kind_acc[e.kind]
+        k[0] += 1
+        k[1 + (FORWARD, BACKWARD, OPTIMIZER).index(e.phase)] += e.flops
+        k[4] += e.flops
+        k[5] += e.vector_flops
+        k[6] += e.bytes
+        layer = layer_acc[e.module or "(top level: loss)"]
+        layer[0] += 1
+        layer[1 if e.phase == FORWARD else 2] += e.flops if e.phase != OPTIMIZER else 0
+        layer[3] += e.bytes
+        if e.kind == ops.UNKNOWN:
+            uncounted[e.op][0] += 1
+            uncounted[e.op][1] += e.bytes
+
+    kinds = tuple(
+        KindSummary(name, v[0], v[1], v[2], v[3], v[4], v[5], v[6])
+        for name, v in sorted(kind_acc.items(), key=lambda kv: (-kv[1][4], -kv[1][6]))
+    )
+    layers = tuple(
+        LayerSummary(name, v[0], v[1], v[2], v[3])
+        for name, v in sorted(layer_acc.items(), key=lambda kv: (-(kv[1][1] + kv[1][2]), -kv[1][3]))
+    )
+    weights = memory.peak_by_category  # unchanged categories are read off the tracker
+    mem = Memory(
+        weights_bytes=_initial(memory, WEIGHTS, weights),
+        gradients_bytes=gradients_bytes,
+        optimizer_state_bytes=_initial(memory, OPTIMIZER_STATE, weights),
+        inputs_bytes=_initial(memory, INPUTS, weights),
+        activations_bytes=activations_bytes,
+        peak_bytes=memory.peak_bytes,
+        peak_phase=memory.peak_phase,
+        at_peak_bytes=dict(memory.peak_by_category),
+    )
+    return Profile(
+        workload=w.name,
+        family=w.family,
+        sample_unit=w.sample_unit,
+        batch_size=int(config.batch_size or w.default_batch_size),
+        seq_len=w.resolve_shape(config.seq_len, config.image_size).seq_len,
+        image_size=w.resolve_shape(config.seq_len, config.image_size).image_size,
+        precision=config.precision.value,
+        optimizer=config.optimizer.value,
+        params_total=num_total,
+        params_trainable=num_trainable,
+        forward_flops=sum(e.flops for e in events if e.phase == FORWARD),
+        backward_flops=sum(e.flops for e in events if e.phase == BACKWARD),
+        optimizer_vector_flops=sum(e.vector_flops for e in events if e.phase == OPTIMIZER),
+        tokens_per_sample=w.tokens_per_sample(w.resolve_shape(config.seq_len, config.image_size))
+        if w.tokens_per_sample
+        else None,
+        kinds=kinds,
+        layers=layers,
+        ops=op_groups,
+        uncounted=tuple(
+            UncountedOp(op, n, b) for op, (n, b) in sorted(uncounted.items(), key=lambda kv: -kv[1][0])
+        ),
+        substitutions=substitutions,
+        memory=mem,
+        notes=notes,
+    )
+
+
+def _initial(memory: LiveMemory, category: str, at_peak: dict[str, int]) -> int:
+    # Weights, optimizer state and inputs neither grow nor shrink during the step.
+    return max(memory.category_bytes(category), at_peak.get(category, 0))

@@ -1,0 +1,206 @@
+"""Record every aten op of a training step, and the memory live at each moment.
+
+``StepTracer`` is a ``TorchDispatchMode``: it sees each op after autograd and
+autocast have done their work, so it sees the backward and the dtype casts of
+AMP as they really run. It works on fake tensors (nothing allocated) and on
+real ones (the memory benchmark uses the same tracker on a real step).
+
+Memory is counted per storage: a storage is live from the op that creates it
+until Python frees it (a weak reference's callback). Each live storage has a
+category, and the totals per category at the moment of the peak are the
+breakdown of the peak.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.module_tracker import ModuleTracker
+
+from gpuwise.profile import ops
+
+WEIGHTS, INPUTS, ACTIVATIONS = "weights", "inputs", "activations"
+GRADIENTS, OPTIMIZER_STATE, TEMPORARIES = "gradients", "optimizer_state", "temporaries"
+CATEGORIES = (WEIGHTS, GRADIENTS, OPTIMIZER_STATE, INPUTS, ACTIVATIONS, TEMPORARIES)
+
+FORWARD, BACKWARD, OPTIMIZER = "forward", "backward", "optimizer"
+
+
+@dataclass(frozen=True)
+class OpEvent:
+    op: str  # e.g. "aten.mm.default"
+    kind: str
+    phase: str
+    module: str
+    dtype: str
+    flops: int  # matrix-product FLOPs (0 for memory-bound ops)
+    vector_flops: int  # approximate FLOPs of memory-bound ops
+    bytes: int  # bytes read + written, each tensor once
+
+
+class LiveMemory:
+    """Bytes of live storages by category, and the breakdown at the peak."""
+
+    def __init__(self) -> None:
+        self._live: dict[int, tuple[int, str]] = {}
+        self._refs: dict[int, weakref.ref[Any]] = {}
+        self.by_category = dict.fromkeys(CATEGORIES, 0)
+        self.total_bytes = 0
+        self.peak_bytes = 0
+        self.peak_by_category = dict(self.by_category)
+        self.peak_phase = ""
+
+    def track(self, t: torch.Tensor, category: str, phase: str = "") -> None:
+        """Start counting the storage behind ``t`` (once; a view adds nothing)."""
+        storage = t.untyped_storage()
+        key = id(storage)
+        if key in self._live:
+            return
+        nbytes = int(storage.nbytes())
+        self._live[key] = (nbytes, category)
+        self._refs[key] = weakref.ref(storage, lambda _ref, key=key: self._free(key))
+        self.by_category[category] += nbytes
+        self.total_bytes += nbytes
+        if self.total_bytes > self.peak_bytes:
+            self.peak_bytes = self.total_bytes
+            self.peak_by_category = dict(self.by_category)
+            self.peak_phase = phase
+
+    def retag(self, t: torch.Tensor, category: str, only_from: Iterable[str] = (TEMPORARIES,)) -> None:
+        """Move a live storage to another category (e.g. a temporary saved for backward is an activation)."""
+        key = id(t.untyped_storage())
+        entry = self._live.get(key)
+        if entry is None:
+            self.track(t, category)
+            return
+        nbytes, old = entry
+        if old == category or old not in only_from:
+            return
+        self._live[key] = (nbytes, category)
+        self.by_category[old] -= nbytes
+        self.by_category[category] += nbytes
+
+    def category_bytes(self, category: str) -> int:
+        return self.by_category[category]
+
+    def _free(self, key: int) -> None:
+        entry = self._live.pop(key, None)
+        self._refs.pop(key, None)
+        if entry is not None:
+            nbytes, category = entry
+            self.by_category[category] -= nbytes
+            self.total_bytes -= nbytes
+
+    def reset_peak(self) -> None:
+        self.peak_bytes = self.total_bytes
+        self.peak_by_category = dict(self.by_category)
+
+
+def _tensors(tree: Any) -> Iterator[torch.Tensor]:
+    for leaf in tree_leaves(tree):
+        if isinstance(leaf, torch.Tensor):
+            yield leaf
+
+
+def _innermost(parents: set[str]) -> str:
+    names = [p for p in parents if p != "Global"]
+    if not names:
+        return ""
+    name = max(names, key=lambda n: (n.count("."), len(n)))
+    _, _, path = name.partition(".")  # drop the root module's class name
+    return path or name
+
+
+class StepTracer(TorchDispatchMode):
+    """Records an ``OpEvent`` per aten op and tracks the memory its outputs take."""
+
+    def __init__(self, memory: LiveMemory, modules: ModuleTracker) -> None:
+        super().__init__()
+        self.memory = memory
+        self.modules = modules
+        self.phase = FORWARD
+        self.events: list[OpEvent] = []
+        # Autograd node (by sequence number) -> the module whose forward created it. The module
+        # tracker's view of backward is unreliable; the node being run is not.
+        self._node_module: dict[int, str] = {}
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        kind = ops.classify(func)
+        if self.phase == FORWARD:
+            # The autograd kernel creates the op's node (taking a sequence number) before dispatching here.
+            self._node_module.setdefault(torch._C._autograd._get_sequence_nr() - 1, _innermost(self.modules.parents))
+        if kind != ops.VIEW:
+            self._record(func, kind, args, kwargs, out)
+        for t in _tensors(out):
+            self.memory.track(t, TEMPORARIES, self.phase)
+        return out
+
+    def _record(self, func: Any, kind: str, args: Any, kwargs: Any, out: Any) -> None:
+        inputs = {id(t): t for t in _tensors((args, kwargs))}
+        outputs = {id(t): t for t in _tensors(out)}
+        nbytes = sum(ops.tensor_bytes(t) for t in inputs.values()) + sum(
+            ops.tensor_bytes(t) for t in outputs.values()
+        )
+        dtype = next((t.dtype for t in inputs.values() if t.is_floating_point()), None)
+        if dtype is None:
+            dtype = next((t.dtype for t in outputs.values()), torch.float32)
+        out_numel = sum(t.numel() for t in outputs.values())
+        flops = ops.tensor_flops(func, args, out) if kind in ops.TENSOR_KINDS else 0
+        self.events.append(
+            OpEvent(
+                op=str(func),
+                kind=kind,
+                phase=self.phase,
+                module=self._module(),
+                dtype=str(dtype).removeprefix("torch."),
+                flops=flops,
+                vector_flops=0 if kind in ops.TENSOR_KINDS else ops.vector_flops(func, out_numel),
+                bytes=nbytes,
+            )
+        )
+
+
+    def _module(self) -> str:
+        if self.phase == FORWARD:
+            return _innermost(self.modules.parents)
+        if self.phase == BACKWARD:
+            node = torch._C._current_autograd_node()
+            return self._node_module.get(node._sequence_nr(), "") if node is not None else ""
+        return self.phase
+
+
+@contextmanager
+def tag_saved_activations(memory: LiveMemory) -> Iterator[None]:
+    """Tensors that autograd saves for backward are activations (weights and inputs stay what they are)."""
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        memory.retag(t, ACTIVATIONS)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield
+
+
+@contextmanager
+def tag_gradients(memory: LiveMemory, params: list[torch.nn.Parameter]) -> Iterator[None]:
+    """A parameter's ``.grad`` storage is a gradient from the moment it is accumulated."""
+
+    def hook(p: torch.Tensor) -> None:
+        if p.grad is not None:
+            memory.retag(p.grad, GRADIENTS)
+
+    handles = [p.register_post_accumulate_grad_hook(hook) for p in params if p.requires_grad]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
