@@ -10,14 +10,15 @@ state exists already (as after the first step), gradients start at ``None``
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.module_tracker import ModuleTracker
 
+from gpuwise.errors import GpuwiseError
 from gpuwise.fake import skip_weight_init
 from gpuwise.config import OptimizerName, Precision, StepConfig, check_batch_size
 from gpuwise.profile import ops
@@ -65,14 +66,27 @@ def profile(
     return profile_step(w, config)
 
 
-def profile_step(w: Workload, config: StepConfig) -> Profile:
+def profile_step(
+    w: Workload,
+    config: StepConfig,
+    *,
+    fake: bool = True,
+    around_step: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> Profile:
+    """Trace one steady-state step. ``fake=False`` runs it for real on the CPU with the same
+    tracker, which is how the memory benchmark checks the fake estimate; ``around_step`` wraps
+    the step alone, once the model, optimizer state and batch exist (the benchmark reads the
+    process's RSS there)."""
     shape = w.resolve_shape(config.seq_len, config.image_size)
     assert config.batch_size is not None
-    with FakeTensorMode(), _data_dependent_shapes() as substitutions:
-        with skip_weight_init():
+    fake_mode = FakeTensorMode() if fake else nullcontext()
+    with fake_mode, _data_dependent_shapes(fake) as substitutions:
+        with skip_weight_init() if fake else nullcontext():
             model = w.build_model(shape)
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise GpuwiseError(f"workload '{w.name}': the model has no trainable parameters, so there is no step to train")
         opt = config.optimizer.build(params)
         _create_optimizer_state(params, opt)
         batch = w.make_batch(config.batch_size, shape)
@@ -90,7 +104,7 @@ def profile_step(w: Workload, config: StepConfig) -> Profile:
             memory.track(t, INPUTS)
         memory.reset_peak()
 
-        with ModuleTracker() as modules, StepTracer(memory, modules) as tracer:
+        with around_step(), ModuleTracker() as modules, StepTracer(memory, modules) as tracer:
             activations_bytes = _run_step(model, params, opt, batch, w, config.precision, tracer, memory)
         grads_bytes = sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
 
@@ -166,8 +180,11 @@ def _batch_tensors(batch: Any) -> list[torch.Tensor]:
 
 
 @contextmanager
-def _data_dependent_shapes() -> Iterator[Counter[str]]:
+def _data_dependent_shapes(fake: bool) -> Iterator[Counter[str]]:
     """Bounded synthetic sizes for data-dependent ops (detection models), counted for the audit."""
+    if not fake:
+        yield Counter()
+        return
     try:
         from gpuwise.profile.datadep import DataDependentShapes
     except ImportError:  # pragma: no cover - until detection support lands
