@@ -6,4 +6,13 @@ from gpuwise.workloads import UserWorkload, Workload, get_workload, list_workloa
 
 __version__ = "0.1.0"
 
-__all__ = ["GpuwiseError", "Profile", "UserWorkload", "Workload", "__version__", "get_workload", "list_workloads", "profile"]
+__all__ = [
+    "GpuwiseError",
+    "Profile",
+    "UserWorkload",
+    "Workload",
+    "__version__",
+    "get_workload",
+    "list_workloads",
+    "profile",
+]

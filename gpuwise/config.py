@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import torch
 
@@ -19,7 +19,7 @@ def _nearest(value: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     """How PyTorch runs the step's math. AMP keeps fp32 master weights."""
 
     FP32 = "fp32"
@@ -44,7 +44,7 @@ class Precision(str, Enum):
         return {Precision.AMP_BF16: torch.bfloat16, Precision.AMP_FP16: torch.float16}.get(self)
 
 
-class OptimizerName(str, Enum):
+class OptimizerName(StrEnum):
     SGD = "sgd"
     SGD_MOMENTUM = "sgd-momentum"
     ADAM = "adam"

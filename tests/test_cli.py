@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from gpuwise.cli import profile as _profile  # noqa: F401
 from gpuwise.cli.app import app, main  # noqa: F401  (main registers the subcommands)
-from gpuwise.cli import profile as _profile, workloads as _workloads  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "my_model.py")
@@ -72,7 +72,7 @@ def test_workloads_lists_the_zoo() -> None:
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(args: list[str], message: str) -> None:
-    code, out, err = run(*args)
+    code, _, err = run(*args)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

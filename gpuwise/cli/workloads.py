@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -20,7 +21,7 @@ def workloads_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List the workloads gpuwise knows: family, parameters, sample unit, default batch and shape."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for w in list_workloads():
         shape = w.default_shape
         rows.append(

@@ -18,16 +18,15 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.module_tracker import ModuleTracker
 
+from gpuwise.config import OptimizerName, Precision, StepConfig, check_batch_size
 from gpuwise.errors import GpuwiseError
 from gpuwise.fake import skip_weight_init
-from gpuwise.config import OptimizerName, Precision, StepConfig, check_batch_size
 from gpuwise.profile import ops
 from gpuwise.profile.result import KindSummary, LayerSummary, Memory, OpGroup, Profile, UncountedOp
 from gpuwise.profile.tracer import (
     ACTIVATIONS,
     BACKWARD,
     FORWARD,
-    GRADIENTS,
     INPUTS,
     OPTIMIZER,
     OPTIMIZER_STATE,
@@ -86,16 +85,14 @@ def profile_step(
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
-            raise GpuwiseError(f"workload '{w.name}': the model has no trainable parameters, so there is no step to train")
+            raise GpuwiseError(f"workload '{w.name}': the model has no trainable parameters; there is no step to train")
         opt = config.optimizer.build(params)
         _create_optimizer_state(params, opt)
         batch = w.make_batch(config.batch_size, shape)
 
         memory = LiveMemory()
-        for t in model.parameters():
-            memory.track(t, WEIGHTS)
-        for t in model.buffers():
-            memory.track(t, WEIGHTS)
+        for weight in [*model.parameters(), *model.buffers()]:
+            memory.track(weight, WEIGHTS)
         for state in opt.state.values():
             for v in state.values():
                 if isinstance(v, torch.Tensor):

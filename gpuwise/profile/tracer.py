@@ -65,7 +65,7 @@ class LiveMemory:
             return
         nbytes = int(storage.nbytes())
         self._live[key] = (nbytes, category)
-        self._refs[key] = weakref.ref(storage, lambda _ref, key=key: self._free(key))
+        self._refs[key] = weakref.ref(storage, self._on_free(key))
         self.by_category[category] += nbytes
         self.total_bytes += nbytes
         if self.total_bytes > self.peak_bytes:
@@ -89,6 +89,9 @@ class LiveMemory:
 
     def category_bytes(self, category: str) -> int:
         return self.by_category[category]
+
+    def _on_free(self, key: int) -> Any:
+        return lambda _ref: self._free(key)
 
     def _free(self, key: int) -> None:
         entry = self._live.pop(key, None)

@@ -73,8 +73,9 @@ def _load_factory(spec: str) -> Callable[[], Any]:
     factory = getattr(module, attr, None)
     if not callable(factory):
         found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
-        raise GpuwiseError(f"{spec}: no factory '{attr}' in {target}; callables there: {', '.join(found) or 'none'}")
-    return factory  # type: ignore[no-any-return]
+        listed = ", ".join(found) or "none"
+        raise GpuwiseError(f"{spec}: no factory '{attr}' in {target}; callables there: {listed}")
+    return factory
 
 
 def _call(spec: str, factory: Callable[[], Any]) -> UserWorkload:
@@ -82,7 +83,8 @@ def _call(spec: str, factory: Callable[[], Any]) -> UserWorkload:
         result = factory()
     if not isinstance(result, UserWorkload):
         raise GpuwiseError(
-            f"{spec}: the factory returned {type(result).__name__}; return gpuwise.UserWorkload(model, make_batch, loss)"
+            f"{spec}: the factory returned {type(result).__name__}; "
+            "return gpuwise.UserWorkload(model, make_batch, loss)"
         )
     return result
 
@@ -123,6 +125,12 @@ def load_user_workload(spec: str) -> Workload:
         build_model=build_model,
         make_batch=make_batch,
         forward_loss=forward_loss,
-        tokens_per_sample=(lambda shape: declared.tokens_per_sample) if declared.tokens_per_sample else None,
+        tokens_per_sample=_constant(declared.tokens_per_sample),
         reference="user code",
     )
+
+
+def _constant(value: int | None) -> Callable[[Shape], int] | None:
+    if value is None:
+        return None
+    return lambda shape: value
