@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,3 +34,16 @@ def skip_weight_init() -> Iterator[None]:
     finally:
         for name, fn in saved.items():
             setattr(torch.nn.init, name, fn)
+        _repair_copies(keep, saved)
+
+
+def _repair_copies(noop: Any, originals: dict[str, Any]) -> None:
+    """transformers copies the ``torch.nn.init`` functions when it is first imported; if that
+    import happened inside ``skip_weight_init`` its copies are our no-op, and every real model
+    built later would keep uninitialised weights. Put the real functions back."""
+    module = sys.modules.get("transformers.initialization")
+    table = getattr(module, "TORCH_INIT_FUNCTIONS", None)
+    if isinstance(table, dict):
+        for name, fn in list(table.items()):
+            if fn is noop and name in originals:
+                table[name] = originals[name]

@@ -112,9 +112,9 @@ def register(workload: Workload) -> Workload:
 def _load_families() -> None:
     global _loaded
     if not _loaded:
-        _loaded = True
         for module in _FAMILY_MODULES:
             importlib.import_module(module)
+        _loaded = True
 
 
 def list_workloads() -> list[Workload]:
