@@ -12,7 +12,7 @@ from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gpuwise.workloads import Shape, Workload  # noqa: E402
+from gpuwise.workloads import Shape, Workload
 
 
 def make_workload(

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gpuwise.cli import profile as _profile  # noqa: F401
-from gpuwise.cli.app import app, main  # noqa: F401  (main registers the subcommands)
+from gpuwise.cli.app import get_app
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "my_model.py")
 RAISING = str(ROOT / "tests" / "data" / "raising_model.py")
 runner = CliRunner()
+app = get_app()
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -53,7 +53,12 @@ def positive_int(value: str | None, flag: str) -> int | None:
     return number
 
 
-def main() -> None:
-    from gpuwise.cli import profile, workloads  # noqa: F401  (registers the subcommands)
+def get_app() -> typer.Typer:
+    """The app with every subcommand registered (each module adds its command on import)."""
+    from gpuwise.cli import profile, workloads  # noqa: F401
 
-    app()
+    return app
+
+
+def main() -> None:
+    get_app()()

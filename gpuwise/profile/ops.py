@@ -169,8 +169,8 @@ _kinds(
     """add sub mul div neg abs relu relu_ threshold threshold_backward gelu gelu_backward silu silu_backward sigmoid
     sigmoid_backward tanh tanh_backward hardtanh hardtanh_backward hardswish hardswish_backward hardsigmoid
     hardsigmoid_backward leaky_relu leaky_relu_backward elu elu_backward exp log sqrt rsqrt pow reciprocal
-    clamp clamp_min clamp_max clip where masked_fill lerp addcmul addcdiv mish mish_backward rsub sign eq ne lt
-    le gt ge logical_not logical_and logical_or bitwise_and bitwise_or bitwise_not minimum maximum floor ceil
+    log2 log10 clamp clamp_min clamp_max clip where masked_fill lerp addcmul addcdiv mish mish_backward rsub sign
+    eq ne lt le gt ge logical_not logical_and logical_or bitwise_and bitwise_or bitwise_not minimum maximum floor ceil
     round trunc fill fill_ zero_ erf erfc sin cos log1p expm1 log_sigmoid_forward log_sigmoid_backward
     softplus softplus_backward _foreach_add _foreach_mul _foreach_div _foreach_sqrt _foreach_addcmul
     _foreach_addcdiv _foreach_lerp _foreach_add_ _foreach_mul_ _foreach_div_ _foreach_sqrt_ _foreach_addcmul_
@@ -188,12 +188,12 @@ _kinds(
     _batch_norm_with_update _batch_norm_with_update_functional _batch_norm_no_update norm linalg_vector_norm
     _weight_norm_interface _weight_norm_interface_backward renorm""",
 )
-_kinds(SOFTMAX, 5, "_softmax _log_softmax _softmax_backward_data _log_softmax_backward_data")
+_kinds(SOFTMAX, 5, "_softmax _safe_softmax _log_softmax _softmax_backward_data _log_softmax_backward_data")
 _kinds(
     REDUCTION,
     1,
     """sum mean amax amin max min argmax argmin prod var std var_mean std_mean cumsum cumprod logsumexp all any
-    topk sort _foreach_norm sum_to_size count_nonzero""",
+    topk sort _foreach_norm sum_to_size count_nonzero nms""",
 )
 _kinds(
     POOL,
@@ -227,8 +227,8 @@ _kinds(
     LOSS,
     2,
     """nll_loss_forward nll_loss_backward nll_loss2d_forward nll_loss2d_backward _ctc_loss _ctc_loss_backward
-    binary_cross_entropy binary_cross_entropy_backward binary_cross_entropy_with_logits mse_loss
-    mse_loss_backward smooth_l1_loss smooth_l1_loss_backward huber_loss huber_loss_backward l1_loss
+    ctc_loss ctc_loss_backward binary_cross_entropy binary_cross_entropy_backward binary_cross_entropy_with_logits
+    mse_loss mse_loss_backward smooth_l1_loss smooth_l1_loss_backward huber_loss huber_loss_backward l1_loss
     cross_entropy_loss""",
 )
 _kinds(
