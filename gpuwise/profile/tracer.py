@@ -137,6 +137,8 @@ class StepTracer(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        if func.namespace == "prim":  # prim.device and friends: metadata queries, called very often
+            return out
         kind = ops.classify(func)
         if self.phase == FORWARD:
             # The autograd kernel creates the op's node (taking a sequence number) before dispatching here.
