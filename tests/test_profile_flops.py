@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gpuwise import profile
 from gpuwise.profile import ops
-from tests.conftest import make_workload
+from tests.helpers import make_workload
 
 
 def test_resnet50_forward_is_4_09_gmacs_per_image_and_params_exact() -> None:
