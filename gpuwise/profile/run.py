@@ -37,6 +37,7 @@ from gpuwise.profile.tracer import (
     tag_gradients,
     tag_saved_activations,
 )
+from gpuwise.profile.workspaces import KernelWorkspaces
 from gpuwise.workloads import Workload, get_workload
 from gpuwise.workloads.registry import Batch
 
@@ -79,7 +80,8 @@ def profile_step(
     shape = w.resolve_shape(config.seq_len, config.image_size)
     assert config.batch_size is not None
     fake_mode = FakeTensorMode() if fake else nullcontext()
-    with fake_mode, _data_dependent_shapes(fake) as substitutions:
+    workspaces = KernelWorkspaces() if fake else nullcontext()  # real kernels allocate their own
+    with fake_mode, _data_dependent_shapes(fake) as substitutions, workspaces:
         with skip_weight_init() if fake else nullcontext():
             model = w.build_model(shape)
         model.train()
@@ -90,16 +92,7 @@ def profile_step(
         _create_optimizer_state(params, opt)
         batch = w.make_batch(config.batch_size, shape)
 
-        memory = LiveMemory()
-        for weight in [*model.parameters(), *model.buffers()]:
-            memory.track(weight, WEIGHTS)
-        for state in opt.state.values():
-            for v in state.values():
-                if isinstance(v, torch.Tensor):
-                    memory.track(v, OPTIMIZER_STATE)
-        for t in _batch_tensors(batch):
-            memory.track(t, INPUTS)
-        memory.reset_peak()
+        memory = track_resident(model, opt, batch)
 
         with around_step(), ModuleTracker() as modules, StepTracer(memory, modules) as tracer:
             activations_bytes = _run_step(model, params, opt, batch, w, config.precision, tracer, memory)
@@ -125,6 +118,21 @@ def profile_step(
         substitutions=tuple(sorted(substitutions.items())),
         notes=tuple(notes),
     )
+
+
+def track_resident(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> LiveMemory:
+    """A tracker that already counts what is resident before a step: weights, optimizer state, the batch."""
+    memory = LiveMemory()
+    for weight in [*model.parameters(), *model.buffers()]:
+        memory.track(weight, WEIGHTS)
+    for state in opt.state.values():
+        for v in state.values():
+            if isinstance(v, torch.Tensor):
+                memory.track(v, OPTIMIZER_STATE)
+    for t in _batch_tensors(batch):
+        memory.track(t, INPUTS)
+    memory.reset_peak()
+    return memory
 
 
 def _create_optimizer_state(params: list[torch.nn.Parameter], opt: torch.optim.Optimizer) -> None:

@@ -1,0 +1,93 @@
+"""What a benchmark measured: frozen records, stored in the results database."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The machine a measurement was taken on."""
+
+    cpu_model: str
+    cpu_cores: int  # physical cores
+    cpu_threads: int  # logical CPUs torch may use
+    ram_bytes: int
+    gpu_name: str | None = None  # the measured GPU, None for a CPU measurement
+    gpu_memory_bytes: int | None = None
+    gpu_count: int = 0  # GPUs on the machine
+    gpu_driver: str | None = None
+    cuda_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Software:
+    torch: str
+    torchvision: str
+    gpuwise: str
+    python: str
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """Achievable rates of one device, measured by `gpuwise calibrate`."""
+
+    device: str  # "cpu", "cuda:0"
+    device_name: str
+    matmul_tflops: dict[str, float]  # dtype name ("float32", "tf32", "bfloat16", "float16") -> dense GEMM TFLOP/s
+    memory_gbps: float  # copy bandwidth, bytes read + written per second / 1e9
+    measured_at: str  # ISO 8601, UTC
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Step times of the timed steps (warm-up excluded), in seconds."""
+
+    median_s: float
+    p10_s: float
+    p90_s: float
+    num_steps: int
+    num_warmup: int
+    step_times_s: tuple[float, ...] = field(default=())
+
+    @property
+    def spread(self) -> float:
+        """(p90 - p10) / median."""
+        return (self.p90_s - self.p10_s) / self.median_s if self.median_s else 0.0
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One `gpuwise bench` measurement of one workload on one device."""
+
+    workload: str
+    family: str
+    sample_unit: str
+    batch_size: int
+    seq_len: int | None
+    image_size: int | None
+    precision: str
+    optimizer: str
+    device: str  # "cpu" or "cuda:N"
+    device_name: str
+    timing: Timing
+    samples_per_s: float  # batch_size / median step time
+    tokens_per_s: float | None  # for sequence workloads
+    training_flops_per_step: int  # from the profile (matrix products, fwd + bwd)
+    achieved_tflops: float  # training_flops_per_step / median step time / 1e12
+    peak_tflops: float | None  # the device's measured ceiling at this precision
+    mfu: float | None  # achieved / peak
+    peak_memory_bytes: int  # CUDA: max_memory_allocated; CPU: live-tensor tracker
+    peak_reserved_bytes: int | None  # CUDA: max_memory_reserved
+    hardware: Hardware
+    software: Software
+    created_at: str  # ISO 8601, UTC
+    batch_size_auto: bool = False  # found by --batch-size auto
+    id: int | None = None  # row id once stored
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["timing"].pop("step_times_s", None)
+        data["timing"]["spread"] = self.timing.spread
+        return data
