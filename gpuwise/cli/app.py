@@ -53,9 +53,17 @@ def positive_int(value: str | None, flag: str) -> int | None:
     return number
 
 
+DB_OPTION: Any = typer.Option(
+    None,
+    "--db",
+    metavar="PATH",
+    help="Results database file [default: $GPUWISE_DB, else results.db in the user data directory].",
+)  # every command that reads or writes the results store takes it (typer copies it per command)
+
+
 def get_app() -> typer.Typer:
     """The app with every subcommand registered (each module adds its command on import)."""
-    from gpuwise.cli import profile, workloads  # noqa: F401
+    from gpuwise.cli import bench, calibrate, profile, results, workloads  # noqa: F401
 
     return app
 

@@ -1,0 +1,97 @@
+"""``gpuwise results``: what has been measured, from the results database."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gpuwise.bench.result import BenchResult
+from gpuwise.cli.app import DB_OPTION, app, user_errors
+from gpuwise.cli.format import gib
+from gpuwise.store import export_format, export_results, open_store
+
+
+@app.command("results")
+@user_errors
+def results_command(
+    workload: str = typer.Option(None, "--workload", "-w", help="Only this workload."),
+    device: str = typer.Option(
+        None, "--device", "-d", help="Only this device: cpu, cuda:0, cuda (any GPU), or part of its name (h100)."
+    ),
+    db: Path | None = DB_OPTION,
+    export: Path | None = typer.Option(None, "--export", metavar="FILE", help="Write FILE.csv or FILE.json."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output, as the export writes it."),
+) -> None:
+    """List stored benchmark results, newest first."""
+    if export is not None:
+        export_format(export)  # a bad suffix fails before anything is read
+    with open_store(db) as store:
+        results = store.results(workload=workload, device=device)
+        num_stored = len(results) if workload is None and device is None else len(store.results())
+        path = store.path
+    if export is not None:
+        export_results(results, export)
+        print(f"wrote {len(results)} result{'s' if len(results) != 1 else ''} to {export}")
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    elif export is None:
+        if results:
+            render(results, Console(width=160))
+        elif num_stored == 0:
+            print(f"no results yet in {path}: run gpuwise bench WORKLOAD")
+        else:
+            print(f"no results match the filters ({num_stored} stored in {path}): run gpuwise results to list them")
+
+
+def render(results: list[BenchResult], console: Console) -> None:
+    plural = "s" if len(results) != 1 else ""
+    table = Table(title=f"{len(results)} benchmark result{plural}, newest first (times UTC, step time median)")
+    columns = (
+        "id", "when", "workload", "batch", "precision", "device", "median", "p10–p90",
+        "samples/s", "TFLOP/s", "MFU", "peak mem", "torch",
+    )
+    for col in columns:
+        left = col in ("when", "workload", "precision", "device", "torch")
+        # workload and device names fold when the table is wider than the console
+        wrap = col in ("workload", "device")
+        table.add_column(col, justify="left" if left else "right", no_wrap=not wrap, overflow="fold")
+    for r in results:
+        t = r.timing
+        table.add_row(
+            str(r.id),
+            _when(r.created_at),
+            r.workload,
+            f"{r.batch_size}{' auto' if r.batch_size_auto else ''}",
+            r.precision,
+            r.device_name,
+            _seconds(t.median_s),
+            _seconds_range(t.p10_s, t.p90_s),
+            f"{r.samples_per_s:,.1f}",
+            f"{r.achieved_tflops:.2f}",
+            f"{r.mfu:.1%}" if r.mfu is not None else "",
+            gib(r.peak_memory_bytes),
+            r.software.torch,
+        )
+    console.print(table)
+
+
+def _when(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def _seconds(value_s: float) -> str:
+    return f"{value_s:.3f} s" if value_s >= 1 else f"{value_s * 1e3:.1f} ms"
+
+
+def _seconds_range(low_s: float, high_s: float) -> str:
+    if high_s >= 1:
+        return f"{low_s:.3f}–{high_s:.3f} s"
+    return f"{low_s * 1e3:.1f}–{high_s * 1e3:.1f} ms"
