@@ -221,6 +221,18 @@ def test_read_only_file_and_directory_are_refused(tmp_path: Path) -> None:
         ro_dir.chmod(0o755)
 
 
+def test_no_write_permission_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same checks where chmod cannot show them (root): the permission answer is what is asked."""
+    path = tmp_path / "r.db"
+    open_store(path).close()
+    monkeypatch.setattr("gpuwise.store.os.access", lambda p, mode: Path(p) != path)
+    with pytest.raises(GpuwiseError, match=r"r\.db is not writable: .*--db"):
+        open_store(path)
+    monkeypatch.setattr("gpuwise.store.os.access", lambda p, mode: Path(p) != tmp_path)
+    with pytest.raises(GpuwiseError, match=r"directory of results database .*new\.db is not writable: .*--db"):
+        open_store(tmp_path / "new.db")
+
+
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.db"
     path.write_bytes(b"these are my notes, not SQLite\n" * 100)

@@ -19,9 +19,10 @@ from gpuwise.store import export_format, export_results, open_store
 @app.command("results")
 @user_errors
 def results_command(
-    workload: str = typer.Option(None, "--workload", "-w", help="Only this workload."),
+    workload: str = typer.Option(None, "--workload", "-w", metavar="NAME", help="Only this workload."),
     device: str = typer.Option(
-        None, "--device", "-d", help="Only this device: cpu, cuda:0, cuda (any GPU), or part of its name (h100)."
+        None, "--device", "-d", metavar="DEVICE",
+        help="Only this device: cpu, cuda:0, cuda (any GPU), or part of its name (h100).",
     ),
     db: Path | None = DB_OPTION,
     export: Path | None = typer.Option(None, "--export", metavar="FILE", help="Write FILE.csv or FILE.json."),
