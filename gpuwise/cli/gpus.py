@@ -1,0 +1,102 @@
+"""``gpuwise gpus``: the hardware catalog and this machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gpuwise.cli.app import app, user_errors
+from gpuwise.errors import GpuwiseError
+from gpuwise.hardware.catalog import (
+    GPU,
+    PACKAGED_LABEL,
+    DetectedGPU,
+    LocalCPU,
+    detect_gpus,
+    load_catalog,
+    local_cpu_entry,
+)
+
+
+@app.command("gpus")
+@user_errors
+def gpus_command(
+    min_memory: str = typer.Option(None, "--min-memory", metavar="GB", help="Only GPUs with at least this memory."),
+    vendor: str = typer.Option(None, "--vendor", help="nvidia | amd"),
+    catalog_file: Path = typer.Option(
+        None, "--catalog", metavar="PATH",
+        help="Your own catalog TOML (adds GPUs, overrides fields) [default: gpus.toml in the config directory].",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Every field with its source, machine-readable."),
+) -> None:
+    """The GPU catalog (peak dense TFLOP/s, memory, interconnect, power, price) and this machine."""
+    catalog = load_catalog(catalog_file)
+    gpus = catalog.filter(min_memory_gb=_gigabytes(min_memory), vendor=vendor)
+    cpu = local_cpu_entry()
+    detected = detect_gpus(catalog)
+    if as_json:
+        local = {"cpu": cpu.to_dict(), "gpus": [vars(d) for d in detected]}
+        print(json.dumps({"catalog_files": list(catalog.files), "gpus": [g.to_dict() for g in gpus],
+                          "local": local}, indent=2))
+        return
+    console = Console(width=160)
+    render(gpus, console)
+    if len(catalog.files) > 1:
+        console.print(f"catalog: {PACKAGED_LABEL} + {', '.join(catalog.files[1:])}")
+    console.print(local_line(cpu, detected))
+
+
+def _gigabytes(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise GpuwiseError(f"--min-memory must be a number of GB, got '{value}'") from None
+    if number < 0:
+        raise GpuwiseError(f"--min-memory must be a number of GB >= 0, got {value}")
+    return number
+
+
+def _num(value: float | None, fmt: str = "g") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def render(gpus: list[GPU], console: Console) -> None:
+    table = Table(title="gpuwise GPU catalog: peak dense TFLOP/s (no sparsity)", title_justify="left")
+    heads = ("name", "memory GB", "GB/s", "FP32", "TF32", "BF16", "FP16", "FP8", "SMs", "NVLink GB/s", "TDP W",
+             "year", "$/h")
+    for head in heads:
+        table.add_column(head, justify="left" if head == "name" else "right")
+    for g in gpus:
+        table.add_row(
+            g.name, _num(g.memory_gb), _num(g.memory_bandwidth_gbps), _num(g.fp32_tflops), _num(g.tf32_tflops),
+            _num(g.bf16_tflops), _num(g.fp16_tflops), _num(g.fp8_tflops), _num(g.sm_count), _num(g.nvlink_gbps),
+            _num(g.tdp_w), _num(g.launch_year), _num(g.price_usd_per_hour, ".2f"),
+        )
+    if gpus:
+        console.print(table)
+    else:
+        console.print("no catalog GPU matches these filters")
+    console.print("FP32: non-tensor rate. TF32, BF16, FP16, FP8: tensor rates; BF16/FP16/FP8 with FP32 accumulate, "
+                  "what PyTorch AMP gets. '-': not supported or not published.")
+    console.print("NVLink: total bidirectional GB/s per GPU across an NVLink node (MI300X: Infinity Fabric). "
+                  "$/h: median on-demand price of dated 2026 offers.")
+    console.print("Every number's source and the notes: gpuwise gpus --json")
+
+
+def local_line(cpu: LocalCPU, detected: list[DetectedGPU]) -> str:
+    head = (f"this machine: {cpu.model}, {cpu.num_cores} cores ({cpu.num_threads} threads), "
+            f"{cpu.memory_gb:.1f} GB RAM; ")
+    if not detected:
+        return head + "GPUs: none detected"
+    listed = ", ".join(
+        f"{d.device} {d.device_name} ({d.memory_bytes / 1e9:.0f} GB, "
+        + (f"catalog: {d.catalog_name})" if d.catalog_name else "not in the catalog)")
+        for d in detected
+    )
+    return head + f"GPUs: {listed}"

@@ -1,0 +1,404 @@
+"""The hardware catalog: GPUs as data with provenance, looked up by name.
+
+The catalog is ``gpuwise/hardware/data/gpus.toml`` (shipped with the package), then the user's
+own TOML file: ``--catalog PATH``, else ``gpus.toml`` in the user config directory if it exists.
+A user entry with a known name overrides the fields it sets; a new name adds a GPU. Every number
+carries its source (``GPU.sources``, one per field); peaks are dense, never sparse; a precision a
+GPU lacks is absent (``None``), never 0. See the header of ``gpus.toml`` for the conventions.
+
+Looking a spec up is pure. The two functions at the end (``local_cpu_entry``, ``detect_gpus``)
+describe this machine and do I/O; nothing runs at import.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gpuwise.errors import GpuwiseError
+
+if TYPE_CHECKING:
+    from gpuwise.bench.result import Ceilings
+
+PACKAGED_LABEL = "gpuwise/hardware/data/gpus.toml"
+USER_FILE_NAME = "gpus.toml"
+
+# gpuwise precision name -> the catalog field that holds its peak (kept equal to
+# gpuwise.config.Precision by a test; not imported here so the catalog loads without torch).
+PRECISION_FIELDS = {"fp32": "fp32_tflops", "tf32": "tf32_tflops", "amp-bf16": "bf16_tflops", "amp-fp16": "fp16_tflops"}
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One catalog GPU. Rates are peak dense TFLOP/s; ``None`` = not supported or not published."""
+
+    name: str  # the user-facing key, e.g. "H100-SXM5-80GB"
+    vendor: str  # "nvidia", "amd"
+    memory_gb: float  # GB as sold
+    memory_bandwidth_gbps: float  # GB/s
+    architecture: str = ""
+    memory_type: str | None = None
+    fp32_tflops: float | None = None  # non-tensor (vector) FP32
+    tf32_tflops: float | None = None  # TF32 tensor
+    fp16_tflops: float | None = None  # FP16 tensor, FP32 accumulate (what AMP gets)
+    bf16_tflops: float | None = None  # BF16 tensor, FP32 accumulate
+    fp8_tflops: float | None = None  # FP8 tensor, FP32 accumulate where it differs
+    sm_count: int | None = None  # SMs (NVIDIA) or compute units (AMD)
+    boost_clock_mhz: int | None = None
+    tdp_w: float | None = None
+    nvlink_gbps: float | None = None  # total bidirectional GB/s per GPU across an NVLink/NVSwitch node
+    nvlink_bridge_gbps: float | None = None  # a 2-GPU bridge on PCIe cards (pairs only)
+    pcie_gen: int | None = None
+    launch_year: int | None = None
+    price_usd_per_hour: float | None = None  # typical on-demand price of one GPU-hour
+    device_names: tuple[str, ...] = ()  # as torch.cuda.get_device_name() reports them
+    sources: dict[str, str] = field(default_factory=dict, hash=False)  # field -> where it was read
+    notes: str = ""
+
+    def peak_tflops(self, precision: str) -> float | None:
+        """The dense peak PyTorch's matrix products get at a gpuwise precision; None if unsupported.
+
+        ``tf32`` falls back to the FP32 rate on a GPU without TF32 (PyTorch then runs FP32).
+        """
+        if precision not in PRECISION_FIELDS:
+            raise GpuwiseError(f"unknown precision '{precision}': use {' | '.join(PRECISION_FIELDS)}")
+        value: float | None = getattr(self, PRECISION_FIELDS[precision])
+        if value is None and precision == "tf32":
+            return self.fp32_tflops
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, units in the names; what ``gpuwise gpus --json`` prints."""
+        data = asdict(self)
+        data["device_names"] = list(self.device_names)
+        return data
+
+
+# ------------------------------------------------------------------ the schema of a catalog entry
+
+_STR_FIELDS = ("vendor", "architecture", "memory_type", "notes")
+_FLOAT_FIELDS = (
+    "memory_gb", "memory_bandwidth_gbps", "fp32_tflops", "tf32_tflops", "fp16_tflops", "bf16_tflops",
+    "fp8_tflops", "tdp_w", "nvlink_gbps", "nvlink_bridge_gbps", "price_usd_per_hour",
+)
+_INT_FIELDS = ("sm_count", "boost_clock_mhz", "pcie_gen", "launch_year")
+NUMERIC_FIELDS = _FLOAT_FIELDS + _INT_FIELDS
+REQUIRED_FIELDS = ("vendor", "memory_gb", "memory_bandwidth_gbps")
+_ENTRY_FIELDS = (*_STR_FIELDS, *NUMERIC_FIELDS, "device_names", "sources")
+assert set(_ENTRY_FIELDS) == {f.name for f in fields(GPU)} - {"name"}, "schema and GPU fields disagree"
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return f"{value!r}"
+
+
+class _Entry:
+    """Validates one ``[name]`` table of one file; errors name the file, entry and field."""
+
+    def __init__(self, label: str, name: str) -> None:
+        self.label, self.name = label, name
+
+    def error(self, message: str, key: str | None = None) -> GpuwiseError:
+        where = f"entry '{self.name}'" + (f", field '{key}'" if key is not None else "")
+        return GpuwiseError(f"{self.label}: {where}: {message}")
+
+    def parse(self, table: object) -> dict[str, Any]:
+        """The entry's fields, converted; ``sources`` expanded to one key per field."""
+        if not isinstance(table, dict):
+            raise self.error(f"expected a table [{self.name}] of fields, got {_type_name(table)}")
+        if not self.name.strip() or any(c.isspace() or c == "," for c in self.name):
+            raise self.error("a GPU name may not be empty or contain spaces or commas (the CLI splits lists on "
+                             "commas); use dashes, e.g. 'RTX-4090'")
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key == "sources":
+                values["sources"] = self._sources(value)
+            elif key in _STR_FIELDS:
+                values[key] = self._text(key, value)
+            elif key in NUMERIC_FIELDS:
+                values[key] = self._number(key, value)
+            elif key == "device_names":
+                values[key] = self._names(key, value)
+            else:
+                close = difflib.get_close_matches(key, _ENTRY_FIELDS, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(_ENTRY_FIELDS)}"
+                raise self.error(f"unknown field ({hint})", key)
+        return values
+
+    def _text(self, key: str, value: object) -> str:
+        if not isinstance(value, str):
+            raise self.error(f"expected text in quotes, got {_type_name(value)}", key)
+        if key == "vendor":
+            if not value.strip():
+                raise self.error("must not be empty (e.g. vendor = \"nvidia\")", key)
+            return value.strip().lower()
+        return value
+
+    def _number(self, key: str, value: object) -> float | int:
+        whole = key in _INT_FIELDS
+        if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not isinstance(value, int)):
+            kind = "a whole number" if whole else "a number"
+            raise self.error(f"expected {kind}, got {_type_name(value)}", key)
+        if not math.isfinite(value):
+            raise self.error(f"must be a finite number, got {value}", key)
+        if value <= 0:
+            raise self.error(f"must be positive, got {value} (leave a field out when the GPU lacks it or "
+                             "no source gives it; never 0)", key)
+        return int(value) if whole else float(value)
+
+    def _names(self, key: str, value: object) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(f"expected a list of names in quotes, got {_type_name(value)}", key)
+        return tuple(value)
+
+    def _sources(self, value: object) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.error(f"expected a table mapping fields to where they were read, got {_type_name(value)}",
+                             "sources")
+        out: dict[str, str] = {}
+        for keys, text in value.items():
+            if not isinstance(text, str) or not text.strip():
+                raise self.error(f"the source of '{keys}' must be text naming the document and the date read",
+                                 "sources")
+            for key in (k.strip() for k in keys.split(",")):
+                if key not in NUMERIC_FIELDS and key not in _STR_FIELDS and key != "device_names":
+                    raise self.error(f"names '{key}', which is not a field", "sources")
+                out[key] = text
+        return out
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:  # its message carries the line and column
+        raise GpuwiseError(f"{label}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise GpuwiseError(f"{label}: not valid TOML: the file is not UTF-8 text") from None
+    except OSError as e:
+        raise GpuwiseError(f"cannot read catalog file {label}: {e.strerror or e}") from None
+
+
+def _merge(gpus: dict[str, GPU], data: dict[str, Any], label: str, *, user: bool) -> None:
+    """Add the entries of one file to ``gpus`` (keyed by lower-case name): override or add."""
+    seen: dict[str, str] = {}
+    for name, table in data.items():
+        entry = _Entry(label, name)
+        values = entry.parse(table)
+        key = name.lower()
+        if key in seen:
+            raise entry.error(f"the same GPU as entry '{seen[key]}' (names are case-insensitive)")
+        seen[key] = name
+        sources = values.pop("sources", {})
+        default_source = f"user catalog {label}"
+        for set_field in values:
+            if user and set_field not in sources and set_field != "notes":
+                sources[set_field] = default_source
+        old = gpus.get(key)
+        if old is not None:
+            gpus[key] = replace(old, **values, sources={**old.sources, **sources})
+            continue
+        for required in REQUIRED_FIELDS:
+            if required not in values:
+                others = ", ".join(r for r in REQUIRED_FIELDS if r != required)
+                near = Catalog(gpus=tuple(gpus.values())).nearest(name)
+                hint = f"; to override a catalog GPU use its exact name, e.g. [{near[0]}]" if near else ""
+                raise entry.error(f"required for a new GPU (also required: {others}){hint}", required)
+        gpus[key] = GPU(name=name, **values, sources=sources)
+
+
+# ------------------------------------------------------------------ the catalog
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The GPUs gpuwise knows, in file order; ``files`` are the catalog files read."""
+
+    gpus: tuple[GPU, ...]
+    files: tuple[str, ...] = (PACKAGED_LABEL,)
+
+    def all(self) -> list[GPU]:
+        return list(self.gpus)
+
+    def names(self) -> list[str]:
+        return [g.name for g in self.gpus]
+
+    def has(self, name: str) -> bool:
+        return self._find(name) is not None
+
+    def get(self, name: str) -> GPU:
+        """The GPU called ``name`` (case-insensitive); an unknown name gets the nearest names."""
+        gpu = self._find(name)
+        if gpu is not None:
+            return gpu
+        near = self.nearest(name)
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        raise GpuwiseError(
+            f"unknown GPU '{name}': {hint}run gpuwise gpus for the list, or add it to your catalog file "
+            f"(--catalog PATH or {USER_FILE_NAME} in the gpuwise config directory)"
+        )
+
+    def nearest(self, name: str, n: int = 3) -> list[str]:
+        """Up to ``n`` catalog names close to ``name``: those containing it first, then by similarity."""
+        wanted = name.strip().lower()
+        lower = {g.name.lower(): g.name for g in self.gpus}
+        containing = [real for low, real in lower.items() if wanted and wanted in low]
+        similar = [lower[m] for m in difflib.get_close_matches(wanted, list(lower), n=n, cutoff=0.5)]
+        return list(dict.fromkeys(containing + similar))[:n]
+
+    def filter(self, min_memory_gb: float | None = None, vendor: str | None = None) -> list[GPU]:
+        """The GPUs with at least ``min_memory_gb`` of memory and of ``vendor`` (either may be None)."""
+        chosen = self.all()
+        if vendor is not None:
+            vendors = sorted({g.vendor for g in self.gpus})
+            wanted = vendor.strip().lower()
+            if wanted not in vendors:
+                raise GpuwiseError(f"unknown vendor '{vendor}': use --vendor {' | '.join(vendors)}")
+            chosen = [g for g in chosen if g.vendor == wanted]
+        if min_memory_gb is not None:
+            chosen = [g for g in chosen if g.memory_gb >= min_memory_gb]
+        return chosen
+
+    def match_device(self, device_name: str) -> GPU | None:
+        """The catalog GPU a local device reports itself as (``torch.cuda.get_device_name``), if any."""
+        wanted = device_name.strip().lower()
+        for g in self.gpus:
+            if wanted == g.name.lower() or any(wanted == d.lower() for d in g.device_names):
+                return g
+        return None
+
+    def _find(self, name: str) -> GPU | None:
+        wanted = name.strip().lower()
+        return next((g for g in self.gpus if g.name.lower() == wanted), None)
+
+
+def default_user_catalog() -> Path:
+    """Where a user's own catalog lives when ``--catalog`` is not given."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("gpuwise")) / USER_FILE_NAME
+
+
+def parse_catalog_text(text: str, label: str, base: Catalog | None = None) -> Catalog:
+    """A catalog from TOML text, on top of ``base`` (entries there are overridden or kept)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise GpuwiseError(f"{label}: not valid TOML: {e}") from None
+    gpus = {g.name.lower(): g for g in base.gpus} if base else {}
+    _merge(gpus, data, label, user=base is not None)
+    return Catalog(gpus=tuple(gpus.values()), files=(*(base.files if base else ()), label))
+
+
+def load_catalog(user_file: Path | None = None) -> Catalog:
+    """The packaged catalog, then ``user_file`` (``--catalog``), else the config-dir file if it exists."""
+    text = resources.files("gpuwise.hardware").joinpath("data", "gpus.toml").read_text(encoding="utf-8")
+    catalog = parse_catalog_text(text, PACKAGED_LABEL)
+    if user_file is None:
+        default = default_user_catalog()
+        if not default.is_file():
+            return catalog
+        user_file = default
+    elif not user_file.is_file():
+        raise GpuwiseError(f"catalog file {user_file} does not exist: pass an existing TOML file to --catalog")
+    gpus = {g.name.lower(): g for g in catalog.gpus}
+    _merge(gpus, _read_toml(user_file, str(user_file)), str(user_file), user=True)
+    return Catalog(gpus=tuple(gpus.values()), files=(*catalog.files, str(user_file)))
+
+
+# ------------------------------------------------------------------ this machine (I/O)
+
+
+@dataclass(frozen=True)
+class LocalCPU:
+    """The local CPU as a catalog-like entry; rates are measured ceilings, or None if not calibrated."""
+
+    model: str
+    num_cores: int  # physical
+    num_threads: int  # logical CPUs torch may use
+    memory_gb: float  # RAM, 1e9 bytes
+    fp32_tflops: float | None = None  # measured dense float32 GEMM
+    bf16_tflops: float | None = None  # measured dense bfloat16 GEMM (fast or emulated)
+    memory_bandwidth_gbps: float | None = None  # measured copy, bytes read + written
+    measured_at: str | None = None
+    sources: dict[str, str] = field(default_factory=dict, hash=False)
+    name: str = "cpu"
+    vendor: str = "cpu"
+
+    def peak_tflops(self, precision: str) -> float | None:
+        """The measured rate at a gpuwise precision (a CPU has no TF32: ``tf32`` runs FP32)."""
+        if precision not in PRECISION_FIELDS:
+            raise GpuwiseError(f"unknown precision '{precision}': use {' | '.join(PRECISION_FIELDS)}")
+        return {"fp32": self.fp32_tflops, "tf32": self.fp32_tflops, "amp-bf16": self.bf16_tflops}.get(precision)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def local_cpu_entry(ceilings: Ceilings | None = None) -> LocalCPU:
+    """This machine's CPU: model, cores and RAM detected now; rates from ``ceilings`` if given.
+
+    Calibration is the caller's choice (``gpuwise.bench.calibrate.cached_ceilings``): the catalog
+    never measures.
+    """
+    from gpuwise.hardware.local import local_hardware
+
+    if ceilings is not None and ceilings.device != "cpu":
+        raise ValueError(f"local_cpu_entry needs the CPU's ceilings, got {ceilings.device}'s")
+    hw = local_hardware("cpu")
+    detected = "detected on this machine (/proc/cpuinfo or the OS, psutil)"
+    sources = {"model": detected, "num_cores": detected, "num_threads": "torch.get_num_threads()",
+               "memory_gb": detected}
+    cpu = LocalCPU(model=hw.cpu_model, num_cores=hw.cpu_cores, num_threads=hw.cpu_threads,
+                   memory_gb=hw.ram_bytes / 1e9, sources=sources)
+    if ceilings is None:
+        return cpu
+    measured = f"measured by gpuwise calibrate at {ceilings.measured_at}"
+    rates = ceilings.matmul_tflops
+    fp32, bf16 = rates.get("float32"), rates.get("bfloat16")
+    new_sources = {"memory_bandwidth_gbps": f"{measured} (copy: bytes read + written)"}
+    if fp32 is not None:
+        new_sources["fp32_tflops"] = f"{measured} (dense float32 GEMM)"
+    if bf16 is not None:
+        new_sources["bf16_tflops"] = f"{measured} (dense bfloat16 GEMM)"
+    return replace(cpu, fp32_tflops=fp32, bf16_tflops=bf16, memory_bandwidth_gbps=ceilings.memory_gbps,
+                   measured_at=ceilings.measured_at, sources={**sources, **new_sources})
+
+
+@dataclass(frozen=True)
+class DetectedGPU:
+    """A GPU visible on this machine and the catalog entry it reports itself as, if any."""
+
+    device: str  # "cuda:0"
+    device_name: str
+    memory_bytes: int
+    catalog_name: str | None
+
+
+def detect_gpus(catalog: Catalog) -> list[DetectedGPU]:
+    """The CUDA devices visible now, each matched to a catalog entry by its reported name."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    found = []
+    for i in range(torch.cuda.device_count()):
+        name = torch.cuda.get_device_name(i)
+        match = catalog.match_device(name)
+        found.append(DetectedGPU(device=f"cuda:{i}", device_name=name,
+                                 memory_bytes=int(torch.cuda.get_device_properties(i).total_memory),
+                                 catalog_name=match.name if match else None))
+    return found
