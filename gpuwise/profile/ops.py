@@ -23,11 +23,11 @@ from typing import Any
 import torch
 
 # Op kinds. "tensor" kinds run on matrix units (tensor cores); the rest are memory bound.
-MATMUL, CONV, ATTENTION, RNN = "matmul", "conv", "attention", "rnn"
+MATMUL, CONV, GROUPED_CONV, ATTENTION, RNN = "matmul", "conv", "grouped conv", "attention", "rnn"
 NORM, SOFTMAX, ELEMENTWISE, REDUCTION = "normalization", "softmax", "elementwise", "reduction"
 POOL, EMBEDDING, COPY, LOSS, FACTORY, VIEW = "pooling", "embedding/index", "copy", "loss", "factory", "view"
 UNKNOWN = "unknown"
-TENSOR_KINDS = frozenset({MATMUL, CONV, ATTENTION, RNN})
+TENSOR_KINDS = frozenset({MATMUL, CONV, GROUPED_CONV, ATTENTION, RNN})
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -253,6 +253,15 @@ def classify(func: Any) -> str:
         return VIEW
     entry = _KIND_TABLE.get(name) or _KIND_TABLE.get(name.rstrip("_"))
     return entry[0] if entry else UNKNOWN
+
+
+def refine_kind(func: Any, kind: str, args: Sequence[Any]) -> str:
+    """Grouped and depthwise convolutions are their own kind: little math per byte, poorly served by GEMM units."""
+    if kind == CONV:
+        groups_at = 9 if _packet_name(func) == "convolution_backward" else 8
+        if len(args) > groups_at and int(args[groups_at]) > 1:
+            return GROUPED_CONV
+    return kind
 
 
 def tensor_flops(func: Any, args: Sequence[Any], out: Any) -> int:

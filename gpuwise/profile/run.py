@@ -22,6 +22,8 @@ from gpuwise.config import OptimizerName, Precision, StepConfig, check_batch_siz
 from gpuwise.errors import GpuwiseError
 from gpuwise.fake import skip_weight_init
 from gpuwise.profile import ops
+from gpuwise.profile.attention import FusedAttention
+from gpuwise.profile.kernels import RealKernelOutputs
 from gpuwise.profile.result import KindSummary, LayerSummary, Memory, OpGroup, Profile, UncountedOp
 from gpuwise.profile.tracer import (
     ACTIVATIONS,
@@ -37,7 +39,6 @@ from gpuwise.profile.tracer import (
     tag_gradients,
     tag_saved_activations,
 )
-from gpuwise.profile.workspaces import KernelWorkspaces
 from gpuwise.workloads import Workload, get_workload
 from gpuwise.workloads.registry import Batch
 
@@ -52,8 +53,13 @@ def profile(
     optimizer: str | OptimizerName = OptimizerName.ADAMW,
     seq_len: int | None = None,
     image_size: int | None = None,
+    fused_attention: bool = False,
 ) -> Profile:
-    """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated."""
+    """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated.
+
+    ``fused_attention`` profiles attention as a GPU runs it (one fused kernel, dropout included)
+    instead of the CPU's unfused path; see ``gpuwise.profile.attention``.
+    """
     w = get_workload(workload) if isinstance(workload, str) else workload
     config = StepConfig(
         workload=w.name,
@@ -63,7 +69,7 @@ def profile(
         seq_len=seq_len,
         image_size=image_size,
     )
-    return profile_step(w, config)
+    return profile_step(w, config, fused_attention=fused_attention)
 
 
 def profile_step(
@@ -72,6 +78,7 @@ def profile_step(
     *,
     fake: bool = True,
     around_step: Callable[[], AbstractContextManager[object]] = nullcontext,
+    fused_attention: bool = False,
 ) -> Profile:
     """Trace one steady-state step. ``fake=False`` runs it for real on the CPU with the same
     tracker, which is how the memory benchmark checks the fake estimate; ``around_step`` wraps
@@ -80,8 +87,9 @@ def profile_step(
     shape = w.resolve_shape(config.seq_len, config.image_size)
     assert config.batch_size is not None
     fake_mode = FakeTensorMode() if fake else nullcontext()
-    workspaces = KernelWorkspaces() if fake else nullcontext()  # real kernels allocate their own
-    with fake_mode, _data_dependent_shapes(fake) as substitutions, workspaces:
+    real_outputs = RealKernelOutputs() if fake else nullcontext()  # real kernels allocate their own
+    attention = FusedAttention() if fused_attention else nullcontext()
+    with fake_mode, _data_dependent_shapes(fake) as substitutions, real_outputs, attention:
         with skip_weight_init() if fake else nullcontext():
             model = w.build_model(shape)
         model.train()

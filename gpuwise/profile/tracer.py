@@ -139,7 +139,7 @@ class StepTracer(TorchDispatchMode):
         out = func(*args, **kwargs)
         if func.namespace == "prim":  # prim.device and friends: metadata queries, called very often
             return out
-        kind = ops.classify(func)
+        kind = ops.refine_kind(func, ops.classify(func), args)
         if self.phase == FORWARD:
             # The autograd kernel creates the op's node (taking a sequence number) before dispatching here.
             self._node_module.setdefault(torch._C._autograd._get_sequence_nr() - 1, _innermost(self.modules.parents))

@@ -1,0 +1,70 @@
+"""Fake kernels return what the real CPU kernels allocate (gpuwise/profile/kernels.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from gpuwise.config import StepConfig
+from gpuwise.profile.kernels import onednn_lstm_workspace_bytes
+from gpuwise.profile.run import profile_step
+from tests.helpers import make_workload
+
+
+class _Workspaces(TorchDispatchMode):
+    """The workspace the real kernel returns, per call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[torch.Tensor, torch.Tensor | None, int, int]] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if func is torch.ops.aten.mkldnn_rnn_layer.default:
+            self.seen.append((args[0], args[6], int(args[10]), out[3].numel()))
+        return out
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize(
+    ("seq_len", "batch", "input_size", "hidden"), [(7, 3, 5, 8), (33, 16, 300, 256), (1, 1, 64, 250)]
+)
+def test_lstm_workspace_formula_matches_the_real_kernel(
+    seq_len: int, batch: int, input_size: int, hidden: int, autocast: bool
+) -> None:
+    lstm = nn.LSTM(input_size, hidden, num_layers=2, bidirectional=True)
+    x = torch.randn(seq_len, batch, input_size, requires_grad=True)
+    with _Workspaces() as mode, torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        lstm(x)
+    assert len(mode.seen) == 4  # 2 layers x 2 directions
+    for inp, cx, hidden_size, real in mode.seen:
+        t, b, i = inp.shape
+        assert cx is not None
+        expected = onednn_lstm_workspace_bytes(t, b, i, hidden_size, inp.element_size(), cx.element_size())
+        assert expected == real
+
+
+def test_lstm_step_estimate_equals_the_real_tracker() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(64, 128, num_layers=2)
+            self.head = nn.Linear(128, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.lstm(x)[0])
+
+    def loss(model: nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+
+    w = make_workload(Net, lambda n: (torch.randn(20, n, 64), torch.randint(0, 10, (20, n))), loss)
+    config = StepConfig(workload=w.name, batch_size=8)
+    fake, real = profile_step(w, config, fake=True).memory, profile_step(w, config, fake=False).memory
+    assert fake.activations_bytes == real.activations_bytes
+    assert fake.peak_bytes == real.peak_bytes
