@@ -63,7 +63,17 @@ DB_OPTION: Any = typer.Option(
 
 def get_app() -> typer.Typer:
     """The app with every subcommand registered (each module adds its command on import)."""
-    from gpuwise.cli import bench, calibrate, profile, results, workloads  # noqa: F401
+    from gpuwise.cli import (  # noqa: F401
+        bench,
+        calibrate,
+        gpus,
+        plan,
+        predict,
+        profile,
+        results,
+        validate,
+        workloads,
+    )
 
     return app
 

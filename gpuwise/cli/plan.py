@@ -1,0 +1,172 @@
+"""``gpuwise plan``: every way to run the training, the time-vs-cost front, and one recommendation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors
+from gpuwise.config import OptimizerName, Precision
+from gpuwise.errors import GpuwiseError
+from gpuwise.plan import BAND, UNITS, Option, Plan, PlanConfig, plan
+from gpuwise.predict import parallel
+from gpuwise.predict.memory import GIB
+from gpuwise.units import duration, duration_span, money, parse_duration, parse_money, parse_positive
+
+NETWORK_HELP = (
+    "Network bandwidth per GPU between nodes, in gigaBITS per second "
+    f"[default: {parallel.DEFAULT_NETWORK_GBITS:g}: one HDR InfiniBand NIC per GPU]."
+)
+CATALOG_HELP = "Your own GPU catalog file (TOML), on top of the shipped one."
+
+
+@app.command("plan")
+@user_errors
+def plan_command(
+    workload: str = typer.Argument(..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."),
+    dataset_size: str = typer.Option(..., "--dataset-size", help="Samples per epoch (tokens with --unit token)."),
+    epochs: str = typer.Option(..., "--epochs", help="Passes over the data set (may be fractional)."),
+    unit: str = typer.Option(
+        None, "--unit", help="What --dataset-size counts: sample | token [default: token for language models]."
+    ),
+    deadline: str = typer.Option(None, "--deadline", help="Finish within: 90m, 48h, 2d, 3600s."),
+    budget: str = typer.Option(None, "--budget", help="Spend at most this many US dollars: 5000, 5k."),
+    gpus: str = typer.Option(None, "--gpus", help="Only these catalog GPUs, comma-separated [default: all]."),
+    max_gpus: str = typer.Option(None, "--max-gpus", help="The most GPUs to consider [default: 64]."),
+    batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
+    precision: str = typer.Option(Precision.FP32.value, help="fp32 | tf32 | amp-bf16 | amp-fp16"),
+    optimizer: str = typer.Option(OptimizerName.ADAMW.value, help="sgd | sgd-momentum | adam | adamw"),
+    seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
+    image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
+    network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
+    catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
+    db: Path | None = DB_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
+    show_all: bool = typer.Option(False, "--all", help="Also list every option, including those that do not fit."),
+) -> None:
+    """Plan a training run on your CPU and on every catalog GPU × count: time, cost, and what to pick."""
+    if unit is not None and unit not in UNITS:
+        raise GpuwiseError(f"unknown unit '{unit}': use --unit {' | '.join(UNITS)}")
+    config = PlanConfig(
+        workload=workload,
+        dataset_size=parse_positive(dataset_size, "--dataset-size", "a number of samples above zero, e.g. 2e9"),
+        epochs=parse_positive(epochs, "--epochs", "a number of passes above zero, e.g. 90 or 0.5"),
+        unit=unit,
+        batch_size=positive_int(batch_size, "--batch-size"),
+        precision=Precision.parse(precision),
+        optimizer=OptimizerName.parse(optimizer),
+        seq_len=positive_int(seq_len, "--seq-len"),
+        image_size=positive_int(image_size, "--image-size"),
+        deadline_s=parse_duration(deadline, "--deadline") if deadline is not None else None,
+        budget_usd=parse_money(budget, "--budget") if budget is not None else None,
+        gpus=gpu_names(gpus) if gpus is not None else None,
+        max_gpus=positive_int(max_gpus, "--max-gpus") or PlanConfig.max_gpus,
+        network_gbits=network_gbits(network),
+        catalog_path=catalog,
+    )
+    result = plan(config, store_path=db)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render(result, Console(width=170), show_all=show_all)
+    if not result.recommendation.met:
+        print(f"gpuwise: error: {result.recommendation.headline}", file=sys.stderr)
+        raise typer.Exit(2)
+
+
+def gpu_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise GpuwiseError("--gpus names no GPU: give catalog names separated by commas, e.g. --gpus T4,L4")
+    return names
+
+
+def network_gbits(text: str | None) -> float:
+    if text is None:
+        return parallel.DEFAULT_NETWORK_GBITS
+    return parse_positive(text, "--network-gbits", "gigabits per second above zero, e.g. 200")
+
+
+def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
+    c = p.config
+    shape = f" · seq {c.seq_len}" if c.seq_len else f" · {c.image_size}px" if c.image_size else ""
+    constraints = [f"deadline {duration(c.deadline_s)}" if c.deadline_s is not None else "",
+                   f"budget {money(c.budget_usd)}" if c.budget_usd is not None else ""]
+    epochs = f"{c.epochs:g} epoch{'' if c.epochs == 1 else 's'}"
+    console.print(
+        f"[bold]{p.workload}[/bold] ({p.family}) · {_data(p)} × {epochs} · batch "
+        f"{p.requested_batch_size} per GPU{shape} · {c.precision.value} · {c.optimizer.value}"
+        + "".join(f" · {x}" for x in constraints if x)
+    )
+    r = p.recommendation
+    console.print(f"[bold]{r.headline}[/bold]", highlight=False)
+    console.print(f"  why: {r.reason}", highlight=False)
+    for other in r.also:
+        assert other.run is not None and other.run.cost_usd is not None
+        console.print(f"  fastest within the budget: {other.label}, {duration(other.run.total_s)} for "
+                      f"{money(other.run.cost_usd)}", highlight=False)
+    tokens = p.sample_unit == "token"
+    if p.pareto:
+        title = "time vs cost: the Pareto front (nothing else is both faster and cheaper), fastest first"
+        console.print(options_table(p.pareto, title, p.sample_unit, tokens=tokens))
+    if show_all:
+        console.print(options_table(p.options, "every option", p.sample_unit, tokens=tokens))
+    for note in p.notes:
+        console.print(f"note: {note}", highlight=False)
+    bands = ", ".join(f"{kind} ±{error:.0%}" for kind, error in BAND.items())
+    console.print(
+        f"bands (from gpuwise validate): {bands}; cost has the band of time · ↓ = the largest batch that fits "
+        f"(the requested one does not) · efficiency constants: {p.efficiency_source}",
+        highlight=False,
+    )
+
+
+def _data(p: Plan) -> str:
+    size = p.config.dataset_size
+    if p.unit == "token":
+        return f"{size:,.0f} tokens = {p.samples_per_epoch:,.0f} sequences of {p.tokens_per_sample:,}"
+    noun = "sequence" if p.sample_unit == "token" else p.sample_unit
+    return f"{size:,.0f} {noun}s"
+
+
+def options_table(options: Sequence[Option], title: str, sample_unit: str, *, tokens: bool) -> Table:
+    table = Table(title=title, title_justify="left")
+    rate = "tokens/s" if tokens else f"{sample_unit}s/s"
+    for col in ("option", "batch/GPU", "memory/GPU", "step", rate, "epoch", "total (band)", "cost", "bound",
+                "source"):
+        table.add_column(col, justify="left" if col in ("option", "bound", "source") else "right", no_wrap=True)
+    for o in options:
+        memory = f"{o.memory_per_gpu_bytes / GIB:.1f} / {o.capacity_bytes / GIB:.0f} GiB"
+        if o.step is None or o.run is None:
+            table.add_row(o.label, "does not fit", memory, "", "", "", "", "", o.bound, "")
+            continue
+        run = o.run
+        batch = f"{o.batch_size}" + (" FSDP" if o.strategy == "FSDP" else "") + (" ↓" if o.batch_reduced else "")
+        speed = o.step.tokens_per_s if tokens and o.step.tokens_per_s else o.step.samples_per_s
+        table.add_row(
+            o.label, batch, memory, _ms(o.step.step_s), f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}",
+            duration(run.epoch_s), duration_span(run.total_s, run.total_low_s, run.total_high_s), _cost(o),
+            o.bound, _SOURCE[o.provenance_kind],
+        )
+    return table
+
+
+_SOURCE = {"measured": "measured here", "extrapolated": "extrapolated", "analytical": "model"}
+
+
+def _cost(o: Option) -> str:
+    """The central cost; its band is the total time's (cost is proportional to time)."""
+    assert o.run is not None
+    if not o.is_gpu:
+        return "$0 (yours)"
+    return "no price" if o.run.cost_usd is None else money(o.run.cost_usd)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s" if seconds < 10 else duration(seconds)

@@ -1,0 +1,92 @@
+"""``gpuwise predict``: one option of a plan in full — a workload on n GPUs of one kind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors
+from gpuwise.cli.format import gib
+from gpuwise.cli.plan import CATALOG_HELP, NETWORK_HELP, network_gbits
+from gpuwise.config import OptimizerName, Precision
+from gpuwise.plan import Option, PredictConfig, option_dict, predict
+
+
+@app.command("predict")
+@user_errors
+def predict_command(
+    workload: str = typer.Argument(..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."),
+    gpu: str = typer.Option(..., "--gpu", help="A catalog GPU (see 'gpuwise gpus')."),
+    num_gpus: str = typer.Option("1", "--num-gpus", "-n", help="How many (more than 8: nodes of 8)."),
+    batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
+    precision: str = typer.Option(Precision.FP32.value, help="fp32 | tf32 | amp-bf16 | amp-fp16"),
+    optimizer: str = typer.Option(OptimizerName.ADAMW.value, help="sgd | sgd-momentum | adam | adamw"),
+    seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
+    image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
+    network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
+    catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
+    db: Path | None = DB_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
+) -> None:
+    """Predict one training step on n GPUs of one kind: its time and parts, throughput, memory, provenance."""
+    config = PredictConfig(
+        workload=workload,
+        gpu=gpu,
+        num_gpus=positive_int(num_gpus, "--num-gpus") or 1,
+        batch_size=positive_int(batch_size, "--batch-size"),
+        precision=Precision.parse(precision),
+        optimizer=OptimizerName.parse(optimizer),
+        seq_len=positive_int(seq_len, "--seq-len"),
+        image_size=positive_int(image_size, "--image-size"),
+        network_gbits=network_gbits(network),
+        catalog_path=catalog,
+    )
+    option = predict(config, store_path=db)
+    if as_json:
+        print(json.dumps(dict(option_dict(option), workload=workload), indent=2))
+    else:
+        render(option, workload, Console(width=120))
+
+
+def render(o: Option, workload: str, console: Console) -> None:
+    console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested",
+                  highlight=False)
+    memory = f"{gib(o.memory_per_gpu_bytes)} per GPU of {gib(o.capacity_bytes)}"
+    if o.step is None:
+        console.print(f"does not fit: needs {memory}, even at batch 1"
+                      + (" sharded with FSDP" if o.strategy == "FSDP" else ""), highlight=False)
+        return
+    how = {"single": "one GPU", "DDP": "data parallel (DDP)", "FSDP": "sharded (FSDP)"}[o.strategy]
+    batch = (f"at batch {o.batch_size} per GPU, the largest that fits ({o.requested_batch_size} does not)"
+             if o.batch_reduced else f"at batch {o.batch_size} per GPU")
+    console.print(f"fits: {memory} (CUDA context and allocator included), {how}, {batch}", highlight=False)
+    s = o.step
+    console.print(f"step: {_ms(s.step_s)} ({_ms(s.step_low_s)}–{_ms(s.step_high_s)}, ±{o.band:.0%}) · "
+                  f"{o.provenance} · bound: {o.bound}", highlight=False)
+    table = Table(title="what makes up the step (the roofline model's parts, one GPU)", title_justify="left")
+    table.add_column("part")
+    table.add_column("time", justify="right")
+    rows = [
+        ("ops bound by compute", s.compute_bound_s),
+        ("ops bound by memory bandwidth", s.memory_bound_s),
+        ("kernel launch latency", s.latency_s),
+        ("host dispatch (overlaps the device)" if o.is_gpu else "host dispatch", s.host_s),
+        ("one GPU's step, model", s.model_compute_s),
+    ]
+    if s.compute_s != s.model_compute_s:
+        rows.append((f"one GPU's step, {o.provenance}", s.compute_s))
+    rows.append((f"exposed communication{' over ' + s.link if s.link else ''}", s.communication_s))
+    rows.append(("step", s.step_s))
+    for name, seconds in rows:
+        table.add_row(name, _ms(seconds))
+    console.print(table)
+    rate = f"{s.samples_per_s:,.1f} samples/s" + (f", {s.tokens_per_s:,.0f} tokens/s" if s.tokens_per_s else "")
+    console.print(f"throughput over {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''}: {rate}", highlight=False)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"

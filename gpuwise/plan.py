@@ -1,0 +1,470 @@
+"""Plan a training run: the CPU and every catalog GPU × count, the time-vs-cost front, one recommendation.
+
+For the local CPU and each chosen GPU × 1, 2, 4, 8 in a node and clusters of 2, 4, 8 nodes × 8
+GPUs (up to ``max_gpus``), an ``Option`` (``gpuwise.predict.option``): whether the step fits at
+the requested batch per GPU (else the largest batch that fits, or FSDP), the step time, what
+binds and where the number comes from. Here each option gets its run — steps per epoch =
+ceil(samples / (batch × GPUs)), epoch and total time, cost = total hours × GPUs × price per
+GPU-hour (your CPU costs nothing extra) — and an uncertainty band from ``BAND``; then the
+time-vs-cost Pareto front and one recommendation (``recommend`` states the rules).
+
+The step is profiled once per distinct batch size (a profile takes seconds); every option is
+then arithmetic, so the whole catalog plans in well under a second once profiled
+(``benchmarks/plan_speed.py``). Nothing here prints: the CLI renders the ``Plan``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from gpuwise.bench.calibrate import cached_ceilings
+from gpuwise.config import OptimizerName, Precision, check_batch_size
+from gpuwise.errors import GpuwiseError
+from gpuwise.hardware.catalog import Catalog, load_catalog
+from gpuwise.predict import memory, parallel
+from gpuwise.predict.option import GPUS_PER_NODE, Option, OptionMaker, ProfileCache, RunEstimate, modellable
+from gpuwise.units import HOUR_S, duration, duration_span, money
+from gpuwise.workloads import get_workload
+
+__all__ = [
+    "BAND", "Option", "Plan", "PlanConfig", "PredictConfig", "ProfileCache", "Recommendation", "Shortfall",
+    "pareto_front", "plan", "predict", "recommend",
+]
+
+# Relative error of each kind of prediction, applied as total × (1 ± error): the error is
+# defined on throughput, (predicted − measured) / measured, as `gpuwise validate` reports it.
+# These come from `gpuwise validate` (benchmarks/RESULTS.md): "measured" from the spread of
+# repeated benches, "extrapolated" from its cross-GPU pairs, "analytical" from its held-out
+# published rows. Update them when the validation numbers change.
+BAND = {"analytical": 0.35, "extrapolated": 0.20, "measured": 0.10}
+
+NODE_GPU_COUNTS = (1, 2, 4, 8)  # GPUs in one node
+CLUSTER_NODE_COUNTS = (2, 4, 8)  # nodes of GPUS_PER_NODE GPUs
+DEFAULT_MAX_GPUS = 64
+# Without --deadline, a CPU run this short counts as "no GPU needed" (a coffee break, not a rental).
+CPU_ENOUGH_S = 1 * HOUR_S
+# Without --deadline or --budget: the cheapest option that finishes within a day ("results
+# tomorrow"); if none does, the fastest.
+DEFAULT_DEADLINE_S = 24 * HOUR_S
+# Costs (or times) within 2% count as equal: the predictions are not that precise. Among equal
+# costs one node beats a cluster (simpler to rent and run), then the faster wins; among equal
+# times the cheaper wins.
+TIE = 0.02
+UNITS = ("sample", "token")
+
+
+# ------------------------------------------------------------------ configs
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """What to plan: a workload, how much data, and the user's constraints. Defaults are defined here once."""
+
+    workload: str
+    dataset_size: float  # samples, or tokens when unit == "token"
+    epochs: float
+    unit: str | None = None  # "sample" | "token"; None: tokens for workloads counted in tokens, else samples
+    batch_size: int | None = None  # per GPU; None: the workload's default
+    precision: Precision = Precision.FP32
+    optimizer: OptimizerName = OptimizerName.ADAMW
+    seq_len: int | None = None
+    image_size: int | None = None
+    deadline_s: float | None = None
+    budget_usd: float | None = None
+    gpus: tuple[str, ...] | None = None  # catalog names; None: every catalog GPU
+    max_gpus: int = DEFAULT_MAX_GPUS
+    network_gbits: float = parallel.DEFAULT_NETWORK_GBITS  # per GPU between nodes
+    catalog_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
+        _check_positive(self.epochs, "--epochs", "passes over the data set")
+        if self.unit is not None and self.unit not in UNITS:
+            raise GpuwiseError(f"unknown unit '{self.unit}': use --unit {' | '.join(UNITS)}")
+        if self.batch_size is not None:
+            check_batch_size(self.batch_size)
+        if self.deadline_s is not None:
+            _check_positive(self.deadline_s, "--deadline", "a duration")
+        if self.budget_usd is not None:
+            _check_positive(self.budget_usd, "--budget", "US dollars")
+        if isinstance(self.max_gpus, bool) or not isinstance(self.max_gpus, int) or self.max_gpus < 1:
+            raise GpuwiseError(f"--max-gpus must be a positive integer, got {self.max_gpus!r}")
+        _check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
+        if self.gpus is not None and not self.gpus:
+            raise GpuwiseError("--gpus names no GPU: give catalog names separated by commas, e.g. --gpus T4,L4")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """One option of a plan: a workload on ``num_gpus`` GPUs of one kind."""
+
+    workload: str
+    gpu: str
+    num_gpus: int = 1
+    batch_size: int | None = None
+    precision: Precision = Precision.FP32
+    optimizer: OptimizerName = OptimizerName.ADAMW
+    seq_len: int | None = None
+    image_size: int | None = None
+    network_gbits: float = parallel.DEFAULT_NETWORK_GBITS
+    catalog_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_gpus, bool) or not isinstance(self.num_gpus, int) or self.num_gpus < 1:
+            raise GpuwiseError(f"--num-gpus must be a positive integer, got {self.num_gpus!r}")
+        if self.batch_size is not None:
+            check_batch_size(self.batch_size)
+        _check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
+
+
+def _check_positive(value: float, flag: str, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise GpuwiseError(f"{flag} must be a number above zero ({what}), got {value!r}")
+
+# ------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """How far an option misses a constraint: seconds past the deadline, dollars over the budget, bytes over."""
+
+    option: Option
+    constraint: str  # "deadline", "budget", "memory"
+    miss: float  # seconds, US dollars, or bytes
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One option in plain words, with the rule that chose it; or, when nothing meets the constraints,
+    the options that come closest and by how much they miss."""
+
+    met: bool
+    option: Option | None
+    headline: str  # the plain-words answer
+    reason: str  # the rule that chose it
+    also: tuple[Option, ...] = ()  # with both a deadline and a budget: the fastest within the budget
+    closest: tuple[Shortfall, ...] = ()  # when not met
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: PlanConfig
+    workload: str
+    family: str
+    sample_unit: str  # what a sample is (image, sequence, token, ...)
+    unit: str  # what dataset_size counts: "sample" or "token"
+    tokens_per_sample: int | None
+    samples_per_epoch: float
+    requested_batch_size: int
+    options: tuple[Option, ...]
+    pareto: tuple[Option, ...]  # fitting, priced options no other beats on both time and cost; fastest first
+    recommendation: Recommendation
+    profiled_batches: tuple[int, ...]
+    efficiency_source: str
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready, units in the field names."""
+        data = _jsonable(asdict(self))
+        assert isinstance(data, dict)
+        data["constants"] = {
+            "band": BAND, "cuda_context_bytes": memory.CUDA_CONTEXT_BYTES,
+            "allocator_overhead": memory.ALLOCATOR_OVERHEAD, "cpu_ram_fraction": memory.CPU_RAM_FRACTION,
+            "cpu_enough_s": CPU_ENOUGH_S, "default_deadline_s": DEFAULT_DEADLINE_S, "tie": TIE,
+        }
+        return data
+
+
+def option_dict(option: Option) -> dict[str, Any]:
+    data = _jsonable(asdict(option))
+    assert isinstance(data, dict)
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _with_run(option: Option, samples_per_epoch: float, epochs: float) -> Option:
+    if option.step is None:
+        return option
+    step_s, band = option.step.step_s, option.band
+    steps_per_epoch = math.ceil(samples_per_epoch / (option.batch_size * option.num_gpus))
+    total_steps = math.ceil(epochs * steps_per_epoch)
+    total_s = total_steps * step_s
+    price = option.price_usd_per_hour
+
+    def cost(seconds: float) -> float | None:
+        return None if price is None else seconds / HOUR_S * option.num_gpus * price
+
+    run = RunEstimate(
+        steps_per_epoch=steps_per_epoch, total_steps=total_steps, epoch_s=steps_per_epoch * step_s,
+        total_s=total_s, total_low_s=total_s * (1 - band), total_high_s=total_s * (1 + band),
+        cost_usd=cost(total_s), cost_low_usd=cost(total_s * (1 - band)), cost_high_usd=cost(total_s * (1 + band)),
+    )
+    return replace(option, run=run)
+
+
+def _gpu_counts(max_gpus: int) -> list[int]:
+    counts = [n for n in NODE_GPU_COUNTS if n <= max_gpus]
+    return counts + [k * GPUS_PER_NODE for k in CLUSTER_NODE_COUNTS if k * GPUS_PER_NODE <= max_gpus]
+
+
+def _ram_bytes() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+# ------------------------------------------------------------------ plan
+
+
+def plan(
+    config: PlanConfig, catalog: Catalog | None = None, store_path: Path | None = None, *,
+    profiles: ProfileCache | None = None,
+) -> Plan:
+    """Every option for ``config``, the time-vs-cost front and one recommendation.
+
+    ``catalog`` defaults to ``load_catalog(config.catalog_path)``; ``store_path`` is the results
+    database (stored benches make options "measured here" or "extrapolated"; the CPU's
+    ceilings are measured once and cached there).
+    """
+    catalog = catalog if catalog is not None else load_catalog(config.catalog_path)
+    chosen = [catalog.get(name) for name in config.gpus] if config.gpus is not None else catalog.all()
+    gpus = list({g.name: g for g in chosen}.values())  # a GPU named twice is planned once
+    workload = get_workload(config.workload)
+    planner = OptionMaker(
+        workload, batch_size=config.batch_size, precision=config.precision, optimizer=config.optimizer,
+        seq_len=config.seq_len, image_size=config.image_size, network_gbits=config.network_gbits,
+        catalog=catalog, store_path=store_path, bands=BAND,
+        profiles=profiles if profiles is not None else ProfileCache(),
+    )
+    first = planner.profile(planner.requested)
+    unit = config.unit or ("token" if first.sample_unit == "token" else "sample")
+    if unit == "token" and not first.tokens_per_sample:
+        raise GpuwiseError(
+            f"--unit token: workload '{first.workload}' counts {first.sample_unit}s, not tokens; "
+            "give --dataset-size in samples (--unit sample)"
+        )
+    samples = config.dataset_size / (first.tokens_per_sample or 1) if unit == "token" else config.dataset_size
+
+    notes: list[str] = []
+    options = [planner.cpu_option(cached_ceilings("cpu", store_path), _ram_bytes())]
+    for gpu in gpus:
+        if not modellable(gpu):
+            notes.append(f"{gpu.name} is not planned: the catalog gives no FP32 rate for it")
+            continue
+        options += [planner.gpu_option(gpu, n) for n in _gpu_counts(config.max_gpus)]
+    options = [_with_run(o, samples, config.epochs) for o in options]
+    unpriced = sorted({o.device for o in options if o.is_gpu and o.price_usd_per_hour is None})
+    if unpriced:
+        notes.append(f"no price in the catalog, so never recommended: {', '.join(unpriced)}")
+    front = pareto_front(options)
+    return Plan(
+        config=config, workload=first.workload, family=first.family, sample_unit=first.sample_unit, unit=unit,
+        tokens_per_sample=first.tokens_per_sample, samples_per_epoch=samples, requested_batch_size=planner.requested,
+        options=tuple(options), pareto=front,
+        recommendation=recommend(options, deadline_s=config.deadline_s, budget_usd=config.budget_usd),
+        profiled_batches=tuple(sorted(planner.profiled)), efficiency_source=planner.eff.source, notes=tuple(notes),
+    )
+
+
+def predict(
+    config: PredictConfig, catalog: Catalog | None = None, store_path: Path | None = None, *,
+    profiles: ProfileCache | None = None,
+) -> Option:
+    """One option of a plan in full: ``config.num_gpus`` × ``config.gpu`` (no data set: ``run`` is None)."""
+    catalog = catalog if catalog is not None else load_catalog(config.catalog_path)
+    gpu = catalog.get(config.gpu)
+    if not modellable(gpu):
+        raise GpuwiseError(f"cannot predict {gpu.name}: the catalog gives no FP32 rate for it; "
+                           "add fp32_tflops in your catalog file (--catalog PATH)")
+    planner = OptionMaker(
+        get_workload(config.workload), batch_size=config.batch_size, precision=config.precision,
+        optimizer=config.optimizer, seq_len=config.seq_len, image_size=config.image_size,
+        network_gbits=config.network_gbits, catalog=catalog, store_path=store_path,
+        profiles=profiles if profiles is not None else ProfileCache(), bands=BAND,
+    )
+    return planner.gpu_option(gpu, config.num_gpus)
+
+
+# ------------------------------------------------------------------ front and recommendation
+
+
+def pareto_front(options: Sequence[Option]) -> tuple[Option, ...]:
+    """Fitting options with a cost that no other option beats on both total time and cost; fastest first."""
+    priced = [o for o in options if o.run is not None and o.run.cost_usd is not None]
+    priced.sort(key=lambda o: (_total(o), _cost(o)))
+    front: list[Option] = []
+    for o in priced:
+        if not front or _cost(o) < _cost(front[-1]):
+            front.append(o)
+    return tuple(front)
+
+
+def _total(o: Option) -> float:
+    assert o.run is not None
+    return o.run.total_s
+
+
+def _cost(o: Option) -> float:
+    assert o.run is not None and o.run.cost_usd is not None
+    return o.run.cost_usd
+
+
+def _cheapest(options: Sequence[Option]) -> Option:
+    """The cheapest; among costs within ``TIE`` of it, one node over a cluster, then the fastest."""
+    lowest = min(_cost(o) for o in options)
+    return min((o for o in options if _cost(o) <= lowest * (1 + TIE)), key=lambda o: (o.num_nodes, _total(o)))
+
+
+def _fastest(options: Sequence[Option]) -> Option:
+    """The fastest; among times within ``TIE`` of it, the cheapest."""
+    lowest = min(_total(o) for o in options)
+    return min((o for o in options if _total(o) <= lowest * (1 + TIE)), key=_cost)
+
+
+def recommend(options: Sequence[Option], *, deadline_s: float | None = None,
+              budget_usd: float | None = None) -> Recommendation:
+    """The rules, in order:
+
+    1. Your CPU, if it fits and finishes within the deadline (without one: within ``CPU_ENOUGH_S``):
+       it costs nothing extra, so it is the cheapest.
+    2. Deadline and budget: the cheapest option that meets both (the fastest within the budget
+       is given as ``also``). Deadline only: the cheapest that meets it. Budget only: the
+       fastest within it. Neither: the cheapest GPU option that finishes within
+       ``DEFAULT_DEADLINE_S``, else the fastest.
+    3. Nothing meets them: not an error; the options that come closest and by how much they miss.
+
+    Only options that fit and have a price are recommended; see ``TIE`` for near-equal costs and times.
+    """
+    priced = [o for o in options if o.run is not None and o.run.cost_usd is not None]
+    if not priced:
+        return _nothing_fits(options)
+    cpu = next((o for o in priced if not o.is_gpu), None)
+    cpu_limit = deadline_s if deadline_s is not None else CPU_ENOUGH_S
+    if cpu is not None and _total(cpu) <= cpu_limit:
+        rule = (f"it meets your {duration(deadline_s)} deadline and costs nothing extra" if deadline_s is not None
+                else f"without a --deadline, a CPU run of at most {duration(CPU_ENOUGH_S)} needs no GPU")
+        return Recommendation(True, cpu, f"No GPU needed: this finishes on your CPU in {_span(cpu)}.", rule)
+
+    meeting = [o for o in priced if (deadline_s is None or _total(o) <= deadline_s)
+               and (budget_usd is None or _cost(o) <= budget_usd)]
+    if deadline_s is not None and meeting:
+        best = _cheapest(meeting)
+        also: tuple[Option, ...] = ()
+        rule = f"the cheapest option that meets the {duration(deadline_s)} deadline"
+        if budget_usd is not None:
+            rule += f" within the {money(budget_usd)} budget"
+            fastest = _fastest([o for o in priced if _cost(o) <= budget_usd])
+            also = (fastest,) if fastest is not best else ()
+        return Recommendation(True, best, _headline(best), rule + _caveat(best, deadline_s), also=also)
+    if budget_usd is not None and deadline_s is None and meeting:
+        best = _fastest(meeting)
+        return Recommendation(True, best, _headline(best), f"the fastest option within the {money(budget_usd)} budget")
+    if deadline_s is not None or budget_usd is not None:
+        return _unmet(priced, deadline_s, budget_usd)
+
+    gpus = [o for o in priced if o.is_gpu]
+    if not gpus:
+        assert cpu is not None
+        return Recommendation(True, cpu, f"Use your CPU: {_span(cpu)}.",
+                              "no GPU option that fits has a price in the catalog")
+    in_a_day = [o for o in gpus if _total(o) <= DEFAULT_DEADLINE_S]
+    if in_a_day:
+        best = _cheapest(in_a_day)
+        return Recommendation(True, best, _headline(best), "without --deadline or --budget: the cheapest "
+                              f"option that finishes within {duration(DEFAULT_DEADLINE_S)}")
+    best = _fastest(gpus)
+    return Recommendation(True, best, _headline(best), "without --deadline or --budget: nothing finishes "
+                          f"within {duration(DEFAULT_DEADLINE_S)}, so the fastest option")
+
+
+def _unmet(priced: list[Option], deadline_s: float | None, budget_usd: float | None) -> Recommendation:
+    """Within the budget, the fastest (it misses the deadline by ...); within the deadline, the cheapest
+    (over the budget by ...). Where nothing is within one, the option nearest to it instead."""
+    wanted = " and ".join(
+        ([f"the {duration(deadline_s)} deadline"] if deadline_s is not None else [])
+        + ([f"the {money(budget_usd)} budget"] if budget_usd is not None else [])
+    )
+    candidates: list[Option] = []
+    if deadline_s is not None:
+        in_budget = [o for o in priced if budget_usd is None or _cost(o) <= budget_usd]
+        candidates.append(_fastest(in_budget) if in_budget else _cheapest(priced))
+    if budget_usd is not None:
+        in_time = [o for o in priced if deadline_s is None or _total(o) <= deadline_s]
+        candidates.append(_cheapest(in_time) if in_time else _fastest(priced))
+    closest: list[Shortfall] = []
+    for o in dict.fromkeys(candidates):  # in order, without repeats
+        if deadline_s is not None and _total(o) > deadline_s:
+            closest.append(Shortfall(o, "deadline", _total(o) - deadline_s))
+        if budget_usd is not None and _cost(o) > budget_usd:
+            closest.append(Shortfall(o, "budget", _cost(o) - budget_usd))
+    parts = [_miss_text(o, deadline_s, budget_usd) for o in dict.fromkeys(candidates)]
+    return Recommendation(False, None, f"Nothing meets {wanted}. Closest: {'; '.join(parts)}.",
+                          "no option meets every constraint; these miss by the least", closest=tuple(closest))
+
+
+def _miss_text(o: Option, deadline_s: float | None, budget_usd: float | None) -> str:
+    misses = []
+    if deadline_s is not None and _total(o) > deadline_s:
+        misses.append(f"{duration(_total(o) - deadline_s)} past the deadline")
+    if budget_usd is not None and _cost(o) > budget_usd:
+        misses.append(f"{money(_cost(o) - budget_usd)} over the budget")
+    return f"{o.label} takes {duration(_total(o))} for {money(_cost(o))} ({', '.join(misses)})"
+
+
+def _nothing_fits(options: Sequence[Option]) -> Recommendation:
+    short = sorted((o for o in options if not o.fits),
+                   key=lambda o: (o.memory_per_gpu_bytes - o.capacity_bytes) / o.capacity_bytes)
+    closest = tuple(Shortfall(o, "memory", o.memory_per_gpu_bytes - o.capacity_bytes) for o in short[:2])
+    parts = [f"{s.option.label} needs {s.option.memory_per_gpu_bytes / memory.GIB:.1f} GiB per "
+             f"{'GPU' if s.option.is_gpu else 'machine'} of {s.option.capacity_bytes / memory.GIB:.1f} GiB"
+             for s in closest]
+    fitting_unpriced = any(o.fits for o in options)
+    headline = ("Nothing with a price fits" if fitting_unpriced else "Nothing fits, even at batch 1") + (
+        f". Closest: {'; '.join(parts)}." if parts else ".")
+    reason = ("only GPUs without a catalog price fit; add prices in your catalog file (--catalog PATH)"
+              if fitting_unpriced else "the step does not fit any device's memory; try a smaller --seq-len or "
+              "--image-size, amp-bf16, or more GPUs (--max-gpus)")
+    return Recommendation(False, None, headline, reason, closest=closest)
+
+
+def _span(o: Option) -> str:
+    assert o.run is not None
+    return duration_span(o.run.total_s, o.run.total_low_s, o.run.total_high_s)
+
+
+def _headline(o: Option) -> str:
+    assert o.run is not None and o.run.cost_usd is not None
+    run = o.run
+    cost, cost_low, cost_high = run.cost_usd or 0.0, run.cost_low_usd or 0.0, run.cost_high_usd or 0.0
+    how = []
+    if o.strategy == "FSDP":
+        how.append("sharded with FSDP")
+    if o.batch_reduced:
+        how.append(f"batch {o.batch_size} per GPU ({o.requested_batch_size} does not fit)")
+    extra = f", {', '.join(how)}" if how else ""
+    return (f"Use {o.label}{extra}: {_span(o)} for {money(cost)} ({money(cost_low)}–{money(cost_high)}); "
+            f"prediction: {o.provenance}.")
+
+
+def _caveat(o: Option, deadline_s: float) -> str:
+    assert o.run is not None
+    if o.run.total_high_s > deadline_s:
+        return f"; at the slow end of its band ({duration(o.run.total_high_s)}) it would miss the deadline"
+    return ""
+

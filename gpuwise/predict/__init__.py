@@ -1,0 +1,1 @@
+"""The performance model: per-op roofline, data-parallel communication, fitted efficiencies."""

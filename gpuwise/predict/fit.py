@@ -1,0 +1,121 @@
+"""Fitting the efficiency constants on published measurements, and holding out GPUs to check them.
+
+Only the shipped published file (and, later, the user's own stored measurements) is fitted
+on. Rows marked SUSPECT in the source are never used. `gpuwise validate` reports the error
+of predictions on GPUs the fit did not see (fit on V100, predict A100, and the reverse).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+
+from gpuwise.hardware.catalog import Catalog
+from gpuwise.predict.published import MappedRow
+from gpuwise.predict.roofline import Efficiency
+from gpuwise.predict.step import gpu_step, profile_for_gpu, throughput
+from gpuwise.profile import Profile
+
+FITTED_FILE = "efficiency.json"
+_NAMES = ("matmul", "conv", "grouped_conv", "attention", "rnn", "simt", "bandwidth", "kernel_latency_s", "host_op_s")
+_BOUNDS = (
+    (0.05, 1.0), (0.05, 1.0), (0.005, 1.0), (0.05, 1.0), (0.02, 1.0), (0.05, 1.0), (0.2, 1.0), (0.0, 5e-5),
+    (0.0, 1e-4),
+)
+ProfileKey = tuple[str, int, str, str, int | None]
+
+
+class Profiles:
+    """Profiles of the mapped rows' settings, each made once per process."""
+
+    def __init__(self) -> None:
+        self._cache: dict[ProfileKey, Profile] = {}
+
+    def get(self, m: MappedRow) -> Profile:
+        key = (m.workload, m.batch_size, m.precision, m.optimizer, m.seq_len)
+        if key not in self._cache:
+            self._cache[key] = profile_for_gpu(
+                m.workload, batch_size=m.batch_size, precision=m.precision, optimizer=m.optimizer, seq_len=m.seq_len
+            )
+        return self._cache[key]
+
+
+def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: Profiles) -> float:
+    p = profiles.get(m)
+    gpu = catalog.get(m.row.gpu)
+    step = gpu_step(p, gpu, eff, num_gpus=m.row.num_gpus, gpus_per_node=min(m.row.num_gpus, 8))
+    return throughput(p, step, tokens=m.counts_tokens)
+
+
+def fit(rows: Iterable[MappedRow], catalog: Catalog, profiles: Profiles, source: str) -> Efficiency:
+    """Least squares on log(predicted / measured) over single-GPU, non-suspect rows."""
+    from scipy.optimize import minimize
+
+    train = [m for m in rows if m.row.num_gpus == 1 and not m.row.suspect]
+    if not train:
+        raise ValueError("nothing to fit on")
+    start = Efficiency()
+    scale = [abs(getattr(start, n)) or 1.0 for n in _NAMES]
+
+    def to_eff(x: list[float]) -> Efficiency:
+        values = {n: min(max(v * s, lo), hi) for n, v, s, (lo, hi) in zip(_NAMES, x, scale, _BOUNDS, strict=True)}
+        return Efficiency(**values, source=source)
+
+    def loss(x: list[float]) -> float:
+        eff = to_eff(list(x))
+        return sum(math.log(predict_row(m, catalog, eff, profiles) / m.row.throughput) ** 2 for m in train) / len(
+            train
+        )
+
+    bounds = [(lo / s, hi / s) for (lo, hi), s in zip(_BOUNDS, scale, strict=True)]
+    result = minimize(loss, [1.0] * len(_NAMES), method="L-BFGS-B", bounds=bounds)
+    eff = to_eff(list(result.x))
+    return Efficiency(**{n: getattr(eff, n) for n in _NAMES}, source=f"{source} ({len(train)} rows)")
+
+
+def save(eff: Efficiency, path: Path) -> None:
+    path.write_text(json.dumps(asdict(eff), indent=2) + "\n")
+
+
+def shipped_efficiency() -> Efficiency:
+    """The constants fitted on every usable published row (made by `python -m gpuwise.predict.fit`)."""
+    resource = resources.files("gpuwise.predict").joinpath(FITTED_FILE)
+    if not resource.is_file():
+        return Efficiency()
+    return Efficiency(**json.loads(resource.read_text()))
+
+
+def held_out(
+    mapped: list[MappedRow], catalog: Catalog, profiles: Profiles, group: Callable[[MappedRow], str]
+) -> dict[str, Efficiency]:
+    """For each group (e.g. GPU generation), the constants fitted on every other group."""
+    groups = sorted({group(m) for m in mapped})
+    return {
+        g: fit([m for m in mapped if group(m) != g], catalog, profiles, source=f"fitted without {g}")
+        for g in groups
+    }
+
+
+def generation(m: MappedRow) -> str:
+    return m.row.gpu.split("-")[0]  # "V100", "A100"
+
+
+def main() -> None:
+    """Fit on all usable published rows and write the shipped constants."""
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.predict.published import load_published, map_row
+
+    catalog = load_catalog()
+    mapped = [m for r in load_published() if isinstance(m := map_row(r), MappedRow) and catalog.has(r.gpu)]
+    eff = fit(mapped, catalog, Profiles(), source="fitted on the published NVIDIA DeepLearningExamples rows")
+    out = Path(str(resources.files("gpuwise.predict").joinpath(FITTED_FILE)))
+    save(eff, out)
+    print(json.dumps(asdict(eff), indent=2))
+
+
+if __name__ == "__main__":
+    main()

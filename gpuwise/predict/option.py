@@ -1,0 +1,313 @@
+"""Options for running one training step setting: the CPU, or n GPUs of one catalog kind.
+
+An ``Option`` says whether the step fits (at the requested batch per device, else the largest
+batch that fits, or FSDP when the weights, gradients and optimizer state alone exceed the GPU;
+see ``gpuwise.predict.memory``), how long a step takes and what makes it up, what binds, and
+where the number comes from:
+
+- **measured here**: the results store has a bench of the same workload, batch, precision,
+  optimizer and shape on that device; its median step time is used.
+- **extrapolated from a measurement on X**: it has one on another catalog GPU; the step is
+  that median × model(this GPU) / model(X). CPU measurements are not extrapolated to GPUs:
+  a host-bound CPU step says little about a GPU's.
+- **analytical**: the roofline model (``gpuwise.predict.roofline``) alone.
+
+``OptionMaker`` profiles a step once per distinct batch size (``ProfileCache``); every option
+after that is arithmetic. ``gpuwise.plan`` adds the run (epochs, cost) and chooses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from gpuwise.bench.result import BenchResult, Ceilings
+from gpuwise.config import OptimizerName, Precision
+from gpuwise.hardware.catalog import GPU, Catalog
+from gpuwise.predict import memory
+from gpuwise.predict.fit import shipped_efficiency
+from gpuwise.predict.roofline import Efficiency, StepTime
+from gpuwise.predict.step import GpuStep, cpu_step, fsdp_step, gpu_step, profile_for_gpu
+from gpuwise.profile.result import Profile
+from gpuwise.workloads import Workload
+
+GPUS_PER_NODE = 8
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    """One training step of an option, and what makes it up (seconds)."""
+
+    step_s: float  # compute + exposed communication: what every GPU waits per step
+    step_low_s: float
+    step_high_s: float
+    compute_s: float  # one device's step: measured, extrapolated, or the model's
+    model_compute_s: float  # the roofline model's step on one device
+    compute_bound_s: float  # the model's parts: ops bound by compute ...
+    memory_bound_s: float  # ... by memory bandwidth
+    latency_s: float  # kernel launches on the device
+    host_s: float  # eager dispatch on the host (overlaps the device on a GPU; adds on the CPU)
+    communication_s: float  # exposed gradient all-reduce (DDP) or FSDP's gathers and reduce-scatter
+    link: str | None  # what the communication runs over; None on one device
+    samples_per_s: float  # all devices together
+    tokens_per_s: float | None
+    bound: str  # "compute", "memory bandwidth", "overhead", "communication"
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """The whole run of an option: steps, time, cost, and their bands."""
+
+    steps_per_epoch: int
+    total_steps: int
+    epoch_s: float
+    total_s: float
+    total_low_s: float
+    total_high_s: float
+    cost_usd: float | None  # None without a price; 0 on your own CPU
+    cost_low_usd: float | None
+    cost_high_usd: float | None
+
+
+@dataclass(frozen=True)
+class Option:
+    """The CPU, or ``num_gpus`` GPUs of one kind, for this workload."""
+
+    device: str  # "cpu" or the catalog name
+    label: str  # "8× H100-SXM5-80GB", "your CPU (...)"
+    is_gpu: bool
+    num_gpus: int  # 1 for the CPU
+    num_nodes: int
+    price_usd_per_hour: float | None  # per GPU; None: the catalog has no price; 0 for your CPU
+    requested_batch_size: int  # per device
+    batch_size: int  # per device, as planned: the requested one, or the largest that fits
+    strategy: str  # "single", "DDP" or "FSDP"
+    fits: bool
+    memory_per_gpu_bytes: int  # at the planned batch, CUDA context and allocator included
+    capacity_bytes: int  # the GPU's memory, or the RAM a CPU run may use
+    bound: str  # "compute", "memory bandwidth", "overhead", "communication"; "VRAM" ("RAM" on the CPU) if unfit
+    provenance: str  # "measured here", "extrapolated from a measurement on X", "analytical"
+    provenance_kind: str  # "measured", "extrapolated" or "analytical"
+    band: float  # relative error of this prediction
+    step: StepEstimate | None  # None when nothing fits
+    run: RunEstimate | None  # None when nothing fits, or when no data set was given (predict)
+
+    @property
+    def batch_reduced(self) -> bool:
+        return self.fits and self.batch_size < self.requested_batch_size
+
+
+# ------------------------------------------------------------------ profiles, once per batch
+
+
+class ProfileCache:
+    """Profiles of a step by its settings and batch size, each made once (a profile takes seconds).
+
+    Pass one to ``plan``/``predict`` to reuse its profiles across calls (as the speed benchmark does).
+    """
+
+    def __init__(self) -> None:
+        self._profiles: dict[tuple[object, ...], Profile] = {}
+
+    def get(
+        self, workload: Workload, *, batch_size: int, precision: Precision, optimizer: OptimizerName,
+        seq_len: int | None, image_size: int | None,
+    ) -> Profile:
+        key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size)
+        if key not in self._profiles:
+            self._profiles[key] = profile_for_gpu(
+                workload, batch_size=batch_size, precision=precision.value, optimizer=optimizer.value,
+                seq_len=seq_len, image_size=image_size,
+            )
+        return self._profiles[key]
+
+
+# ------------------------------------------------------------------ options
+
+
+@dataclass(frozen=True)
+class _Fit:
+    batch_size: int  # 0: nothing fits
+    strategy: str
+    device_bytes: int  # at batch_size, or what the smallest attempt needed when nothing fits
+
+
+class OptionMaker:
+    """Profiles, efficiency constants and stored measurements of one step setting; makes options."""
+
+    def __init__(
+        self, workload: Workload, *, batch_size: int | None, precision: Precision, optimizer: OptimizerName,
+        seq_len: int | None, image_size: int | None, network_gbits: float, catalog: Catalog,
+        store_path: Path | None, profiles: ProfileCache, bands: Mapping[str, float],
+    ) -> None:
+        self.bands = bands  # relative error by provenance kind
+        self.workload, self.precision, self.optimizer = workload, precision, optimizer
+        self.seq_len, self.image_size, self.network_gbits = seq_len, image_size, network_gbits
+        self.catalog, self.profiles = catalog, profiles
+        self.requested = workload.default_batch_size if batch_size is None else batch_size
+        self.profiled: set[int] = set()
+        first = self.profile(self.requested)
+        self.eff: Efficiency = shipped_efficiency()
+        self.measurements = [r for r in _stored_results(first.workload, store_path) if self._same_setting(r, first)]
+        self._model_steps: dict[tuple[int, str, int], GpuStep] = {}
+
+    def profile(self, batch_size: int) -> Profile:
+        self.profiled.add(batch_size)
+        return self.profiles.get(
+            self.workload, batch_size=batch_size, precision=self.precision, optimizer=self.optimizer,
+            seq_len=self.seq_len, image_size=self.image_size,
+        )
+
+    @staticmethod
+    def _same_setting(r: BenchResult, p: Profile) -> bool:
+        return (r.precision, r.optimizer, r.seq_len, r.image_size) == (p.precision, p.optimizer, p.seq_len,
+                                                                       p.image_size)
+
+    # -- memory
+
+    def fit(self, capacity_bytes: int, *, num_gpus: int, on_gpu: bool) -> _Fit:
+        """The requested batch under DDP; else, if the state alone fits, the largest batch that does;
+        else (or if even one sample does not fit) FSDP over ``num_gpus``, at the largest batch that fits."""
+        p = self.profile(self.requested)
+        ddp = memory.device_bytes(p, on_gpu=on_gpu, num_gpus=num_gpus)
+        if ddp <= capacity_bytes:
+            return _Fit(self.requested, "DDP" if num_gpus > 1 else "single", ddp)
+        state = memory.state_bytes(p)
+        static = math.ceil(state * (1 + memory.ALLOCATOR_OVERHEAD)) + memory.CUDA_CONTEXT_BYTES if on_gpu else state
+        attempts = [False] if static <= capacity_bytes else []
+        if on_gpu and num_gpus > 1:
+            attempts.append(True)
+        smallest = ddp
+        for sharded in attempts:
+            found = self._largest(capacity_bytes, num_gpus=num_gpus, on_gpu=on_gpu, sharded=sharded)
+            if found.batch_size:
+                return found
+            smallest = min(smallest, found.device_bytes)
+        return _Fit(0, "FSDP" if on_gpu and num_gpus > 1 else "DDP" if num_gpus > 1 else "single", smallest)
+
+    def _largest(self, capacity_bytes: int, *, num_gpus: int, on_gpu: bool, sharded: bool) -> _Fit:
+        strategy = "FSDP" if sharded else "DDP" if num_gpus > 1 else "single"
+
+        def need(batch: int) -> int:
+            return memory.device_bytes(self.profile(batch), on_gpu=on_gpu, num_gpus=num_gpus, sharded=sharded)
+
+        top = self.requested
+        if need(top) <= capacity_bytes:
+            return _Fit(top, strategy, need(top))
+        if top == 1:
+            return _Fit(0, strategy, need(1))
+        low = max(1, top // 2)
+        line = memory.MemoryLine.through(low, need(low), top, need(top))
+        batch = memory.round_batch(line.largest_batch(capacity_bytes, upto=top - 1))
+        while batch >= 1:  # confirm on a profile at that batch; step down if the line was optimistic
+            if need(batch) <= capacity_bytes:
+                return _Fit(batch, strategy, need(batch))
+            batch = memory.round_batch(batch - 1)
+        return _Fit(0, strategy, math.ceil(line.at(1)))
+
+    # -- time
+
+    def gpu_model(self, p: Profile, gpu: GPU, num_gpus: int, sharded: bool) -> GpuStep:
+        key = (p.batch_size, gpu.name, num_gpus if sharded else -num_gpus)
+        if key not in self._model_steps:
+            per_node = min(num_gpus, GPUS_PER_NODE)
+            make = fsdp_step if sharded else gpu_step
+            self._model_steps[key] = make(p, gpu, self.eff, num_gpus=num_gpus, gpus_per_node=per_node,
+                                          network_gbits=self.network_gbits)
+        return self._model_steps[key]
+
+    def gpu_compute(self, p: Profile, gpu: GPU, model: StepTime, sharded: bool) -> tuple[float, str, str]:
+        """One GPU's step: measured here, extrapolated from another GPU, or the model's; with provenance."""
+        if not sharded:
+            stored = [r for r in self.measurements if r.batch_size == p.batch_size and r.device != "cpu"]
+            for r in stored:
+                match = self.catalog.match_device(r.device_name)
+                if match is not None and match.name == gpu.name:
+                    return r.timing.median_s, "measured here", "measured"
+            for r in stored:
+                other = self.catalog.match_device(r.device_name)
+                if other is None or not modellable(other):
+                    continue
+                ratio = model.step_s / self.gpu_model(p, other, 1, False).compute.step_s
+                return r.timing.median_s * ratio, f"extrapolated from a measurement on {other.name}", "extrapolated"
+        return model.step_s, "analytical", "analytical"
+
+    def gpu_option(self, gpu: GPU, num_gpus: int) -> Option:
+        capacity = memory.gpu_capacity_bytes(gpu.memory_gb)
+        nodes = max(1, num_gpus // GPUS_PER_NODE)
+        label = f"{num_gpus}× {gpu.name}" + (f" ({nodes} nodes)" if nodes > 1 else "")
+        found = self.fit(capacity, num_gpus=num_gpus, on_gpu=True)
+        base: dict[str, Any] = dict(
+            device=gpu.name, label=label, is_gpu=True, num_gpus=num_gpus, num_nodes=nodes,
+            price_usd_per_hour=gpu.price_usd_per_hour, requested_batch_size=self.requested,
+            batch_size=found.batch_size, strategy=found.strategy, capacity_bytes=capacity,
+            memory_per_gpu_bytes=found.device_bytes,
+        )
+        if not found.batch_size:
+            return _unfit(self.bands["analytical"], **base)
+        p = self.profile(found.batch_size)
+        sharded = found.strategy == "FSDP"
+        model = self.gpu_model(p, gpu, num_gpus, sharded)
+        compute_s, provenance, kind = self.gpu_compute(p, gpu, model.compute, sharded)
+        link = model.via if num_gpus > 1 else None
+        step = _estimate(p, model.compute, compute_s, model.communication_s, link, num_gpus, self.bands[kind],
+                         bound=replace(model, compute=replace(model.compute, step_s=compute_s)).bound)
+        return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
+                      band=self.bands[kind], step=step, run=None)
+
+    def cpu_option(self, ceilings: Ceilings, ram_bytes: int) -> Option:
+        capacity = memory.cpu_capacity_bytes(ram_bytes)
+        found = self.fit(capacity, num_gpus=1, on_gpu=False)
+        base: dict[str, Any] = dict(
+            device="cpu", label=f"your CPU ({ceilings.device_name})", is_gpu=False, num_gpus=1, num_nodes=1,
+            price_usd_per_hour=0.0, requested_batch_size=self.requested, batch_size=found.batch_size,
+            strategy="single", capacity_bytes=capacity, memory_per_gpu_bytes=found.device_bytes,
+        )
+        if not found.batch_size:
+            return _unfit(self.bands["analytical"], **base)
+        p = self.profile(found.batch_size)
+        model = cpu_step(p, ceilings)
+        measured = [r for r in self.measurements if r.batch_size == p.batch_size and r.device == "cpu"
+                    and r.device_name == ceilings.device_name]
+        compute_s, provenance, kind = (
+            (measured[0].timing.median_s, "measured here", "measured") if measured
+            else (model.step_s, "analytical (calibrated on this CPU)", "analytical")
+        )
+        step = _estimate(p, model, compute_s, 0.0, None, 1, self.bands[kind], bound=model.bound)
+        return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
+                      band=self.bands[kind], step=step, run=None)
+
+
+def _unfit(band: float, **fields: Any) -> Option:
+    return Option(**fields, fits=False, bound="VRAM" if fields["is_gpu"] else "RAM", provenance="analytical",
+                  provenance_kind="analytical", band=band, step=None, run=None)
+
+
+def _estimate(
+    p: Profile, model: StepTime, compute_s: float, communication_s: float, link: str | None, num_devices: int,
+    band: float, *, bound: str,
+) -> StepEstimate:
+    step_s = compute_s + communication_s
+    samples_per_s = p.batch_size * num_devices / step_s
+    return StepEstimate(
+        step_s=step_s, step_low_s=step_s * (1 - band), step_high_s=step_s * (1 + band),
+        compute_s=compute_s, model_compute_s=model.step_s, compute_bound_s=model.compute_bound_s,
+        memory_bound_s=model.memory_bound_s, latency_s=model.latency_s, host_s=model.host_s,
+        communication_s=communication_s, link=link, samples_per_s=samples_per_s,
+        tokens_per_s=samples_per_s * p.tokens_per_sample if p.tokens_per_sample else None, bound=bound,
+    )
+
+
+def modellable(gpu: GPU) -> bool:
+    """The roofline needs the FP32 rate and the bandwidth; an entry without them cannot be predicted."""
+    return gpu.fp32_tflops is not None
+
+
+def _stored_results(workload: str, store_path: Path | None) -> list[BenchResult]:
+    from gpuwise.store import open_store
+
+    with open_store(store_path) as store:
+        return store.results(workload=workload)
