@@ -100,6 +100,8 @@ def validate(catalog: Catalog | None = None) -> Validation:
     by_gpu: dict[str, list[float]] = defaultdict(list)
     by_workload: dict[str, list[float]] = defaultdict(list)
     for c in checks:
+        if c.row.suspect:  # listed with --rows, kept out of the statistics
+            continue
         by_gpu[c.row.gpu].append(c.error)
         by_workload[c.workload].append(c.error)
 
@@ -113,7 +115,7 @@ def validate(catalog: Catalog | None = None) -> Validation:
         rows=checks, skipped=tuple(skipped), pairs=pairs,
         by_gpu={k: stats(v) for k, v in sorted(by_gpu.items())},
         by_workload={k: stats(v) for k, v in sorted(by_workload.items())},
-        overall=stats([c.error for c in checks]), cross_gpu=cross, fits=fits,
+        overall=stats([c.error for c in checks if not c.row.suspect]), cross_gpu=cross, fits=fits,
     )
 
 

@@ -21,9 +21,13 @@ from gpuwise.predict.step import gpu_step, profile_for_gpu, throughput
 from gpuwise.profile import Profile
 
 FITTED_FILE = "efficiency.json"
-_NAMES = ("matmul", "conv", "grouped_conv", "attention", "rnn", "simt", "bandwidth", "kernel_latency_s", "host_op_s")
+_NAMES = (
+    "matmul", "conv", "grouped_conv", "attention", "rnn", "simt", "bandwidth", "kernel_latency_s", "host_op_s",
+)
+# Physically plausible ranges: no real kernel sustains more than ~90% of a datasheet peak
+# (clock throttling under load, tails, tile quantization), nor of the memory bandwidth.
 _BOUNDS = (
-    (0.05, 1.0), (0.05, 1.0), (0.005, 1.0), (0.05, 1.0), (0.02, 1.0), (0.05, 1.0), (0.2, 1.0), (0.0, 5e-5),
+    (0.05, 0.9), (0.05, 0.9), (0.005, 0.9), (0.05, 0.9), (0.02, 0.9), (0.05, 0.9), (0.2, 0.9), (0.0, 5e-5),
     (0.0, 1e-4),
 )
 ProfileKey = tuple[str, int, str, str, int | None]
@@ -59,10 +63,14 @@ def fit(rows: Iterable[MappedRow], catalog: Catalog, profiles: Profiles, source:
     if not train:
         raise ValueError("nothing to fit on")
     start = Efficiency()
-    scale = [abs(getattr(start, n)) or 1.0 for n in _NAMES]
+    names = list(_NAMES)
+    bounds_of = dict(zip(_NAMES, _BOUNDS, strict=True))
+    scale = [abs(getattr(start, n)) or 1.0 for n in names]
 
     def to_eff(x: list[float]) -> Efficiency:
-        values = {n: min(max(v * s, lo), hi) for n, v, s, (lo, hi) in zip(_NAMES, x, scale, _BOUNDS, strict=True)}
+        values = {
+            n: min(max(v * s, bounds_of[n][0]), bounds_of[n][1]) for n, v, s in zip(names, x, scale, strict=True)
+        }
         return Efficiency(**values, source=source)
 
     def loss(x: list[float]) -> float:
@@ -71,8 +79,8 @@ def fit(rows: Iterable[MappedRow], catalog: Catalog, profiles: Profiles, source:
             train
         )
 
-    bounds = [(lo / s, hi / s) for (lo, hi), s in zip(_BOUNDS, scale, strict=True)]
-    result = minimize(loss, [1.0] * len(_NAMES), method="L-BFGS-B", bounds=bounds)
+    bounds = [(bounds_of[n][0] / s, bounds_of[n][1] / s) for n, s in zip(names, scale, strict=True)]
+    result = minimize(loss, [1.0] * len(names), method="L-BFGS-B", bounds=bounds)
     eff = to_eff(list(result.x))
     return Efficiency(**{n: getattr(eff, n) for n in _NAMES}, source=f"{source} ({len(train)} rows)")
 

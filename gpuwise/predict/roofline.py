@@ -6,7 +6,8 @@ costs, per call,
     max(FLOPs / (efficiency_kind × peak rate for its kind and dtype),
         bytes / (efficiency_bw × memory bandwidth))  +  kernel latency
 
-on the device, and a fixed host time to dispatch it (eager PyTorch launches every
+on the device (grouped/depthwise convolutions against the CUDA-core vector peak, not the
+tensor-core one), and a fixed host time to dispatch it (eager PyTorch launches every
 op from Python). The device and the host run concurrently, so the step takes the
 larger of the two sums. "Efficiency" is the achievable fraction of the datasheet
 peak: measured by ``gpuwise calibrate`` for local devices, fitted on published
@@ -49,7 +50,7 @@ class Efficiency:
 
     matmul: float = 0.70
     conv: float = 0.60
-    grouped_conv: float = 0.10
+    grouped_conv: float = 0.10  # of the vector (CUDA-core) peak on GPUs: depthwise convs skip tensor cores
     attention: float = 0.45
     rnn: float = 0.35
     simt: float = 0.60  # FP32 matrix products on CUDA cores (no tensor cores: fp32 precision)
@@ -94,7 +95,11 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency) -> StepTim
     by_kind: dict[str, float] = {}
     for g in profile.ops:
         memory = g.bytes / bandwidth
-        if g.kind in ops.TENSOR_KINDS:
+        if g.kind == ops.GROUPED_CONV and device.is_gpu:
+            # Depthwise/grouped convolutions have too little math per output for tensor cores:
+            # cuDNN runs them on the CUDA cores, so their ceiling is the vector peak.
+            compute = g.flops / (vector * eff.grouped_conv)
+        elif g.kind in ops.TENSOR_KINDS:
             peak = device.matmul_tflops(g.dtype, precision)
             if peak is None:  # e.g. BF16 on a V100: PyTorch would fail; treat as FP32 speed
                 peak = device.matmul_tflops(FP32, Precision.FP32) or device.vector_tflops
