@@ -68,3 +68,23 @@ def test_lstm_step_estimate_equals_the_real_tracker() -> None:
     fake, real = profile_step(w, config, fake=True).memory, profile_step(w, config, fake=False).memory
     assert fake.activations_bytes == real.activations_bytes
     assert fake.peak_bytes == real.peak_bytes
+
+
+@pytest.mark.parametrize("param_dtype", [torch.float32, torch.bfloat16])
+def test_batch_norm_under_autocast_saves_statistics_at_the_real_dtype(param_dtype: torch.dtype) -> None:
+    def build() -> nn.Module:
+        d = param_dtype
+        return nn.Sequential(
+            nn.Conv2d(3, 32, 3, dtype=d), nn.BatchNorm2d(32, dtype=d), nn.Flatten(), nn.Linear(32 * 6 * 6, 10, dtype=d)
+        )
+
+    def loss(model: nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return F.cross_entropy(model(x.to(param_dtype)), y)
+
+    w = make_workload(build, lambda n: (torch.randn(n, 3, 8, 8), torch.randint(0, 10, (n,))), loss)
+    config = StepConfig(workload=w.name, batch_size=4)
+    fake, real = profile_step(w, config, fake=True).memory, profile_step(w, config, fake=False).memory
+    assert fake.activations_bytes == real.activations_bytes
+    assert fake.peak_bytes == real.peak_bytes

@@ -11,6 +11,9 @@ reproduces it exactly; ``benchmarks/memory_accuracy.py`` checks the total agains
   returns an empty one. For GNMT at batch 16 that is 508 MiB of activations missed.
 - ``aten.mkldnn_rnn_layer_backward``: the meta kernel returns one tensor as both bias
   gradients; the real kernel returns two storages.
+- ``aten.native_batch_norm`` on a bf16/fp16 input with fp32 parameters or running stats
+  (BatchNorm under autocast): the real kernel saves the batch mean and inverse std for
+  backward in fp32 (PyTorch's mixed-type batch norm), the meta kernel in the input's dtype.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 aten = torch.ops.aten
 
+_REDUCED = (torch.bfloat16, torch.float16)
 _PAGE = 4096  # oneDNN page-aligns each part of an RNN workspace
 _LSTM_GATES = 4
 
@@ -86,4 +90,13 @@ class RealKernelOutputs(TorchDispatchMode):
             out = (output, hy, cy, torch.empty(nbytes, dtype=torch.uint8, device=x.device))
         elif func is aten.mkldnn_rnn_layer_backward.default and out[3] is out[4]:
             out = (*out[:4], torch.empty_like(out[4]), *out[5:])
+        elif func is aten.native_batch_norm.default and _mixed_type_batch_norm(args):
+            output, save_mean, save_invstd = out
+            out = (output, save_mean.float(), save_invstd.float())
         return out
+
+
+def _mixed_type_batch_norm(args: Any) -> bool:
+    """A reduced-precision input with fp32 weight, bias or running stats (ATen's ``is_mixed_type``)."""
+    x, params = args[0], args[1:5]
+    return bool(x.dtype in _REDUCED and any(p is not None and p.dtype == torch.float32 for p in params))
