@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from gpuwise.config import OptimizerName, Precision
 from gpuwise.errors import GpuwiseError
 
 app = typer.Typer(
@@ -59,6 +60,18 @@ DB_OPTION: Any = typer.Option(
     metavar="PATH",
     help="Results database file [default: $GPUWISE_DB, else results.db in the user data directory].",
 )  # every command that reads or writes the results store takes it (typer copies it per command)
+
+
+# Flags shared by the commands that take a training step; each defined once (typer copies them per command).
+WORKLOAD_ARGUMENT: Any = typer.Argument(
+    ..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."
+)
+PRECISION_OPTION: Any = typer.Option(Precision.FP32.value, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16")
+OPTIMIZER_OPTION: Any = typer.Option(
+    OptimizerName.ADAMW.value, "--optimizer", help="sgd | sgd-momentum | adam | adamw"
+)
+SEQ_LEN_OPTION: Any = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads).")
+IMAGE_SIZE_OPTION: Any = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads).")
 
 
 def get_app() -> typer.Typer:

@@ -10,7 +10,17 @@ from rich.console import Console
 from rich.table import Table
 
 from gpuwise.bench.run import BenchConfig, BenchReport, bench_all
-from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors
+from gpuwise.cli.app import (
+    DB_OPTION,
+    IMAGE_SIZE_OPTION,
+    OPTIMIZER_OPTION,
+    PRECISION_OPTION,
+    SEQ_LEN_OPTION,
+    WORKLOAD_ARGUMENT,
+    app,
+    positive_int,
+    user_errors,
+)
 from gpuwise.cli.format import gib, si
 from gpuwise.config import OptimizerName, Precision
 from gpuwise.errors import GpuwiseError
@@ -19,13 +29,13 @@ from gpuwise.errors import GpuwiseError
 @app.command("bench")
 @user_errors
 def bench_command(
-    workload: str = typer.Argument(..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."),
+    workload: str = WORKLOAD_ARGUMENT,
     device: list[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N; repeat for several [default: all]."),
     batch_size: str = typer.Option(None, "--batch-size", "-b", help="N, or 'auto' for the largest that fits."),
-    precision: str = typer.Option(Precision.FP32.value, help="fp32 | tf32 | amp-bf16 | amp-fp16"),
-    optimizer: str = typer.Option(OptimizerName.ADAMW.value, help="sgd | sgd-momentum | adam | adamw"),
-    seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
-    image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
+    precision: str = PRECISION_OPTION,
+    optimizer: str = OPTIMIZER_OPTION,
+    seq_len: str = SEQ_LEN_OPTION,
+    image_size: str = IMAGE_SIZE_OPTION,
     steps: str = typer.Option("10", "--steps", help="Timed steps."),
     warmup: str = typer.Option("3", "--warmup", help="Untimed warm-up steps, discarded."),
     db: Path | None = DB_OPTION,

@@ -11,7 +11,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors
+from gpuwise.cli.app import (
+    DB_OPTION,
+    IMAGE_SIZE_OPTION,
+    OPTIMIZER_OPTION,
+    PRECISION_OPTION,
+    SEQ_LEN_OPTION,
+    WORKLOAD_ARGUMENT,
+    app,
+    positive_int,
+    user_errors,
+)
 from gpuwise.config import OptimizerName, Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.plan import BAND, UNITS, Option, Plan, PlanConfig, plan
@@ -29,7 +39,7 @@ CATALOG_HELP = "Your own GPU catalog file (TOML), on top of the shipped one."
 @app.command("plan")
 @user_errors
 def plan_command(
-    workload: str = typer.Argument(..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."),
+    workload: str = WORKLOAD_ARGUMENT,
     dataset_size: str = typer.Option(..., "--dataset-size", help="Samples per epoch (tokens with --unit token)."),
     epochs: str = typer.Option(..., "--epochs", help="Passes over the data set (may be fractional)."),
     unit: str = typer.Option(
@@ -40,10 +50,10 @@ def plan_command(
     gpus: str = typer.Option(None, "--gpus", help="Only these catalog GPUs, comma-separated [default: all]."),
     max_gpus: str = typer.Option(None, "--max-gpus", help="The most GPUs to consider [default: 64]."),
     batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
-    precision: str = typer.Option(Precision.FP32.value, help="fp32 | tf32 | amp-bf16 | amp-fp16"),
-    optimizer: str = typer.Option(OptimizerName.ADAMW.value, help="sgd | sgd-momentum | adam | adamw"),
-    seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
-    image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
+    precision: str = PRECISION_OPTION,
+    optimizer: str = OPTIMIZER_OPTION,
+    seq_len: str = SEQ_LEN_OPTION,
+    image_size: str = IMAGE_SIZE_OPTION,
     network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
     db: Path | None = DB_OPTION,

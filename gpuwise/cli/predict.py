@@ -9,7 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors
+from gpuwise.cli.app import (
+    DB_OPTION,
+    IMAGE_SIZE_OPTION,
+    OPTIMIZER_OPTION,
+    PRECISION_OPTION,
+    SEQ_LEN_OPTION,
+    WORKLOAD_ARGUMENT,
+    app,
+    positive_int,
+    user_errors,
+)
 from gpuwise.cli.format import gib
 from gpuwise.cli.plan import CATALOG_HELP, NETWORK_HELP, network_gbits
 from gpuwise.config import OptimizerName, Precision
@@ -19,14 +29,14 @@ from gpuwise.plan import Option, PredictConfig, option_dict, predict
 @app.command("predict")
 @user_errors
 def predict_command(
-    workload: str = typer.Argument(..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."),
+    workload: str = WORKLOAD_ARGUMENT,
     gpu: str = typer.Option(..., "--gpu", help="A catalog GPU (see 'gpuwise gpus')."),
     num_gpus: str = typer.Option("1", "--num-gpus", "-n", help="How many (more than 8: nodes of 8)."),
     batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
-    precision: str = typer.Option(Precision.FP32.value, help="fp32 | tf32 | amp-bf16 | amp-fp16"),
-    optimizer: str = typer.Option(OptimizerName.ADAMW.value, help="sgd | sgd-momentum | adam | adamw"),
-    seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
-    image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
+    precision: str = PRECISION_OPTION,
+    optimizer: str = OPTIMIZER_OPTION,
+    seq_len: str = SEQ_LEN_OPTION,
+    image_size: str = IMAGE_SIZE_OPTION,
     network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
     db: Path | None = DB_OPTION,

@@ -8,21 +8,29 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gpuwise.cli.app import app, positive_int, user_errors
+from gpuwise.cli.app import (
+    IMAGE_SIZE_OPTION,
+    OPTIMIZER_OPTION,
+    PRECISION_OPTION,
+    SEQ_LEN_OPTION,
+    WORKLOAD_ARGUMENT,
+    app,
+    positive_int,
+    user_errors,
+)
 from gpuwise.cli.format import count, gib, si
-from gpuwise.config import OptimizerName, Precision
 from gpuwise.profile import Profile, profile
 
 
 @app.command("profile")
 @user_errors
 def profile_command(
-    workload: str = typer.Argument(..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."),
+    workload: str = WORKLOAD_ARGUMENT,
     batch_size: str = typer.Option(None, "--batch-size", "-b", help="Samples per step [default: the workload's]."),
-    precision: str = typer.Option(Precision.FP32.value, help="fp32 | tf32 | amp-bf16 | amp-fp16"),
-    optimizer: str = typer.Option(OptimizerName.ADAMW.value, help="sgd | sgd-momentum | adam | adamw"),
-    seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
-    image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
+    precision: str = PRECISION_OPTION,
+    optimizer: str = OPTIMIZER_OPTION,
+    seq_len: str = SEQ_LEN_OPTION,
+    image_size: str = IMAGE_SIZE_OPTION,
     top: str = typer.Option("10", "--top", help="How many layers to list."),
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
 ) -> None:
