@@ -89,7 +89,7 @@ def profile_step(
     fake_mode = FakeTensorMode() if fake else nullcontext()
     real_outputs = RealKernelOutputs() if fake else nullcontext()  # real kernels allocate their own
     attention = FusedAttention() if fused_attention else nullcontext()
-    with fake_mode, _data_dependent_shapes(fake) as substitutions, real_outputs, attention:
+    with fake_mode, _data_dependent_shapes(fake and w.data_dependent) as substitutions, real_outputs, attention:
         with skip_weight_init() if fake else nullcontext():
             model = w.build_model(shape)
         model.train()

@@ -287,6 +287,7 @@ def ssd_loss(model: nn.Module, batch: Any) -> torch.Tensor:
 
 register(
     Workload(
+        data_dependent=True,
         name="fasterrcnn_resnet50_fpn",
         family="object detection",
         sample_unit="image",
@@ -301,6 +302,7 @@ register(
 )
 register(
     Workload(
+        data_dependent=True,
         name="retinanet_resnet50_fpn",
         family="object detection",
         sample_unit="image",
@@ -315,6 +317,7 @@ register(
 )
 register(
     Workload(
+        data_dependent=True,
         name="ssd300",
         family="object detection",
         sample_unit="image",

@@ -68,6 +68,8 @@ class Workload:
     # Sequence positions per sample (tokens for language models), when the unit counts them.
     tokens_per_sample: Callable[[Shape], int] | None = None
     reference: str = ""
+    # Asks data-dependent questions in training (detection: nonzero, NMS); profiled with bounded sizes.
+    data_dependent: bool = False
 
     @property
     def options(self) -> tuple[str, ...]:
