@@ -115,3 +115,14 @@ def test_unknown_ops_are_audited_not_silent() -> None:
     p = profile(w, batch_size=2)
     audited = {u.op: u.count for u in p.uncounted}
     assert audited == {"aten.lgamma.default": 1, "aten.digamma.default": 1}  # forward, and its derivative
+
+
+def test_gpu_profile_runs_a_gru_as_one_fused_op_per_layer_and_direction() -> None:
+    # The CPU decomposes nn.GRU into per-step ops; a GPU (cuDNN) runs one call per layer and direction.
+    cpu = profile("deepspeech2", batch_size=2, seq_len=100)
+    gpu = profile("deepspeech2", batch_size=2, seq_len=100, fused_attention=True)
+    assert gpu.forward_flops == cpu.forward_flops
+    assert gpu.backward_flops == pytest.approx(cpu.backward_flops, rel=0.01)
+    rnn = {k.kind: k.num_ops for k in gpu.kinds}["rnn"]
+    assert rnn == 2 * 5 * 2  # 5 bidirectional layers, forward and backward
+    assert gpu.memory.peak_bytes == pytest.approx(cpu.memory.peak_bytes, rel=0.05)

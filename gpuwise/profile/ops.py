@@ -115,6 +115,16 @@ def _mkldnn_rnn_backward(args: Sequence[Any], out: Any) -> int:
     return 2 * rnn_layer_flops(_numel(x.shape[:-1]), int(w_ih.shape[1]), hidden, _RNN_GATES[mode])
 
 
+def _fused_rnn(args: Sequence[Any], out: Any) -> int:
+    x, w_ih, w_hh, gates = args[0], args[1], args[2], int(args[6])
+    return rnn_layer_flops(_numel(x.shape[:-1]), int(w_ih.shape[1]), int(w_hh.shape[1]), gates)
+
+
+def _fused_rnn_backward(args: Sequence[Any], out: Any) -> int:
+    x, w_ih, w_hh, gates = args[1], args[2], args[3], int(args[7])
+    return 2 * rnn_layer_flops(_numel(x.shape[:-1]), int(w_ih.shape[1]), int(w_hh.shape[1]), gates)
+
+
 FlopFormula = Callable[[Sequence[Any], Any], int]
 
 TENSOR_FORMULAS: dict[str, tuple[str, FlopFormula]] = {
@@ -141,6 +151,8 @@ TENSOR_FORMULAS: dict[str, tuple[str, FlopFormula]] = {
     "_scaled_dot_product_efficient_attention_backward": (ATTENTION, _sdpa_backward),
     "_scaled_dot_product_cudnn_attention_backward": (ATTENTION, _sdpa_backward),
     "mkldnn_rnn_layer": (RNN, _mkldnn_rnn),
+    "fused_rnn_layer": (RNN, _fused_rnn),
+    "fused_rnn_layer_backward": (RNN, _fused_rnn_backward),
     "mkldnn_rnn_layer_backward": (RNN, _mkldnn_rnn_backward),
 }
 

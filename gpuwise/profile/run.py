@@ -57,8 +57,9 @@ def profile(
 ) -> Profile:
     """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated.
 
-    ``fused_attention`` profiles attention as a GPU runs it (one fused kernel, dropout included)
-    instead of the CPU's unfused path; see ``gpuwise.profile.attention``.
+    ``fused_attention`` profiles attention and GRUs as a GPU runs them (one fused kernel each,
+    attention dropout included) instead of the CPU's unfused paths; see ``gpuwise.profile.attention``
+    and ``gpuwise.profile.rnn``.
     """
     w = get_workload(workload) if isinstance(workload, str) else workload
     config = StepConfig(
@@ -88,7 +89,8 @@ def profile_step(
     assert config.batch_size is not None
     fake_mode = FakeTensorMode() if fake else nullcontext()
     real_outputs = RealKernelOutputs() if fake else nullcontext()  # real kernels allocate their own
-    attention = FusedAttention() if fused_attention else nullcontext()
+    # GPU profiles: attention and GRUs as the fused kernels a GPU runs (see attention.py, rnn.py).
+    attention = _gpu_kernels() if fused_attention else nullcontext()
     with fake_mode, _data_dependent_shapes(fake and w.data_dependent) as substitutions, real_outputs, attention:
         with skip_weight_init() if fake else nullcontext():
             model = w.build_model(shape)
@@ -126,6 +128,14 @@ def profile_step(
         substitutions=tuple(sorted(substitutions.items())),
         notes=tuple(notes),
     )
+
+
+@contextmanager
+def _gpu_kernels() -> Iterator[None]:
+    from gpuwise.profile.rnn import FusedGRU
+
+    with FusedAttention(), FusedGRU():
+        yield
 
 
 def track_resident(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> LiveMemory:

@@ -1,0 +1,118 @@
+"""GRU as a GPU runs it: one fused cuDNN call per layer and direction.
+
+On the CPU, ``nn.GRU`` has no fused kernel: it decomposes into a few ops per time step
+(hundreds of thousands for DeepSpeech2), which would make a GPU prediction bound by launch
+overhead that cuDNN does not have. For GPU predictions the profile routes ``nn.GRU`` through
+``gpuwise::fused_rnn_layer``, an op with the shapes, FLOPs (``gpuwise.profile.ops``) and
+saved tensors of a fused layer: its output, final state and a reserve of the gate activations
+of every step, as cuDNN keeps for backward. The op has no real kernel: it exists for profiling
+on fake tensors only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+GRU_GATES = 3
+
+
+@torch.library.custom_op(
+    "gpuwise::fused_rnn_layer",
+    mutates_args=(),
+    schema="(Tensor input, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor hx, int gates) "
+    "-> (Tensor, Tensor, Tensor)",
+)
+def fused_rnn_layer(
+    input: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
+    hx: torch.Tensor, gates: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    raise RuntimeError("gpuwise::fused_rnn_layer models a cuDNN layer for profiling on fake tensors only")
+
+
+@fused_rnn_layer.register_fake
+def _fused_rnn_layer_fake(
+    input: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
+    hx: torch.Tensor, gates: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    steps, batch = input.shape[0], input.shape[1]
+    hidden = w_hh.shape[1]
+    output = input.new_empty((steps, batch, hidden))
+    reserve = input.new_empty((steps, batch, gates * hidden))
+    return output, hx.new_empty(hx.shape), reserve
+
+
+@torch.library.custom_op(
+    "gpuwise::fused_rnn_layer_backward",
+    mutates_args=(),
+    schema="(Tensor grad_output, Tensor input, Tensor w_ih, Tensor w_hh, Tensor hx, Tensor output, Tensor reserve, "
+    "int gates) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
+)
+def fused_rnn_layer_backward(
+    grad_output: torch.Tensor, input: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, hx: torch.Tensor,
+    output: torch.Tensor, reserve: torch.Tensor, gates: int,
+) -> tuple[torch.Tensor, ...]:
+    raise RuntimeError("gpuwise::fused_rnn_layer_backward models a cuDNN layer for profiling on fake tensors only")
+
+
+@fused_rnn_layer_backward.register_fake
+def _fused_rnn_layer_backward_fake(
+    grad_output: torch.Tensor, input: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, hx: torch.Tensor,
+    output: torch.Tensor, reserve: torch.Tensor, gates: int,
+) -> tuple[torch.Tensor, ...]:
+    bias = w_ih.new_empty((w_ih.shape[0],))
+    return (
+        torch.empty_like(input), torch.empty_like(w_ih), torch.empty_like(w_hh), bias, bias.clone(),
+        torch.empty_like(hx),
+    )
+
+
+def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+    input, w_ih, w_hh, _b_ih, _b_hh, hx, gates = inputs
+    out, _hy, reserve = output
+    ctx.save_for_backward(input, w_ih, w_hh, hx, out, reserve)
+    ctx.gates = gates
+
+
+def _backward(ctx: Any, grad_output: torch.Tensor, grad_hy: torch.Tensor, grad_reserve: torch.Tensor) -> Any:
+    input, w_ih, w_hh, hx, out, reserve = ctx.saved_tensors
+    grads = fused_rnn_layer_backward(grad_output, input, w_ih, w_hh, hx, out, reserve, ctx.gates)
+    return (*grads, None)
+
+
+fused_rnn_layer.register_autograd(_backward, setup_context=_setup)
+
+
+class FusedGRU(TorchFunctionMode):
+    """Routes ``torch._VF.gru`` (what ``nn.GRU`` calls) through one fused op per layer and direction."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") != "gru" or len(args) != 9 or not isinstance(args[2], (list, tuple)):
+            return func(*args, **kwargs)
+        x, hx, weights, has_bias, num_layers, dropout, train, bidirectional, batch_first = args
+        if batch_first:
+            x = x.transpose(0, 1)
+        directions = 2 if bidirectional else 1
+        per_layer = 4 if has_bias else 2
+        finals = []
+        for layer in range(num_layers):
+            outputs = []
+            for d in range(directions):
+                w = weights[(layer * directions + d) * per_layer:(layer * directions + d + 1) * per_layer]
+                w_ih, w_hh = w[0], w[1]
+                b_ih = w[2] if has_bias else w_ih.new_zeros(w_ih.shape[0])
+                b_hh = w[3] if has_bias else w_hh.new_zeros(w_hh.shape[0])
+                h0 = hx[layer * directions + d:layer * directions + d + 1]
+                out, hy, _reserve = fused_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, h0, GRU_GATES)
+                outputs.append(out)
+                finals.append(hy)
+            x = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]
+            if dropout and train and layer < num_layers - 1:
+                x = F.dropout(x, p=dropout, training=True)
+        if batch_first:
+            x = x.transpose(0, 1)
+        return x, torch.cat(finals, dim=0)
