@@ -230,6 +230,7 @@ def _summarize(
     substitutions: tuple[tuple[str, int], ...],
     notes: tuple[str, ...],
 ) -> Profile:
+    shape = w.resolve_shape(config.seq_len, config.image_size)
     groups: Counter[tuple[str, str, str, str, int, int, int]] = Counter(
         (e.op, e.kind, e.phase, e.dtype, e.flops, e.vector_flops, e.bytes) for e in events
     )
@@ -264,24 +265,24 @@ def _summarize(
         LayerSummary(name, v[0], v[1], v[2], v[3])
         for name, v in sorted(layer_acc.items(), key=lambda kv: (-(kv[1][1] + kv[1][2]), -kv[1][3]))
     )
-    weights = memory.peak_by_category  # unchanged categories are read off the tracker
+    at_peak = memory.peak_by_category
     mem = Memory(
-        weights_bytes=_initial(memory, WEIGHTS, weights),
+        weights_bytes=_initial(memory, WEIGHTS, at_peak),
         gradients_bytes=gradients_bytes,
-        optimizer_state_bytes=_initial(memory, OPTIMIZER_STATE, weights),
-        inputs_bytes=_initial(memory, INPUTS, weights),
+        optimizer_state_bytes=_initial(memory, OPTIMIZER_STATE, at_peak),
+        inputs_bytes=_initial(memory, INPUTS, at_peak),
         activations_bytes=activations_bytes,
         peak_bytes=memory.peak_bytes,
         peak_phase=memory.peak_phase,
-        at_peak_bytes=dict(memory.peak_by_category),
+        at_peak_bytes=dict(at_peak),
     )
     return Profile(
         workload=w.name,
         family=w.family,
         sample_unit=w.sample_unit,
         batch_size=int(config.batch_size or w.default_batch_size),
-        seq_len=w.resolve_shape(config.seq_len, config.image_size).seq_len,
-        image_size=w.resolve_shape(config.seq_len, config.image_size).image_size,
+        seq_len=shape.seq_len,
+        image_size=shape.image_size,
         precision=config.precision.value,
         optimizer=config.optimizer.value,
         params_total=num_total,
@@ -289,7 +290,7 @@ def _summarize(
         forward_flops=sum(e.flops for e in events if e.phase == FORWARD),
         backward_flops=sum(e.flops for e in events if e.phase == BACKWARD),
         optimizer_vector_flops=sum(e.vector_flops for e in events if e.phase == OPTIMIZER),
-        tokens_per_sample=w.tokens_per_sample(w.resolve_shape(config.seq_len, config.image_size))
+        tokens_per_sample=w.tokens_per_sample(shape)
         if w.tokens_per_sample
         else None,
         kinds=kinds,

@@ -287,7 +287,6 @@ def ssd_loss(model: nn.Module, batch: Any) -> torch.Tensor:
 
 register(
     Workload(
-        data_dependent=True,
         name="fasterrcnn_resnet50_fpn",
         family="object detection",
         sample_unit="image",
@@ -298,11 +297,11 @@ register(
         forward_loss=detection_loss,
         default_shape=Shape(image_size=800),
         reference="Ren et al. 2015, arXiv:1506.01497; Lin et al. 2017, arXiv:1612.03144; torchvision",
+        data_dependent=True,
     )
 )
 register(
     Workload(
-        data_dependent=True,
         name="retinanet_resnet50_fpn",
         family="object detection",
         sample_unit="image",
@@ -313,11 +312,11 @@ register(
         forward_loss=detection_loss,
         default_shape=Shape(image_size=800),
         reference="Lin et al. 2017, arXiv:1708.02002; torchvision",
+        data_dependent=True,
     )
 )
 register(
     Workload(
-        data_dependent=True,
         name="ssd300",
         family="object detection",
         sample_unit="image",
