@@ -28,3 +28,15 @@ def make_workload(
         forward_loss=loss,
         default_shape=Shape(),
     )
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run the gpuwise command in-process: exit code, stdout, stderr. A crash re-raises, it is never an exit."""
+    from typer.testing import CliRunner
+
+    from gpuwise.cli.app import get_app
+
+    result = CliRunner().invoke(get_app(), list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr

@@ -138,14 +138,12 @@ def test_bench_user_mistakes_get_one_line_and_exit_2(
 ) -> None:
     import re
 
-    from typer.testing import CliRunner
+    from tests.helpers import run_cli
 
-    from gpuwise.cli.app import get_app
-
-    result = CliRunner().invoke(get_app(), ["bench", EXAMPLE, *args])
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and re.search(message, lines[0]), result.stderr
+    code, out, err = run_cli("bench", EXAMPLE, *args)
+    assert code == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), err
 
 
 def test_llm_that_cannot_fit_the_cpu_says_so_with_its_need(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,22 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from gpuwise.cli.app import get_app
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "my_model.py")
 RAISING = str(ROOT / "tests" / "data" / "raising_model.py")
-runner = CliRunner()
-app = get_app()
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+run = run_cli
 
 
 def test_profile_json_has_units_in_field_names() -> None:

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 import gpuwise.plan as plan_module
 from gpuwise.bench.result import Ceilings
-from gpuwise.cli.app import get_app
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import PACKAGED_LABEL, Catalog, parse_catalog_text
 from gpuwise.plan import (
@@ -39,6 +37,7 @@ from gpuwise.plan import (
 from gpuwise.predict import memory
 from gpuwise.profile import Profile
 from gpuwise.units import HOUR_S, parse_duration, parse_money, parse_positive
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "my_model.py") + ":build"
@@ -379,15 +378,7 @@ def test_round_batch_and_the_memory_line() -> None:
 
 # ------------------------------------------------------------------ the command line
 
-runner = CliRunner()
-app = get_app()
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+cli = run_cli
 
 
 @pytest.mark.parametrize(
