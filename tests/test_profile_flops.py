@@ -120,7 +120,7 @@ def test_unknown_ops_are_audited_not_silent() -> None:
 def test_gpu_profile_runs_a_gru_as_one_fused_op_per_layer_and_direction() -> None:
     # The CPU decomposes nn.GRU into per-step ops; a GPU (cuDNN) runs one call per layer and direction.
     cpu = profile("deepspeech2", batch_size=2, seq_len=100)
-    gpu = profile("deepspeech2", batch_size=2, seq_len=100, fused_attention=True)
+    gpu = profile("deepspeech2", batch_size=2, seq_len=100, gpu_kernels=True)
     assert gpu.forward_flops == cpu.forward_flops
     assert gpu.backward_flops == pytest.approx(cpu.backward_flops, rel=0.01)
     rnn = {k.kind: k.num_ops for k in gpu.kinds}["rnn"]

@@ -41,7 +41,7 @@ def profile_for_gpu(
     """
     as_precision = "amp-bf16" if precision == Precision.AMP_FP16.value else precision
     p = profile(workload, batch_size=batch_size, precision=as_precision, optimizer=optimizer, seq_len=seq_len,
-                image_size=image_size, fused_attention=True)  # attention and GRUs as a GPU's fused kernels
+                image_size=image_size, gpu_kernels=True)  # attention and GRUs as a GPU's fused kernels
     if as_precision == precision:
         return p
     relabelled = tuple(replace(g, dtype=FP16) if g.dtype == BF16 else g for g in p.ops)

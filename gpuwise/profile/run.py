@@ -53,11 +53,11 @@ def profile(
     optimizer: str | OptimizerName = OptimizerName.ADAMW,
     seq_len: int | None = None,
     image_size: int | None = None,
-    fused_attention: bool = False,
+    gpu_kernels: bool = False,
 ) -> Profile:
     """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated.
 
-    ``fused_attention`` profiles attention and GRUs as a GPU runs them (one fused kernel each,
+    ``gpu_kernels`` profiles attention and GRUs as a GPU runs them (one fused kernel each,
     attention dropout included) instead of the CPU's unfused paths; see ``gpuwise.profile.attention``
     and ``gpuwise.profile.rnn``.
     """
@@ -70,7 +70,7 @@ def profile(
         seq_len=seq_len,
         image_size=image_size,
     )
-    return profile_step(w, config, fused_attention=fused_attention)
+    return profile_step(w, config, gpu_kernels=gpu_kernels)
 
 
 def profile_step(
@@ -79,7 +79,7 @@ def profile_step(
     *,
     fake: bool = True,
     around_step: Callable[[], AbstractContextManager[object]] = nullcontext,
-    fused_attention: bool = False,
+    gpu_kernels: bool = False,
 ) -> Profile:
     """Trace one steady-state step. ``fake=False`` runs it for real on the CPU with the same
     tracker, which is how the memory benchmark checks the fake estimate; ``around_step`` wraps
@@ -90,8 +90,8 @@ def profile_step(
     fake_mode = FakeTensorMode() if fake else nullcontext()
     real_outputs = RealKernelOutputs() if fake else nullcontext()  # real kernels allocate their own
     # GPU profiles: attention and GRUs as the fused kernels a GPU runs (see attention.py, rnn.py).
-    attention = _gpu_kernels() if fused_attention else nullcontext()
-    with fake_mode, _data_dependent_shapes(fake and w.data_dependent) as substitutions, real_outputs, attention:
+    fused = _gpu_kernels() if gpu_kernels else nullcontext()
+    with fake_mode, _data_dependent_shapes(fake and w.data_dependent) as substitutions, real_outputs, fused:
         with skip_weight_init() if fake else nullcontext():
             model = w.build_model(shape)
         model.train()
