@@ -4,6 +4,10 @@ Published rows are predicted by constants fitted *without* that row's GPU genera
 (fit on V100, predict A100, and the reverse): the error reported is held-out error.
 Cross-GPU: from a measurement on one GPU, the model predicts the same step on the
 other, and so do two naive baselines (peak FLOP/s ratio alone, bandwidth ratio alone).
+
+The published rows are predicted for the pipeline they ran (``fit.row_pipeline``: NVIDIA's
+fused optimizers, channels-last convnets under AMP), not for eager PyTorch, which is what
+``predict`` and ``plan`` assume.
 """
 
 from __future__ import annotations

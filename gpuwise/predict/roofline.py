@@ -12,6 +12,13 @@ op from Python). The device and the host run concurrently, so the step takes the
 larger of the two sums. "Efficiency" is the achievable fraction of the datasheet
 peak: measured by ``gpuwise calibrate`` for local devices, fitted on published
 measurements for catalog GPUs (``gpuwise.predict.fit``), never the datasheet alone.
+
+The profile is eager PyTorch's op stream; a ``Pipeline`` says what the training program
+runs around it. ``EAGER`` (the default, what ``gpuwise train`` runs) is the profile as
+traced, in PyTorch's default channels-first layout. ``tuned_pipeline`` describes the
+published NVIDIA containers the efficiencies are fitted on: a fused optimizer step, and
+channels-last convolutions under AMP. The efficiencies describe kernels, the pipeline
+which kernels run, so constants fitted on tuned runs apply to eager predictions.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from gpuwise.profile.result import Profile
 
 # Which peak a tensor op runs at, by its operands' dtype and the precision setting.
 FP32, TF32, BF16, FP16 = "float32", "tf32", "bfloat16", "float16"
+# No real kernel sustains more than ~90% of a datasheet peak (clock throttling under load, tails,
+# tile quantization); ``gpuwise.predict.fit`` bounds every fitted fraction by it.
+MAX_EFFICIENCY = 0.9
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,36 @@ class DeviceRates:
 
 
 @dataclass(frozen=True)
+class Pipeline:
+    """What the training program runs besides the traced ops: memory layout and optimizer kernel."""
+
+    name: str = "eager PyTorch"
+    # Activations of convolutions in NHWC. Tensor-core convolution kernels work in NHWC; on
+    # NCHW tensors cuDNN transposes the input in and the output back around each call (NVIDIA,
+    # "Convolutional Layers User's Guide", tensor layouts: NHWC avoids the transposes), which
+    # costs a read and a write of both. CUDA-core (FP32 SIMT, grouped) kernels run NCHW natively.
+    channels_last: bool = False
+    # One multi-tensor kernel (apex FusedAdam/FusedLAMB, torch ``fused=True``) reads each
+    # parameter, gradient and optimizer state once and writes parameters and states once,
+    # instead of one pass per elementwise op of the eager update.
+    fused_optimizer: bool = False
+
+
+EAGER = Pipeline()
+
+
+def tuned_pipeline(precision: Precision, *, has_convs: bool) -> Pipeline:
+    """NVIDIA DeepLearningExamples' recipes: fused optimizers, and NHWC convnets under AMP only.
+
+    ConvNets/configs.yml sets ``memory_format: nhwc`` for AMP runs and leaves TF32/FP32 runs
+    NCHW; SSD's main.py recommends channels-first with ``--no-amp``.
+    """
+    amp = precision in (Precision.AMP_FP16, Precision.AMP_BF16)
+    layout = ", channels-last" if amp and has_convs else ""
+    return Pipeline(name=f"tuned (fused optimizer{layout})", channels_last=amp and has_convs, fused_optimizer=True)
+
+
+@dataclass(frozen=True)
 class Efficiency:
     """Achievable fractions of peak and fixed costs; see ``gpuwise.predict.fit`` for where they come from."""
 
@@ -53,7 +93,12 @@ class Efficiency:
     grouped_conv: float = 0.10  # of the vector (CUDA-core) peak on GPUs: depthwise convs skip tensor cores
     attention: float = 0.45
     rnn: float = 0.35
-    simt: float = 0.60  # FP32 matrix products on CUDA cores (no tensor cores: fp32 precision)
+    # FP32 matrix products on CUDA cores (fp32 precision, no tensor cores), any op kind: at an
+    # eighth of the tensor cores' per-SM rate even recurrent GEMMs keep the units busy. A large
+    # SGEMM runs at the FP32 peak (2·10240³ FLOP in 0.11 s on an A100, PyTorch docs, CUDA
+    # semantics, "TensorFloat-32 (TF32) on Ampere": 19.5 TFLOP/s), capped at MAX_EFFICIENCY.
+    # The default is what a fit without FP32 rows (Ampere-only data) keeps.
+    simt: float = MAX_EFFICIENCY
     bandwidth: float = 0.75
     kernel_latency_s: float = 4e-6  # launch + tail of one kernel on the device
     host_op_s: float = 1.2e-5  # eager PyTorch dispatch per op on the host
@@ -87,14 +132,24 @@ class StepTime:
         return "compute" if self.compute_bound_s >= self.memory_bound_s else "memory bandwidth"
 
 
-def step_time(profile: Profile, device: DeviceRates, eff: Efficiency) -> StepTime:
+def _fused_optimizer_bytes(profile: Profile) -> int:
+    """Read parameters, gradients and states once; write parameters and states once."""
+    m = profile.memory
+    return 2 * m.weights_bytes + m.gradients_bytes + 2 * m.optimizer_state_bytes
+
+
+def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: Pipeline = EAGER) -> StepTime:
     precision = Precision.parse(profile.precision)
     bandwidth = device.memory_gbps * 1e9 * eff.bandwidth
     vector = device.vector_tflops * 1e12
     compute_s = memory_s = latency_s = host_s = backward_s = 0.0
     by_kind: dict[str, float] = {}
+    fuse_optimizer = pipeline.fused_optimizer and device.is_gpu
     for g in profile.ops:
+        if fuse_optimizer and g.phase == "optimizer":
+            continue  # replaced by one fused kernel below
         memory = g.bytes / bandwidth
+        transposes = 0
         if g.kind == ops.GROUPED_CONV and device.is_gpu:
             # Depthwise/grouped convolutions have too little math per output for tensor cores:
             # cuDNN runs them on the CUDA cores, so their ceiling is the vector peak.
@@ -106,6 +161,8 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency) -> StepTim
             on_cuda_cores = device.is_gpu and g.dtype == FP32 and precision is not Precision.TF32
             efficiency = eff.simt if on_cuda_cores and g.kind != ops.GROUPED_CONV else eff.for_kind(g.kind)
             compute = g.flops / (peak * 1e12 * efficiency)
+            if g.kind == ops.CONV and device.is_gpu and not on_cuda_cores and not pipeline.channels_last:
+                transposes = 2  # NCHW -> NHWC in, NHWC -> NCHW out: each reads and writes its tensor
         else:
             compute = g.vector_flops / vector
         per_call = max(compute, memory)
@@ -113,11 +170,21 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency) -> StepTim
             compute_s += g.count * per_call
         else:
             memory_s += g.count * per_call
-        latency_s += g.count * eff.kernel_latency_s
+        transpose_s = transposes * g.bytes / bandwidth  # the transposes are kernels of their own
+        memory_s += g.count * transpose_s
+        kernels = 1 + transposes
+        latency_s += g.count * kernels * eff.kernel_latency_s
         host_s += g.count * eff.host_op_s
-        by_kind[g.kind] = by_kind.get(g.kind, 0.0) + g.count * (per_call + eff.kernel_latency_s)
+        op_s = g.count * (per_call + transpose_s + kernels * eff.kernel_latency_s)
+        by_kind[g.kind] = by_kind.get(g.kind, 0.0) + op_s
         if g.phase == "backward":
-            backward_s += g.count * (per_call + eff.kernel_latency_s)
+            backward_s += op_s
+    if fuse_optimizer and any(g.phase == "optimizer" for g in profile.ops):
+        fused_s = _fused_optimizer_bytes(profile) / bandwidth
+        memory_s += fused_s
+        latency_s += eff.kernel_latency_s
+        host_s += eff.host_op_s
+        by_kind[ops.ELEMENTWISE] = by_kind.get(ops.ELEMENTWISE, 0.0) + fused_s + eff.kernel_latency_s
     device_s = compute_s + memory_s + latency_s
     return StepTime(
         step_s=max(device_s, host_s) if device.is_gpu else device_s + host_s,

@@ -1,0 +1,130 @@
+"""The roofline's pipeline physics on hand-made profiles: layout transposes around tensor-core
+convolutions, the fused optimizer step, and which published rows get which pipeline.
+
+No tracing: each profile is a few ``OpGroup``s with round numbers, so every expected time is
+arithmetic a reader can check.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gpuwise.config import Precision
+from gpuwise.predict.roofline import (
+    EAGER,
+    FP16,
+    FP32,
+    DeviceRates,
+    Efficiency,
+    Pipeline,
+    step_time,
+    tuned_pipeline,
+)
+from gpuwise.profile import ops
+from gpuwise.profile.result import Memory, OpGroup, Profile
+
+GPU = DeviceRates(
+    name="test GPU", tensor_tflops={FP32: 10.0, "tf32": 80.0, FP16: 160.0}, vector_tflops=10.0, memory_gbps=1000.0
+)
+# Whole peaks, no latency or dispatch: a time is FLOPs / peak or bytes / bandwidth.
+EFF = Efficiency(
+    matmul=1.0, conv=1.0, grouped_conv=1.0, attention=1.0, rnn=1.0, simt=1.0, bandwidth=1.0,
+    kernel_latency_s=0.0, host_op_s=0.0,
+)
+GB = 10**9
+
+
+def _profile(precision: str, groups: list[OpGroup], *, weights: int = 0, grads: int = 0, state: int = 0) -> Profile:
+    memory = Memory(
+        weights_bytes=weights, gradients_bytes=grads, optimizer_state_bytes=state, inputs_bytes=0,
+        activations_bytes=0, peak_bytes=0, peak_phase="forward", at_peak_bytes={},
+    )
+    return Profile(
+        workload="hand-made", family="vision", sample_unit="image", batch_size=1, seq_len=None, image_size=None,
+        precision=precision, optimizer="sgd-momentum", params_total=0, params_trainable=0, forward_flops=0,
+        backward_flops=0, optimizer_vector_flops=0, tokens_per_sample=None, kinds=(), layers=(), ops=tuple(groups),
+        uncounted=(), substitutions=(), memory=memory, notes=(),
+    )
+
+
+def _conv(dtype: str, *, flops: int = 0, nbytes: int = GB) -> OpGroup:
+    return OpGroup(op="convolution", kind=ops.CONV, phase="forward", dtype=dtype, count=1, flops=flops,
+                   vector_flops=0, bytes=nbytes)
+
+
+def test_nchw_tensor_core_convs_pay_a_transpose_in_and_out() -> None:
+    p = _profile("amp-fp16", [_conv(FP16)])  # 1 GB at 1000 GB/s: 1 ms; no FLOPs
+    nchw = step_time(p, GPU, EFF, EAGER)
+    nhwc = step_time(p, GPU, EFF, Pipeline(channels_last=True))
+    assert nhwc.step_s == pytest.approx(1e-3)
+    assert nchw.step_s == pytest.approx(3e-3)  # the conv, then a read + write of its tensors twice
+    assert nchw.memory_bound_s - nhwc.memory_bound_s == pytest.approx(2e-3)
+
+
+def test_cuda_core_convs_run_nchw_natively() -> None:
+    """FP32 without TF32 runs on the CUDA cores: no tensor-core layout, no transposes."""
+    p = _profile("fp32", [_conv(FP32)])
+    nhwc = step_time(p, GPU, EFF, Pipeline(channels_last=True))
+    assert step_time(p, GPU, EFF, EAGER).step_s == pytest.approx(nhwc.step_s)
+
+
+def test_tf32_convs_use_tensor_cores_and_pay_the_transposes() -> None:
+    p = _profile("tf32", [_conv(FP32, flops=80 * 10**9)])  # 80 GFLOP at 80 TFLOP/s: 1 ms, like its bytes
+    assert step_time(p, GPU, EFF, Pipeline(channels_last=True)).step_s == pytest.approx(1e-3)
+    assert step_time(p, GPU, EFF, EAGER).step_s == pytest.approx(3e-3)
+
+
+def test_the_cpu_never_pays_gpu_layout_transposes() -> None:
+    cpu = DeviceRates(name="cpu", tensor_tflops={FP32: 1.0}, vector_tflops=0.1, memory_gbps=1000.0, is_gpu=False)
+    p = _profile("amp-bf16", [_conv("bfloat16")])
+    assert step_time(p, cpu, EFF, EAGER).step_s == pytest.approx(1e-3)
+
+
+def test_fused_optimizer_reads_each_tensor_once() -> None:
+    """Eager: five passes over 1 GB each. Fused: read w, g, state, write w, state = 2w + g + 2s."""
+    update = [
+        OpGroup(op=f"foreach_{i}", kind=ops.ELEMENTWISE, phase="optimizer", dtype=FP32, count=1, flops=0,
+                vector_flops=0, bytes=GB)
+        for i in range(5)
+    ]
+    p = _profile("fp32", update, weights=GB // 10, grads=GB // 10, state=GB // 10)
+    eager = step_time(p, GPU, EFF, EAGER)
+    fused = step_time(p, GPU, EFF, Pipeline(fused_optimizer=True))
+    assert eager.step_s == pytest.approx(5e-3)
+    assert fused.step_s == pytest.approx(5 * (GB // 10) / 1e12)
+    assert fused.step_s < eager.step_s
+
+
+def test_fusing_leaves_forward_and_backward_alone() -> None:
+    p = _profile("amp-fp16", [_conv(FP16)], weights=GB, grads=GB, state=GB)  # no optimizer ops traced
+    assert step_time(p, GPU, EFF, Pipeline(fused_optimizer=True)).step_s == pytest.approx(step_time(p, GPU, EFF).step_s)
+
+
+@pytest.mark.parametrize(
+    ("precision", "has_convs", "channels_last"),
+    [
+        (Precision.AMP_FP16, True, True),  # DeepLearningExamples' convnets: memory_format nhwc under AMP
+        (Precision.TF32, True, False),  # and NCHW in TF32/FP32
+        (Precision.FP32, True, False),
+        (Precision.AMP_FP16, False, False),  # no convolutions: the layout is moot
+    ],
+)
+def test_tuned_pipeline_of_the_published_recipes(precision: Precision, has_convs: bool, channels_last: bool) -> None:
+    pipeline = tuned_pipeline(precision, has_convs=has_convs)
+    assert pipeline.fused_optimizer
+    assert pipeline.channels_last is channels_last
+    assert ("channels-last" in pipeline.name) is channels_last
+
+
+def test_eager_is_the_default_and_says_so() -> None:
+    assert EAGER == Pipeline()
+    assert not EAGER.channels_last and not EAGER.fused_optimizer
+    assert "eager" in EAGER.name
+
+
+def test_simt_default_is_a_capped_fraction() -> None:
+    """The unfitted CUDA-core fraction stays a plausible fraction of peak (see roofline.Efficiency)."""
+    assert 0.0 < Efficiency().simt <= 0.9
+    assert math.isclose(Efficiency().simt, 0.9)
