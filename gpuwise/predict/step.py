@@ -9,7 +9,18 @@ from gpuwise.bench.result import Ceilings
 from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict import parallel
-from gpuwise.predict.roofline import BF16, FP16, FP32, TF32, DeviceRates, Efficiency, StepTime, step_time
+from gpuwise.predict.roofline import (
+    BF16,
+    EAGER,
+    FP16,
+    FP32,
+    TF32,
+    DeviceRates,
+    Efficiency,
+    Pipeline,
+    StepTime,
+    step_time,
+)
 from gpuwise.profile import Profile, profile
 
 if TYPE_CHECKING:
@@ -71,9 +82,9 @@ class GpuStep:
 
 def gpu_step(
     p: Profile, gpu: GPU, eff: Efficiency, *, num_gpus: int = 1, gpus_per_node: int = 8,
-    network_gbits: float = parallel.DEFAULT_NETWORK_GBITS,
+    network_gbits: float = parallel.DEFAULT_NETWORK_GBITS, pipeline: Pipeline = EAGER,
 ) -> GpuStep:
-    compute = step_time(p, gpu_rates(gpu), eff)
+    compute = step_time(p, gpu_rates(gpu), eff, pipeline)
     link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network_gbits)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
     comm = parallel.ddp_exposed_s(p.memory.gradients_bytes, num_gpus, bandwidth, compute.backward_s)
@@ -111,14 +122,6 @@ def throughput(p: Profile, step: GpuStep, *, tokens: bool) -> float:
     return per_step / step.step_s
 
 
-# On the CPU the matmul ceiling is measured (gpuwise calibrate), so the efficiencies are relative to
-# it; dispatch runs on the same cores, so it adds to the step instead of overlapping it.
-CPU_EFFICIENCY = Efficiency(
-    matmul=0.8, conv=0.5, attention=0.5, rnn=0.5, bandwidth=0.6, kernel_latency_s=0.0, host_op_s=2e-5,
-    source="assumed relative to this CPU's measured ceilings; checked by benchmarks/RESULTS.md",
-)
-
-
 def cpu_rates(ceilings: Ceilings) -> DeviceRates:
     """A calibrated local CPU as a device: its measured GEMM rates and copy bandwidth."""
     fp32 = ceilings.matmul_tflops.get("float32", 0.0)
@@ -132,5 +135,12 @@ def cpu_rates(ceilings: Ceilings) -> DeviceRates:
     )
 
 
-def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency = CPU_EFFICIENCY) -> StepTime:
+def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None) -> StepTime:
+    """A step on the calibrated CPU. The efficiencies are fractions of its *measured* ceilings, fitted
+    on real CPU benches (``gpuwise.predict.cpu_fit``); dispatch runs on the same cores, so it adds to
+    the step instead of overlapping it."""
+    if eff is None:
+        from gpuwise.predict.cpu_fit import shipped_cpu_efficiency
+
+        eff = shipped_cpu_efficiency()
     return step_time(p, cpu_rates(ceilings), eff)

@@ -1,0 +1,172 @@
+"""Fitting the CPU's efficiency constants on real CPU benches, relative to that CPU's measured ceilings.
+
+On the CPU the ceilings are measured (``gpuwise calibrate``: the best GEMM rate per dtype and the
+copy bandwidth), so what is left to know is how close each kind of op gets to them in a training
+step: convolutions through oneDNN, GEMMs through MKL, elementwise ops that stream memory, and the
+eager dispatch per op. Those fractions are fitted on benches committed with their ceilings
+(``benchmarks/results/cpu_benches.json``, made by ``python benchmarks/cpu_prediction.py --measure``)
+and shipped as ``cpu_efficiency.json``. ``benchmarks/cpu_prediction.py`` reports the error with each
+workload held out of the fit that predicts it.
+
+    python -m gpuwise.predict.cpu_fit benchmarks/results/cpu_benches.json   # refit the shipped file
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gpuwise.bench.result import Ceilings
+from gpuwise.predict.roofline import Efficiency
+from gpuwise.predict.step import cpu_step
+from gpuwise.profile import Profile
+
+FITTED_FILE = "cpu_efficiency.json"
+
+# What is fitted, and the plausible range of each: a fraction of a measured ceiling cannot pass 1
+# by much (a ceiling is one measurement, and caches help small tensors a little); dispatch of one
+# eager op on the host costs microseconds, not milliseconds.
+_FITTED = {
+    "matmul": (0.2, 1.2),
+    "conv": (0.2, 1.2),
+    "grouped_conv": (0.005, 1.0),
+    "rnn": (0.05, 1.2),
+    "bandwidth": (0.1, 2.0),
+    "host_op_s": (1e-6, 1e-4),
+}
+# Kept at the default: attention runs unfused on the CPU (matmul + softmax ops), so the profile
+# has no fused-attention op to fit; no kernel launch latency on the host.
+_FIXED = {"attention": 0.5, "simt": 1.0, "kernel_latency_s": 0.0}
+DEFAULT = Efficiency(
+    matmul=0.8, conv=0.8, grouped_conv=0.1, attention=0.5, rnn=0.5, simt=1.0, bandwidth=0.6, kernel_latency_s=0.0,
+    host_op_s=2e-5, source="defaults relative to this CPU's measured ceilings (not fitted)",
+)
+
+
+@dataclass(frozen=True)
+class CpuBench:
+    """One stored CPU bench: the settings of the step and its measured median."""
+
+    workload: str
+    batch_size: int
+    precision: str
+    optimizer: str
+    seq_len: int | None
+    image_size: int | None
+    median_s: float
+    p10_s: float
+    p90_s: float
+
+    @property
+    def label(self) -> str:
+        shape = f" seq {self.seq_len}" if self.seq_len else f" {self.image_size}px" if self.image_size else ""
+        return f"{self.workload} b{self.batch_size}{shape} {self.precision}"
+
+
+@dataclass(frozen=True)
+class BenchSet:
+    """Benches of one CPU, with the ceilings measured in the same session, and where they came from."""
+
+    ceilings: Ceilings
+    benches: tuple[CpuBench, ...]
+    machine: str
+    measured_at: str
+    command: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> BenchSet:
+        return BenchSet(
+            ceilings=Ceilings(**data["ceilings"]), benches=tuple(CpuBench(**b) for b in data["benches"]),
+            machine=data["machine"], measured_at=data["measured_at"], command=data["command"],
+        )
+
+
+def load_benches(path: Path) -> BenchSet:
+    return BenchSet.from_dict(json.loads(path.read_text()))
+
+
+def profile_bench(b: CpuBench) -> Profile:
+    """The CPU profile of a bench's step (the CPU's own kernels, not the GPU's fused ones)."""
+    from gpuwise.profile import profile
+
+    return profile(
+        b.workload, batch_size=b.batch_size, precision=b.precision, optimizer=b.optimizer, seq_len=b.seq_len,
+        image_size=b.image_size,
+    )
+
+
+def fit_cpu(rows: Sequence[tuple[Profile, float]], ceilings: Ceilings, source: str) -> Efficiency:
+    """Least squares on log(predicted / measured) step time over ``rows`` of (profile, measured seconds)."""
+    from scipy.optimize import minimize
+
+    if not rows:
+        raise ValueError("nothing to fit on")
+    names = list(_FITTED)
+    scale = [getattr(DEFAULT, n) for n in names]
+
+    def to_eff(x: Sequence[float]) -> Efficiency:
+        fitted = {n: min(max(v * s, _FITTED[n][0]), _FITTED[n][1]) for n, v, s in zip(names, x, scale, strict=True)}
+        return Efficiency(**fitted, **_FIXED, source=source)
+
+    def loss(x: Sequence[float]) -> float:
+        eff = to_eff(x)
+        return sum(math.log(cpu_step(p, ceilings, eff).step_s / measured) ** 2 for p, measured in rows) / len(rows)
+
+    bounds = [(_FITTED[n][0] / s, _FITTED[n][1] / s) for n, s in zip(names, scale, strict=True)]
+    result = minimize(loss, [1.0] * len(names), method="L-BFGS-B", bounds=bounds)
+    return to_eff(list(result.x))
+
+
+def held_out_by_workload(
+    benches: Sequence[CpuBench], profiles: Sequence[Profile], ceilings: Ceilings
+) -> list[tuple[CpuBench, float]]:
+    """Each bench predicted by constants fitted on the benches of every *other* workload."""
+    out = []
+    for workload in dict.fromkeys(b.workload for b in benches):
+        train = [(p, b.median_s) for b, p in zip(benches, profiles, strict=True) if b.workload != workload]
+        eff = fit_cpu(train, ceilings, source=f"fitted without {workload}")
+        out += [
+            (b, cpu_step(p, ceilings, eff).step_s)
+            for b, p in zip(benches, profiles, strict=True) if b.workload == workload
+        ]
+    return out
+
+
+def save(eff: Efficiency, path: Path) -> None:
+    path.write_text(json.dumps(asdict(eff), indent=2) + "\n")
+
+
+def shipped_cpu_efficiency() -> Efficiency:
+    """The constants fitted on the committed CPU benches (``python -m gpuwise.predict.cpu_fit``)."""
+    resource = resources.files("gpuwise.predict").joinpath(FITTED_FILE)
+    if not resource.is_file():
+        return DEFAULT
+    return Efficiency(**json.loads(resource.read_text()))
+
+
+def main(argv: Sequence[str] = tuple(sys.argv[1:])) -> None:
+    """Fit on every bench in the file and write the shipped constants."""
+    if len(argv) != 1:
+        raise SystemExit("usage: python -m gpuwise.predict.cpu_fit BENCHES.json")
+    bench_set = load_benches(Path(argv[0]))
+    profiles = [profile_bench(b) for b in bench_set.benches]
+    eff = fit_cpu(
+        [(p, b.median_s) for b, p in zip(bench_set.benches, profiles, strict=True)], bench_set.ceilings,
+        source=f"fitted on {len(profiles)} CPU benches ({bench_set.machine}, {bench_set.measured_at[:10]}), "
+        "relative to the measured ceilings",
+    )
+    save(eff, Path(str(resources.files("gpuwise.predict").joinpath(FITTED_FILE))))
+    print(json.dumps(asdict(eff), indent=2))
+
+
+if __name__ == "__main__":
+    main()
