@@ -36,6 +36,10 @@ MLM_PROBABILITY = 0.15  # BERT predicts 15% of the tokens (Devlin et al. 2018, s
 BERT_VOCAB = 30522
 BERT_VOCAB_PADDED = 30528
 
+# Vocabulary of each causal LM by workload name (filled as they register): token ids a real
+# token file may hold.
+CAUSAL_LM_VOCAB: dict[str, int] = {}
+
 
 # --- configs ------------------------------------------------------------------------------
 # Written out as in each model's config.json, so that nothing depends on transformers' defaults.
@@ -323,6 +327,7 @@ def _register(
 def _causal_lm(name: str, config_class: str, model_class: str, config: dict[str, Any], **kwargs: Any) -> None:
     # Llama's rotary positions have no learned table, so any length runs.
     max_positions = config.get("n_positions")
+    CAUSAL_LM_VOCAB[name] = config["vocab_size"]
     _register(
         name,
         config_class=config_class,

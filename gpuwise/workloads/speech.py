@@ -171,6 +171,8 @@ DS2_HIDDEN = 800
 DS2_RNN_LAYERS = 5
 DS2_LABELS = 29
 DS2_BLANK = 0
+# deepspeech.pytorch's labels.json, in order: the blank "_" (0), the apostrophe (1), A-Z (2-27), space (28).
+DS2_ALPHABET = "_'ABCDEFGHIJKLMNOPQRSTUVWXYZ "
 
 
 def ds2_conv_out_freq(freq: int = DS2_FREQ_BINS) -> int:
@@ -266,12 +268,20 @@ def _ds2_batch(batch_size: int, shape: Shape) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _ds2_loss(model: nn.Module, batch: Any) -> torch.Tensor:
-    spect, targets = batch
+    """CTC loss of a batch ``(spect, targets)`` of full-length utterances (synthetic), or
+    ``(spect, targets, frames, target_lengths)`` of padded ones (real data: each utterance's
+    spectrogram frames and transcript length, (N,) int64 tensors; padding is ignored by the loss)."""
+    spect, targets, *lengths = batch
     logits = model(spect)  # (T', N, C)
     frames, n = logits.size(0), logits.size(1)
     # CTC needs fp32 (autocast keeps ctc_loss and log_softmax in fp32 too).
     log_probs = logits.float().log_softmax(-1)
-    nll = ctc_loss(log_probs, targets, [frames] * n, [targets.size(1)] * n, blank=DS2_BLANK)
+    if lengths:  # real tensors only: the lengths are read back to the host, as F.ctc_loss would
+        input_frames, target_lengths = lengths
+        output_lengths = [min(frames, ds2_conv_out_time(f)) for f in input_frames.tolist()]
+        nll = ctc_loss(log_probs, targets, output_lengths, target_lengths.tolist(), blank=DS2_BLANK)
+    else:
+        nll = ctc_loss(log_probs, targets, [frames] * n, [targets.size(1)] * n, blank=DS2_BLANK)
     return nll.sum() / n  # deepspeech.pytorch: CTCLoss(reduction="sum") / minibatch size
 
 
