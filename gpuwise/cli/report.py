@@ -1,0 +1,83 @@
+"""``gpuwise report``: the plan as one self-contained HTML page (charts, provenance, the machine it was made on)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from gpuwise.cli.app import (
+    DB_OPTION,
+    IMAGE_SIZE_OPTION,
+    OPTIMIZER_OPTION,
+    PRECISION_OPTION,
+    SEQ_LEN_OPTION,
+    WORKLOAD_ARGUMENT,
+    app,
+    user_errors,
+)
+from gpuwise.cli.plan import (
+    ALL_OPTION,
+    BATCH_SIZE_OPTION,
+    BUDGET_OPTION,
+    CATALOG_OPTION,
+    DATASET_SIZE_OPTION,
+    DEADLINE_OPTION,
+    EPOCHS_OPTION,
+    GPUS_OPTION,
+    JSON_OPTION,
+    MAX_GPUS_OPTION,
+    NETWORK_OPTION,
+    UNIT_OPTION,
+    plan_config,
+)
+from gpuwise.errors import GpuwiseError
+from gpuwise.hardware.catalog import load_catalog
+from gpuwise.plan import ProfileCache, plan
+
+
+@app.command("report")
+@user_errors
+def report_command(
+    workload: str = WORKLOAD_ARGUMENT,
+    dataset_size: str = DATASET_SIZE_OPTION,
+    epochs: str = EPOCHS_OPTION,
+    unit: str = UNIT_OPTION,
+    deadline: str = DEADLINE_OPTION,
+    budget: str = BUDGET_OPTION,
+    gpus: str = GPUS_OPTION,
+    max_gpus: str = MAX_GPUS_OPTION,
+    batch_size: str = BATCH_SIZE_OPTION,
+    precision: str = PRECISION_OPTION,
+    optimizer: str = OPTIMIZER_OPTION,
+    seq_len: str = SEQ_LEN_OPTION,
+    image_size: str = IMAGE_SIZE_OPTION,
+    network: str = NETWORK_OPTION,
+    catalog: Path | None = CATALOG_OPTION,
+    db: Path | None = DB_OPTION,
+    as_json: bool = JSON_OPTION,
+    show_all: bool = ALL_OPTION,
+    output: Path = typer.Option(Path("gpuwise-report.html"), "--output", "-o", metavar="PATH",
+                                help="The HTML file to write."),
+) -> None:
+    """Write the plan as one HTML page: recommendation, time vs cost, roofline, memory, measurements."""
+    if as_json:
+        raise GpuwiseError("--json: gpuwise report writes an HTML page, not JSON; for the numbers use "
+                           "gpuwise plan --json with the same options")
+    # --all is accepted and changes nothing: the page's time-vs-cost chart already shows every option.
+    del show_all
+    config = plan_config(
+        workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
+        max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
+        image_size=image_size, network=network, catalog=catalog,
+    )
+    from gpuwise.report import check_writable, write_report
+
+    check_writable(output)  # before the slow work
+    profiles = ProfileCache()
+    cat = load_catalog(config.catalog_path)
+    result = plan(config, cat, store_path=db, profiles=profiles)
+    write_report(result, output, profiles=profiles, catalog=cat, store_path=db)
+    print(result.recommendation.headline)
+    print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
