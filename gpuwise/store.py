@@ -66,6 +66,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX ceilings_by_device ON ceilings (machine, device, measured_at)",
     ),
+    # 3: where a result comes from: "bench" (every earlier row) or "train" (`gpuwise train`, which
+    # also records its prediction in the JSON record)
+    ("ALTER TABLE results ADD COLUMN origin TEXT NOT NULL DEFAULT 'bench'",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -125,27 +128,31 @@ class Store:
         with self._write():
             cursor = self._conn.execute(
                 "INSERT INTO results (created_at, workload, device, device_name, precision, batch_size,"
-                " gpuwise_version, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " gpuwise_version, record, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     result.created_at, result.workload, result.device, result.device_name, result.precision,
-                    result.batch_size, result.software.gpuwise, record,
+                    result.batch_size, result.software.gpuwise, record, result.origin,
                 ),
             )
         row_id = cursor.lastrowid
         assert row_id is not None
         return row_id
 
-    def results(self, workload: str | None = None, device: str | None = None) -> list[BenchResult]:
+    def results(self, workload: str | None = None, device: str | None = None,
+                origin: str | None = None) -> list[BenchResult]:
         """Stored results, newest first, each with its row ``id``.
 
         ``device`` matches the device ("cuda:0"), its kind ("cuda" matches every "cuda:N"),
-        or part of the device's name, case-insensitively ("h100").
+        or part of the device's name, case-insensitively ("h100"); ``origin`` is "bench" or "train".
         """
         where: list[str] = []
         params: list[str] = []
         if workload is not None:
             where.append("workload = ?")
             params.append(workload)
+        if origin is not None:
+            where.append("origin = ?")
+            params.append(origin)
         if device is not None:
             pattern = device.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append(

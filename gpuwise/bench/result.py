@@ -84,6 +84,10 @@ class BenchResult:
     software: Software
     created_at: str  # ISO 8601, UTC
     batch_size_auto: bool = False  # found by --batch-size auto
+    origin: str = "bench"  # "bench": `gpuwise bench` on a fixed batch; "train": `gpuwise train` on its data
+    num_devices: int = 1  # processes that trained together (train with DDP/FSDP); batch_size is per device
+    predicted_step_s: float | None = None  # train: the prediction for this hardware (plan's model), if any
+    prediction_provenance: str | None = None  # "measured here", "extrapolated ...", "analytical ..."
     id: int | None = None  # row id once stored
 
     def to_dict(self) -> dict[str, Any]:

@@ -74,6 +74,36 @@ def precision_flags(precision: Precision) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
+class Step:
+    """One optimizer step on a batch, as PyTorch would run it at a precision: zero-grad, forward and
+    loss under autocast, backward (scaled for fp16), optimizer step. Bench times it on a fixed batch;
+    ``gpuwise train`` runs it on each batch of its data, so both measure the same step."""
+
+    def __init__(self, w: Workload, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 precision: Precision, device: str) -> None:
+        self.w, self.model, self.optimizer, self.precision = w, model, optimizer, precision
+        device_type = device.split(":")[0]
+        dtype = precision.autocast_dtype
+        self._autocast: Callable[[], Any] = (
+            (lambda: torch.autocast(device_type, dtype=dtype)) if dtype is not None else nullcontext
+        )
+        self.scaler = torch.amp.GradScaler(device_type) if precision is Precision.AMP_FP16 else None
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        """The step; returns the loss, detached (reading it is the caller's choice: it syncs a GPU)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss = self.w.forward_loss(self.model, batch)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        return loss.detach()
+
+
 class TrainingStep:
     """A model, optimizer and synthetic batch on a device, and the step the protocol times."""
 
@@ -87,24 +117,10 @@ class TrainingStep:
             self.model = w.build_model(shape).to(device).train()
             self.batch: Batch = w.make_batch(batch_size, shape)
         self.optimizer = optimizer.build([p for p in self.model.parameters() if p.requires_grad])
-        device_type = device.split(":")[0]
-        dtype = precision.autocast_dtype
-        self._autocast: Callable[[], Any] = (
-            (lambda: torch.autocast(device_type, dtype=dtype)) if dtype is not None else nullcontext
-        )
-        self.scaler = torch.amp.GradScaler(device_type) if precision is Precision.AMP_FP16 else None
+        self.step = Step(w, self.model, self.optimizer, precision, device)
 
     def __call__(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss = self.w.forward_loss(self.model, self.batch)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        self.step(self.batch)
 
     def cpu_peak_memory_bytes(self) -> int:
         """One more step under the live-tensor tracker (the CPU has no allocator statistics)."""

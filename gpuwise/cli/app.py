@@ -83,7 +83,9 @@ def get_app() -> typer.Typer:
         plan,
         predict,
         profile,
+        report,
         results,
+        train,
         validate,
         workloads,
     )

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -24,7 +25,7 @@ from gpuwise.cli.app import (
 )
 from gpuwise.config import OptimizerName, Precision
 from gpuwise.errors import GpuwiseError
-from gpuwise.plan import BAND, UNITS, Option, Plan, PlanConfig, plan
+from gpuwise.plan import BAND, UNITS, Option, Plan, PlanConfig, ProfileCache, plan
 from gpuwise.predict import parallel
 from gpuwise.predict.memory import GIB
 from gpuwise.units import duration, duration_span, money, parse_duration, parse_money, parse_positive
@@ -36,34 +37,86 @@ NETWORK_HELP = (
 CATALOG_HELP = "Your own GPU catalog file (TOML), on top of the shipped one."
 
 
+# Plan's flags, defined once: ``gpuwise report`` takes the same ones (typer copies them per command).
+DATASET_SIZE_OPTION: Any = typer.Option(..., "--dataset-size", help="Samples per epoch (tokens with --unit token).")
+EPOCHS_OPTION: Any = typer.Option(..., "--epochs", help="Passes over the data set (may be fractional).")
+UNIT_OPTION: Any = typer.Option(
+    None, "--unit", help="What --dataset-size counts: sample | token [default: token for language models]."
+)
+DEADLINE_OPTION: Any = typer.Option(None, "--deadline", help="Finish within: 90m, 48h, 2d, 3600s.")
+BUDGET_OPTION: Any = typer.Option(None, "--budget", help="Spend at most this many US dollars: 5000, 5k.")
+GPUS_OPTION: Any = typer.Option(None, "--gpus", help="Only these catalog GPUs, comma-separated [default: all].")
+MAX_GPUS_OPTION: Any = typer.Option(None, "--max-gpus", help="The most GPUs to consider [default: 64].")
+BATCH_SIZE_OPTION: Any = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's].")
+NETWORK_OPTION: Any = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP)
+CATALOG_OPTION: Any = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP)
+JSON_OPTION: Any = typer.Option(False, "--json", help="Everything, machine-readable, units in field names.")
+ALL_OPTION: Any = typer.Option(False, "--all", help="Also list every option, including those that do not fit.")
+
+
 @app.command("plan")
 @user_errors
 def plan_command(
     workload: str = WORKLOAD_ARGUMENT,
-    dataset_size: str = typer.Option(..., "--dataset-size", help="Samples per epoch (tokens with --unit token)."),
-    epochs: str = typer.Option(..., "--epochs", help="Passes over the data set (may be fractional)."),
-    unit: str = typer.Option(
-        None, "--unit", help="What --dataset-size counts: sample | token [default: token for language models]."
-    ),
-    deadline: str = typer.Option(None, "--deadline", help="Finish within: 90m, 48h, 2d, 3600s."),
-    budget: str = typer.Option(None, "--budget", help="Spend at most this many US dollars: 5000, 5k."),
-    gpus: str = typer.Option(None, "--gpus", help="Only these catalog GPUs, comma-separated [default: all]."),
-    max_gpus: str = typer.Option(None, "--max-gpus", help="The most GPUs to consider [default: 64]."),
-    batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
+    dataset_size: str = DATASET_SIZE_OPTION,
+    epochs: str = EPOCHS_OPTION,
+    unit: str = UNIT_OPTION,
+    deadline: str = DEADLINE_OPTION,
+    budget: str = BUDGET_OPTION,
+    gpus: str = GPUS_OPTION,
+    max_gpus: str = MAX_GPUS_OPTION,
+    batch_size: str = BATCH_SIZE_OPTION,
     precision: str = PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: str = SEQ_LEN_OPTION,
     image_size: str = IMAGE_SIZE_OPTION,
-    network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
-    catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
+    network: str = NETWORK_OPTION,
+    catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
-    show_all: bool = typer.Option(False, "--all", help="Also list every option, including those that do not fit."),
+    as_json: bool = JSON_OPTION,
+    show_all: bool = ALL_OPTION,
+    html: Path | None = typer.Option(
+        None, "--html", metavar="PATH", help="Also write the plan as one HTML page (what gpuwise report writes)."
+    ),
 ) -> None:
     """Plan a training run on your CPU and on every catalog GPU × count: time, cost, and what to pick."""
+    config = plan_config(
+        workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
+        max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
+        image_size=image_size, network=network, catalog=catalog,
+    )
+    if html is None:
+        result = plan(config, store_path=db)
+    else:
+        from gpuwise.report import check_writable, write_report
+
+        check_writable(html, "--html")  # before the slow work
+        profiles = ProfileCache()
+        result = plan(config, store_path=db, profiles=profiles)
+        write_report(result, html, profiles=profiles, store_path=db)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render(result, Console(width=170), show_all=show_all)
+    if html is not None:
+        print(f"wrote {html}", file=sys.stderr)
+    from gpuwise.train.recommended import save_recommendation
+
+    save_recommendation(result, db)  # for `gpuwise train --plan`
+    if not result.recommendation.met:
+        print(f"gpuwise: error: {result.recommendation.headline}", file=sys.stderr)
+        raise typer.Exit(2)
+
+
+def plan_config(
+    workload: str, *, dataset_size: str, epochs: str, unit: str | None, deadline: str | None, budget: str | None,
+    gpus: str | None, max_gpus: str | None, batch_size: str | None, precision: str, optimizer: str,
+    seq_len: str | None, image_size: str | None, network: str | None, catalog: Path | None,
+) -> PlanConfig:
+    """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``)."""
     if unit is not None and unit not in UNITS:
         raise GpuwiseError(f"unknown unit '{unit}': use --unit {' | '.join(UNITS)}")
-    config = PlanConfig(
+    return PlanConfig(
         workload=workload,
         dataset_size=parse_positive(dataset_size, "--dataset-size", "a number of samples above zero, e.g. 2e9"),
         epochs=parse_positive(epochs, "--epochs", "a number of passes above zero, e.g. 90 or 0.5"),
@@ -80,14 +133,6 @@ def plan_command(
         network_gbits=network_gbits(network),
         catalog_path=catalog,
     )
-    result = plan(config, store_path=db)
-    if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        render(result, Console(width=170), show_all=show_all)
-    if not result.recommendation.met:
-        print(f"gpuwise: error: {result.recommendation.headline}", file=sys.stderr)
-        raise typer.Exit(2)
 
 
 def gpu_names(text: str) -> tuple[str, ...]:

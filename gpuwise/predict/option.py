@@ -310,4 +310,5 @@ def _stored_results(workload: str, store_path: Path | None) -> list[BenchResult]
     from gpuwise.store import open_store
 
     with open_store(store_path) as store:
-        return store.results(workload=workload)
+        # One device's step: a multi-process `gpuwise train` measured something else (N processes).
+        return [r for r in store.results(workload=workload) if r.num_devices == 1]

@@ -1,0 +1,145 @@
+"""What a training run is: its settings (``TrainConfig``) and the devices it runs on (``Devices``).
+
+Each default is defined here once; ``gpuwise train`` maps its flags onto these, and the launcher
+turns a ``TrainConfig`` back into the flags of each worker process (``worker_args``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from gpuwise.config import OptimizerName, Precision
+from gpuwise.errors import GpuwiseError
+
+DEFAULT_WARMUP = 3  # steps run before the clock starts, as bench discards them
+DEFAULT_KEEP_CHECKPOINTS = 3  # the newest good ones; older ones are deleted after a save
+
+
+class Strategy(StrEnum):
+    """How several processes share the model: each holds all of it (DDP) or a shard (FSDP)."""
+
+    AUTO = "auto"  # DDP, unless the plan's recommendation (--plan) says FSDP
+    DDP = "ddp"
+    FSDP = "fsdp"
+
+    @classmethod
+    def parse(cls, value: str | Strategy) -> Strategy:
+        if isinstance(value, Strategy):
+            return value
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            raise GpuwiseError(f"unknown strategy '{value}': use --strategy auto | ddp | fsdp") from None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. ``batch_size`` is per device; ``steps`` counts optimizer steps of the whole run."""
+
+    workload: str
+    data: str = "synthetic"  # "synthetic" or a path
+    batch_size: int | None = None  # None: the workload's default
+    precision: Precision = Precision.FP32
+    optimizer: OptimizerName = OptimizerName.ADAMW
+    seq_len: int | None = None
+    image_size: int | None = None
+    seed: int = 0  # model initialisation and data order derive from it
+    epochs: int | None = None  # with neither epochs nor steps: one epoch
+    steps: int | None = None  # stop after this many steps in all (a resumed run counts the earlier ones)
+    warmup: int = DEFAULT_WARMUP
+    strategy: Strategy = Strategy.AUTO
+    synthetic_samples: int = 10_000  # samples per epoch of --data synthetic
+    num_workers: int | None = None  # data-loading processes per device; None: 0 for synthetic, else up to 4
+    checkpoint_dir: Path | None = None
+    checkpoint_every: int | None = None  # steps; a checkpoint is also written at the end and on a signal
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
+    resume: Path | None = None  # continue from the newest good checkpoint in this folder
+    store_path: Path | None = None  # the results database; None: the default one
+
+    def __post_init__(self) -> None:
+        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
+        object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
+        if self.epochs is not None and self.steps is not None:
+            raise GpuwiseError("give --epochs or --steps, not both")
+        for flag, value in (("--epochs", self.epochs), ("--steps", self.steps), ("--warmup", self.warmup),
+                            ("--checkpoint-every", self.checkpoint_every), ("--batch-size", self.batch_size),
+                            ("--keep-checkpoints", self.keep_checkpoints)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise GpuwiseError(f"{flag} must be a positive integer, got {value!r}")
+        if self.warmup < 1:
+            raise GpuwiseError(f"--warmup must be at least 1 (the first steps pay for allocation), got {self.warmup}")
+        if self.checkpoint_every is not None and self.checkpoint_dir is None and self.resume is None:
+            raise GpuwiseError("--checkpoint-every needs a folder to write to: add --checkpoint-dir DIR")
+
+    @property
+    def output_dir(self) -> Path | None:
+        """Where checkpoints are written: --checkpoint-dir, else the folder resumed from."""
+        return self.checkpoint_dir if self.checkpoint_dir is not None else self.resume
+
+    def settings(self, *, shape: dict[str, int | None], batch_size: int, world_size: int) -> dict[str, Any]:
+        """What must match for a checkpoint to be resumed by this run (plain types: stored in it)."""
+        return {
+            "workload": self.workload, "data": self.data, "batch_size": batch_size,
+            "precision": self.precision.value, "optimizer": self.optimizer.value, "seed": self.seed,
+            "seq_len": shape["seq_len"], "image_size": shape["image_size"], "world_size": world_size,
+            "synthetic_samples": self.synthetic_samples if self.data == "synthetic" else None,
+        }
+
+
+@dataclass(frozen=True)
+class Devices:
+    """Where the run goes on this node: ``count`` processes on CPUs or GPUs (``index``: one chosen GPU)."""
+
+    kind: str  # "cpu" or "cuda"
+    count: int
+    index: int | None = None  # cuda:K; None: GPUs 0 .. count-1
+    reason: str = ""  # why auto chose it, for the run's header
+
+    @property
+    def label(self) -> str:
+        if self.kind == "cpu":
+            return "cpu" if self.count == 1 else f"cpu × {self.count} processes"
+        if self.index is not None:
+            return f"cuda:{self.index}"
+        return "cuda:0" if self.count == 1 else f"{self.count} GPUs"
+
+
+def parse_devices(text: str, *, num_gpus: int, check: bool = True) -> Devices:
+    """``auto``, ``cpu``, ``cpu:N``, ``N`` (local GPUs), ``cuda`` or ``cuda:K`` — checked against this
+    machine's ``num_gpus`` unless ``check`` is False (a dry run prints the launch for other machines)."""
+    value = text.strip().lower()
+    have = f"this machine has {num_gpus} GPU{'' if num_gpus == 1 else 's'}"
+    if value == "auto":
+        if num_gpus:
+            return Devices("cuda", 1, reason=f"auto: the GPU here (cuda:0 of {num_gpus})")
+        return Devices("cpu", 1, reason="auto: no GPU here, so the CPU")
+    if value == "cpu":
+        return Devices("cpu", 1)
+    if match := re.fullmatch(r"cpu:(\d+)", value):
+        count = int(match[1])
+        if count < 1:
+            raise GpuwiseError(f"--devices {text}: the number of CPU processes must be at least 1")
+        return Devices("cpu", count)
+    if value == "cuda":
+        value = "cuda:0"
+    if match := re.fullmatch(r"cuda:(\d+)", value):
+        index = int(match[1])
+        if check and index >= num_gpus:
+            fix = "use --devices cpu" if num_gpus == 0 else f"use --devices cuda:0 .. cuda:{num_gpus - 1}"
+            raise GpuwiseError(f"--devices {text}: {have}; {fix}")
+        return Devices("cuda", 1, index=index)
+    if re.fullmatch(r"\d+", value):
+        count = int(value)
+        if count < 1:
+            raise GpuwiseError(f"--devices {text}: give at least 1 GPU, or --devices cpu")
+        if check and count > num_gpus:
+            fix = "use --devices cpu (or cpu:N for N CPU processes)" if num_gpus == 0 else f"use --devices {num_gpus}"
+            raise GpuwiseError(f"--devices {text}: more GPUs than exist; {have}; {fix}")
+        return Devices("cuda", count)
+    raise GpuwiseError(f"--devices {text}: use auto, cpu, cpu:N, N (GPUs), cuda or cuda:K")

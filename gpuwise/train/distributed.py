@@ -1,0 +1,192 @@
+"""The processes of one run: who am I, the process group, and a model shared by DDP or FSDP.
+
+``Ranks.from_env`` reads what torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE); without torchrun
+the run is one process and nothing here touches torch.distributed. ``process_group`` initialises
+the group (NCCL on GPUs, gloo on CPUs) and always destroys it. State dicts are taken and loaded
+whole ("full"), the same for one process, DDP and FSDP, so a checkpoint written under one
+strategy resumes under another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from gpuwise.train.config import Strategy
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> Ranks:
+        env = os.environ
+        return cls(rank=int(env.get("RANK", 0)), local_rank=int(env.get("LOCAL_RANK", 0)),
+                   world_size=int(env.get("WORLD_SIZE", 1)))
+
+
+@contextmanager
+def process_group(ranks: Ranks, device: str) -> Iterator[None]:
+    """The default process group for a multi-process run (nothing for one process), destroyed after."""
+    if not ranks.distributed:
+        yield
+        return
+    import torch.distributed as dist
+
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    dist.init_process_group(backend, device_id=torch.device(device) if backend == "nccl" else None)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def wrap(model: nn.Module, ranks: Ranks, device: str, strategy: Strategy) -> nn.Module:
+    """The model as the strategy runs it: itself on one process, DDP, or sharded by FSDP2 (``fully_shard``)."""
+    if not ranks.distributed:
+        return model
+    if strategy is Strategy.FSDP:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device.split(":")[0], (ranks.world_size,))
+        for unit in shard_units(model):
+            fully_shard(unit, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [torch.device(device).index] if device.startswith("cuda") else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def shard_units(model: nn.Module) -> list[nn.Module]:
+    """The blocks FSDP shards one by one (each gathered only while it runs): the items of the model's
+    ``ModuleList``s (transformer layers), else the root's children that hold parameters."""
+    blocks = [m for lst in model.modules() if isinstance(lst, nn.ModuleList) for m in lst]
+    if blocks:
+        return blocks
+    return [m for m in model.children() if any(True for _ in m.parameters())]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def full_state(model: nn.Module, optimizer: torch.optim.Optimizer, ranks: Ranks,
+               strategy: Strategy) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Model and optimizer state dicts, whole and on the CPU (under FSDP: gathered, on rank 0 only —
+    every rank must call this, as it is a collective there)."""
+    if ranks.distributed and strategy is Strategy.FSDP:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return (get_model_state_dict(model, options=options),
+                get_optimizer_state_dict(model, optimizer, options=options))
+    return _to_cpu(unwrap(model).state_dict()), _to_cpu(optimizer.state_dict())
+
+
+def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict[str, Any],
+                    optimizer_state: dict[str, Any], ranks: Ranks, strategy: Strategy) -> None:
+    if ranks.distributed and strategy is Strategy.FSDP:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(model, model_state, options=options)
+        set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
+        return
+    unwrap(model).load_state_dict(model_state)
+    optimizer.load_state_dict(optimizer_state)
+
+
+def parameter_digest(model_state: dict[str, Any], names: set[str] | None = None) -> str:
+    """sha256 of the tensors' bytes in name order (only ``names`` if given): equal digests mean identical
+    tensors. Pass the parameter names to leave buffers out: DDP leaves each rank the BatchNorm statistics
+    of its own last batch."""
+    digest = hashlib.sha256()
+    for name in sorted(n for n in model_state if names is None or n in names):
+        tensor = model_state[name]
+        if isinstance(tensor, torch.Tensor):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def barrier(ranks: Ranks) -> None:
+    if ranks.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def any_rank(flag: bool, ranks: Ranks, device: str) -> bool:
+    """True on every rank if ``flag`` is True on any (all stop together, at the same step)."""
+    if not ranks.distributed:
+        return flag
+    import torch.distributed as dist
+
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def gather_objects(obj: Any, ranks: Ranks) -> list[Any]:
+    """Every rank's ``obj``, in rank order (on every rank)."""
+    if not ranks.distributed:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * ranks.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, ranks: Ranks) -> Any:
+    """Rank 0's ``obj`` on every rank."""
+    if not ranks.distributed:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _to_cpu(state: Any) -> Any:
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu()
+    if isinstance(state, dict):
+        return {k: _to_cpu(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_to_cpu(v) for v in state]
+    if isinstance(state, tuple):
+        return tuple(_to_cpu(v) for v in state)
+    return state

@@ -1,0 +1,151 @@
+"""Launch = plan, then execute.
+
+``build_launch`` is pure: from the run's settings, the devices and the nodes it makes the
+``torchrun`` command (``python -m torch.distributed.run``), the environment it adds, the world
+size and the rendezvous — unit-tested for 1 node × 8 GPUs and 2 nodes × 8 GPUs without any GPU.
+``--dry-run`` prints it (``format_launch``); ``execute`` is the one small function that runs it.
+
+Each worker is ``gpuwise train`` again, with every setting spelled out as a flag (so the command
+printed is the command run) and ``GPUWISE_TRAIN_WORKER=1`` in its environment, which makes it run
+the loop itself instead of launching.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from types import FrameType
+
+from gpuwise.errors import GpuwiseError
+from gpuwise.train.config import Devices, Strategy, TrainConfig
+
+WORKER_ENV = "GPUWISE_TRAIN_WORKER"
+DEFAULT_MASTER_PORT = 29500  # torchrun's own default
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """Where this node stands among the nodes of the run."""
+
+    count: int = 1
+    rank: int = 0
+    master_addr: str | None = None  # the host of node 0; needed with several nodes
+    master_port: int = DEFAULT_MASTER_PORT
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise GpuwiseError(f"--nodes must be at least 1, got {self.count}")
+        if not 0 <= self.rank < self.count:
+            raise GpuwiseError(
+                f"--node-rank {self.rank} is not below --nodes {self.count}: node ranks run 0 .. {self.count - 1}"
+            )
+        if self.count > 1 and not self.master_addr:
+            raise GpuwiseError(f"--nodes {self.count} needs --master-addr HOST: the address of node 0")
+        if not 1 <= self.master_port <= 65535:
+            raise GpuwiseError(f"--master-port must be a TCP port (1-65535), got {self.master_port}")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How the run starts on this node."""
+
+    in_process: bool  # one device on one node: the loop runs in this process, no torchrun
+    argv: tuple[str, ...]  # the command (for in_process: the equivalent worker command, for show)
+    env: dict[str, str] = field(default_factory=dict)  # added to the caller's environment
+    world_size: int = 1
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    rendezvous: str | None = None  # "host:port" of node 0; None: standalone, on this host
+    backend: str = "gloo"  # "nccl" on GPUs
+
+
+def build_launch(config: TrainConfig, devices: Devices, nodes: Nodes = Nodes(), *, python: str = "python",
+                 cpu_threads: int = 1, output_args: tuple[str, ...] = ()) -> Launch:
+    """The launch for this node. ``cpu_threads`` is this node's logical CPUs, shared among its processes;
+    ``output_args`` are flags that change only what rank 0 prints (``--json``)."""
+    nproc = devices.count
+    world = nproc * nodes.count
+    backend = "nccl" if devices.kind == "cuda" else "gloo"
+    worker = ("-m", "gpuwise.cli", "train", *worker_args(config, devices), *output_args)
+    env = {WORKER_ENV: "1"}
+    if devices.kind == "cuda" and devices.index is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(devices.index)
+    if world == 1:
+        return Launch(in_process=True, argv=(python, *worker), env=env, backend=backend)
+    # torchrun sets OMP_NUM_THREADS=1 (with a warning) when unset: CPU workers would crawl. Share the cores.
+    env["OMP_NUM_THREADS"] = str(max(1, cpu_threads // nproc))
+    run = [python, "-m", "torch.distributed.run", f"--nnodes={nodes.count}", f"--nproc-per-node={nproc}"]
+    rendezvous = None
+    if nodes.count == 1:
+        run.append("--standalone")
+    else:
+        rendezvous = f"{nodes.master_addr}:{nodes.master_port}"
+        run += [f"--node-rank={nodes.rank}", f"--master-addr={nodes.master_addr}",
+                f"--master-port={nodes.master_port}"]
+    return Launch(in_process=False, argv=(*run, *worker), env=env, world_size=world, nproc_per_node=nproc,
+                  nnodes=nodes.count, node_rank=nodes.rank, rendezvous=rendezvous, backend=backend)
+
+
+def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
+    """Every setting of ``config`` as ``gpuwise train`` flags; defaults left out to keep the command short."""
+    defaults = TrainConfig(workload=config.workload)
+    args = [config.workload, "--devices", "cpu" if devices.kind == "cpu" else "cuda"]
+    flags: list[tuple[str, object, object]] = [
+        ("--data", config.data, defaults.data),
+        ("--batch-size", config.batch_size, None),
+        ("--precision", config.precision.value, defaults.precision.value),
+        ("--optimizer", config.optimizer.value, defaults.optimizer.value),
+        ("--seq-len", config.seq_len, None),
+        ("--image-size", config.image_size, None),
+        ("--seed", config.seed, defaults.seed),
+        ("--epochs", config.epochs, None),
+        ("--steps", config.steps, None),
+        ("--warmup", config.warmup, defaults.warmup),
+        ("--strategy", config.strategy.value, Strategy.AUTO.value),
+        ("--synthetic-samples", config.synthetic_samples, defaults.synthetic_samples),
+        ("--workers", config.num_workers, None),
+        ("--checkpoint-dir", config.checkpoint_dir, None),
+        ("--checkpoint-every", config.checkpoint_every, None),
+        ("--keep-checkpoints", config.keep_checkpoints, defaults.keep_checkpoints),
+        ("--resume", config.resume, None),
+        ("--db", config.store_path, None),
+    ]
+    for flag, value, default in flags:
+        if value is not None and value != default:
+            args += [flag, str(value)]
+    return args
+
+
+def format_launch(launch: Launch) -> str:
+    """The launch as a person would type it: environment, then the command."""
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(launch.env.items()))
+    return f"{env} {shlex.join(launch.argv)}".strip()
+
+
+def execute(launch: Launch) -> int:
+    """Run the launch's command; return its exit status, or 128 + the signal that stopped the run.
+
+    Ctrl-C reaches torchrun and its workers from the terminal (the whole process group gets it);
+    a SIGTERM sent to this process alone is passed on to torchrun, which passes it to its workers.
+    Either way the workers checkpoint and stop, and this process waits for them before exiting.
+    """
+    received: list[int] = []
+    process: subprocess.Popen[bytes] | None = None
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        if signum == signal.SIGTERM and process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        process = subprocess.Popen(list(launch.argv), env={**os.environ, **launch.env})
+        code = process.wait()
+        return 128 + received[0] if received else code
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -1,0 +1,344 @@
+"""gpuwise train in one process: the launch plan, checkpoints, exact resume, --plan, and every bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpuwise.bench.result import Ceilings
+from gpuwise.errors import GpuwiseError
+from gpuwise.train import checkpoint
+from gpuwise.train.config import Devices, Strategy, TrainConfig, parse_devices
+from gpuwise.train.launch import WORKER_ENV, Nodes, build_launch, format_launch
+from tests.helpers import run_cli
+
+# A tiny classifier with dropout (so resume must restore the RNG), written to a file so that
+# subprocesses (torchrun workers) can load it as path/to/file.py:factory. GPUWISE_TEST_STEP_LOG
+# makes each step append a line (to count the steps a killed run did); GPUWISE_TEST_STEP_SLEEP_S
+# slows steps down so that a test can kill a run in the middle.
+TINY = textwrap.dedent('''
+    import os, time
+    import torch
+    from torch import nn
+    from gpuwise.workloads.user import UserWorkload
+
+    def loss(model, batch):
+        log = os.environ.get("GPUWISE_TEST_STEP_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write("step\\n")
+        time.sleep(float(os.environ.get("GPUWISE_TEST_STEP_SLEEP_S", "0")))
+        x, y = batch
+        return nn.functional.cross_entropy(model(x), y)
+
+    def build():
+        model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 4))
+        return UserWorkload(model=model, make_batch=lambda n: (torch.randn(n, 16), torch.randint(0, 4, (n,))),
+                            loss=loss, default_batch_size=4)
+''')
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> str:
+    path = tmp_path / "tiny.py"
+    path.write_text(TINY)
+    return f"{path}:build"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A results database with this CPU's ceilings stored, so no test spends time calibrating."""
+    from gpuwise.hardware.local import device_name, machine_key
+    from gpuwise.store import open_store
+
+    path = tmp_path / "results.db"
+    ceilings = Ceilings("cpu", device_name("cpu"), {"float32": 0.2, "bfloat16": 0.2, "float16": 0.1}, 10.0,
+                        dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    with open_store(path) as store:
+        store.put_ceilings(ceilings, machine_key())
+    return path
+
+
+def params(folder: Path) -> dict[str, torch.Tensor]:
+    found = checkpoint.find(folder)
+    assert found is not None
+    model: dict[str, torch.Tensor] = checkpoint.load(found.path)["model"]
+    return model
+
+
+def train(*args: str) -> tuple[int, str, str]:
+    return run_cli("train", *args)
+
+
+# ------------------------------------------------------------------ the launch, a pure function
+
+
+def config(**kw: object) -> TrainConfig:
+    return TrainConfig(workload="resnet50", **kw)  # type: ignore[arg-type]
+
+
+def test_one_device_runs_in_process() -> None:
+    launch = build_launch(config(), Devices("cpu", 1), python="py")
+    assert launch.in_process and launch.world_size == 1
+    assert launch.argv[:5] == ("py", "-m", "gpuwise.cli", "train", "resnet50")
+
+
+def test_launch_for_one_node_of_eight_gpus() -> None:
+    launch = build_launch(config(precision="amp-bf16", steps=100), Devices("cuda", 8), python="py", cpu_threads=64)
+    assert not launch.in_process
+    assert (launch.world_size, launch.nproc_per_node, launch.nnodes, launch.node_rank) == (8, 8, 1, 0)
+    assert launch.backend == "nccl" and launch.rendezvous is None
+    argv = list(launch.argv)
+    assert argv[:6] == ["py", "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=8", "--standalone"]
+    worker = argv[argv.index("gpuwise.cli"):]
+    assert worker == ["gpuwise.cli", "train", "resnet50", "--devices", "cuda", "--precision", "amp-bf16",
+                      "--steps", "100"]
+    assert launch.env == {WORKER_ENV: "1", "OMP_NUM_THREADS": "8"}
+
+
+def test_launch_for_two_nodes_of_eight_gpus() -> None:
+    nodes = Nodes(count=2, rank=1, master_addr="node0", master_port=29400)
+    launch = build_launch(config(checkpoint_dir=Path("runs/r50")), Devices("cuda", 8), nodes, python="py",
+                          cpu_threads=32)
+    assert (launch.world_size, launch.nproc_per_node, launch.nnodes, launch.node_rank) == (16, 8, 2, 1)
+    assert launch.rendezvous == "node0:29400"
+    argv = list(launch.argv)
+    assert "--standalone" not in argv
+    assert argv[3:8] == ["--nnodes=2", "--nproc-per-node=8", "--node-rank=1", "--master-addr=node0",
+                         "--master-port=29400"]
+    assert argv[-2:] == ["--checkpoint-dir", "runs/r50"]
+    assert format_launch(launch).startswith(f"{WORKER_ENV}=1 OMP_NUM_THREADS=4 py -m torch.distributed.run")
+
+
+def test_cpu_processes_use_gloo_and_share_the_cores() -> None:
+    launch = build_launch(config(strategy=Strategy.FSDP), Devices("cpu", 2), python="py", cpu_threads=2)
+    assert launch.backend == "gloo" and launch.env["OMP_NUM_THREADS"] == "1"
+    assert "--strategy" in launch.argv and "fsdp" in launch.argv
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("auto", Devices("cpu", 1, reason="auto: no GPU here, so the CPU")),
+    ("cpu", Devices("cpu", 1)),
+    ("cpu:3", Devices("cpu", 3)),
+])
+def test_devices_without_a_gpu(text: str, expected: Devices) -> None:
+    assert parse_devices(text, num_gpus=0) == expected
+
+
+def test_auto_takes_the_gpu_when_there_is_one() -> None:
+    d = parse_devices("auto", num_gpus=2)
+    assert (d.kind, d.count) == ("cuda", 1) and "GPU" in d.reason
+    assert parse_devices("2", num_gpus=2) == Devices("cuda", 2)
+    assert parse_devices("cuda:1", num_gpus=2) == Devices("cuda", 1, index=1)
+
+
+@pytest.mark.parametrize("text, gpus, message", [
+    ("8", 0, "more GPUs than exist; this machine has 0 GPUs; use --devices cpu"),
+    ("4", 2, "more GPUs than exist; this machine has 2 GPUs; use --devices 2"),
+    ("cuda:2", 2, "this machine has 2 GPUs"),
+    ("tpu", 0, "use auto, cpu, cpu:N"),
+])
+def test_bad_devices(text: str, gpus: int, message: str) -> None:
+    with pytest.raises(GpuwiseError, match=message):
+        parse_devices(text, num_gpus=gpus)
+
+
+def test_node_rank_must_be_below_the_node_count() -> None:
+    with pytest.raises(GpuwiseError, match="--node-rank 2 is not below --nodes 2"):
+        Nodes(count=2, rank=2, master_addr="node0")
+    with pytest.raises(GpuwiseError, match="needs --master-addr"):
+        Nodes(count=2, rank=0)
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def test_checkpoint_round_trip_and_pruning(tmp_path: Path) -> None:
+    for step in (1, 2, 3, 4):
+        checkpoint.save(tmp_path, step, {"format": checkpoint.FORMAT, "w": torch.full((3,), float(step))}, keep=2,
+                        info={"settings": {"a": 1}})
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["step-000000003.pt", "step-000000004.pt"]
+    found = checkpoint.find(tmp_path)
+    assert found is not None and found.step == 4 and found.skipped == ()
+    assert checkpoint.load(found.path)["w"].tolist() == [4.0, 4.0, 4.0]
+    assert checkpoint.manifest(found.path)["settings"] == {"a": 1}
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_a_torn_checkpoint_is_passed_over_for_the_previous_one(tmp_path: Path) -> None:
+    for step in (5, 10):
+        checkpoint.save(tmp_path, step, {"format": checkpoint.FORMAT, "w": torch.randn(100)}, keep=3)
+    newest = checkpoint.checkpoint_path(tmp_path, 10)
+    newest.write_bytes(newest.read_bytes()[:200])  # torn
+    checkpoint.checkpoint_path(tmp_path, 15).write_bytes(b"no manifest: the write was cut short")
+    found = checkpoint.find(tmp_path)
+    assert found is not None and found.step == 5
+    assert [s.split(":")[0] for s in found.skipped] == ["step-000000015.pt", "step-000000010.pt"]
+    assert "torn or corrupt" in found.skipped[1] and "no manifest" in found.skipped[0]
+
+
+def test_rng_state_round_trips_through_weights_only_load(tmp_path: Path) -> None:
+    import random
+
+    torch.manual_seed(3)
+    random.seed(3)
+    checkpoint.save(tmp_path, 1, {"format": checkpoint.FORMAT, "rng": checkpoint.rng_state()}, keep=1)
+    expected = (torch.rand(3), random.random())
+    torch.manual_seed(99)
+    random.seed(99)
+    found = checkpoint.find(tmp_path)
+    assert found is not None
+    checkpoint.set_rng_state(checkpoint.load(found.path)["rng"])
+    assert (torch.rand(3), random.random()) == (pytest.approx(expected[0]), expected[1])
+
+
+# ------------------------------------------------------------------ training in this process
+
+
+def test_train_reports_measured_and_predicted_and_stores_both(tiny: str, db: Path, tmp_path: Path) -> None:
+    code, out, err = train(tiny, "--steps", "6", "--db", str(db), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["start_step"], result["end_step"], result["world_size"]) == (0, 6, 1)
+    assert result["timing"]["num_steps"] == 3 and result["timing"]["num_warmup"] == 3  # warm-up not timed
+    c = result["comparison"]
+    assert c["predicted_step_s"] > 0 and "analytical" in c["provenance"]
+    assert c["error"] == pytest.approx(result["timing"]["median_s"] / c["predicted_step_s"] - 1)
+    from gpuwise.store import open_store
+
+    with open_store(db) as store:
+        stored = store.results(origin="train")
+    assert [r.id for r in stored] == [c["stored_id"]]
+    assert stored[0].predicted_step_s == c["predicted_step_s"] and stored[0].timing.median_s == result["timing"][
+        "median_s"]
+    with open_store(db) as store:
+        assert store.results(origin="bench") == []
+
+
+def test_resume_reaches_the_same_parameters_as_an_uninterrupted_run(tiny: str, db: Path, tmp_path: Path) -> None:
+    part, full = tmp_path / "part", tmp_path / "full"
+    # 20 samples at batch 4: epochs of 5 steps. Stop after 4 steps, in the middle of the first epoch ...
+    common = ("--synthetic-samples", "20", "--db", str(db))
+    assert train(tiny, "--steps", "12", "--checkpoint-dir", str(full), *common)[0] == 0
+    assert train(tiny, "--steps", "4", "--checkpoint-dir", str(part), *common)[0] == 0
+    # ... and continue to 12 (two epoch boundaries later) from the checkpoint alone: no workload named.
+    code, out, err = train("--steps", "12", "--resume", str(part), "--db", str(db))
+    assert code == 0, err
+    assert "resuming from" in out and "(step 4)" in out
+    resumed, uninterrupted = params(part), params(full)
+    assert resumed.keys() == uninterrupted.keys()
+    for name in uninterrupted:
+        torch.testing.assert_close(resumed[name], uninterrupted[name])
+    other = tmp_path / "other"  # another seed does not match: the comparison can fail
+    assert train(tiny, "--steps", "12", "--seed", "1", "--checkpoint-dir", str(other), *common)[0] == 0
+    different = params(other)
+    assert any(not torch.equal(different[n], uninterrupted[n]) for n in uninterrupted)
+
+
+def test_resume_without_a_checkpoint_is_one_line(tiny: str, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, _, err = train(tiny, "--steps", "2", "--resume", str(tmp_path / "empty"))
+    assert code == 2 and err.count("\n") == 1
+    assert "no good checkpoint there (it is empty)" in err
+    code, _, err = train(tiny, "--resume", str(tmp_path / "nowhere"))
+    assert code == 2 and "no such folder" in err
+
+
+def test_resume_of_another_run_says_what_it_found(tiny: str, db: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train(tiny, "--steps", "2", "--checkpoint-dir", str(run), "--db", str(db))[0] == 0
+    code, _, err = train(tiny, "--steps", "4", "--batch-size", "8", "--resume", str(run), "--db", str(db))
+    assert code == 2 and err.count("\n") == 1
+    assert "its checkpoint is of another run: batch_size 4 (this run: 8)" in err
+    code, _, err = train("resnet18", "--resume", str(run), "--db", str(db))
+    assert code == 2 and "workload" in err and "resnet18" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--devices", "8"], "more GPUs than exist"),
+    (["--devices", "cpu:2", "--nodes", "2", "--node-rank", "2", "--master-addr", "h"],
+     "--node-rank 2 is not below --nodes 2"),
+    (["--data", "/no/such/folder"], "is your own, so gpuwise cannot read a data set for it"),
+    (["--epochs", "1", "--steps", "3"], "give --epochs or --steps, not both"),
+    (["--checkpoint-every", "2"], "add --checkpoint-dir"),
+    (["--strategy", "zero3"], "use --strategy auto | ddp | fsdp"),
+    (["--steps", "0"], "--steps must be a positive integer"),
+])
+def test_bad_input_is_one_line_and_exit_2(tiny: str, args: list[str], message: str) -> None:
+    code, out, err = train(tiny, *args)
+    assert code == 2, out + err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_data_in_the_wrong_layout_names_the_expected_one(tmp_path: Path, make: str) -> None:
+    folder = tmp_path / "images"
+    if make == "empty":
+        folder.mkdir()
+    code, _, err = train("resnet18", "--data", str(folder), "--image-size", "32")
+    assert code == 2 and err.count("\n") == 1
+    assert str(folder) in err and "ImageFolder" in err
+
+
+def test_no_workload_is_one_line() -> None:
+    code, _, err = train()
+    assert code == 2 and "name the workload to train" in err
+
+
+def test_dry_run_prints_the_torchrun_command_for_two_nodes(tiny: str) -> None:
+    code, out, _ = train("resnet50", "--nodes", "2", "--node-rank", "0", "--master-addr", "node0", "--devices", "8",
+                         "--dry-run")
+    assert code == 0
+    assert "world size 16 = 2 node(s) × 8 processes" in out
+    assert "-m torch.distributed.run --nnodes=2 --nproc-per-node=8 --node-rank=0 --master-addr=node0" in out
+    assert f"{WORKER_ENV}=1" in out
+
+
+# ------------------------------------------------------------------ --plan
+
+
+def test_plan_then_train_the_recommendation(tiny: str, db: Path) -> None:
+    code, _, err = run_cli("plan", tiny, "--dataset-size", "40", "--epochs", "1", "--db", str(db), "--gpus", "T4")
+    assert code == 0, err
+    saved = json.loads((db.parent / "last-plan.json").read_text())
+    assert saved["device"] == "cpu" and saved["workload"] == tiny  # a tiny job: no GPU needed
+    code, out, err = train("--plan", "--db", str(db), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["device"] == "cpu" and result["end_step"] == 40 // saved["batch_size"]
+
+
+def test_plan_for_gpus_that_are_not_here_says_so(db: Path) -> None:
+    (db.parent / "last-plan.json").write_text(json.dumps({
+        "workload": "resnet50", "batch_size": 256, "precision": "amp-bf16", "optimizer": "adamw", "seq_len": None,
+        "image_size": None, "epochs": 90, "samples_per_epoch": 1281167, "device": "H100-SXM5-80GB",
+        "label": "8× H100-SXM5-80GB", "num_gpus": 8, "num_nodes": 1, "strategy": "DDP",
+    }))
+    code, _, err = train("--plan", "--db", str(db))
+    assert code == 2 and err.count("\n") == 1
+    assert "the plan wants 8× H100-SXM5-80GB (DDP); this machine has" in err and "--dry-run" in err
+    code, out, _ = train("--plan", "--db", str(db), "--dry-run")
+    assert code == 0 and "--nproc-per-node=8" in out and "--precision amp-bf16" in out
+
+
+def test_plan_without_a_saved_plan_is_one_line(tmp_path: Path) -> None:
+    code, _, err = train("--plan", "--db", str(tmp_path / "r.db"))
+    assert code == 2 and "no plan saved yet" in err
+
+
+def test_end_to_end_on_a_real_image_folder(db: Path, tmp_path: Path) -> None:
+    from gpuwise.train.toydata import make_images
+
+    folder = make_images(tmp_path / "shapes", n=96, size=32)
+    code, out, err = train("resnet18", "--data", str(folder), "--image-size", "32", "--batch-size", "16",
+                           "--epochs", "3", "--workers", "0", "--db", str(db), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["end_step"] == 3 * (96 // 16) and "ImageFolder" in result["data"]
+    losses = result["losses"]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3  # it learns the shapes

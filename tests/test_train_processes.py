@@ -1,0 +1,125 @@
+"""gpuwise train as real processes: DDP and FSDP through torchrun with gloo, kill -9, SIGTERM, torn checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpuwise.train import checkpoint
+from gpuwise.train.distributed import parameter_digest
+from tests.helpers import run_cli
+from tests.test_train import db, params, tiny  # noqa: F401  # fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def gpuwise(*args: str, env: dict[str, str] | None = None, **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gpuwise.cli", *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}, **kw,  # type: ignore[arg-type]
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout_s: float = 300) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout_s)
+    return process.returncode, out, err
+
+
+def wait_for_checkpoint(folder: Path, process: subprocess.Popen[str], *, min_step: int = 1,
+                        timeout_s: float = 180) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = checkpoint.find(folder) if folder.is_dir() else None
+        if found is not None and found.step >= min_step:
+            return found.step
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint in {folder} after {timeout_s} s")
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_cpu_processes_through_torchrun_end_identical(strategy: str, tiny: str, db: Path,  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    out_dir = tmp_path / strategy
+    code, out, err = finish(gpuwise(
+        "train", tiny, "--devices", "cpu:2", "--strategy", strategy, "--steps", "6", "--synthetic-samples", "40",
+        "--checkpoint-dir", str(out_dir), "--db", str(db), "--json"))
+    assert code == 0, err[-3000:]
+    result = json.loads(out)
+    assert (result["world_size"], result["strategy"], result["end_step"]) == (2, strategy.upper(), 6)
+    saved = parameter_digest(params(out_dir))
+    if strategy == "ddp":
+        assert len(result["parameter_digests"]) == 2 and result["ranks_agree"]  # each rank's own parameters
+    assert result["parameter_digests"][0] == saved  # what rank 0 wrote is what the ranks hold
+    assert result["comparison"]["provenance"] == "no prediction: plan does not model 2 CPU processes"
+
+
+def test_ddp_and_fsdp_train_the_same_model(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Same seed, same shards, averaged gradients: the two strategies reach the same parameters."""
+    for strategy in ("ddp", "fsdp"):
+        code, _, err = finish(gpuwise(
+            "train", tiny, "--devices", "cpu:2", "--strategy", strategy, "--steps", "4", "--synthetic-samples", "40",
+            "--checkpoint-dir", str(tmp_path / strategy), "--db", str(db), "--json"))
+        assert code == 0, err[-3000:]
+    ddp, fsdp = params(tmp_path / "ddp"), params(tmp_path / "fsdp")
+    assert ddp.keys() == fsdp.keys()
+    for name in ddp:
+        torch.testing.assert_close(fsdp[name], ddp[name])
+
+
+def test_kill_9_then_resume_loses_only_the_steps_since_the_checkpoint(tiny: str, db: Path,  # noqa: F811
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    run, log = tmp_path / "run", tmp_path / "steps.log"
+    every, total = 2, 16
+    common = ["--steps", str(total), "--synthetic-samples", "24", "--db", str(db)]
+    process = gpuwise("train", tiny, *common, "--checkpoint-dir", str(run), "--checkpoint-every", str(every),
+                      env={"GPUWISE_TEST_STEP_LOG": str(log), "GPUWISE_TEST_STEP_SLEEP_S": "0.15"})
+    wait_for_checkpoint(run, process, min_step=2 * every)  # two checkpoints: one to fall back to
+    time.sleep(0.3)  # and a step or two more
+    process.kill()  # SIGKILL: no handler runs
+    process.communicate()
+    done_before_kill = log.read_text().count("step")
+    last = checkpoint.find(run)
+    assert last is not None and last.step < total
+    assert done_before_kill - last.step <= every + 1  # at most the steps since the last checkpoint (+ one in flight)
+
+    # Tear the newest checkpoint: resume must notice and fall back to the one before.
+    newest = checkpoint.checkpoint_path(run, last.step)
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    code, out, err = run_cli("train", "--resume", str(run), "--steps", str(total), "--db", str(db))
+    assert code == 0, err
+    assert f"(step {last.step - every})" in out
+    assert f"skipped newer checkpoint {newest.name}: torn or corrupt" in out
+
+    whole = tmp_path / "whole"
+    assert run_cli("train", tiny, *common, "--checkpoint-dir", str(whole))[0] == 0
+    resumed, uninterrupted = params(run), params(whole)
+    for name in uninterrupted:
+        torch.testing.assert_close(resumed[name], uninterrupted[name])
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_finishes_the_step_saves_and_exits(signum: int, code: int, tiny: str, db: Path,  # noqa: F811
+                                                    tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    process = gpuwise("train", tiny, "--steps", "400", "--checkpoint-dir", str(run), "--checkpoint-every", "1",
+                      "--db", str(db), env={"GPUWISE_TEST_STEP_SLEEP_S": "0.05"})
+    wait_for_checkpoint(run, process)
+    process.send_signal(signum)
+    returncode, _, err = finish(process)
+    assert returncode == code
+    line = err.strip().splitlines()[-1]
+    name = signal.Signals(signum).name
+    assert line.startswith(f"gpuwise: stopped by {name} after step ") and "continue with --resume" in line
+    stopped_at = int(line.split("after step ")[1].split(";")[0])
+    found = checkpoint.find(run)
+    assert found is not None and found.step == stopped_at < 400  # saved at the step it stopped
