@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Self
 
 import torch
 
@@ -19,7 +20,27 @@ def _nearest(value: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-class Precision(StrEnum):
+class Choice(StrEnum):
+    """A flag's fixed set of values: ``parse`` accepts a member or its text, else one line with the choices."""
+
+    @classmethod
+    def flag(cls) -> str:
+        return "--" + cls.__name__.lower().removesuffix("name")
+
+    @classmethod
+    def parse(cls, value: str | Self) -> Self:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            names = [c.value for c in cls]
+            raise GpuwiseError(
+                f"unknown {cls.flag()[2:]} '{value}'{_nearest(str(value), names)}: use {cls.flag()} {' | '.join(names)}"
+            ) from None
+
+
+class Precision(Choice):
     """How PyTorch runs the step's math. AMP keeps fp32 master weights."""
 
     FP32 = "fp32"
@@ -27,40 +48,16 @@ class Precision(StrEnum):
     AMP_BF16 = "amp-bf16"
     AMP_FP16 = "amp-fp16"  # with a gradient scaler
 
-    @classmethod
-    def parse(cls, value: str | Precision) -> Precision:
-        if isinstance(value, Precision):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            names = [p.value for p in cls]
-            raise GpuwiseError(
-                f"unknown precision '{value}'{_nearest(value, names)}: use --precision {'|'.join(names)}"
-            ) from None
-
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return {Precision.AMP_BF16: torch.bfloat16, Precision.AMP_FP16: torch.float16}.get(self)
 
 
-class OptimizerName(StrEnum):
+class OptimizerName(Choice):
     SGD = "sgd"
     SGD_MOMENTUM = "sgd-momentum"
     ADAM = "adam"
     ADAMW = "adamw"
-
-    @classmethod
-    def parse(cls, value: str | OptimizerName) -> OptimizerName:
-        if isinstance(value, OptimizerName):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            names = [o.value for o in cls]
-            raise GpuwiseError(
-                f"unknown optimizer '{value}'{_nearest(value, names)}: use --optimizer {'|'.join(names)}"
-            ) from None
 
     def build(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """The optimizer as a training script would make it (the learning rates do not change the cost)."""

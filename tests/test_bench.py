@@ -126,8 +126,8 @@ def test_cpu_auto_batch_stays_within_free_memory(tmp_path: Path, monkeypatch: py
     "args, message",
     [
         (["--device", "cuda:3"], r"unknown device 'cuda:3'"),
-        (["--device", "cpu", "--steps", "0"], r"--steps must be at least 1, got 0"),
-        (["--device", "cpu", "--warmup", "0"], r"--warmup must be at least 1, got 0"),
+        (["--device", "cpu", "--steps", "0"], r"--steps must be a positive integer, got 0"),
+        (["--device", "cpu", "--warmup", "0"], r"--warmup must be a positive integer, got 0"),
         (["--device", "cpu", "--batch-size", "lots"], r"--batch-size must be a positive integer"),
         (["--device", "cpu", "--db", "/proc/gpuwise/results.db", "--steps", "1", "--warmup", "1",
           "--batch-size", "2"], r"/proc/gpuwise"),

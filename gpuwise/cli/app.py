@@ -43,14 +43,20 @@ def user_errors(fn: F) -> F:
 
 def positive_int(value: str | None, flag: str) -> int | None:
     """Parse a count flag ourselves so that a bad value gets our one-line error."""
+    return whole_number(value, flag, minimum=1)
+
+
+def whole_number(value: str | None, flag: str, *, minimum: int = 0) -> int | None:
+    """An integer flag of at least ``minimum``, or one line saying what it must be."""
     if value is None:
         return None
+    what = "a positive integer" if minimum == 1 else f"a whole number of at least {minimum}"
     try:
         number = int(value)
     except ValueError:
-        raise GpuwiseError(f"{flag} must be a positive integer, got '{value}'") from None
-    if number < 1:
-        raise GpuwiseError(f"{flag} must be a positive integer, got {number}")
+        raise GpuwiseError(f"{flag} must be {what}, got '{value}'") from None
+    if number < minimum:
+        raise GpuwiseError(f"{flag} must be {what}, got {number}")
     return number
 
 

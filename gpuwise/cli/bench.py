@@ -23,7 +23,6 @@ from gpuwise.cli.app import (
 )
 from gpuwise.cli.format import gib, si
 from gpuwise.config import OptimizerName, Precision
-from gpuwise.errors import GpuwiseError
 
 
 @app.command("bench")
@@ -53,8 +52,8 @@ def bench_command(
         optimizer=OptimizerName.parse(optimizer),
         seq_len=positive_int(seq_len, "--seq-len"),
         image_size=positive_int(image_size, "--image-size"),
-        steps=_count(steps, "--steps"),
-        warmup=_count(warmup, "--warmup"),
+        steps=_required_count(steps, "--steps"),
+        warmup=_required_count(warmup, "--warmup"),
     )
     devices = [check_device(d) for d in device] if device else available_devices()
     report = bench_all(config, devices, store_path=db)
@@ -65,16 +64,6 @@ def bench_command(
         ))
     else:
         render(report, Console(width=140))
-
-
-def _count(value: str, flag: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise GpuwiseError(f"{flag} must be an integer of at least 1, got '{value}'") from None
-    if number < 1:
-        raise GpuwiseError(f"{flag} must be at least 1, got {number}")
-    return number
 
 
 def render(report: BenchReport, console: Console) -> None:
@@ -111,3 +100,9 @@ def render(report: BenchReport, console: Console) -> None:
         console.print(f"speed-up over the CPU on {device}: {speedup:.1f}x")
     if len(report.results) == 1 and report.results[0].device == "cpu":
         console.print("no GPU here: the CPU is the only device measured")
+
+
+def _required_count(value: str, flag: str) -> int:
+    number = positive_int(value, flag)
+    assert number is not None
+    return number

@@ -18,7 +18,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors
+from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors, whole_number
 from gpuwise.config import OptimizerName, Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.train.config import Devices, Strategy, TrainConfig, parse_devices
@@ -76,11 +76,11 @@ def train_command(
         "precision": Precision.parse(precision) if precision is not None else None,
         "optimizer": OptimizerName.parse(optimizer) if optimizer is not None else None,
         "seq_len": positive_int(seq_len, "--seq-len"), "image_size": positive_int(image_size, "--image-size"),
-        "seed": _non_negative(seed, "--seed"), "epochs": positive_int(epochs, "--epochs"),
+        "seed": whole_number(seed, "--seed"), "epochs": positive_int(epochs, "--epochs"),
         "steps": positive_int(steps, "--steps"), "warmup": positive_int(warmup, "--warmup"),
         "strategy": Strategy.parse(strategy) if strategy is not None else None,
         "synthetic_samples": positive_int(synthetic_samples, "--synthetic-samples"),
-        "num_workers": _non_negative(workers, "--workers"), "checkpoint_dir": checkpoint_dir,
+        "num_workers": whole_number(workers, "--workers"), "checkpoint_dir": checkpoint_dir,
         "checkpoint_every": positive_int(checkpoint_every, "--checkpoint-every"),
         "keep_checkpoints": positive_int(keep_checkpoints, "--keep-checkpoints"), "resume": resume,
         "store_path": db,
@@ -99,7 +99,7 @@ def train_command(
     node_count = positive_int(nodes, "--nodes") or 1
     launch = build_launch(
         config, devices,
-        Nodes(count=node_count, rank=_non_negative(node_rank, "--node-rank") or 0, master_addr=master_addr,
+        Nodes(count=node_count, rank=whole_number(node_rank, "--node-rank") or 0, master_addr=master_addr,
               master_port=positive_int(master_port, "--master-port") or Nodes.master_port),
         python=sys.executable, cpu_threads=os.cpu_count() or 1, output_args=("--json",) if as_json else (),
     )
@@ -260,18 +260,6 @@ def _print_launch(launch: Launch, devices: Devices, num_gpus: int, note: str) ->
 
 def _s(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.3f} s"
-
-
-def _non_negative(value: str | None, flag: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise GpuwiseError(f"{flag} must be a whole number of at least 0, got '{value}'") from None
-    if number < 0:
-        raise GpuwiseError(f"{flag} must be a whole number of at least 0, got {number}")
-    return number
 
 
 class _Progress:

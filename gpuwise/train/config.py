@@ -8,32 +8,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from gpuwise.config import OptimizerName, Precision
+from gpuwise.config import Choice, OptimizerName, Precision
 from gpuwise.errors import GpuwiseError
 
 DEFAULT_WARMUP = 3  # steps run before the clock starts, as bench discards them
 DEFAULT_KEEP_CHECKPOINTS = 3  # the newest good ones; older ones are deleted after a save
 
 
-class Strategy(StrEnum):
+class Strategy(Choice):
     """How several processes share the model: each holds all of it (DDP) or a shard (FSDP)."""
 
     AUTO = "auto"  # DDP, unless the plan's recommendation (--plan) says FSDP
     DDP = "ddp"
     FSDP = "fsdp"
-
-    @classmethod
-    def parse(cls, value: str | Strategy) -> Strategy:
-        if isinstance(value, Strategy):
-            return value
-        try:
-            return cls(value.strip().lower())
-        except ValueError:
-            raise GpuwiseError(f"unknown strategy '{value}': use --strategy auto | ddp | fsdp") from None
 
 
 @dataclass(frozen=True)
