@@ -28,6 +28,7 @@ from pathlib import Path
 from gpuwise.bench.calibrate import cached_ceilings
 from gpuwise.bench.run import BenchConfig, bench
 from gpuwise.config import OptimizerName, Precision
+from gpuwise.hardware.local import cpu_cache_bytes
 from gpuwise.predict.cpu_fit import (
     BenchSet,
     CpuBench,
@@ -61,6 +62,9 @@ ROWS = [
     Row("gpt2", 1, seq_len=128), Row("bert-base", 8, seq_len=128), Row("gnmt", 8, seq_len=50),
     Row("deepspeech2", 2, seq_len=200), Row("resnet18", 16, precision="amp-bf16"),
     Row("gpt2", 2, seq_len=256, precision="amp-bf16"), Row("llama-1b", 1, seq_len=128, optimizer="sgd"),
+    # Small steps, as people train on a CPU: there the per-op dispatch weighs most.
+    Row("resnet18", 16, image_size=64), Row("mobilenet_v3_large", 4, image_size=96), Row("gpt2", 2, seq_len=64),
+    Row("bert-base", 2, seq_len=32),
 ]
 
 
@@ -90,7 +94,7 @@ def bench_set_from_db(db: Path, command: str) -> BenchSet:
             newest[(b.workload, b.batch_size, b.precision, b.optimizer, b.seq_len, b.image_size)] = b
     return BenchSet(
         ceilings=ceilings, benches=tuple(newest.values()), machine=machine(),
-        measured_at=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"), command=command, cache_bytes=cpu_cache_bytes(),
     )
 
 
@@ -118,12 +122,12 @@ def report(bench_set: BenchSet) -> None:
     shipped = shipped_cpu_efficiency()
     print(f"Shipped constants: {shipped.source}\n")
     profiles = [profile_bench(b) for b in bench_set.benches]
-    held = held_out_by_workload(bench_set.benches, profiles, c)
+    held = held_out_by_workload(bench_set.benches, profiles, c, cache_bytes=bench_set.cache_bytes)
     print("| step | measured median (ms) | p10–p90 (ms) | held-out prediction (ms) | error | shipped (ms) | error |")
     print("|---|---|---|---|---|---|---|")
     held_errors, shipped_errors = [], []
     for (b, predicted), p in zip(held, [profiles[bench_set.benches.index(b)] for b, _ in held], strict=True):
-        in_sample = cpu_step(p, c, shipped).step_s
+        in_sample = cpu_step(p, c, shipped, cache_bytes=bench_set.cache_bytes).step_s
         e_held, e_in = predicted / b.median_s - 1, in_sample / b.median_s - 1
         held_errors.append(abs(e_held))
         shipped_errors.append(abs(e_in))

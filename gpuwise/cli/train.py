@@ -50,7 +50,7 @@ def train_command(
     synthetic_samples: str = typer.Option(None, "--synthetic-samples", help="Samples per epoch of synthetic "
                                                                             "data [default: 10000]."),
     workers: str = typer.Option(None, "--workers", help="Data-loading processes per device [default: 0 for "
-                                                        "synthetic, else 4]."),
+                                                        "synthetic, else up to 4, no more than the cores]."),
     checkpoint_dir: Path | None = typer.Option(None, "--checkpoint-dir", help="Write checkpoints here (at the end, "
                                                                               "on Ctrl-C/SIGTERM, every N steps)."),
     checkpoint_every: str = typer.Option(None, "--checkpoint-every", help="Also every N steps."),

@@ -41,6 +41,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def cpu_cache_bytes() -> int:
+    """The CPU's last-level cache in bytes, from sysfs (Linux); 0 where it cannot be read."""
+    from pathlib import Path
+
+    best = (0, 0)  # (level, bytes)
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            level = int((index / "level").read_text())
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        match = re.fullmatch(r"(\d+)([KMG]?)", size)
+        if kind == "Instruction" or match is None:
+            continue
+        number = int(match[1]) << {"": 0, "K": 10, "M": 20, "G": 30}[match[2]]
+        best = max(best, (level, number))
+    return best[1]
+
+
 def local_hardware(device: str = "cpu") -> Hardware:
     """Describe this machine; for a ``cuda:N`` device also that GPU."""
     device = check_device(device)

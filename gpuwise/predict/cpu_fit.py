@@ -37,7 +37,8 @@ _FITTED = {
     "conv": (0.2, 1.2),
     "grouped_conv": (0.005, 1.0),
     "rnn": (0.05, 1.2),
-    "bandwidth": (0.1, 2.0),
+    "bandwidth": (0.1, 1.2),  # streaming from DRAM: about the measured copy rate at most
+    "cache_bandwidth": (1.0, 8.0),  # working sets within the last-level cache: a few times DRAM's
     "host_op_s": (1e-6, 1e-4),
 }
 # Kept at the default: attention runs unfused on the CPU (matmul + softmax ops), so the profile
@@ -45,7 +46,7 @@ _FITTED = {
 _FIXED = {"attention": 0.5, "simt": 1.0, "kernel_latency_s": 0.0}
 DEFAULT = Efficiency(
     matmul=0.8, conv=0.8, grouped_conv=0.1, attention=0.5, rnn=0.5, simt=1.0, bandwidth=0.6, kernel_latency_s=0.0,
-    host_op_s=2e-5, source="defaults relative to this CPU's measured ceilings (not fitted)",
+    host_op_s=2e-5, cache_bandwidth=2.0, source="defaults relative to this CPU's measured ceilings (not fitted)",
 )
 
 
@@ -78,6 +79,7 @@ class BenchSet:
     machine: str
     measured_at: str
     command: str
+    cache_bytes: int | None = None  # the CPU's last-level cache; None (older files): this machine's
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +89,7 @@ class BenchSet:
         return BenchSet(
             ceilings=Ceilings(**data["ceilings"]), benches=tuple(CpuBench(**b) for b in data["benches"]),
             machine=data["machine"], measured_at=data["measured_at"], command=data["command"],
+            cache_bytes=data.get("cache_bytes"),
         )
 
 
@@ -104,7 +107,9 @@ def profile_bench(b: CpuBench) -> Profile:
     )
 
 
-def fit_cpu(rows: Sequence[tuple[Profile, float]], ceilings: Ceilings, source: str) -> Efficiency:
+def fit_cpu(
+    rows: Sequence[tuple[Profile, float]], ceilings: Ceilings, source: str, *, cache_bytes: int | None = None
+) -> Efficiency:
     """Least squares on log(predicted / measured) step time over ``rows`` of (profile, measured seconds)."""
     from scipy.optimize import minimize
 
@@ -119,7 +124,9 @@ def fit_cpu(rows: Sequence[tuple[Profile, float]], ceilings: Ceilings, source: s
 
     def loss(x: Sequence[float]) -> float:
         eff = to_eff(x)
-        return sum(math.log(cpu_step(p, ceilings, eff).step_s / measured) ** 2 for p, measured in rows) / len(rows)
+        return sum(
+            math.log(cpu_step(p, ceilings, eff, cache_bytes=cache_bytes).step_s / measured) ** 2 for p, measured in rows
+        ) / len(rows)
 
     bounds = [(_FITTED[n][0] / s, _FITTED[n][1] / s) for n, s in zip(names, scale, strict=True)]
     result = minimize(loss, [1.0] * len(names), method="L-BFGS-B", bounds=bounds)
@@ -127,15 +134,15 @@ def fit_cpu(rows: Sequence[tuple[Profile, float]], ceilings: Ceilings, source: s
 
 
 def held_out_by_workload(
-    benches: Sequence[CpuBench], profiles: Sequence[Profile], ceilings: Ceilings
+    benches: Sequence[CpuBench], profiles: Sequence[Profile], ceilings: Ceilings, *, cache_bytes: int | None = None
 ) -> list[tuple[CpuBench, float]]:
     """Each bench predicted by constants fitted on the benches of every *other* workload."""
     out = []
     for workload in dict.fromkeys(b.workload for b in benches):
         train = [(p, b.median_s) for b, p in zip(benches, profiles, strict=True) if b.workload != workload]
-        eff = fit_cpu(train, ceilings, source=f"fitted without {workload}")
+        eff = fit_cpu(train, ceilings, source=f"fitted without {workload}", cache_bytes=cache_bytes)
         out += [
-            (b, cpu_step(p, ceilings, eff).step_s)
+            (b, cpu_step(p, ceilings, eff, cache_bytes=cache_bytes).step_s)
             for b, p in zip(benches, profiles, strict=True) if b.workload == workload
         ]
     return out
@@ -161,6 +168,7 @@ def main(argv: Sequence[str] = tuple(sys.argv[1:])) -> None:
     profiles = [profile_bench(b) for b in bench_set.benches]
     eff = fit_cpu(
         [(p, b.median_s) for b, p in zip(bench_set.benches, profiles, strict=True)], bench_set.ceilings,
+        cache_bytes=bench_set.cache_bytes,
         source=f"fitted on {len(profiles)} CPU benches ({bench_set.machine}, {bench_set.measured_at[:10]}), "
         "relative to the measured ceilings",
     )

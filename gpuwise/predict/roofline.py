@@ -45,6 +45,9 @@ class DeviceRates:
     vector_tflops: float  # FP32 non-tensor peak (elementwise math)
     memory_gbps: float
     is_gpu: bool = True
+    # Last-level cache. An op that moves no more than this per call works out of the cache, not
+    # DRAM (``Efficiency.cache_bandwidth``); 0: not modelled (the catalog GPUs, for now).
+    cache_bytes: int = 0
 
     def matmul_tflops(self, dtype: str, precision: Precision) -> float | None:
         if dtype in (BF16, FP16):
@@ -102,6 +105,8 @@ class Efficiency:
     bandwidth: float = 0.75
     kernel_latency_s: float = 4e-6  # launch + tail of one kernel on the device
     host_op_s: float = 1.2e-5  # eager PyTorch dispatch per op on the host
+    # Bandwidth of ops that fit the last-level cache, as a multiple of the DRAM bandwidth; 0: no cache model.
+    cache_bandwidth: float = 0.0
     source: str = "defaults (not fitted)"
 
     def for_kind(self, kind: str) -> float:
@@ -148,7 +153,8 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
     for g in profile.ops:
         if fuse_optimizer and g.phase == "optimizer":
             continue  # replaced by one fused kernel below
-        memory = g.bytes / bandwidth
+        in_cache = eff.cache_bandwidth > 0 and g.bytes <= device.cache_bytes
+        memory = g.bytes / (device.memory_gbps * 1e9 * eff.cache_bandwidth if in_cache else bandwidth)
         transposes = 0
         if g.kind == ops.GROUPED_CONV and device.is_gpu:
             # Depthwise/grouped convolutions have too little math per output for tensor cores:

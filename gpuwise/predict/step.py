@@ -122,8 +122,11 @@ def throughput(p: Profile, step: GpuStep, *, tokens: bool) -> float:
     return per_step / step.step_s
 
 
-def cpu_rates(ceilings: Ceilings) -> DeviceRates:
-    """A calibrated local CPU as a device: its measured GEMM rates and copy bandwidth."""
+def cpu_rates(ceilings: Ceilings, cache_bytes: int | None = None) -> DeviceRates:
+    """A calibrated local CPU as a device: its measured GEMM rates, copy bandwidth and last-level
+    cache (``cache_bytes``; None: this machine's)."""
+    from gpuwise.hardware.local import cpu_cache_bytes
+
     fp32 = ceilings.matmul_tflops.get("float32", 0.0)
     tensor = {FP32: fp32}
     for key in (BF16, FP16):
@@ -131,11 +134,12 @@ def cpu_rates(ceilings: Ceilings) -> DeviceRates:
             tensor[key] = ceilings.matmul_tflops[key]
     return DeviceRates(
         name=ceilings.device_name, tensor_tflops=tensor, vector_tflops=fp32 / 8, memory_gbps=ceilings.memory_gbps,
-        is_gpu=False,
+        is_gpu=False, cache_bytes=cpu_cache_bytes() if cache_bytes is None else cache_bytes,
     )
 
 
-def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None) -> StepTime:
+def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None, *, cache_bytes: int | None = None
+             ) -> StepTime:
     """A step on the calibrated CPU. The efficiencies are fractions of its *measured* ceilings, fitted
     on real CPU benches (``gpuwise.predict.cpu_fit``); dispatch runs on the same cores, so it adds to
     the step instead of overlapping it."""
@@ -143,4 +147,4 @@ def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None) -> S
         from gpuwise.predict.cpu_fit import shipped_cpu_efficiency
 
         eff = shipped_cpu_efficiency()
-    return step_time(p, cpu_rates(ceilings), eff)
+    return step_time(p, cpu_rates(ceilings, cache_bytes), eff)

@@ -19,6 +19,7 @@ same step, a checkpoint is written and the run returns ``interrupted`` (the CLI 
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import signal
@@ -225,7 +226,9 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
     losses: list[float] = []
     saved: Path | None = None
     interrupted: int | None = None
-    workers = config.num_workers if config.num_workers is not None else (0 if config.data == "synthetic" else 4)
+    workers = config.num_workers if config.num_workers is not None else default_workers(
+        config.data, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun sets it: processes on this host
+    )
 
     def save() -> Path | None:
         folder = config.output_dir
@@ -359,3 +362,12 @@ def _stop_on_signals() -> Iterator[list[int]]:
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
+
+
+def default_workers(data: str | Path, processes_on_host: int) -> int:
+    """Loader processes per training process: none for synthetic batches; else up to 4, but no more
+    than this host's cores leave each training process (more only oversubscribes them)."""
+    if str(data) == "synthetic":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(4, cores // max(1, processes_on_host)))
