@@ -53,7 +53,8 @@ def browser() -> Iterator[Any]:
                  "--window-size=1280,900", "--hide-scrollbars"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: selenium then never tries to download one.
+    # An explicit driver path: selenium then never tries to download one; and no usage statistics.
+    os.environ["SE_AVOID_STATS"] = "true"
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(driver_path)))
     try:
         yield driver
