@@ -452,5 +452,5 @@ def test_speed_of_planning_once_profiled(make_plan: MakePlan) -> None:
 
 
 def test_band_keys_are_the_provenance_kinds() -> None:
-    assert set(plan_module.BAND) == {"measured", "extrapolated", "analytical"}
+    assert set(plan_module.BAND) == {"measured", "extrapolated", "analytical", "analytical-cpu"}
     assert all(0 < v < 1 for v in plan_module.BAND.values())

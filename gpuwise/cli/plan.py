@@ -174,10 +174,10 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
         console.print(options_table(p.options, "every option", p.sample_unit, tokens=tokens))
     for note in p.notes:
         console.print(f"note: {note}", highlight=False)
-    bands = ", ".join(f"{kind} ±{error:.0%}" for kind, error in BAND.items())
+    bands = ", ".join(f"{kind.replace('-cpu', ' on your CPU')} ±{error:.0%}" for kind, error in BAND.items())
     console.print(
-        f"bands (from gpuwise validate): {bands}; cost has the band of time · ↓ = the largest batch that fits "
-        f"(the requested one does not) · efficiency constants: {p.efficiency_source}",
+        f"bands (validation error, benchmarks/RESULTS.md): {bands}; cost has the band of time · "
+        f"↓ = the largest batch that fits (the requested one does not) · efficiency constants: {p.efficiency_source}",
         highlight=False,
     )
 

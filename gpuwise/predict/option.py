@@ -276,9 +276,10 @@ class OptionMaker:
             (measured[0].timing.median_s, "measured here", "measured") if measured
             else (model.step_s, "analytical (calibrated on this CPU)", "analytical")
         )
-        step = _estimate(p, model, compute_s, 0.0, None, 1, self.bands[kind], bound=model.bound)
+        band = self.bands["analytical-cpu" if kind == "analytical" else kind]  # the CPU model has its own error
+        step = _estimate(p, model, compute_s, 0.0, None, 1, band, bound=model.bound)
         return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
-                      band=self.bands[kind], step=step, run=None)
+                      band=band, step=step, run=None)
 
 
 def _unfit(band: float, **fields: Any) -> Option:
