@@ -342,3 +342,21 @@ def test_end_to_end_on_a_real_image_folder(db: Path, tmp_path: Path) -> None:
     assert result["end_step"] == 3 * (96 // 16) and "ImageFolder" in result["data"]
     losses = result["losses"]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3  # it learns the shapes
+
+
+def test_a_step_too_big_for_this_machine_is_refused_before_allocating(db: Path) -> None:
+    # Llama-2 7B's fp32 weights alone are 27 GB: the estimate refuses it in one line, nothing is built.
+    code, _, err = run_cli("train", "llama-7b", "--seq-len", "64", "--batch-size", "1", "--steps", "1", "--db", str(db))
+    assert code == 2 and "does not fit on the CPU even at batch 1" in err and "gpuwise plan" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_out_of_memory_in_a_step_is_one_line(tiny: str, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpuwise.bench.run import Step
+
+    def oom(self: object, batch: object) -> torch.Tensor:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Step, "__call__", oom)
+    code, _, err = run_cli("train", tiny, "--steps", "2", "--db", str(db))
+    assert code == 2 and "does not fit on cpu at batch 4" in err and "--batch-size" in err

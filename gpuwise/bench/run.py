@@ -168,7 +168,7 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
     )
     estimate = profile_step(w, step_config)
     if device == "cpu":
-        _check_cpu_fits(w.name, batch_size, estimate.memory.peak_bytes)
+        check_cpu_fits(w.name, batch_size, estimate.memory.peak_bytes)
 
     with precision_flags(config.precision):
         step = _build_or_explain(w, shape, batch_size, config, device, estimate.memory.peak_bytes)
@@ -215,29 +215,33 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
     return result
 
 
-def _check_cpu_fits(name: str, batch_size: int, estimate_bytes: int) -> None:
+def check_cpu_fits(name: str, batch_size: int, estimate_bytes: int,
+                   fix: str = "use a smaller --batch-size or --batch-size auto",
+                   fix_at_batch_1: str = "profile it with gpuwise profile instead") -> None:
+    """One line, before anything is allocated, when the step's estimated peak exceeds the free RAM."""
     from gpuwise.hardware.local import free_memory_bytes
 
     free = free_memory_bytes("cpu")
     if estimate_bytes > CPU_MEMORY_HEADROOM * free and batch_size == 1:
         raise GpuwiseError(
             f"{name} does not fit on the CPU even at batch 1: it needs about {estimate_bytes / 2**30:.1f} GiB "
-            f"(estimated), the CPU has {free / 2**30:.1f} GiB free; profile it with gpuwise profile instead"
+            f"(estimated), the CPU has {free / 2**30:.1f} GiB free; {fix_at_batch_1}"
         )
     if estimate_bytes > CPU_MEMORY_HEADROOM * free:
         raise GpuwiseError(
             f"{name} at batch {batch_size} needs about {estimate_bytes / 2**30:.1f} GiB (estimated) but the CPU "
-            f"has {free / 2**30:.1f} GiB free; use a smaller --batch-size or --batch-size auto"
+            f"has {free / 2**30:.1f} GiB free; {fix}"
         )
 
 
-def _does_not_fit(name: str, batch_size: int, device: str, estimate_bytes: int) -> GpuwiseError:
+def does_not_fit(name: str, batch_size: int, device: str, estimate_bytes: int,
+                 fix: str = "use --batch-size auto to find the largest batch") -> GpuwiseError:
     from gpuwise.hardware.local import local_hardware
 
     total = local_hardware(device).gpu_memory_bytes or 0
     return GpuwiseError(
         f"{name} does not fit on {device} at batch {batch_size}: it needs about {estimate_bytes / 2**30:.1f} GiB "
-        f"(estimated), the device has {total / 2**30:.1f} GiB; use --batch-size auto to find the largest batch"
+        f"(estimated), the device has {total / 2**30:.1f} GiB; {fix}"
     )
 
 
@@ -248,7 +252,7 @@ def _build_or_explain(w: Workload, shape: Shape, batch_size: int, config: BenchC
     except Exception as e:
         if autobatch.is_out_of_memory(e):
             autobatch.release_memory()
-            raise _does_not_fit(w.name, batch_size, device, estimate_bytes) from None
+            raise does_not_fit(w.name, batch_size, device, estimate_bytes) from None
         raise
 
 
@@ -258,7 +262,7 @@ def _run_or_explain(run: Callable[[], Any], name: str, batch_size: int, device: 
     except Exception as e:
         if autobatch.is_out_of_memory(e):
             autobatch.release_memory()
-            raise _does_not_fit(name, batch_size, device, estimate_bytes) from None
+            raise does_not_fit(name, batch_size, device, estimate_bytes) from None
         raise
 
 

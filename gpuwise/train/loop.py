@@ -200,8 +200,9 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
          on_step: Callable[[int, int, float, float, int], None] | None) -> TrainResult:
     p = prepare(config, ranks.world_size)
     strategy = _strategy(config.strategy, ranks)
+    estimate_bytes = _check_fits(p, config, device, strategy)
     _seed_everything(config.seed)
-    with torch.device(device):
+    with torch.device(device), _explain_out_of_memory(p, device, estimate_bytes):
         model = p.workload.build_model(p.shape).to(device).train()
     model = wrap(model, ranks, device, strategy)
     optimizer = config.optimizer.build([q for q in model.parameters() if q.requires_grad])
@@ -254,7 +255,8 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
             sync()
             start = time.perf_counter()
             batch = tree_map(_mover(device), next(batch_iter))
-            loss = step_fn(batch)
+            with _explain_out_of_memory(p, device, estimate_bytes):
+                loss = step_fn(batch)
             sync()
             elapsed = time.perf_counter() - start
             step, done_in_epoch = step + 1, done_in_epoch + 1
@@ -371,3 +373,40 @@ def default_workers(data: str | Path, processes_on_host: int) -> int:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(0, min(4, cores // max(1, processes_on_host)))
+
+
+TRAIN_FIX = ("use a smaller --batch-size ('gpuwise bench --batch-size auto' finds the largest that fits), "
+             "more devices with --strategy fsdp, or a bigger machine ('gpuwise plan')")
+
+
+def _check_fits(p: Prepared, config: TrainConfig, device: str, strategy: Strategy) -> int:
+    """The step's estimated peak memory per process (the profile, on fake tensors); on the CPU, one
+    line instead of an out-of-memory kill when the processes on this host would not fit its free RAM."""
+    from gpuwise.bench.run import check_cpu_fits
+    from gpuwise.config import StepConfig
+    from gpuwise.profile.run import profile_step
+
+    estimate = profile_step(p.workload, StepConfig(
+        workload=p.workload.name, batch_size=p.batch_size, precision=config.precision, optimizer=config.optimizer,
+        seq_len=p.shape.seq_len, image_size=p.shape.image_size,
+    )).memory.peak_bytes
+    if device == "cpu" and strategy is not Strategy.FSDP:  # FSDP shards the state: the estimate is an upper bound
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        check_cpu_fits(p.workload.name, p.batch_size, estimate * processes, fix=TRAIN_FIX,
+                       fix_at_batch_1="'gpuwise plan' says which GPUs it fits, and with what sharding")
+    return estimate
+
+
+@contextmanager
+def _explain_out_of_memory(p: Prepared, device: str, estimate_bytes: int) -> Iterator[None]:
+    """A device out of memory becomes one line with the batch and the estimate, not a traceback."""
+    from gpuwise.bench import autobatch
+    from gpuwise.bench.run import does_not_fit
+
+    try:
+        yield
+    except Exception as e:
+        if not autobatch.is_out_of_memory(e):
+            raise
+        autobatch.release_memory()
+        raise does_not_fit(p.workload.name, p.batch_size, device, estimate_bytes, fix=TRAIN_FIX) from None
