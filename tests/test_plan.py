@@ -454,3 +454,27 @@ def test_speed_of_planning_once_profiled(make_plan: MakePlan) -> None:
 def test_band_keys_are_the_provenance_kinds() -> None:
     assert set(plan_module.BAND) == {"measured", "extrapolated", "analytical", "analytical-cpu"}
     assert all(0 < v < 1 for v in plan_module.BAND.values())
+
+
+def test_the_cpu_option_is_priced_on_the_cpus_own_profile(catalog: Catalog, profiles: ProfileCache,
+                                                            tmp_path: Path) -> None:
+    # A GPU runs GPT-2's attention as one fused kernel; the CPU runs it unfused (matmuls, softmax,
+    # dropout, and their saved seq x seq matrices). The CPU option must be priced on what the CPU runs.
+    from gpuwise.config import OptimizerName, Precision
+    from gpuwise.predict.option import OptionMaker
+    from gpuwise.predict.step import cpu_step
+    from gpuwise.profile import ops
+    from gpuwise.workloads import get_workload
+
+    maker = OptionMaker(
+        get_workload("gpt2"), batch_size=1, precision=Precision.FP32, optimizer=OptimizerName.SGD, seq_len=64,
+        image_size=None, network_gbits=200.0, catalog=catalog, store_path=tmp_path / "r.db", profiles=profiles,
+        bands=plan_module.BAND,
+    )
+    on_gpu, on_cpu = maker.profile(1), maker.profile(1, on_gpu=False)
+    assert any(g.kind == ops.ATTENTION for g in on_gpu.ops)
+    assert not any(g.kind == ops.ATTENTION for g in on_cpu.ops)
+    option = maker.cpu_option(CEILINGS, RAM_BYTES)
+    assert option.step is not None
+    assert option.step.model_compute_s == pytest.approx(cpu_step(on_cpu, CEILINGS).step_s)
+    assert option.step.model_compute_s != pytest.approx(cpu_step(on_gpu, CEILINGS).step_s)

@@ -31,6 +31,7 @@ from gpuwise.predict import memory
 from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.roofline import Efficiency, StepTime
 from gpuwise.predict.step import GpuStep, cpu_step, fsdp_step, gpu_step, profile_for_gpu
+from gpuwise.profile import ops, profile
 from gpuwise.profile.result import Profile
 from gpuwise.workloads import Workload
 
@@ -114,14 +115,15 @@ class ProfileCache:
 
     def get(
         self, workload: Workload, *, batch_size: int, precision: Precision, optimizer: OptimizerName,
-        seq_len: int | None, image_size: int | None,
+        seq_len: int | None, image_size: int | None, gpu_kernels: bool = True,
     ) -> Profile:
-        key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size)
+        """The step as a GPU runs it (``gpu_kernels``: attention and GRUs fused), or as the CPU does."""
+        key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size, gpu_kernels)
         if key not in self._profiles:
-            self._profiles[key] = profile_for_gpu(
-                workload, batch_size=batch_size, precision=precision.value, optimizer=optimizer.value,
-                seq_len=seq_len, image_size=image_size,
-            )
+            settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision.value,
+                                            optimizer=optimizer.value, seq_len=seq_len, image_size=image_size)
+            self._profiles[key] = (profile_for_gpu(workload, **settings) if gpu_kernels
+                                   else profile(workload, **settings))
         return self._profiles[key]
 
 
@@ -154,12 +156,16 @@ class OptionMaker:
         self.measurements = [r for r in _stored_results(first.workload, store_path) if self._same_setting(r, first)]
         self._model_steps: dict[tuple[int, str, int], GpuStep] = {}
 
-    def profile(self, batch_size: int) -> Profile:
+    def profile(self, batch_size: int, *, on_gpu: bool = True) -> Profile:
+        """The GPU's profile; on the CPU, the CPU's own where they differ (the CPU runs attention and
+        GRUs unfused, step by step: its time and memory are those of the unfused ops)."""
         self.profiled.add(batch_size)
-        return self.profiles.get(
-            self.workload, batch_size=batch_size, precision=self.precision, optimizer=self.optimizer,
-            seq_len=self.seq_len, image_size=self.image_size,
-        )
+        settings: dict[str, Any] = dict(batch_size=batch_size, precision=self.precision, optimizer=self.optimizer,
+                                        seq_len=self.seq_len, image_size=self.image_size)
+        p = self.profiles.get(self.workload, **settings)
+        if on_gpu or not any(g.kind in (ops.ATTENTION, ops.RNN) for g in p.ops):
+            return p
+        return self.profiles.get(self.workload, **settings, gpu_kernels=False)
 
     @staticmethod
     def _same_setting(r: BenchResult, p: Profile) -> bool:
@@ -171,7 +177,7 @@ class OptionMaker:
     def fit(self, capacity_bytes: int, *, num_gpus: int, on_gpu: bool) -> _Fit:
         """The requested batch under DDP; else, if the state alone fits, the largest batch that does;
         else (or if even one sample does not fit) FSDP over ``num_gpus``, at the largest batch that fits."""
-        p = self.profile(self.requested)
+        p = self.profile(self.requested, on_gpu=on_gpu)
         ddp = memory.device_bytes(p, on_gpu=on_gpu, num_gpus=num_gpus)
         if ddp <= capacity_bytes:
             return _Fit(self.requested, "DDP" if num_gpus > 1 else "single", ddp)
@@ -192,7 +198,8 @@ class OptionMaker:
         strategy = "FSDP" if sharded else "DDP" if num_gpus > 1 else "single"
 
         def need(batch: int) -> int:
-            return memory.device_bytes(self.profile(batch), on_gpu=on_gpu, num_gpus=num_gpus, sharded=sharded)
+            return memory.device_bytes(self.profile(batch, on_gpu=on_gpu), on_gpu=on_gpu, num_gpus=num_gpus,
+                                       sharded=sharded)
 
         top = self.requested
         if need(top) <= capacity_bytes:
@@ -268,7 +275,7 @@ class OptionMaker:
         )
         if not found.batch_size:
             return _unfit(self.bands["analytical"], **base)
-        p = self.profile(found.batch_size)
+        p = self.profile(found.batch_size, on_gpu=False)
         model = cpu_step(p, ceilings)
         measured = [r for r in self.measurements if r.batch_size == p.batch_size and r.device == "cpu"
                     and r.device_name == ceilings.device_name]

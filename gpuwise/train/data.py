@@ -42,6 +42,9 @@ class TrainData:
     collate: Callable[[list[Any]], Batch]
     layout: str  # "synthetic", "ImageFolder", ... as the user would name it
     description: str  # one line for the run's header: what was found where
+    # The shape of an average batch of n when lengths vary (speech: padded to each batch's longest
+    # utterance); predictions and FLOPs use it. None: every batch has the workload's shape.
+    batch_shape: Callable[[int], Shape] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed the random augmentations for ``epoch`` (a no-op for data without any)."""

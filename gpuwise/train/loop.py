@@ -102,6 +102,10 @@ class TrainResult:
     resumed_from: Path | None
     skipped_checkpoints: tuple[str, ...]  # newer checkpoints passed over on resume, and why
     parameter_digests: tuple[str, ...]  # of the parameters (not buffers): per rank (DDP), or one (FSDP)
+    # The shape of an average timed batch (variable-length data is padded per batch): what the
+    # prediction and the FLOPs are computed for.
+    seq_len: int | None = None
+    image_size: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # filled in by compare_and_store
 
     @property
@@ -282,8 +286,10 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
     else:
         digests = tuple(gather_objects(parameter_digest(model_state, names), ranks))
     timing = summarize(times, num_warmup=config.warmup) if times else None
+    timed_shape = p.data.batch_shape(p.batch_size) if p.data.batch_shape else p.shape
     return TrainResult(
         workload=p.workload.name, device=device, world_size=ranks.world_size,
+        seq_len=timed_shape.seq_len, image_size=timed_shape.image_size,
         strategy="single" if not ranks.distributed else strategy.value.upper(), batch_size=p.batch_size,
         precision=config.precision.value, optimizer=config.optimizer.value, data=p.data.description,
         start_step=p.position["step"], end_step=step, total_steps=p.total_steps, epoch=epoch,
@@ -381,7 +387,11 @@ TRAIN_FIX = ("use a smaller --batch-size ('gpuwise bench --batch-size auto' find
 
 def _check_fits(p: Prepared, config: TrainConfig, device: str, strategy: Strategy) -> int:
     """The step's estimated peak memory per process (the profile, on fake tensors); on the CPU, one
-    line instead of an out-of-memory kill when the processes on this host would not fit its free RAM."""
+    line instead of an out-of-memory kill when the processes on this host would not fit its free RAM.
+
+    Profiled with attention and GRUs as fused kernels: seconds instead of half a minute for a
+    recurrent model at its longest length, at the price of a lower bound on the CPU (its unfused
+    attention saves more): a guard against steps that cannot fit, not a promise that one will."""
     from gpuwise.bench.run import check_cpu_fits
     from gpuwise.config import StepConfig
     from gpuwise.profile.run import profile_step
@@ -389,7 +399,7 @@ def _check_fits(p: Prepared, config: TrainConfig, device: str, strategy: Strateg
     estimate = profile_step(p.workload, StepConfig(
         workload=p.workload.name, batch_size=p.batch_size, precision=config.precision, optimizer=config.optimizer,
         seq_len=p.shape.seq_len, image_size=p.shape.image_size,
-    )).memory.peak_bytes
+    ), gpu_kernels=True).memory.peak_bytes
     if device == "cpu" and strategy is not Strategy.FSDP:  # FSDP shards the state: the estimate is an upper bound
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         check_cpu_fits(p.workload.name, p.batch_size, estimate * processes, fix=TRAIN_FIX,

@@ -44,7 +44,7 @@ def predict_here(config: TrainConfig, result: TrainResult,
     catalog = load_catalog(None)
     maker = OptionMaker(
         get_workload(config.workload), batch_size=result.batch_size, precision=config.precision,
-        optimizer=config.optimizer, seq_len=config.seq_len, image_size=config.image_size,
+        optimizer=config.optimizer, seq_len=result.seq_len, image_size=result.image_size,
         network_gbits=parallel.DEFAULT_NETWORK_GBITS, catalog=catalog, store_path=store_path,
         profiles=ProfileCache(), bands=BAND,
     )
@@ -80,7 +80,7 @@ def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path
     w = get_workload(config.workload)
     estimate = profile_step(w, StepConfig(
         workload=w.name, batch_size=result.batch_size, precision=config.precision, optimizer=config.optimizer,
-        seq_len=config.seq_len, image_size=config.image_size,
+        seq_len=result.seq_len, image_size=result.image_size,
     ))
     ceilings = cached_ceilings(result.device, store_path)
     key = CEILING_DTYPE[config.precision]
@@ -89,7 +89,7 @@ def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path
     peak_tflops = ceilings.matmul_tflops.get(key)
     achieved = estimate.training_flops / measured_s / 1e12
     hardware = local_hardware(result.device)
-    shape = w.resolve_shape(config.seq_len, config.image_size)
+    shape = w.resolve_shape(result.seq_len, result.image_size)
     tokens = estimate.tokens_per_step
     record = BenchResult(
         workload=w.name, family=w.family, sample_unit=w.sample_unit, batch_size=result.batch_size,

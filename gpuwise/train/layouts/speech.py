@@ -17,7 +17,9 @@ left out, as deepspeech.pytorch's manifests leave out those past a maximum durat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import random
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -164,4 +166,13 @@ def open_speech(workload: Workload, shape: Shape, root: Path, seed: int) -> Trai
         collate=collate_speech,
         layout="audio+transcripts",
         description=f"speech {root}: {len(kept):,} utterances ({minutes:,.1f} min at 16 kHz){note}",
+        batch_shape=lambda n: replace(shape, seq_len=padded_frames([u.frames for u in kept], n)),
     )
+
+
+def padded_frames(frames: list[int], batch_size: int, draws: int = 256) -> int:
+    """The expected padded length of a batch: the mean, over random batches, of their longest utterance."""
+    if batch_size >= len(frames):
+        return max(frames)
+    rng = random.Random(0)
+    return math.ceil(sum(max(rng.sample(frames, batch_size)) for _ in range(draws)) / draws)
