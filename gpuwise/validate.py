@@ -63,6 +63,7 @@ class Validation:
     pairs: tuple[PairCheck, ...]
     by_gpu: dict[str, ErrorStats]
     by_workload: dict[str, ErrorStats]
+    by_gpu_count: dict[str, ErrorStats]  # "1 GPU", "several GPUs": data-parallel scaling is a separate error
     overall: ErrorStats
     cross_gpu: dict[str, ErrorStats]  # "model", "peak FLOP/s ratio", "bandwidth ratio"
     fits: dict[str, Efficiency]
@@ -103,11 +104,13 @@ def validate(catalog: Catalog | None = None) -> Validation:
     )
     by_gpu: dict[str, list[float]] = defaultdict(list)
     by_workload: dict[str, list[float]] = defaultdict(list)
+    by_count: dict[str, list[float]] = defaultdict(list)
     for c in checks:
         if c.row.suspect:  # listed with --rows, kept out of the statistics
             continue
         by_gpu[c.row.gpu].append(c.error)
         by_workload[c.workload].append(c.error)
+        by_count["1 GPU" if c.row.num_gpus == 1 else "several GPUs"].append(c.error)
 
     pairs = _pairs(mapped, catalog, fits, profiles)
     cross = {
@@ -119,6 +122,7 @@ def validate(catalog: Catalog | None = None) -> Validation:
         rows=checks, skipped=tuple(skipped), pairs=pairs,
         by_gpu={k: stats(v) for k, v in sorted(by_gpu.items())},
         by_workload={k: stats(v) for k, v in sorted(by_workload.items())},
+        by_gpu_count={k: stats(v) for k, v in sorted(by_count.items())},
         overall=stats([c.error for c in checks if not c.row.suspect]), cross_gpu=cross, fits=fits,
     )
 

@@ -42,6 +42,7 @@ def _to_dict(v: Validation) -> dict[str, object]:
         "overall": _stats_dict(v.overall),
         "by_gpu": {k: _stats_dict(s) for k, s in v.by_gpu.items()},
         "by_workload": {k: _stats_dict(s) for k, s in v.by_workload.items()},
+        "by_gpu_count": {k: _stats_dict(s) for k, s in v.by_gpu_count.items()},
         "cross_gpu": {k: _stats_dict(s) for k, s in v.cross_gpu.items()},
         "rows": [
             {"line": c.row.index, "model": c.row.model, "workload": c.workload, "gpu": c.row.gpu,
@@ -70,6 +71,8 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
         table.add_row(f"GPU {name}", str(s.count), _pct(s.median), _pct(s.p90))
     for name, s in v.by_workload.items():
         table.add_row(f"workload {name}", str(s.count), _pct(s.median), _pct(s.p90))
+    for name, s in v.by_gpu_count.items():
+        table.add_row(name, str(s.count), _pct(s.median), _pct(s.p90))
     console.print(table)
     cross = Table(title="cross-GPU: predict one GPU from a measurement on the other", title_justify="left")
     for col in ("method", "pairs", "median error", "p90 error"):
