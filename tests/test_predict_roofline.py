@@ -128,3 +128,11 @@ def test_simt_default_is_a_capped_fraction() -> None:
     """The unfitted CUDA-core fraction stays a plausible fraction of peak (see roofline.Efficiency)."""
     assert 0.0 < Efficiency().simt <= 0.9
     assert math.isclose(Efficiency().simt, 0.9)
+
+
+def test_validation_statistics_are_of_magnitudes() -> None:
+    from gpuwise.validate import stats
+
+    s = stats([0.1, -0.3, 0.2, -0.05, 0.0, 0.5, -0.4, 0.15, 0.25, -0.35])
+    assert (s.count, s.median, s.p90) == (10, pytest.approx(0.225), pytest.approx(0.4))
+    assert stats([]).count == 0
