@@ -88,3 +88,28 @@ def test_batch_norm_under_autocast_saves_statistics_at_the_real_dtype(param_dtyp
     fake, real = profile_step(w, config, fake=True).memory, profile_step(w, config, fake=False).memory
     assert fake.activations_bytes == real.activations_bytes
     assert fake.peak_bytes == real.peak_bytes
+
+
+def test_gpu_attention_runs_in_the_autocast_dtype_even_from_fp32_inputs() -> None:
+    # A Llama's rotary embedding leaves q and k in fp32 under autocast; CUDA's autocast still runs
+    # SDPA in bf16 (the CPU's does not), so the GPU profile's fused attention must be bf16.
+    from torch import nn
+
+    from gpuwise.profile import ops, profile
+    from tests.helpers import make_workload
+
+    class Attend(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(64, 192)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = self.qkv(x).view(x.size(0), x.size(1), 3, 4, 16).unbind(2)
+            q, k = q.float(), k.float()  # as rotary embeddings computed in fp32 leave them
+            return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                  is_causal=True).sum()
+
+    w = make_workload(Attend, lambda n: torch.randn(n, 32, 64), lambda m, b: m(b))
+    p = profile(w, batch_size=2, precision="amp-bf16", gpu_kernels=True)
+    attention = [g for g in p.ops if g.kind == ops.ATTENTION]
+    assert attention and all(g.dtype == "bfloat16" for g in attention)
