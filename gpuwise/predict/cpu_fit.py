@@ -41,9 +41,8 @@ _FITTED = {
     "cache_bandwidth": (1.0, 8.0),  # working sets within the last-level cache: a few times DRAM's
     "host_op_s": (1e-6, 1e-4),
 }
-# Kept at the default: attention runs unfused on the CPU (matmul + softmax ops), so the profile
-# has no fused-attention op to fit; no kernel launch latency on the host.
-_FIXED = {"attention": 0.5, "simt": 1.0, "kernel_latency_s": 0.0}
+# Not fitted, kept at DEFAULT's: attention (it runs unfused on the CPU, matmul + softmax ops, so the
+# profile has no fused-attention op to fit), simt, and kernel latency (none on the host).
 DEFAULT = Efficiency(
     matmul=0.8, conv=0.8, grouped_conv=0.1, attention=0.5, rnn=0.5, simt=1.0, bandwidth=0.6, kernel_latency_s=0.0,
     host_op_s=2e-5, cache_bandwidth=2.0, source="defaults relative to this CPU's measured ceilings (not fitted)",
@@ -111,26 +110,16 @@ def fit_cpu(
     rows: Sequence[tuple[Profile, float]], ceilings: Ceilings, source: str, *, cache_bytes: int | None = None
 ) -> Efficiency:
     """Least squares on log(predicted / measured) step time over ``rows`` of (profile, measured seconds)."""
-    from scipy.optimize import minimize
+    from gpuwise.predict.fit import least_squares
 
     if not rows:
         raise ValueError("nothing to fit on")
-    names = list(_FITTED)
-    scale = [getattr(DEFAULT, n) for n in names]
-
-    def to_eff(x: Sequence[float]) -> Efficiency:
-        fitted = {n: min(max(v * s, _FITTED[n][0]), _FITTED[n][1]) for n, v, s in zip(names, x, scale, strict=True)}
-        return Efficiency(**fitted, **_FIXED, source=source)
-
-    def loss(x: Sequence[float]) -> float:
-        eff = to_eff(x)
-        return sum(
-            math.log(cpu_step(p, ceilings, eff, cache_bytes=cache_bytes).step_s / measured) ** 2 for p, measured in rows
-        ) / len(rows)
-
-    bounds = [(_FITTED[n][0] / s, _FITTED[n][1] / s) for n, s in zip(names, scale, strict=True)]
-    result = minimize(loss, [1.0] * len(names), method="L-BFGS-B", bounds=bounds)
-    return to_eff(list(result.x))
+    return least_squares(
+        DEFAULT, _FITTED,
+        lambda eff: [math.log(cpu_step(p, ceilings, eff, cache_bytes=cache_bytes).step_s / measured)
+                     for p, measured in rows],
+        source=source,
+    )
 
 
 def held_out_by_workload(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import Catalog
@@ -73,32 +74,44 @@ def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: Profi
 
 def fit(rows: Iterable[MappedRow], catalog: Catalog, profiles: Profiles, source: str) -> Efficiency:
     """Least squares on log(predicted / measured) over single-GPU, non-suspect rows."""
-    from scipy.optimize import minimize
-
     train = [m for m in rows if m.row.num_gpus == 1 and not m.row.suspect]
     if not train:
         raise ValueError("nothing to fit on")
-    start = Efficiency()
-    names = list(_NAMES)
-    bounds_of = dict(zip(_NAMES, _BOUNDS, strict=True))
+    eff = least_squares(
+        Efficiency(), dict(zip(_NAMES, _BOUNDS, strict=True)),
+        lambda eff: [math.log(predict_row(m, catalog, eff, profiles) / m.row.throughput) for m in train],
+    )
+    return replace(eff, source=f"{source} ({len(train)} rows)")
+
+
+def least_squares(
+    start: Efficiency, bounds: Mapping[str, tuple[float, float]], log_errors: Callable[[Efficiency], list[float]],
+    source: str | None = None,
+) -> Efficiency:
+    """The constants named in ``bounds`` (the others kept from ``start``), each within its bounds, that
+    minimise the mean square of ``log_errors`` (log(predicted / measured) per row). The search runs in
+    units of ``start``'s values, so microseconds and fractions move alike. Shared by the GPU fit here
+    and the CPU fit (``gpuwise.predict.cpu_fit``)."""
+    from scipy.optimize import minimize
+
+    names = list(bounds)
     scale = [abs(getattr(start, n)) or 1.0 for n in names]
 
-    def to_eff(x: list[float]) -> Efficiency:
-        values = {
-            n: min(max(v * s, bounds_of[n][0]), bounds_of[n][1]) for n, v, s in zip(names, x, scale, strict=True)
+    def to_eff(x: Sequence[float]) -> Efficiency:
+        values: dict[str, Any] = {
+            n: min(max(v * s, bounds[n][0]), bounds[n][1]) for n, v, s in zip(names, x, scale, strict=True)
         }
-        return Efficiency(**values, source=source)
+        if source is not None:
+            values["source"] = source
+        return replace(start, **values)
 
-    def loss(x: list[float]) -> float:
-        eff = to_eff(list(x))
-        return sum(math.log(predict_row(m, catalog, eff, profiles) / m.row.throughput) ** 2 for m in train) / len(
-            train
-        )
+    def loss(x: Sequence[float]) -> float:
+        errors = log_errors(to_eff(x))
+        return sum(e * e for e in errors) / len(errors)
 
-    bounds = [(bounds_of[n][0] / s, bounds_of[n][1] / s) for n, s in zip(names, scale, strict=True)]
-    result = minimize(loss, [1.0] * len(names), method="L-BFGS-B", bounds=bounds)
-    eff = to_eff(list(result.x))
-    return Efficiency(**{n: getattr(eff, n) for n in _NAMES}, source=f"{source} ({len(train)} rows)")
+    limits = [(bounds[n][0] / s, bounds[n][1] / s) for n, s in zip(names, scale, strict=True)]
+    result = minimize(loss, [1.0] * len(names), method="L-BFGS-B", bounds=limits)
+    return to_eff(list(result.x))
 
 
 def save(eff: Efficiency, path: Path) -> None:
