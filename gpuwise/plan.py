@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from gpuwise.workloads import get_workload
 
 __all__ = [
     "BAND", "Option", "Plan", "PlanConfig", "PredictConfig", "ProfileCache", "Recommendation", "Shortfall",
-    "pareto_front", "plan", "predict", "recommend",
+    "bands_text", "pareto_front", "plan", "predict", "recommend",
 ]
 
 # Relative error of each kind of prediction, applied as total × (1 ± error): the error is
@@ -45,6 +45,11 @@ __all__ = [
 # 40.8%, cross-GPU p90 19.0%, held-out CPU p90 27%; "measured" is the spread of repeated CPU
 # benches on a quiet machine (6.6% in bench_stability), rounded up.
 BAND = {"analytical": 0.45, "analytical-cpu": 0.30, "extrapolated": 0.20, "measured": 0.10}
+
+
+def bands_text(bands: Mapping[str, float] = BAND) -> str:
+    """The bands as a person reads them: 'analytical ±45%, analytical on your CPU ±30%, ...'."""
+    return ", ".join(f"{kind.replace('-cpu', ' on your CPU')} ±{error:.0%}" for kind, error in bands.items())
 
 NODE_GPU_COUNTS = (1, 2, 4, 8)  # GPUs in one node
 CLUSTER_NODE_COUNTS = (2, 4, 8)  # nodes of GPUS_PER_NODE GPUs

@@ -25,7 +25,7 @@ from gpuwise.cli.app import (
 )
 from gpuwise.config import OptimizerName, Precision
 from gpuwise.errors import GpuwiseError
-from gpuwise.plan import BAND, UNITS, Option, Plan, PlanConfig, ProfileCache, plan
+from gpuwise.plan import UNITS, Option, Plan, PlanConfig, ProfileCache, bands_text, plan
 from gpuwise.predict import parallel
 from gpuwise.predict.memory import GIB
 from gpuwise.units import duration, duration_span, money, parse_duration, parse_money, parse_positive
@@ -174,9 +174,8 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
         console.print(options_table(p.options, "every option", p.sample_unit, tokens=tokens))
     for note in p.notes:
         console.print(f"note: {note}", highlight=False)
-    bands = ", ".join(f"{kind.replace('-cpu', ' on your CPU')} ±{error:.0%}" for kind, error in BAND.items())
     console.print(
-        f"bands (validation error, benchmarks/RESULTS.md): {bands}; cost has the band of time · "
+        f"bands (validation error, benchmarks/RESULTS.md): {bands_text()}; cost has the band of time · "
         f"↓ = the largest batch that fits (the requested one does not) · efficiency constants: {p.efficiency_source}",
         highlight=False,
     )

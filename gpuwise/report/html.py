@@ -14,6 +14,7 @@ import math
 from html import escape
 from typing import Any
 
+from gpuwise.plan import bands_text
 from gpuwise.report.charts import figures
 from gpuwise.report.data import OptionPoint, ReportData
 from gpuwise.units import duration_span, money
@@ -272,12 +273,13 @@ def _environment(d: ReportData) -> str:
 
 def _provenance(d: ReportData) -> str:
     p = d.provenance
-    bands = ", ".join(f"{kind} ±{error:.0%}" for kind, error in p.bands.items())
+    bands = bands_text(p.bands)
     items = [
         "Each option's time says where it comes from (the table above and each point's hover): measured here "
         "(a stored bench of the same setting), extrapolated from a measurement on another GPU, or analytical "
         "(the roofline model).",
-        f"Uncertainty bands from gpuwise validate: {bands}; a cost has the band of its time.",
+        f"Uncertainty bands, the validation error of each kind of prediction (benchmarks/RESULTS.md): {bands}; "
+        "a cost has the band of its time.",
         f"GPU efficiency constants: {p.efficiency_source}.", f"CPU ceilings: {p.cpu_ceilings}.",
         f"Memory: {p.memory_source}.", f"Catalog files read: {', '.join(p.catalog_files)}.",
         *p.notes,
