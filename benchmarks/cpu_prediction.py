@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from gpuwise.bench.calibrate import cached_ceilings
 from gpuwise.bench.run import BenchConfig, bench
 from gpuwise.config import OptimizerName, Precision
-from gpuwise.hardware.local import cpu_cache_bytes
+from gpuwise.hardware.local import cpu_cache_bytes, cpu_model
 from gpuwise.predict.cpu_fit import (
     BenchSet,
     CpuBench,
@@ -69,15 +68,7 @@ ROWS = [
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs"
+    return f"{cpu_model()}, {os.cpu_count()} logical CPUs"
 
 
 def bench_set_from_db(db: Path, command: str) -> BenchSet:

@@ -231,9 +231,9 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
     losses: list[float] = []
     saved: Path | None = None
     interrupted: int | None = None
-    workers = config.num_workers if config.num_workers is not None else default_workers(
-        config.data, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun sets it: processes on this host
-    )
+    workers = config.num_workers
+    if workers is None:
+        workers = default_workers(config.data, processes_on_host())
 
     def save() -> Path | None:
         folder = config.output_dir
@@ -372,6 +372,11 @@ def _stop_on_signals() -> Iterator[list[int]]:
             signal.signal(s, old)
 
 
+def processes_on_host() -> int:
+    """Training processes on this host: torchrun's LOCAL_WORLD_SIZE, 1 without torchrun."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def default_workers(data: str | Path, processes_on_host: int) -> int:
     """Loader processes per training process: none for synthetic batches; else up to 4, but no more
     than this host's cores leave each training process (more only oversubscribes them)."""
@@ -401,8 +406,7 @@ def _check_fits(p: Prepared, config: TrainConfig, device: str, strategy: Strateg
         seq_len=p.shape.seq_len, image_size=p.shape.image_size,
     ), gpu_kernels=True).memory.peak_bytes
     if device == "cpu" and strategy is not Strategy.FSDP:  # FSDP shards the state: the estimate is an upper bound
-        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        check_cpu_fits(p.workload.name, p.batch_size, estimate * processes, fix=TRAIN_FIX,
+        check_cpu_fits(p.workload.name, p.batch_size, estimate * processes_on_host(), fix=TRAIN_FIX,
                        fix_at_batch_1="'gpuwise plan' says which GPUs it fits, and with what sharding")
     return estimate
 
