@@ -136,3 +136,22 @@ def test_validation_statistics_are_of_magnitudes() -> None:
     s = stats([0.1, -0.3, 0.2, -0.05, 0.0, 0.5, -0.4, 0.15, 0.25, -0.35])
     assert (s.count, s.median, s.p90) == (10, pytest.approx(0.225), pytest.approx(0.4))
     assert stats([]).count == 0
+
+
+def test_ops_that_fit_the_last_level_cache_stream_at_its_bandwidth() -> None:
+    from dataclasses import replace
+
+    def add(nbytes: int) -> OpGroup:
+        return OpGroup(op="add", kind="elementwise", phase="forward", dtype=FP32, count=1, flops=0, vector_flops=0,
+                       bytes=nbytes)
+
+    cpu = DeviceRates(name="test CPU", tensor_tflops={FP32: 1.0}, vector_tflops=1.0, memory_gbps=10.0, is_gpu=False,
+                      cache_bytes=32 * 2**20)
+    cached = replace(EFF, cache_bandwidth=4.0)
+    small, large = 16 * 2**20, 64 * 2**20  # within and beyond the 32 MiB cache
+    assert step_time(_profile("fp32", [add(small)]), cpu, cached).step_s == pytest.approx(small / 40e9)
+    assert step_time(_profile("fp32", [add(large)]), cpu, cached).step_s == pytest.approx(large / 10e9)
+    # No cache term (the default, and every catalog GPU's cache_bytes = 0): DRAM for all.
+    assert step_time(_profile("fp32", [add(small)]), cpu, EFF).step_s == pytest.approx(small / 10e9)
+    assert step_time(_profile("fp32", [add(small)]), replace(cpu, cache_bytes=0), cached).step_s == pytest.approx(
+        small / 10e9)

@@ -360,3 +360,15 @@ def test_out_of_memory_in_a_step_is_one_line(tiny: str, db: Path, monkeypatch: p
     monkeypatch.setattr(Step, "__call__", oom)
     code, _, err = run_cli("train", tiny, "--steps", "2", "--db", str(db))
     assert code == 2 and "does not fit on cpu at batch 4" in err and "--batch-size" in err
+
+
+def test_loader_workers_stay_within_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from gpuwise.train.loop import default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert default_workers("synthetic", 1) == 0  # batches are made in the step
+    assert default_workers("data/images", 1) == 4
+    assert default_workers("data/images", 4) == 2  # 8 cores shared by 4 training processes
+    assert default_workers("data/images", 16) == 0

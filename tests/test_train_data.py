@@ -329,3 +329,15 @@ def test_toydata_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     toydata.main(["tokens", str(tmp_path / "t.u32.bin"), "--n", "40"])
     assert np.fromfile(tmp_path / "t.u32.bin", dtype=np.uint32).shape == (40,)
     assert "wrote tokens" in capsys.readouterr().out
+
+
+def test_speech_batches_are_predicted_at_their_padded_length() -> None:
+    # A batch is padded to its longest utterance: the expected length lies between the mean and the
+    # longest, and grows with the batch size (train's prediction and FLOPs use it, not --seq-len).
+    from gpuwise.train.layouts.speech import padded_frames
+
+    frames = [50] * 90 + [500] * 10
+    assert padded_frames(frames, 1) == pytest.approx(95, rel=0.3)  # about the mean
+    assert 95 < padded_frames(frames, 8) < 500
+    assert padded_frames(frames, 8) < padded_frames(frames, 32) <= 500
+    assert padded_frames(frames, 200) == 500  # a batch as large as the data holds the longest
