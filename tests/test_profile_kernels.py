@@ -113,3 +113,44 @@ def test_gpu_attention_runs_in_the_autocast_dtype_even_from_fp32_inputs() -> Non
     p = profile(w, batch_size=2, precision="amp-bf16", gpu_kernels=True)
     attention = [g for g in p.ops if g.kind == ops.ATTENTION]
     assert attention and all(g.dtype == "bfloat16" for g in attention)
+
+
+def test_gpu_profile_runs_dropout_as_cuda_fused_kernel() -> None:
+    # CUDA runs training dropout as native_dropout: read x, write the output and a one-byte mask;
+    # backward reads the gradient and the mask. The CPU's bernoulli_/div_/mul path moves about 3x more.
+    from gpuwise.profile import profile
+
+    n = 4096
+
+    class Drop(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(n, n, bias=False)
+            self.drop = nn.Dropout(0.1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.drop(self.fc(x)).sum()
+
+    w = make_workload(Drop, lambda b: torch.randn(b, n), lambda m, x: m(x))
+    gpu = profile(w, batch_size=8, gpu_kernels=True)
+    cpu = profile(w, batch_size=8)
+    fused = [g for g in gpu.ops if g.op.startswith("aten.native_dropout")]
+    assert sorted((g.op, g.phase) for g in fused) == [
+        ("aten.native_dropout.default", "forward"), ("aten.native_dropout_backward.default", "backward"),
+    ]
+    elements = 8 * n
+    forward = next(g for g in fused if g.phase == "forward")
+    assert forward.bytes == elements * (4 + 4 + 1)  # x in, output and bool mask out
+    assert not any("bernoulli" in g.op for g in gpu.ops)
+    assert any("bernoulli" in g.op for g in cpu.ops)
+    # Backward saves the bool mask, not a float one: the GPU step's activations are smaller.
+    assert gpu.memory.activations_bytes < cpu.memory.activations_bytes
+
+
+def test_dropout_outside_training_is_left_alone() -> None:
+    from gpuwise.profile.dropout import FusedDropout
+
+    x = torch.randn(16)
+    with FusedDropout():
+        assert torch.equal(F.dropout(x, 0.5, training=False), x)
+        assert torch.equal(F.dropout(x, 0.0, training=True), x)

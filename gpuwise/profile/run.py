@@ -57,9 +57,9 @@ def profile(
 ) -> Profile:
     """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated.
 
-    ``gpu_kernels`` profiles attention and GRUs as a GPU runs them (one fused kernel each,
-    attention dropout included) instead of the CPU's unfused paths; see ``gpuwise.profile.attention``
-    and ``gpuwise.profile.rnn``.
+    ``gpu_kernels`` profiles attention, dropout and GRUs as a GPU runs them (one fused kernel each,
+    attention dropout included) instead of the CPU's unfused paths; see ``gpuwise.profile.attention``,
+    ``gpuwise.profile.dropout`` and ``gpuwise.profile.rnn``.
     """
     w = get_workload(workload) if isinstance(workload, str) else workload
     config = StepConfig(
@@ -89,7 +89,7 @@ def profile_step(
     assert config.batch_size is not None
     fake_mode = FakeTensorMode() if fake else nullcontext()
     real_outputs = RealKernelOutputs() if fake else nullcontext()  # real kernels allocate their own
-    # GPU profiles: attention and GRUs as the fused kernels a GPU runs (see attention.py, rnn.py).
+    # GPU profiles: attention, dropout and GRUs as the fused kernels a GPU runs (attention.py, dropout.py, rnn.py).
     fused = _gpu_kernels() if gpu_kernels else nullcontext()
     with fake_mode, _data_dependent_shapes(fake and w.data_dependent) as substitutions, real_outputs, fused:
         with skip_weight_init() if fake else nullcontext():
@@ -132,9 +132,10 @@ def profile_step(
 
 @contextmanager
 def _gpu_kernels() -> Iterator[None]:
+    from gpuwise.profile.dropout import FusedDropout
     from gpuwise.profile.rnn import FusedGRU
 
-    with FusedAttention(), FusedGRU():
+    with FusedAttention(), FusedDropout(), FusedGRU():
         yield
 
 
