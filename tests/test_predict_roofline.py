@@ -155,3 +155,38 @@ def test_ops_that_fit_the_last_level_cache_stream_at_its_bandwidth() -> None:
     assert step_time(_profile("fp32", [add(small)]), cpu, EFF).step_s == pytest.approx(small / 10e9)
     assert step_time(_profile("fp32", [add(small)]), replace(cpu, cache_bytes=0), cached).step_s == pytest.approx(
         small / 10e9)
+
+
+def _rnn(dtype: str, flops: int) -> OpGroup:
+    return OpGroup(op="rnn_layer", kind=ops.RNN, phase="forward", dtype=dtype, count=1, flops=flops, vector_flops=0,
+                   bytes=0)
+
+
+def test_cuda_cores_keep_what_a_kind_loses_against_a_large_gemm() -> None:
+    """An FP32 op on CUDA cores runs at simt x (its kind / matmul): a recurrent layer's small per-step
+    GEMMs fill as few SMs there as on tensor cores. A kind at least as good as a GEMM gets simt."""
+    from dataclasses import replace
+
+    eff = replace(EFF, matmul=0.8, rnn=0.4, conv=0.9, attention=0.2, simt=0.9)
+    assert eff.on_cuda_cores(ops.RNN) == pytest.approx(0.45)
+    assert eff.on_cuda_cores(ops.ATTENTION) == pytest.approx(0.225)
+    assert eff.on_cuda_cores(ops.CONV) == pytest.approx(0.9)  # never a gain
+    assert eff.on_cuda_cores(ops.MATMUL) == pytest.approx(0.9)
+    flops = 9 * 10**9  # 9 GFLOP
+    fp32 = step_time(_profile("fp32", [_rnn(FP32, flops)]), GPU, eff)
+    assert fp32.step_s == pytest.approx(flops / (10e12 * 0.45))  # FP32 peak 10 TFLOP/s
+    # The same layer in TF32 runs on tensor cores at the rnn fraction of the TF32 peak.
+    tf32 = step_time(_profile("tf32", [_rnn(FP32, flops)]), GPU, eff)
+    assert tf32.step_s == pytest.approx(flops / (80e12 * 0.4))
+
+
+def test_gnmt_rows_step_an_eager_optimizer() -> None:
+    """NVIDIA's GNMT trainer builds plain torch.optim.Adam; their other recipes use fused optimizers."""
+    from gpuwise.predict.published import MappedRow, load_published, map_row
+
+    mapped = [m for r in load_published() if isinstance(m := map_row(r), MappedRow)]
+    by_workload = {m.workload: m.fused_optimizer for m in mapped}
+    assert by_workload["gnmt"] is False
+    assert all(by_workload[w] for w in ("resnet50", "ssd300", "efficientnet_b0", "bert-large", "bert-large-squad"))
+    pipeline = tuned_pipeline(Precision.AMP_FP16, has_convs=False, fused_optimizer=False)
+    assert not pipeline.fused_optimizer and "eager optimizer" in pipeline.name

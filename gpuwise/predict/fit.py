@@ -60,7 +60,8 @@ class Profiles:
 
 def row_pipeline(m: MappedRow, p: Profile) -> Pipeline:
     """The published rows ran NVIDIA's tuned containers, not eager PyTorch: model what they ran."""
-    return tuned_pipeline(Precision.parse(m.precision), has_convs=any(g.kind == ops.CONV for g in p.ops))
+    has_convs = any(g.kind == ops.CONV for g in p.ops)
+    return tuned_pipeline(Precision.parse(m.precision), has_convs=has_convs, fused_optimizer=m.fused_optimizer)
 
 
 def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: Profiles) -> float:

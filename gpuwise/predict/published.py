@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 # NVIDIA's model names -> (zoo workload, the optimizer their recipe uses, as the closest gpuwise optimizer).
+# Their recipes step a fused (apex multi-tensor) optimizer, except GNMT's: seq2seq/train/trainer.py
+# builds ``torch.optim.__dict__[opt_name]``, plain torch.optim.Adam, one kernel per elementwise op.
+_EAGER_OPTIMIZER = {"gnmt"}
 _MODELS = {
     "resnet50v1.5": ("resnet50", "sgd-momentum"),  # SGD with momentum 0.875
     "efficientnet-b0": ("efficientnet_b0", "sgd-momentum"),  # RMSprop: one state tensor, like momentum
@@ -49,6 +52,7 @@ class MappedRow:
     batch_size: int
     seq_len: int | None
     counts_tokens: bool  # throughput in tokens/s (else samples/s)
+    fused_optimizer: bool = True  # the recipe's optimizer step is one multi-tensor kernel
 
 
 def load_published() -> list[PublishedRow]:
@@ -87,4 +91,7 @@ def map_row(row: PublishedRow) -> MappedRow | str:
     workload, optimizer = _MODELS[row.model]
     tokens = row.unit == "tokens/s"
     seq_len = 50 if workload == "gnmt" else None  # NVIDIA's --train-max-length
-    return MappedRow(row, workload, precision, optimizer, row.batch_per_gpu, seq_len, counts_tokens=tokens)
+    return MappedRow(
+        row, workload, precision, optimizer, row.batch_per_gpu, seq_len, counts_tokens=tokens,
+        fused_optimizer=workload not in _EAGER_OPTIMIZER,
+    )

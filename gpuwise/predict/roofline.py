@@ -76,15 +76,20 @@ class Pipeline:
 EAGER = Pipeline()
 
 
-def tuned_pipeline(precision: Precision, *, has_convs: bool) -> Pipeline:
-    """NVIDIA DeepLearningExamples' recipes: fused optimizers, and NHWC convnets under AMP only.
+def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bool = True) -> Pipeline:
+    """NVIDIA DeepLearningExamples' recipes: fused optimizers (but GNMT's: ``fused_optimizer=False``),
+    and NHWC convnets under AMP only.
 
     ConvNets/configs.yml sets ``memory_format: nhwc`` for AMP runs and leaves TF32/FP32 runs
     NCHW; SSD's main.py recommends channels-first with ``--no-amp``.
     """
     amp = precision in (Precision.AMP_FP16, Precision.AMP_BF16)
-    layout = ", channels-last" if amp and has_convs else ""
-    return Pipeline(name=f"tuned (fused optimizer{layout})", channels_last=amp and has_convs, fused_optimizer=True)
+    parts = ["fused optimizer" if fused_optimizer else "eager optimizer"]
+    if amp and has_convs:
+        parts.append("channels-last")
+    return Pipeline(
+        name=f"tuned ({', '.join(parts)})", channels_last=amp and has_convs, fused_optimizer=fused_optimizer
+    )
 
 
 @dataclass(frozen=True)
@@ -96,11 +101,11 @@ class Efficiency:
     grouped_conv: float = 0.10  # of the vector (CUDA-core) peak on GPUs: depthwise convs skip tensor cores
     attention: float = 0.45
     rnn: float = 0.35
-    # FP32 matrix products on CUDA cores (fp32 precision, no tensor cores), any op kind: at an
-    # eighth of the tensor cores' per-SM rate even recurrent GEMMs keep the units busy. A large
-    # SGEMM runs at the FP32 peak (2·10240³ FLOP in 0.11 s on an A100, PyTorch docs, CUDA
-    # semantics, "TensorFloat-32 (TF32) on Ampere": 19.5 TFLOP/s), capped at MAX_EFFICIENCY.
-    # The default is what a fit without FP32 rows (Ampere-only data) keeps.
+    # A large FP32 matrix product on CUDA cores (fp32 precision, no tensor cores). A large SGEMM
+    # runs at the FP32 peak (2·10240³ FLOP in 0.11 s on an A100, PyTorch docs, CUDA semantics,
+    # "TensorFloat-32 (TF32) on Ampere": 19.5 TFLOP/s), capped at MAX_EFFICIENCY. Other kinds keep
+    # their loss against a large GEMM (``on_cuda_cores``). The default is what a fit without FP32
+    # rows (Ampere-only data) keeps.
     simt: float = MAX_EFFICIENCY
     bandwidth: float = 0.75
     kernel_latency_s: float = 4e-6  # launch + tail of one kernel on the device
@@ -114,6 +119,14 @@ class Efficiency:
             ops.MATMUL: self.matmul, ops.CONV: self.conv, ops.GROUPED_CONV: self.grouped_conv,
             ops.ATTENTION: self.attention, ops.RNN: self.rnn,
         }[kind]
+
+    def on_cuda_cores(self, kind: str) -> float:
+        """An FP32 matrix op on CUDA cores: ``simt`` times what the op's kind loses against a large
+        GEMM on tensor cores (kind / matmul, never a gain): efficiency taken as separable into a
+        unit factor and a kind factor. The kind's loss is mostly its shapes': a recurrent layer's
+        per-step GEMM (batch × hidden, e.g. 128 × 1024 · 1024 × 4096 for GNMT) fills a fraction of
+        the SMs with thread blocks, whichever unit then runs them."""
+        return self.simt * min(1.0, self.for_kind(kind) / self.matmul)
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,7 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
             if peak is None:  # e.g. BF16 on a V100: PyTorch would fail; treat as FP32 speed
                 peak = device.matmul_tflops(FP32, Precision.FP32) or device.vector_tflops
             on_cuda_cores = device.is_gpu and g.dtype == FP32 and precision is not Precision.TF32
-            efficiency = eff.simt if on_cuda_cores and g.kind != ops.GROUPED_CONV else eff.for_kind(g.kind)
+            efficiency = eff.on_cuda_cores(g.kind) if on_cuda_cores else eff.for_kind(g.kind)
             compute = g.flops / (peak * 1e12 * efficiency)
             if g.kind == ops.CONV and device.is_gpu and not on_cuda_cores and not pipeline.channels_last:
                 transposes = 2  # NCHW -> NHWC in, NHWC -> NCHW out: each reads and writes its tensor
