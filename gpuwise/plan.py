@@ -41,14 +41,14 @@ __all__ = [
 # These come from `gpuwise validate` (benchmarks/RESULTS.md): "measured" from the spread of
 # repeated benches, "extrapolated" from its cross-GPU pairs, "analytical" from its held-out
 # published rows, "analytical-cpu" from the held-out CPU benches (benchmarks/cpu_prediction.py).
-# Update them when the validation numbers change. As of 2026-11-25 (RESULTS.md): held-out GPU p90
-# 40.8%, cross-GPU p90 19.0%, held-out CPU p90 27%; "measured" is the spread of repeated CPU
-# benches on a quiet machine (6.6% in bench_stability), rounded up.
-BAND = {"analytical": 0.45, "analytical-cpu": 0.30, "extrapolated": 0.20, "measured": 0.10}
+# Update them when the validation numbers change. As of 2026-11-26 (RESULTS.md): held-out GPU p90
+# 29.6%, cross-GPU p90 26.0%, held-out CPU p90 27%; "measured" is the spread of repeated CPU
+# benches on a quiet machine (6.6% in bench_stability); each rounded up to a multiple of 5%.
+BAND = {"analytical": 0.30, "analytical-cpu": 0.30, "extrapolated": 0.30, "measured": 0.10}
 
 
 def bands_text(bands: Mapping[str, float] = BAND) -> str:
-    """The bands as a person reads them: 'analytical ±45%, analytical on your CPU ±30%, ...'."""
+    """The bands as a person reads them: 'analytical ±30%, analytical on your CPU ±30%, ...'."""
     return ", ".join(f"{kind.replace('-cpu', ' on your CPU')} ±{error:.0%}" for kind, error in bands.items())
 
 NODE_GPU_COUNTS = (1, 2, 4, 8)  # GPUs in one node

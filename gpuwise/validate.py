@@ -6,8 +6,8 @@ Cross-GPU: from a measurement on one GPU, the model predicts the same step on th
 other, and so do two naive baselines (peak FLOP/s ratio alone, bandwidth ratio alone).
 
 The published rows are predicted for the pipeline they ran (``fit.row_pipeline``: NVIDIA's
-fused optimizers, channels-last convnets under AMP), not for eager PyTorch, which is what
-``predict`` and ``plan`` assume.
+fused optimizers but for GNMT, channels-last convnets under AMP), not for eager PyTorch, which
+is what ``predict`` and ``plan`` assume.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
         f"[bold]held-out validation[/bold] on {v.overall.count} published rows (NVIDIA DeepLearningExamples; "
         f"{len(v.skipped)} rows skipped and {sum(c.row.suspect for c in v.rows)} marked SUSPECT kept out of the "
         "statistics, see --rows): each GPU generation is predicted by constants fitted without it. The "
-        "published runs used tuned containers (DALI, channels-last, fused optimizers)."
+        "published runs used tuned containers (DALI, channels-last, fused optimizers but for GNMT)."
     )
     table = Table(title="|predicted - measured| / measured, absolute throughput", title_justify="left")
     for col in ("group", "rows", "median", "p90"):
