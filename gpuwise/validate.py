@@ -1,7 +1,11 @@
 """How good are the predictions? Predicted against measured throughput.
 
-Published rows are predicted by constants fitted *without* that row's GPU generation
-(fit on V100, predict A100, and the reverse): the error reported is held-out error.
+Published rows (the shipped file, and any file of the same columns the user gives) are
+predicted by constants fitted *without* that row's GPU generation (fit on Volta, predict
+Ampere, and the reverse): the error reported is held-out error.
+Local measurements (every ``gpuwise bench`` and ``gpuwise train`` result in the results store)
+are predicted as ``plan`` would predict them on that device: the calibrated CPU model for the
+CPU this runs on, the catalog model with the shipped constants for a catalog GPU.
 Cross-GPU: from a measurement on one GPU, the model predicts the same step on the
 other, and so do two naive baselines (peak FLOP/s ratio alone, bandwidth ratio alone).
 
@@ -14,12 +18,20 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict.fit import Profiles, generation, held_out, predict_row
 from gpuwise.predict.published import MappedRow, PublishedRow, load_published, map_row
 from gpuwise.predict.roofline import Efficiency
+
+if TYPE_CHECKING:
+    from gpuwise.bench.result import BenchResult, Ceilings
+    from gpuwise.profile import Profile
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,20 @@ class PairCheck:
 
 
 @dataclass(frozen=True)
+class LocalCheck:
+    """One stored measurement (``gpuwise bench`` or ``train``) against the model's step on that device."""
+
+    result: BenchResult
+    device: str  # "your CPU (...)" or the catalog GPU it matched
+    predicted_step_s: float
+
+    @property
+    def error(self) -> float:
+        """Signed relative error on throughput, as for published rows: measured step / predicted step - 1."""
+        return self.result.timing.median_s / self.predicted_step_s - 1
+
+
+@dataclass(frozen=True)
 class ErrorStats:
     count: int
     median: float  # of |error|
@@ -67,6 +93,11 @@ class Validation:
     overall: ErrorStats
     cross_gpu: dict[str, ErrorStats]  # "model", "peak FLOP/s ratio", "bandwidth ratio"
     fits: dict[str, Efficiency]
+    files: tuple[str, ...] = ()  # the user's published files, besides the shipped one
+    store: str | None = None  # the results store read, None if not read
+    local: tuple[LocalCheck, ...] = ()
+    local_skipped: tuple[tuple[BenchResult, str], ...] = ()
+    by_device: dict[str, ErrorStats] = field(default_factory=dict)  # local checks by device
 
 
 def stats(errors: list[float]) -> ErrorStats:
@@ -84,11 +115,17 @@ def _peak(catalog: Catalog, gpu: str, precision: str) -> float:
     return peak
 
 
-def validate(catalog: Catalog | None = None) -> Validation:
+def validate(
+    catalog: Catalog | None = None, *, published: Sequence[Path] = (), store_path: Path | None = None,
+    local: bool = True,
+) -> Validation:
+    """Held-out error on the shipped published rows and those of ``published`` files (fitted on all
+    of them, each generation without itself), and, with ``local``, on the results store's measurements."""
     catalog = catalog or load_catalog()
+    found = load_published() + [r for path in published for r in load_published(path)]
     mapped: list[MappedRow] = []
     skipped: list[tuple[PublishedRow, str]] = []
-    for r in load_published():
+    for r in found:
         m = map_row(r)
         if isinstance(m, str):
             skipped.append((r, m))
@@ -97,10 +134,13 @@ def validate(catalog: Catalog | None = None) -> Validation:
         else:
             mapped.append(m)
     profiles = Profiles()
-    fits = held_out(mapped, catalog, profiles, generation)
+
+    def group(m: MappedRow) -> str:
+        return generation(m, catalog)
+
+    fits = held_out(mapped, catalog, profiles, group)
     checks = tuple(
-        RowCheck(m.row, m.workload, predict_row(m, catalog, fits[generation(m)], profiles), generation(m))
-        for m in mapped
+        RowCheck(m.row, m.workload, predict_row(m, catalog, fits[group(m)], profiles), group(m)) for m in mapped
     )
     by_gpu: dict[str, list[float]] = defaultdict(list)
     by_workload: dict[str, list[float]] = defaultdict(list)
@@ -112,7 +152,7 @@ def validate(catalog: Catalog | None = None) -> Validation:
         by_workload[c.workload].append(c.error)
         by_count["1 GPU" if c.row.num_gpus == 1 else "several GPUs"].append(c.error)
 
-    pairs = _pairs(mapped, catalog, fits, profiles)
+    pairs = _pairs(mapped, catalog, fits, profiles, group)
     cross = {
         "model": stats([p.model / p.measured - 1 for p in pairs]),
         "peak FLOP/s ratio": stats([p.by_peak_flops / p.measured - 1 for p in pairs]),
@@ -124,11 +164,13 @@ def validate(catalog: Catalog | None = None) -> Validation:
         by_workload={k: stats(v) for k, v in sorted(by_workload.items())},
         by_gpu_count={k: stats(v) for k, v in sorted(by_count.items())},
         overall=stats([c.error for c in checks if not c.row.suspect]), cross_gpu=cross, fits=fits,
+        files=tuple(str(p) for p in published), **(local_checks(catalog, store_path) if local else {}),
     )
 
 
 def _pairs(
-    mapped: list[MappedRow], catalog: Catalog, fits: dict[str, Efficiency], profiles: Profiles
+    mapped: list[MappedRow], catalog: Catalog, fits: dict[str, Efficiency], profiles: Profiles,
+    generation: Callable[[MappedRow], str],
 ) -> tuple[PairCheck, ...]:
     """Same workload, batch, GPU count and precision class (full: FP32/TF32, or AMP) on two generations."""
     def key(m: MappedRow) -> tuple[object, ...]:
@@ -158,3 +200,65 @@ def _pairs(
                     by_bandwidth=a.row.throughput * gb.memory_bandwidth_gbps / ga.memory_bandwidth_gbps,
                 ))
     return tuple(pairs)
+
+
+def local_checks(catalog: Catalog, store_path: Path | None) -> dict[str, Any]:
+    """Every stored measurement against the model's step on its device (``Validation`` fields)."""
+    from gpuwise.hardware.local import machine_key
+    from gpuwise.store import open_store
+
+    with open_store(store_path) as store:
+        results = store.results()
+        cpu = store.get_ceilings("cpu", machine_key())
+        path = str(store.path)
+    checks: list[LocalCheck] = []
+    skipped: list[tuple[BenchResult, str]] = []
+    profiles: dict[tuple[object, ...], Profile] = {}
+    for r in results:
+        try:
+            check = _local_check(r, catalog, cpu, profiles)
+        except GpuwiseError as e:
+            check = f"cannot profile it: {e}"
+        if isinstance(check, str):
+            skipped.append((r, check))
+        else:
+            checks.append(check)
+    by_device: dict[str, list[float]] = defaultdict(list)
+    for c in checks:
+        by_device[c.device].append(c.error)
+    return {
+        "store": path, "local": tuple(checks), "local_skipped": tuple(skipped),
+        "by_device": {k: stats(v) for k, v in sorted(by_device.items())},
+    }
+
+
+def _local_check(
+    r: BenchResult, catalog: Catalog, cpu: Ceilings | None, profiles: dict[tuple[object, ...], Profile]
+) -> LocalCheck | str:
+    """One stored result against the model's step on its device, or why it cannot be predicted."""
+    from gpuwise.predict.fit import shipped_efficiency
+    from gpuwise.predict.option import modellable
+    from gpuwise.predict.step import cpu_step, gpu_step, profile_for_gpu
+    from gpuwise.profile import profile
+
+    settings: dict[str, Any] = dict(batch_size=r.batch_size, precision=r.precision, optimizer=r.optimizer,
+                                    seq_len=r.seq_len, image_size=r.image_size)
+    on_cpu = r.device.split(":")[0] == "cpu"
+    key = (r.workload, on_cpu, *settings.values())
+    if on_cpu:
+        if r.num_devices > 1:
+            return f"{r.num_devices} CPU processes trained together: the CPU model predicts one process"
+        if cpu is None or cpu.device_name != r.device_name:
+            return (f"measured on {r.device_name}: this store has no calibration of that CPU on this machine "
+                    "(gpuwise calibrate there)")
+        if key not in profiles:
+            profiles[key] = profile(r.workload, **settings)
+        return LocalCheck(r, f"your CPU ({cpu.device_name})", cpu_step(profiles[key], cpu).step_s)
+    gpu = catalog.match_device(r.device_name)
+    if gpu is None or not modellable(gpu):
+        return f"GPU {r.device_name} is not a catalog GPU with compute figures (add it with --catalog)"
+    if key not in profiles:
+        profiles[key] = profile_for_gpu(r.workload, **settings)
+    n = r.num_devices
+    step = gpu_step(profiles[key], gpu, shipped_efficiency(), num_gpus=n, gpus_per_node=min(n, 8))
+    return LocalCheck(r, gpu.name if n == 1 else f"{n}× {gpu.name}", step.step_s)

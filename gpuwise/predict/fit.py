@@ -132,14 +132,24 @@ def held_out(
 ) -> dict[str, Efficiency]:
     """For each group (e.g. GPU generation), the constants fitted on every other group."""
     groups = sorted({group(m) for m in mapped})
-    return {
-        g: fit([m for m in mapped if group(m) != g], catalog, profiles, source=f"fitted without {g}")
-        for g in groups
-    }
+    fits = {}
+    for g in groups:
+        try:
+            fits[g] = fit([m for m in mapped if group(m) != g], catalog, profiles, source=f"fitted without {g}")
+        except ValueError:  # every single-GPU row is of this generation: nothing else to fit on
+            fits[g] = replace(Efficiency(), source=f"defaults (no single-GPU row outside {g} to fit on)")
+    return fits
 
 
-def generation(m: MappedRow) -> str:
-    return m.row.gpu.split("-")[0]  # "V100", "A100"
+def generation(m: MappedRow, catalog: Catalog | None = None) -> str:
+    """The GPU generation a row is held out by: the catalog's architecture family ("Volta",
+    "Ampere", "Hopper"), so that two cards of one generation (H100 and GH200, A100 and RTX 3090)
+    are never fitted on each other; the name's first part ("V100") for a GPU without one."""
+    if catalog is not None and catalog.has(m.row.gpu):
+        architecture = catalog.get(m.row.gpu).architecture.split()
+        if architecture:
+            return architecture[0]
+    return m.row.gpu.split("-")[0]
 
 
 def main() -> None:

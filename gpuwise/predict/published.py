@@ -10,6 +10,10 @@ import csv
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gpuwise.errors import GpuwiseError
 
 # NVIDIA's model names -> (zoo workload, the optimizer their recipe uses, as the closest gpuwise optimizer).
 # Their recipes step a fused (apex multi-tensor) optimizer, except GNMT's: seq2seq/train/trainer.py
@@ -22,6 +26,9 @@ _MODELS = {
     "GNMT v2 (8-layer LSTM enc/dec)": ("gnmt", "adam"),
 }
 _PRECISIONS = {"FP32": "fp32", "TF32": "tf32", "AMP-FP16": "amp-fp16"}
+
+
+COLUMNS = ("model", "task", "gpu", "num_gpus", "precision", "batch_per_gpu", "throughput", "unit", "source", "notes")
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,12 @@ class PublishedRow:
     unit: str
     source: str
     notes: str
+    file: str = "shipped"  # "shipped" (gpuwise/data), or the path of a file the user gave
+
+    @property
+    def line(self) -> str:
+        """Where the row is: its line in the shipped file, or ``file:line``."""
+        return str(self.index) if self.file == "shipped" else f"{self.file}:{self.index}"
 
     @property
     def suspect(self) -> bool:
@@ -55,18 +68,52 @@ class MappedRow:
     fused_optimizer: bool = True  # the recipe's optimizer step is one multi-tensor kernel
 
 
-def load_published() -> list[PublishedRow]:
-    text = resources.files("gpuwise.data").joinpath("published_training_throughput.csv").read_text()
+def load_published(path: Path | None = None) -> list[PublishedRow]:
+    """The shipped measurements, or those of a CSV file with the same columns (``COLUMNS``)."""
+    if path is None:
+        text = resources.files("gpuwise.data").joinpath("published_training_throughput.csv").read_text()
+        return _parse(text, "shipped")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or e
+        raise GpuwiseError(f"cannot read {path}: {why}: give a readable CSV file") from None
+    return _parse(text, str(path))
+
+
+def _parse(text: str, file: str) -> list[PublishedRow]:
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise GpuwiseError(f"{file}: missing column(s) {', '.join(missing)}: the header needs {','.join(COLUMNS)}")
     rows = []
-    for i, r in enumerate(csv.DictReader(text.splitlines()), start=2):
+    for i, r in enumerate(reader, start=2):
+        where = f"{file}, line {i}"
         rows.append(
             PublishedRow(
-                index=i, model=r["model"], task=r["task"], gpu=r["gpu"], num_gpus=int(r["num_gpus"]),
-                precision=r["precision"], batch_per_gpu=int(r["batch_per_gpu"]) if r["batch_per_gpu"] else None,
-                throughput=float(r["throughput"]), unit=r["unit"], source=r["source"], notes=r["notes"],
+                index=i, model=r["model"], task=r["task"], gpu=r["gpu"], num_gpus=_number(r, "num_gpus", int, where),
+                precision=r["precision"], batch_per_gpu=_number(r, "batch_per_gpu", int, where, optional=True),
+                throughput=_number(r, "throughput", float, where), unit=r["unit"], source=r["source"],
+                notes=r["notes"] or "", file=file,
             )
         )
     return rows
+
+
+def _number(row: dict[str, str], column: str, kind: type[int] | type[float], where: str, *, optional: bool = False
+            ) -> Any:
+    """A positive number from a CSV cell, or one line naming the file, line and column to fix."""
+    value = (row[column] or "").strip()
+    if optional and not value:
+        return None
+    try:
+        parsed = kind(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or not parsed > 0:
+        raise GpuwiseError(f"{where}: column {column} must be a positive {kind.__name__}, got {value!r}: "
+                           "fix the row or remove it")
+    return parsed
 
 
 def map_row(row: PublishedRow) -> MappedRow | str:
@@ -87,7 +134,7 @@ def map_row(row: PublishedRow) -> MappedRow | str:
             workload, seq_len = "bert-large", int(match.group(1))
         return MappedRow(row, workload, precision, "adamw", row.batch_per_gpu, seq_len, counts_tokens=False)
     if row.model not in _MODELS:
-        return "no zoo workload with this model"
+        return _zoo_row(row, precision)
     workload, optimizer = _MODELS[row.model]
     tokens = row.unit == "tokens/s"
     seq_len = 50 if workload == "gnmt" else None  # NVIDIA's --train-max-length
@@ -95,3 +142,26 @@ def map_row(row: PublishedRow) -> MappedRow | str:
         row, workload, precision, optimizer, row.batch_per_gpu, seq_len, counts_tokens=tokens,
         fused_optimizer=workload not in _EAGER_OPTIMIZER,
     )
+
+
+def _zoo_row(row: PublishedRow, precision: str) -> MappedRow | str:
+    """A row that names a zoo workload itself (``gpuwise workloads``), for measurements of your own:
+    ``seq len N`` and ``optimizer NAME`` in its notes set those (default: the workload's shape, adamw)."""
+    from gpuwise.workloads import get_workload
+
+    if ":" in row.model:  # a user's workload file: a data file must not make gpuwise import code
+        return "no zoo workload with this model"
+    try:
+        w = get_workload(row.model)
+    except GpuwiseError:
+        return "no zoo workload with this model"
+    match = re.search(r"seq len (\d+)", row.notes)
+    seq_len = int(match.group(1)) if match else w.default_shape.seq_len
+    match = re.search(r"optimizer ([a-z-]+)", row.notes)
+    optimizer = match.group(1) if match else "adamw"
+    if optimizer not in {"sgd", "sgd-momentum", "adam", "adamw"}:
+        return f"optimizer {optimizer} is not one gpuwise models"
+    if row.unit not in (f"{w.sample_unit}s/s", "samples/s", "tokens/s"):
+        return f"unit {row.unit} is not {w.sample_unit}s/s, samples/s or tokens/s"
+    return MappedRow(row, w.name, precision, optimizer, row.batch_per_gpu or 0, seq_len,
+                     counts_tokens=row.unit == "tokens/s")
