@@ -204,6 +204,7 @@ def _pairs(
 
 def local_checks(catalog: Catalog, store_path: Path | None) -> dict[str, Any]:
     """Every stored measurement against the model's step on its device (``Validation`` fields)."""
+    from gpuwise.bench.calibrate import with_cache
     from gpuwise.hardware.local import machine_key
     from gpuwise.store import open_store
 
@@ -211,6 +212,7 @@ def local_checks(catalog: Catalog, store_path: Path | None) -> dict[str, Any]:
         results = store.results()
         cpu = store.get_ceilings("cpu", machine_key())
         path = str(store.path)
+    cpu = None if cpu is None else with_cache(cpu)
     checks: list[LocalCheck] = []
     skipped: list[tuple[BenchResult, str]] = []
     profiles: dict[tuple[object, ...], Profile] = {}

@@ -21,11 +21,12 @@ from gpuwise.bench.calibrate import (
     ceilings_in,
     copy_gbps,
     matmul_tflops,
+    with_cache,
 )
 from gpuwise.bench.result import Ceilings
 from gpuwise.cli.app import get_app
 from gpuwise.errors import GpuwiseError
-from gpuwise.hardware.local import cpu_model, machine_key
+from gpuwise.hardware.local import cpu_cache_bytes, cpu_model, machine_key
 from gpuwise.store import open_store
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU (torch.cuda is unavailable)")
@@ -115,6 +116,7 @@ def test_quick_cpu_calibration_measures_positive_rates() -> None:
     # positive, and not absurd for a CPU: under 100 TFLOP/s and 10 TB/s
     assert all(0 < rate < 100 for rate in c.matmul_tflops.values())
     assert 0 < c.memory_gbps < 10_000
+    assert c.cache_bytes == cpu_cache_bytes()  # stored with the rates: a prediction from them reads no sysfs
     measured_at = datetime.fromisoformat(c.measured_at)
     assert measured_at.utcoffset() == timedelta(0)
     assert torch.get_num_threads() == num_threads
@@ -231,3 +233,25 @@ def test_quick_gpu_calibration() -> None:
     assert c.matmul_tflops["float16"] > c.matmul_tflops["float32"]
     assert c.memory_gbps > 100
     assert (matmul.allow_tf32, matmul.fp32_precision) == before
+
+
+def test_a_cpu_record_from_before_the_cache_field_gets_this_cpus_cache(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    old = fake_ceilings()
+    assert old.cache_bytes is None
+    assert with_cache(old) == replace(old, cache_bytes=cpu_cache_bytes())
+    gpu = fake_ceilings("cuda:0", "Some GPU")
+    assert with_cache(gpu) is gpu  # a GPU has no CPU cache to fill
+    # An older store holds the record without the field: it loads as None, and ceilings_in fills it.
+    db = tmp_path / "results.db"
+    record = asdict(old)
+    del record["cache_bytes"]
+    with open_store(db) as store:
+        store._conn.execute(
+            "INSERT INTO ceilings (machine, device, device_name, measured_at, record) VALUES (?, ?, ?, ?, ?)",
+            (machine_key(), "cpu", old.device_name, old.measured_at, json.dumps(record)),
+        )
+        store._conn.commit()
+        assert store.get_ceilings("cpu", machine_key()) == old
+        assert ceilings_in(store, "cpu", measure=CountingCalibrate()).cache_bytes == cpu_cache_bytes()

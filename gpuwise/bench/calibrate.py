@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -31,7 +31,7 @@ import torch
 from gpuwise.bench.protocol import cuda_sync, time_steps
 from gpuwise.bench.result import Ceilings
 from gpuwise.errors import GpuwiseError
-from gpuwise.hardware.local import check_device, device_name, free_memory_bytes, machine_key
+from gpuwise.hardware.local import check_device, cpu_cache_bytes, device_name, free_memory_bytes, machine_key
 
 Clock = Callable[[], float]
 Sync = Callable[[], None]
@@ -195,7 +195,15 @@ def calibrate(device: str, *, quick: bool = False) -> Ceilings:
         matmul_tflops=matmul,
         memory_gbps=memory,
         measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        cache_bytes=cpu_cache_bytes() if kind == "cpu" else None,
     )
+
+
+def with_cache(ceilings: Ceilings) -> Ceilings:
+    """A CPU record of this machine stored before ``cache_bytes`` existed, with this CPU's cache."""
+    if ceilings.device != "cpu" or ceilings.cache_bytes is not None:
+        return ceilings
+    return replace(ceilings, cache_bytes=cpu_cache_bytes())
 
 
 class CeilingsStore(Protocol):
@@ -222,8 +230,8 @@ def ceilings_in(
     machine = machine_key()
     cached = store.get_ceilings(device, machine)
     if cached is not None and cached.device_name == device_name(device):
-        return cached
-    ceilings = (measure or calibrate)(device, quick=quick)
+        return with_cache(cached)
+    ceilings = with_cache((measure or calibrate)(device, quick=quick))
     store.put_ceilings(ceilings, machine)
     return ceilings
 

@@ -38,6 +38,9 @@ class Ceilings:
     matmul_tflops: dict[str, float]  # dtype name ("float32", "tf32", "bfloat16", "float16") -> dense GEMM TFLOP/s
     memory_gbps: float  # copy bandwidth, bytes read + written per second / 1e9
     measured_at: str  # ISO 8601, UTC
+    # A CPU's last-level cache (sysfs), read with the rates so that a prediction from stored ceilings
+    # reads no hardware; None for a GPU, and on records stored before the field (filled on load).
+    cache_bytes: int | None = None
 
 
 @dataclass(frozen=True)

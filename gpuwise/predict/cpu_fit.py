@@ -78,7 +78,7 @@ class BenchSet:
     machine: str
     measured_at: str
     command: str
-    cache_bytes: int | None = None  # the CPU's last-level cache; None (older files): this machine's
+    cache_bytes: int | None = None  # the CPU's last-level cache when benched; None: no cache term
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

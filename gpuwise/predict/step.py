@@ -123,10 +123,8 @@ def throughput(p: Profile, step: GpuStep, *, tokens: bool) -> float:
 
 
 def cpu_rates(ceilings: Ceilings, cache_bytes: int | None = None) -> DeviceRates:
-    """A calibrated local CPU as a device: its measured GEMM rates, copy bandwidth and last-level
-    cache (``cache_bytes``; None: this machine's)."""
-    from gpuwise.hardware.local import cpu_cache_bytes
-
+    """A calibrated CPU as a device: its measured GEMM rates, copy bandwidth and last-level cache
+    (``cache_bytes``, else the one stored with the ceilings; neither: no cache term)."""
     fp32 = ceilings.matmul_tflops.get("float32", 0.0)
     tensor = {FP32: fp32}
     for key in (BF16, FP16):
@@ -134,7 +132,7 @@ def cpu_rates(ceilings: Ceilings, cache_bytes: int | None = None) -> DeviceRates
             tensor[key] = ceilings.matmul_tflops[key]
     return DeviceRates(
         name=ceilings.device_name, tensor_tflops=tensor, vector_tflops=fp32 / 8, memory_gbps=ceilings.memory_gbps,
-        is_gpu=False, cache_bytes=cpu_cache_bytes() if cache_bytes is None else cache_bytes,
+        is_gpu=False, cache_bytes=(ceilings.cache_bytes or 0) if cache_bytes is None else cache_bytes,
     )
 
 
