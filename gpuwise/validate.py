@@ -28,6 +28,7 @@ from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict.fit import Profiles, generation, held_out, predict_row
 from gpuwise.predict.published import MappedRow, PublishedRow, load_published, map_row
 from gpuwise.predict.roofline import Efficiency
+from gpuwise.workloads import get_workload
 
 if TYPE_CHECKING:
     from gpuwise.bench.result import BenchResult, Ceilings
@@ -89,6 +90,7 @@ class Validation:
     pairs: tuple[PairCheck, ...]
     by_gpu: dict[str, ErrorStats]
     by_workload: dict[str, ErrorStats]
+    by_family: dict[str, ErrorStats]  # the zoo workload's family: image classification, object detection, ...
     by_gpu_count: dict[str, ErrorStats]  # "1 GPU", "several GPUs": data-parallel scaling is a separate error
     overall: ErrorStats
     cross_gpu: dict[str, ErrorStats]  # "model", "peak FLOP/s ratio", "bandwidth ratio"
@@ -144,12 +146,14 @@ def validate(
     )
     by_gpu: dict[str, list[float]] = defaultdict(list)
     by_workload: dict[str, list[float]] = defaultdict(list)
+    by_family: dict[str, list[float]] = defaultdict(list)
     by_count: dict[str, list[float]] = defaultdict(list)
     for c in checks:
         if c.row.suspect:  # listed with --rows, kept out of the statistics
             continue
         by_gpu[c.row.gpu].append(c.error)
         by_workload[c.workload].append(c.error)
+        by_family[get_workload(c.workload).family].append(c.error)
         by_count["1 GPU" if c.row.num_gpus == 1 else "several GPUs"].append(c.error)
 
     pairs = _pairs(mapped, catalog, fits, profiles, group)
@@ -162,6 +166,7 @@ def validate(
         rows=checks, skipped=tuple(skipped), pairs=pairs,
         by_gpu={k: stats(v) for k, v in sorted(by_gpu.items())},
         by_workload={k: stats(v) for k, v in sorted(by_workload.items())},
+        by_family={k: stats(v) for k, v in sorted(by_family.items())},
         by_gpu_count={k: stats(v) for k, v in sorted(by_count.items())},
         overall=stats([c.error for c in checks if not c.row.suspect]), cross_gpu=cross, fits=fits,
         files=tuple(str(p) for p in published), **(local_checks(catalog, store_path) if local else {}),

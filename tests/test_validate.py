@@ -147,7 +147,8 @@ def test_the_local_section_renders_and_says_what_is_held_out(tmp_path: Path) -> 
 
     def validation(db: Path) -> Validation:
         nan = ErrorStats(0, float("nan"), float("nan"))
-        return Validation(rows=(), skipped=(), pairs=(), by_gpu={}, by_workload={}, by_gpu_count={}, overall=nan,
+        return Validation(rows=(), skipped=(), pairs=(), by_gpu={}, by_workload={}, by_family={}, by_gpu_count={},
+                          overall=nan,
                           cross_gpu={}, fits={}, **local_checks(load_catalog(), db))
 
     console = Console(record=True, width=140)

@@ -51,6 +51,7 @@ def _to_dict(v: Validation) -> dict[str, object]:
         "overall": _stats_dict(v.overall),
         "by_gpu": {k: _stats_dict(s) for k, s in v.by_gpu.items()},
         "by_workload": {k: _stats_dict(s) for k, s in v.by_workload.items()},
+        "by_family": {k: _stats_dict(s) for k, s in v.by_family.items()},
         "by_gpu_count": {k: _stats_dict(s) for k, s in v.by_gpu_count.items()},
         "cross_gpu": {k: _stats_dict(s) for k, s in v.cross_gpu.items()},
         "rows": [
@@ -93,6 +94,8 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
     table.add_row("[bold]all[/bold]", str(v.overall.count), _pct(v.overall.median), _pct(v.overall.p90))
     for name, s in v.by_gpu.items():
         table.add_row(f"GPU {name}", str(s.count), _pct(s.median), _pct(s.p90))
+    for name, s in v.by_family.items():
+        table.add_row(f"family {name}", str(s.count), _pct(s.median), _pct(s.p90))
     for name, s in v.by_workload.items():
         table.add_row(f"workload {name}", str(s.count), _pct(s.median), _pct(s.p90))
     for name, s in v.by_gpu_count.items():
