@@ -167,3 +167,27 @@ def test_the_local_section_renders_and_says_what_is_held_out(tmp_path: Path) -> 
     assert f"your CPU ({cpu_model()})" in text and "200.0 ms" in text
     assert "1 measurements predicted, 1 not" in text and "not held out" in text
     assert "not predicted: result 2 (resnet18 on Some Unknown GPU)" in text
+
+
+@pytest.mark.slow
+def test_the_readme_command_end_to_end(tmp_path: Path) -> None:
+    """`gpuwise validate --json` on the shipped rows and an empty store (about 45 s): every mapped row is
+    predicted by the constants fitted without its generation, and the statistics are of those rows."""
+    import json
+
+    result = CliRunner().invoke(get_app(), ["validate", "--json", "--db", str(tmp_path / "results.db")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert set(data["fits"]) == {"Volta", "Ampere"}
+    assert all(f["source"].startswith(f"fitted without {g}") for g, f in data["fits"].items())
+    rows = data["rows"]
+    assert rows and {r["fitted_without"] for r in rows} == {"Volta", "Ampere"}
+    for r in rows:
+        assert r["fitted_without"] == ("Volta" if r["gpu"].startswith("V100") else "Ampere")
+        assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1)
+    suspect = {p.line for p in load_published() if p.suspect}
+    kept = [r for r in rows if r["line"] not in suspect]
+    assert len(kept) < len(rows)  # the shipped file has SUSPECT rows: listed, kept out of the statistics
+    assert data["overall"]["count"] == len(kept)
+    assert data["cross_gpu"]["model"]["count"] == data["cross_gpu"]["bandwidth ratio"]["count"] > 0
+    assert data["local"] == {"store": str(tmp_path / "results.db"), "by_device": {}, "rows": [], "skipped": []}
