@@ -19,7 +19,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,17 +124,8 @@ def validate(
     """Held-out error on the shipped published rows and those of ``published`` files (fitted on all
     of them, each generation without itself), and, with ``local``, on the results store's measurements."""
     catalog = catalog or load_catalog()
-    found = load_published() + [r for path in published for r in load_published(path)]
-    mapped: list[MappedRow] = []
-    skipped: list[tuple[PublishedRow, str]] = []
-    for r in found:
-        m = map_row(r)
-        if isinstance(m, str):
-            skipped.append((r, m))
-        elif not catalog.has(r.gpu):
-            skipped.append((r, f"GPU {r.gpu} is not in the catalog"))
-        else:
-            mapped.append(m)
+    mapped, skipped = mapped_rows(load_published() + [r for path in published for r in load_published(path)],
+                                  catalog)
     profiles = Profiles()
 
     def group(m: MappedRow) -> str:
@@ -171,6 +162,27 @@ def validate(
         overall=stats([c.error for c in checks if not c.row.suspect]), cross_gpu=cross, fits=fits,
         files=tuple(str(p) for p in published), **(local_checks(catalog, store_path) if local else {}),
     )
+
+
+def mapped_rows(
+    rows: Sequence[PublishedRow], catalog: Catalog
+) -> tuple[list[MappedRow], list[tuple[PublishedRow, str]]]:
+    """The rows gpuwise can predict (a zoo workload, a precision it models, a catalog GPU: by its
+    catalog name or as torch and nvidia-smi name it), and the others with the reason."""
+    mapped: list[MappedRow] = []
+    skipped: list[tuple[PublishedRow, str]] = []
+    for r in rows:
+        gpu = catalog.match_device(r.gpu)
+        if gpu is not None and gpu.name != r.gpu:
+            r = replace(r, gpu=gpu.name)
+        m = map_row(r)
+        if isinstance(m, str):
+            skipped.append((r, m))
+        elif gpu is None:
+            skipped.append((r, f"GPU {r.gpu} is not in the catalog (add it with --catalog)"))
+        else:
+            mapped.append(m)
+    return mapped, skipped
 
 
 def _pairs(

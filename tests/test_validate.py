@@ -16,7 +16,7 @@ from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import load_catalog
 from gpuwise.predict.fit import Profiles, generation, held_out
 from gpuwise.predict.published import COLUMNS, MappedRow, PublishedRow, load_published, map_row
-from gpuwise.validate import local_checks
+from gpuwise.validate import local_checks, mapped_rows
 
 HEADER = ",".join(COLUMNS)
 
@@ -191,3 +191,26 @@ def test_the_readme_command_end_to_end(tmp_path: Path) -> None:
     assert data["overall"]["count"] == len(kept)
     assert data["cross_gpu"]["model"]["count"] == data["cross_gpu"]["bandwidth ratio"]["count"] > 0
     assert data["local"] == {"store": str(tmp_path / "results.db"), "by_device": {}, "rows": [], "skipped": []}
+
+
+@pytest.mark.parametrize(
+    ("label", "precision"),
+    [("FP32", "fp32"), ("tf32", "tf32"), ("AMP-FP16", "amp-fp16"), ("Mixed Precision", "amp-fp16"),
+     ("FP16", "amp-fp16"), ("AMP-BF16", "amp-bf16"), ("BF16", "amp-bf16")],
+)
+def test_precision_labels_of_published_tables(label: str, precision: str) -> None:
+    m = map_row(_row("resnet50", precision=label))
+    assert isinstance(m, MappedRow) and m.precision == precision
+
+
+def test_fp8_rows_are_skipped_with_the_reason() -> None:
+    assert map_row(_row("resnet50", precision="FP8")) == "precision FP8 is not one gpuwise models"
+
+
+def test_gpus_are_found_by_catalog_name_or_device_name() -> None:
+    catalog = load_catalog()
+    h100 = catalog.get("H100-SXM5-80GB").device_names[0]
+    rows = [_row("resnet50", gpu="h100-sxm5-80gb"), _row("resnet50", gpu=h100), _row("resnet50", gpu="X9000")]
+    mapped, skipped = mapped_rows(rows, catalog)
+    assert [m.row.gpu for m in mapped] == ["H100-SXM5-80GB", "H100-SXM5-80GB"]
+    assert [why for _, why in skipped] == ["GPU X9000 is not in the catalog (add it with --catalog)"]

@@ -25,7 +25,13 @@ _MODELS = {
     "SSD300 (ResNet-50 backbone)": ("ssd300", "sgd-momentum"),
     "GNMT v2 (8-layer LSTM enc/dec)": ("gnmt", "adam"),
 }
-_PRECISIONS = {"FP32": "fp32", "TF32": "tf32", "AMP-FP16": "amp-fp16"}
+# The shipped file's labels, and the other names published tables give the same modes ("mixed
+# precision" in NVIDIA's tables is FP16 AMP unless BF16 is named), matched case-insensitively.
+_PRECISIONS = {
+    "fp32": "fp32", "tf32": "tf32",
+    "amp-fp16": "amp-fp16", "amp": "amp-fp16", "fp16": "amp-fp16", "mixed precision": "amp-fp16",
+    "amp-bf16": "amp-bf16", "bf16": "amp-bf16", "amp (bf16)": "amp-bf16", "mixed precision (bf16)": "amp-bf16",
+}
 
 
 COLUMNS = ("model", "task", "gpu", "num_gpus", "precision", "batch_per_gpu", "throughput", "unit", "source", "notes")
@@ -120,7 +126,7 @@ def map_row(row: PublishedRow) -> MappedRow | str:
     """The zoo workload and settings of a published row, or why there is none."""
     if row.batch_per_gpu is None:
         return "the source gives no batch size"
-    precision = _PRECISIONS.get(row.precision)
+    precision = _PRECISIONS.get(row.precision.strip().lower())
     if precision is None:
         return f"precision {row.precision} is not one gpuwise models"
     seq_len: int | None
