@@ -478,3 +478,26 @@ def test_the_cpu_option_is_priced_on_the_cpus_own_profile(catalog: Catalog, prof
     assert option.step is not None
     assert option.step.model_compute_s == pytest.approx(cpu_step(on_cpu, CEILINGS).step_s)
     assert option.step.model_compute_s != pytest.approx(cpu_step(on_gpu, CEILINGS).step_s)
+
+
+def test_a_model_with_dropout_is_priced_on_the_cpus_own_dropout(catalog: Catalog, profiles: ProfileCache,
+                                                                 tmp_path: Path) -> None:
+    # No attention or recurrent layer, but a dropout: a GPU runs it as one native_dropout kernel, the
+    # CPU as bernoulli_/div_/mul. The CPU option must be priced on the CPU's ops.
+    import torch
+    from torch import nn
+
+    from gpuwise.config import OptimizerName, Precision
+    from gpuwise.predict.option import OptionMaker
+    from tests.helpers import make_workload
+
+    w = make_workload(lambda: nn.Sequential(nn.Linear(64, 64), nn.Dropout(0.1)), lambda n: torch.randn(n, 64),
+                      lambda m, x: m(x).sum(), name="dropout-mlp")
+    maker = OptionMaker(
+        w, batch_size=2, precision=Precision.FP32, optimizer=OptimizerName.SGD, seq_len=None, image_size=None,
+        network_gbits=200.0, catalog=catalog, store_path=tmp_path / "r.db", profiles=profiles, bands=plan_module.BAND,
+    )
+    on_gpu, on_cpu = maker.profile(2), maker.profile(2, on_gpu=False)
+    assert any(g.op == "aten.native_dropout.default" for g in on_gpu.ops)
+    assert not any(g.op.startswith("aten.native_dropout") for g in on_cpu.ops)
+    assert any("bernoulli" in g.op for g in on_cpu.ops)

@@ -31,8 +31,9 @@ from gpuwise.predict import memory
 from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.roofline import Efficiency, StepTime
 from gpuwise.predict.step import GpuStep, cpu_step, fsdp_step, gpu_step, profile_for_gpu
-from gpuwise.profile import ops, profile
+from gpuwise.profile import profile
 from gpuwise.profile.result import Profile
+from gpuwise.profile.run import has_gpu_kernels
 from gpuwise.workloads import Workload
 
 GPUS_PER_NODE = 8
@@ -157,13 +158,13 @@ class OptionMaker:
         self._model_steps: dict[tuple[int, str, int], GpuStep] = {}
 
     def profile(self, batch_size: int, *, on_gpu: bool = True) -> Profile:
-        """The GPU's profile; on the CPU, the CPU's own where they differ (the CPU runs attention and
-        GRUs unfused, step by step: its time and memory are those of the unfused ops)."""
+        """The GPU's profile; on the CPU, the CPU's own where they differ (the CPU runs attention,
+        GRUs and dropout unfused, step by step: its time and memory are those of the unfused ops)."""
         self.profiled.add(batch_size)
         settings: dict[str, Any] = dict(batch_size=batch_size, precision=self.precision, optimizer=self.optimizer,
                                         seq_len=self.seq_len, image_size=self.image_size)
         p = self.profiles.get(self.workload, **settings)
-        if on_gpu or not any(g.kind in (ops.ATTENTION, ops.RNN) for g in p.ops):
+        if on_gpu or not has_gpu_kernels(p):
             return p
         return self.profiles.get(self.workload, **settings, gpu_kernels=False)
 

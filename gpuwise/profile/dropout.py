@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 _PARAMS = ("input", "p", "training", "inplace")
+FUSED_DROPOUT_OPS = ("aten.native_dropout.default", "aten.native_dropout_backward.default")
 
 
 class FusedDropout(TorchFunctionMode):
@@ -26,6 +27,7 @@ class FusedDropout(TorchFunctionMode):
             return func(*args, **kwargs)
         bound = {"p": 0.5, "training": True, "inplace": False} | dict(zip(_PARAMS, args, strict=False)) | kwargs
         x, p = bound["input"], float(bound["p"])
+        # In-place dropout stays as traced: ATen's dropout_ never takes the fused kernel, on CUDA either.
         if not bound["training"] or bound["inplace"] or p == 0.0 or not x.is_floating_point():
             return func(*args, **kwargs)
         out, _mask = torch.native_dropout(x, p, True)

@@ -139,6 +139,14 @@ def _gpu_kernels() -> Iterator[None]:
         yield
 
 
+def has_gpu_kernels(p: Profile) -> bool:
+    """Whether a profile made with ``gpu_kernels`` holds ops those modes put in (fused attention,
+    recurrent layers, CUDA's dropout): where it does not, the CPU's own profile is the same step."""
+    from gpuwise.profile.dropout import FUSED_DROPOUT_OPS
+
+    return any(g.kind in (ops.ATTENTION, ops.RNN) or g.op in FUSED_DROPOUT_OPS for g in p.ops)
+
+
 def track_resident(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> LiveMemory:
     """A tracker that already counts what is resident before a step: weights, optimizer state, the batch."""
     memory = LiveMemory()
