@@ -37,7 +37,7 @@ from gpuwise.plan import (
 from gpuwise.predict import memory
 from gpuwise.profile import Profile
 from gpuwise.units import HOUR_S, parse_duration, parse_money, parse_positive
-from tests.helpers import run_cli
+from tests.helpers import run_cli, stored_result
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "my_model.py") + ":build"
@@ -288,22 +288,11 @@ def test_max_gpus_and_counts(make_plan: MakePlan) -> None:
 
 
 def test_measured_and_extrapolated_provenance(make_plan: MakePlan, tmp_path: Path, catalog: Catalog) -> None:
-    from gpuwise.bench.result import BenchResult, Hardware, Software, Timing
     from gpuwise.store import open_store
-
-    def bench(device_name: str, median_s: float) -> BenchResult:
-        return BenchResult(
-            workload="resnet18", family="image classification", sample_unit="image", batch_size=16, seq_len=None,
-            image_size=224, precision="fp32", optimizer="adamw", device="cuda:0", device_name=device_name,
-            timing=Timing(median_s, median_s, median_s, 10, 3), samples_per_s=16 / median_s, tokens_per_s=None,
-            training_flops_per_step=1, achieved_tflops=1.0, peak_tflops=None, mfu=None, peak_memory_bytes=1,
-            peak_reserved_bytes=None, hardware=Hardware("cpu", 1, 1, 1), software=Software("", "", "", ""),
-            created_at="2026-01-01T00:00:00+00:00",
-        )
 
     h100_name = catalog.get("H100-SXM5-80GB").device_names[0]
     with open_store(tmp_path / "results.db") as store:
-        store.add(bench(h100_name, 0.050))
+        store.add(stored_result("cuda:0", h100_name, 0.050))
     p = make_plan()
     h100 = next(o for o in p.options if o.device == "H100-SXM5-80GB" and o.num_gpus == 1)
     assert h100.provenance == "measured here" and h100.step is not None

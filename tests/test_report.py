@@ -19,7 +19,7 @@ import pytest
 
 import gpuwise.plan as plan_module
 import gpuwise.report.data as data_module
-from gpuwise.bench.result import BenchResult, Ceilings, Hardware, Software, Timing
+from gpuwise.bench.result import Ceilings
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import PACKAGED_LABEL, Catalog, parse_catalog_text
 from gpuwise.plan import Plan, PlanConfig, ProfileCache, plan
@@ -28,7 +28,7 @@ from gpuwise.report import gather
 from gpuwise.report.data import GPU_OVERHEAD_LABEL
 from gpuwise.report.html import DATA_ID, FIGURES_ID, render, script_json
 from gpuwise.store import open_store
-from tests.helpers import run_cli
+from tests.helpers import run_cli, stored_result
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "my_model.py") + ":build"
@@ -51,18 +51,6 @@ def page_json(page: str, ident: str) -> Any:
     match = re.search(rf'<script type="application/json" id="{ident}">(.*?)</script>', page, re.S)
     assert match, f"no {ident} block"
     return json.loads(match.group(1))
-
-
-def bench(device: str, device_name: str, median_s: float, *, workload: str = "resnet18", batch: int = 16,
-          cpu_model: str = "Test CPU", image_size: int | None = 224) -> BenchResult:
-    return BenchResult(
-        workload=workload, family="image classification", sample_unit="image", batch_size=batch, seq_len=None,
-        image_size=image_size, precision="fp32", optimizer="adamw", device=device, device_name=device_name,
-        timing=Timing(median_s, median_s, median_s, 10, 3), samples_per_s=batch / median_s, tokens_per_s=None,
-        training_flops_per_step=1, achieved_tflops=1.0, peak_tflops=None, mfu=None, peak_memory_bytes=1,
-        peak_reserved_bytes=None, hardware=Hardware(cpu_model, 1, 1, 1), software=Software("", "", "", ""),
-        created_at="2026-01-01T00:00:00+00:00",
-    )
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +155,9 @@ def test_speedups_from_stored_benches_and_said_in_words_without(catalog: Catalog
     assert 'id="chart-speedups-empty"' in page and "No stored benchmark to compare" in page
 
     with open_store(db) as store:
-        store.add(bench("cpu", "Test CPU", 0.8))
-        store.add(bench("cuda:0", "NVIDIA H100 80GB HBM3", 0.02))
-        store.add(bench("cuda:0", "Other GPU", 0.04, cpu_model="another machine"))  # no CPU result there
+        store.add(stored_result("cpu", "Test CPU", 0.8))
+        store.add(stored_result("cuda:0", "NVIDIA H100 80GB HBM3", 0.02))
+        store.add(stored_result("cuda:0", "Other GPU", 0.04, cpu_model="another machine"))  # no CPU result there
     page = render(gather(p, profiles=profiles, catalog=catalog, store_path=db))
     bars = page_json(page, FIGURES_ID)["chart-speedups"]["data"]
     assert [(t["name"], t["y"]) for t in bars] == [("NVIDIA H100 80GB HBM3", [pytest.approx(40.0)])]
@@ -183,7 +171,7 @@ def test_predicted_vs_measured_from_a_bench_and_said_in_words_without(catalog: C
     assert "gpuwise ships no published measurement of resnet18" in data.checks.empty_reason
 
     with open_store(db) as store:
-        store.add(bench("cuda:0", catalog.get("H100-SXM5-80GB").device_names[0], 0.05))
+        store.add(stored_result("cuda:0", catalog.get("H100-SXM5-80GB").device_names[0], 0.05))
     p = make(catalog, profiles, db)
     figs = page_json(render(gather(p, profiles=profiles, catalog=catalog, store_path=db)), FIGURES_ID)
     h100 = next(o for o in p.options if o.device == "H100-SXM5-80GB" and o.num_gpus == 1)

@@ -4,19 +4,19 @@ command; these tests use small steps."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from gpuwise.bench.result import BenchResult, Ceilings, Hardware, Software, Timing
+from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.cli.app import get_app
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import load_catalog
 from gpuwise.predict.fit import Profiles, generation, held_out
 from gpuwise.predict.published import COLUMNS, MappedRow, PublishedRow, load_published, map_row
 from gpuwise.validate import local_checks, mapped_rows
+from tests.helpers import stored_result
 
 HEADER = ",".join(COLUMNS)
 
@@ -88,16 +88,8 @@ def test_a_generation_alone_in_the_data_falls_back_to_the_defaults() -> None:
     assert list(fits) == ["Ada"] and fits["Ada"].source.startswith("defaults (no single-GPU row outside Ada")
 
 
-def _result(device: str, device_name: str, median_s: float, **kw: object) -> BenchResult:
-    r = BenchResult(
-        workload="resnet18", family="image classification", sample_unit="image", batch_size=2, seq_len=None,
-        image_size=64, precision="fp32", optimizer="sgd", device=device, device_name=device_name,
-        timing=Timing(median_s, median_s, median_s, 5, 1), samples_per_s=2 / median_s, tokens_per_s=None,
-        training_flops_per_step=1, achieved_tflops=1.0, peak_tflops=None, mfu=None, peak_memory_bytes=1,
-        peak_reserved_bytes=None, hardware=Hardware("cpu", 1, 1, 1), software=Software("", "", "", ""),
-        created_at="2026-01-01T00:00:00+00:00",
-    )
-    return replace(r, **kw)  # type: ignore[arg-type]
+def _result(device: str, device_name: str, median_s: float, **overrides: object) -> BenchResult:
+    return stored_result(device, device_name, median_s, batch=2, image_size=64, optimizer="sgd", **overrides)
 
 
 def test_every_stored_measurement_is_predicted_or_says_why_not(tmp_path: Path) -> None:
