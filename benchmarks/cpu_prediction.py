@@ -27,7 +27,7 @@ from pathlib import Path
 from gpuwise.bench.calibrate import cached_ceilings
 from gpuwise.bench.run import BenchConfig, bench
 from gpuwise.config import OptimizerName, Precision
-from gpuwise.hardware.local import cpu_cache_bytes, cpu_model
+from gpuwise.hardware.local import cpu_model
 from gpuwise.predict.cpu_fit import (
     BenchSet,
     CpuBench,
@@ -85,7 +85,7 @@ def bench_set_from_db(db: Path, command: str) -> BenchSet:
             newest[(b.workload, b.batch_size, b.precision, b.optimizer, b.seq_len, b.image_size)] = b
     return BenchSet(
         ceilings=ceilings, benches=tuple(newest.values()), machine=machine(),
-        measured_at=datetime.now(UTC).isoformat(timespec="seconds"), command=command, cache_bytes=cpu_cache_bytes(),
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
     )
 
 
@@ -113,12 +113,12 @@ def report(bench_set: BenchSet) -> None:
     shipped = shipped_cpu_efficiency()
     print(f"Shipped constants: {shipped.source}\n")
     profiles = [profile_bench(b) for b in bench_set.benches]
-    held = held_out_by_workload(bench_set.benches, profiles, c, cache_bytes=bench_set.cache_bytes)
+    held = held_out_by_workload(bench_set.benches, profiles, c)
     print("| step | measured median (ms) | p10–p90 (ms) | held-out prediction (ms) | error | shipped (ms) | error |")
     print("|---|---|---|---|---|---|---|")
     held_errors, shipped_errors = [], []
     for (b, predicted), p in zip(held, [profiles[bench_set.benches.index(b)] for b, _ in held], strict=True):
-        in_sample = cpu_step(p, c, shipped, cache_bytes=bench_set.cache_bytes).step_s
+        in_sample = cpu_step(p, c, shipped).step_s
         e_held, e_in = predicted / b.median_s - 1, in_sample / b.median_s - 1
         held_errors.append(abs(e_held))
         shipped_errors.append(abs(e_in))

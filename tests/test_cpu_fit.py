@@ -87,3 +87,18 @@ def test_the_shipped_constants_are_a_fit_with_a_source() -> None:
     data = json.loads(resources.files("gpuwise.predict").joinpath("cpu_efficiency.json").read_text())
     assert shipped.source == data["source"] and "fitted on" in shipped.source
     assert shipped != DEFAULT
+
+
+def test_the_committed_benches_carry_their_cache_with_the_ceilings() -> None:
+    # The file gives the cache beside the ceilings (written before Ceilings had the field): loading puts
+    # it into the ceilings, which is where every CPU prediction reads it.
+    from pathlib import Path
+
+    from gpuwise.predict.cpu_fit import BenchSet, load_benches
+
+    path = Path(__file__).parent.parent / "benchmarks" / "results" / "cpu_benches.json"
+    data = json.loads(path.read_text())
+    assert "cache_bytes" not in data["ceilings"]
+    assert load_benches(path).ceilings.cache_bytes == data["cache_bytes"] > 0
+    round_trip = BenchSet.from_dict(json.loads(json.dumps(load_benches(path).to_dict())))
+    assert round_trip.ceilings.cache_bytes == data["cache_bytes"]

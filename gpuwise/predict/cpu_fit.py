@@ -78,17 +78,17 @@ class BenchSet:
     machine: str
     measured_at: str
     command: str
-    cache_bytes: int | None = None  # the CPU's last-level cache when benched; None: no cache term
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> BenchSet:
+        # Files written before Ceilings had cache_bytes give it beside the ceilings.
+        ceilings = {"cache_bytes": data.get("cache_bytes")} | data["ceilings"]
         return BenchSet(
-            ceilings=Ceilings(**data["ceilings"]), benches=tuple(CpuBench(**b) for b in data["benches"]),
+            ceilings=Ceilings(**ceilings), benches=tuple(CpuBench(**b) for b in data["benches"]),
             machine=data["machine"], measured_at=data["measured_at"], command=data["command"],
-            cache_bytes=data.get("cache_bytes"),
         )
 
 
@@ -107,7 +107,7 @@ def profile_bench(b: CpuBench) -> Profile:
 
 
 def fit_cpu(
-    rows: Sequence[tuple[Profile, float]], ceilings: Ceilings, source: str, *, cache_bytes: int | None = None
+    rows: Sequence[tuple[Profile, float]], ceilings: Ceilings, source: str
 ) -> Efficiency:
     """Least squares on log(predicted / measured) step time over ``rows`` of (profile, measured seconds)."""
     from gpuwise.predict.fit import least_squares
@@ -116,22 +116,22 @@ def fit_cpu(
         raise ValueError("nothing to fit on")
     return least_squares(
         DEFAULT, _FITTED,
-        lambda eff: [math.log(cpu_step(p, ceilings, eff, cache_bytes=cache_bytes).step_s / measured)
+        lambda eff: [math.log(cpu_step(p, ceilings, eff).step_s / measured)
                      for p, measured in rows],
         source=source,
     )
 
 
 def held_out_by_workload(
-    benches: Sequence[CpuBench], profiles: Sequence[Profile], ceilings: Ceilings, *, cache_bytes: int | None = None
+    benches: Sequence[CpuBench], profiles: Sequence[Profile], ceilings: Ceilings
 ) -> list[tuple[CpuBench, float]]:
     """Each bench predicted by constants fitted on the benches of every *other* workload."""
     out = []
     for workload in dict.fromkeys(b.workload for b in benches):
         train = [(p, b.median_s) for b, p in zip(benches, profiles, strict=True) if b.workload != workload]
-        eff = fit_cpu(train, ceilings, source=f"fitted without {workload}", cache_bytes=cache_bytes)
+        eff = fit_cpu(train, ceilings, source=f"fitted without {workload}")
         out += [
-            (b, cpu_step(p, ceilings, eff, cache_bytes=cache_bytes).step_s)
+            (b, cpu_step(p, ceilings, eff).step_s)
             for b, p in zip(benches, profiles, strict=True) if b.workload == workload
         ]
     return out
@@ -157,7 +157,6 @@ def main(argv: Sequence[str] = tuple(sys.argv[1:])) -> None:
     profiles = [profile_bench(b) for b in bench_set.benches]
     eff = fit_cpu(
         [(p, b.median_s) for b, p in zip(bench_set.benches, profiles, strict=True)], bench_set.ceilings,
-        cache_bytes=bench_set.cache_bytes,
         source=f"fitted on {len(profiles)} CPU benches ({bench_set.machine}, {bench_set.measured_at[:10]}), "
         "relative to the measured ceilings",
     )

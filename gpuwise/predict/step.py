@@ -122,9 +122,9 @@ def throughput(p: Profile, step: GpuStep, *, tokens: bool) -> float:
     return per_step / step.step_s
 
 
-def cpu_rates(ceilings: Ceilings, cache_bytes: int | None = None) -> DeviceRates:
-    """A calibrated CPU as a device: its measured GEMM rates, copy bandwidth and last-level cache
-    (``cache_bytes``, else the one stored with the ceilings; neither: no cache term)."""
+def cpu_rates(ceilings: Ceilings) -> DeviceRates:
+    """A calibrated CPU as a device: its measured GEMM rates, copy bandwidth and the last-level cache
+    stored with them (none stored: no cache term)."""
     fp32 = ceilings.matmul_tflops.get("float32", 0.0)
     tensor = {FP32: fp32}
     for key in (BF16, FP16):
@@ -132,12 +132,11 @@ def cpu_rates(ceilings: Ceilings, cache_bytes: int | None = None) -> DeviceRates
             tensor[key] = ceilings.matmul_tflops[key]
     return DeviceRates(
         name=ceilings.device_name, tensor_tflops=tensor, vector_tflops=fp32 / 8, memory_gbps=ceilings.memory_gbps,
-        is_gpu=False, cache_bytes=(ceilings.cache_bytes or 0) if cache_bytes is None else cache_bytes,
+        is_gpu=False, cache_bytes=ceilings.cache_bytes or 0,
     )
 
 
-def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None, *, cache_bytes: int | None = None
-             ) -> StepTime:
+def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None) -> StepTime:
     """A step on the calibrated CPU. The efficiencies are fractions of its *measured* ceilings, fitted
     on real CPU benches (``gpuwise.predict.cpu_fit``); dispatch runs on the same cores, so it adds to
     the step instead of overlapping it."""
@@ -145,4 +144,4 @@ def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None, *, c
         from gpuwise.predict.cpu_fit import shipped_cpu_efficiency
 
         eff = shipped_cpu_efficiency()
-    return step_time(p, cpu_rates(ceilings, cache_bytes), eff)
+    return step_time(p, cpu_rates(ceilings), eff)
