@@ -24,8 +24,8 @@ import pytest
 import gpuwise.plan as plan_module
 import gpuwise.report.data as data_module
 from gpuwise.store import open_store
-from tests.helpers import run_cli
-from tests.test_report import CEILINGS, EVIL, EVIL_GPU, FIGURES_ID, ROOT, bench, page_json
+from tests.helpers import run_cli, stored_result
+from tests.test_report import CEILINGS, EVIL, EVIL_GPU, FIGURES_ID, ROOT, page_json
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 DRIVER = ("chromedriver",)
@@ -74,8 +74,8 @@ def page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     db = tmp_path / "r.db"
     example = "examples/my_model.py:build"
     with open_store(db) as store:  # the example at its default batch (128) on the CPU and on an H100
-        store.add(bench("cpu", "Test CPU", 2.0, workload=example, batch=128, image_size=None))
-        store.add(bench("cuda:0", "NVIDIA H100 80GB HBM3", 0.01, workload=example, batch=128, image_size=None))
+        store.add(stored_result("cpu", "Test CPU", 2.0, workload=example, batch=128, image_size=None))
+        store.add(stored_result("cuda:0", "NVIDIA H100 80GB HBM3", 0.01, workload=example, batch=128, image_size=None))
     out = tmp_path / "report.html"
     monkeypatch.chdir(ROOT)
     code, _, err = run_cli("report", example, "--dataset-size", "5e6", "--epochs", "3", "--gpus",
