@@ -19,11 +19,12 @@ from gpuwise.predict.roofline import (
     DeviceRates,
     Efficiency,
     Pipeline,
+    step_occupancy,
     step_time,
     tuned_pipeline,
 )
 from gpuwise.profile import ops
-from gpuwise.profile.result import Memory, OpGroup, Profile
+from gpuwise.profile.result import Memory, OpGroup, Profile, Recurrence
 
 GPU = DeviceRates(
     name="test GPU", tensor_tflops={FP32: 10.0, "tf32": 80.0, FP16: 160.0}, vector_tflops=10.0, memory_gbps=1000.0
@@ -190,3 +191,55 @@ def test_gnmt_rows_step_an_eager_optimizer() -> None:
     assert all(by_workload[w] for w in ("resnet50", "ssd300", "efficientnet_b0", "bert-large", "bert-large-squad"))
     pipeline = tuned_pipeline(Precision.AMP_FP16, has_convs=False, fused_optimizer=False)
     assert not pipeline.fused_optimizer and "eager optimizer" in pipeline.name
+
+
+def _recurrent(phase: str, loop: Recurrence, flops: int) -> OpGroup:
+    return OpGroup(op="rnn_layer", kind=ops.RNN, phase=phase, dtype=FP16, count=1, flops=flops, vector_flops=0,
+                   bytes=0, recurrence=loop)
+
+
+# 10 steps of a (128 × 1024) · (1024 × 4096) product: 32 output tiles of 128 × 128.
+LOOP = Recurrence(steps=10, batch=128, hidden=1024, gates=4, directions=1)
+SERIAL = 10 * 2 * 128 * 1024 * 4096
+
+
+def test_recurrent_steps_run_on_the_sms_they_fill_and_launch_two_kernels_each() -> None:
+    """A layer's batched input projection runs at the full rate; its step-by-step products keep 32 of
+    64 SMs busy, so they take twice as long; each step launches a product and a gates kernel."""
+    from dataclasses import replace
+
+    gpu = replace(GPU, sm_count=64)
+    eff = replace(EFF, kernel_latency_s=1e-6)
+    flops = 2 * SERIAL  # input size = hidden: half the layer's FLOPs are the recurrent products
+    rate = 160e12  # FP16 peak, rnn efficiency 1
+    for phase in ("forward", "backward"):
+        t = step_time(_profile("amp-fp16", [_recurrent(phase, LOOP, flops)]), gpu, eff)
+        assert t.compute_bound_s == pytest.approx((flops - SERIAL) / rate + SERIAL / (0.5 * rate))
+        assert t.latency_s == pytest.approx((1 + 2 * 10) * 1e-6)
+
+
+def test_a_bidirectional_layer_runs_its_directions_side_by_side() -> None:
+    """Two directions' step products fill 64 SMs together, and their launches overlap."""
+    from dataclasses import replace
+
+    gpu = replace(GPU, sm_count=64)
+    eff = replace(EFF, kernel_latency_s=1e-6)
+    both = replace(LOOP, directions=2)
+    t = step_time(_profile("amp-fp16", [_recurrent("forward", both, 2 * SERIAL)] * 2), gpu, eff)
+    assert t.compute_bound_s == pytest.approx(2 * 2 * SERIAL / 160e12)
+    assert t.latency_s == pytest.approx(2 * (1 + 10) * 1e-6)
+
+
+def test_step_occupancy_without_an_sm_count_or_on_the_cpu() -> None:
+    """A GPU whose SM count the catalog lacks is taken to be filled; the CPU's profile prices its RNN
+    as oneDNN runs it, one call per layer, with neither term."""
+    from dataclasses import replace
+
+    assert step_occupancy(LOOP, 0) == 1.0
+    assert step_occupancy(LOOP, 16) == 1.0  # more tiles than SMs
+    assert step_occupancy(replace(LOOP, batch=129), 128) == pytest.approx(64 / 128)  # a second row of tiles
+    eff = replace(EFF, kernel_latency_s=1e-6)
+    p = _profile("amp-fp16", [_recurrent("forward", LOOP, 2 * SERIAL)])
+    assert step_time(p, GPU, eff).compute_bound_s == pytest.approx(2 * SERIAL / 160e12)
+    cpu = replace(GPU, is_gpu=False, sm_count=64)
+    assert step_time(p, cpu, eff).latency_s == pytest.approx(1e-6)

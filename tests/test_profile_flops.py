@@ -9,6 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gpuwise import profile
 from gpuwise.profile import ops
+from gpuwise.profile.result import Recurrence
 from tests.helpers import make_workload
 
 
@@ -65,6 +66,34 @@ def test_rnn_flops_match_gate_formula(cls: type[nn.Module], gates: int) -> None:
         expected += 2 * 2 * steps * batch * gates * hidden * (layer_input + hidden)  # 2 directions
     assert p.forward_flops == pytest.approx(expected, rel=0.02)
     assert 1.5 * expected <= p.backward_flops <= 2.02 * expected
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_rnn_ops_record_their_time_step_loop(bidirectional: bool) -> None:
+    """What the GPU model prices step by step: each layer op's steps, batch, hidden and gates."""
+    steps, batch, inputs, hidden = 7, 3, 16, 8
+    w = make_workload(
+        lambda: nn.LSTM(inputs, hidden, num_layers=2, bidirectional=bidirectional, batch_first=True),
+        lambda n: torch.randn(n, steps, inputs),  # batch first: the layer ops still see (steps, batch, ...)
+        lambda m, x: m(x)[0].sum(),
+    )
+    p = profile(w, batch_size=batch)
+    rnn = [g for g in p.ops if g.kind == ops.RNN]
+    assert {g.phase for g in rnn} == {"forward", "backward"}
+    assert {g.recurrence for g in rnn} == {
+        Recurrence(steps=steps, batch=batch, hidden=hidden, gates=4, directions=2 if bidirectional else 1)
+    }
+    assert all(g.recurrence is None for g in p.ops if g.kind != ops.RNN)
+
+
+def test_fused_gru_records_its_time_step_loop() -> None:
+    p = profile("deepspeech2", batch_size=2, seq_len=100, gpu_kernels=True)
+    loops = {g.recurrence for g in p.ops if g.kind == ops.RNN}
+    assert len(loops) == 1
+    (loop,) = loops
+    assert loop is not None
+    assert (loop.batch, loop.gates, loop.directions) == (2, 3, 2)
+    assert loop.step_flops == 2 * 2 * loop.hidden * 3 * loop.hidden
 
 
 def test_attention_formula() -> None:

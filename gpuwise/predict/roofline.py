@@ -23,11 +23,12 @@ which kernels run, so constants fitted on tuned runs apply to eager predictions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from gpuwise.config import Precision
 from gpuwise.profile import ops
-from gpuwise.profile.result import Profile
+from gpuwise.profile.result import Profile, Recurrence
 
 # Which peak a tensor op runs at, by its operands' dtype and the precision setting.
 FP32, TF32, BF16, FP16 = "float32", "tf32", "bfloat16", "float16"
@@ -45,6 +46,9 @@ class DeviceRates:
     vector_tflops: float  # FP32 non-tensor peak (elementwise math)
     memory_gbps: float
     is_gpu: bool = True
+    # Streaming multiprocessors (AMD: compute units), which the thread blocks of a kernel share out;
+    # 0: unknown, and a small matrix product is then taken to fill the device.
+    sm_count: int = 0
     # Last-level cache. An op that moves no more than this per call works out of the cache, not
     # DRAM (``Efficiency.cache_bandwidth``); 0: not modelled (the catalog GPUs, for now).
     cache_bytes: int = 0
@@ -55,6 +59,30 @@ class DeviceRates:
         if precision is Precision.TF32 and TF32 in self.tensor_tflops:
             return self.tensor_tflops[TF32]
         return self.tensor_tflops.get(FP32, self.vector_tflops)
+
+
+# A recurrent layer on a GPU (cuDNN's standard algorithm, which PyTorch picks for every FP32/TF32
+# layer: aten/src/ATen/native/cudnn/RNN.cpp, get_algo) computes the input projections of all time
+# steps in one large product, then loops over the steps: each step a product h·W_hhᵀ (backward
+# d(gates)·W_hh) that needs the previous step's result, and an elementwise kernel for the gates
+# (Appleyard, Kocisky & Blunsom 2016, "Optimizing Performance of Recurrent Neural Networks on GPUs",
+# arXiv:1604.01946). Two things follow that a roofline of the whole op misses: two kernel launches
+# per step, whose fixed costs add up in sequence, and a step product too small to fill the GPU.
+KERNELS_PER_STEP = 2
+# A product's kernel gives each thread block a tile of the output, 128×128 for the large kernels of
+# cuBLAS and cuDNN, and each block runs on one SM (NVIDIA, "Matrix Multiplication Background User's
+# Guide", tile and wave quantization). A step's (batch × gates·hidden) output, e.g. 128 × 4096 for
+# GNMT, is 32 tiles: 30% of an A100's 108 SMs, whatever their peak.
+GEMM_TILE = 128
+
+
+def step_occupancy(r: Recurrence, sm_count: int) -> float:
+    """The fraction of a GPU's SMs one time step's product keeps busy: one output tile per SM, the two
+    directions of a bidirectional layer running at once (cuDNN runs them concurrently)."""
+    if sm_count <= 0:
+        return 1.0
+    tiles = math.ceil(r.batch / GEMM_TILE) * math.ceil(r.gates * r.hidden / GEMM_TILE) * r.directions
+    return min(1.0, tiles / sm_count)
 
 
 @dataclass(frozen=True)
@@ -179,7 +207,12 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
                 peak = device.matmul_tflops(FP32, Precision.FP32) or device.vector_tflops
             on_cuda_cores = device.is_gpu and g.dtype == FP32 and precision is not Precision.TF32
             efficiency = eff.on_cuda_cores(g.kind) if on_cuda_cores else eff.for_kind(g.kind)
-            compute = g.flops / (peak * 1e12 * efficiency)
+            rate = peak * 1e12 * efficiency
+            compute = g.flops / rate
+            if g.recurrence is not None and device.is_gpu:
+                # The step-by-step products run on the SMs they fill, the batched rest at the full rate.
+                serial = min(g.flops, g.recurrence.steps * g.recurrence.step_flops)
+                compute += serial / rate * (1 / step_occupancy(g.recurrence, device.sm_count) - 1)
             if g.kind == ops.CONV and device.is_gpu and not on_cuda_cores and not pipeline.channels_last:
                 transposes = 2  # NCHW -> NHWC in, NHWC -> NCHW out: each reads and writes its tensor
         else:
@@ -191,7 +224,10 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
             memory_s += g.count * per_call
         transpose_s = transposes * g.bytes / bandwidth  # the transposes are kernels of their own
         memory_s += g.count * transpose_s
-        kernels = 1 + transposes
+        kernels: float = 1 + transposes
+        if g.recurrence is not None and device.is_gpu:
+            # Each direction's steps run in sequence; a bidirectional layer's two run side by side.
+            kernels += KERNELS_PER_STEP * g.recurrence.steps / g.recurrence.directions
         latency_s += g.count * kernels * eff.kernel_latency_s
         host_s += g.count * eff.host_op_s
         op_s = g.count * (per_call + transpose_s + kernels * eff.kernel_latency_s)

@@ -37,7 +37,8 @@ def gpu_rates(gpu: GPU) -> DeviceRates:
         if value:
             tensor[key] = value
     return DeviceRates(
-        name=gpu.name, tensor_tflops=tensor, vector_tflops=gpu.fp32_tflops, memory_gbps=gpu.memory_bandwidth_gbps
+        name=gpu.name, tensor_tflops=tensor, vector_tflops=gpu.fp32_tflops, memory_gbps=gpu.memory_bandwidth_gbps,
+        sm_count=gpu.sm_count or 0,
     )
 
 

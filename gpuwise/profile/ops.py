@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from gpuwise.profile.result import Recurrence
+
 # Op kinds. "tensor" kinds run on matrix units (tensor cores); the rest are memory bound.
 MATMUL, CONV, GROUPED_CONV, ATTENTION, RNN = "matmul", "conv", "grouped conv", "attention", "rnn"
 NORM, SOFTMAX, ELEMENTWISE, REDUCTION = "normalization", "softmax", "elementwise", "reduction"
@@ -123,6 +125,38 @@ def _fused_rnn(args: Sequence[Any], out: Any) -> int:
 def _fused_rnn_backward(args: Sequence[Any], out: Any) -> int:
     x, w_ih, w_hh, gates = args[1], args[2], args[3], int(args[7])
     return 2 * rnn_layer_flops(_numel(x.shape[:-1]), int(w_ih.shape[1]), int(w_hh.shape[1]), gates)
+
+
+def _mkldnn_recurrence(args: Sequence[Any], mode: int, hidden: int, bidirectional: int) -> Recurrence:
+    steps, batch = int(args[0].shape[0]), int(args[0].shape[1])  # input is (steps, batch, features) here
+    return Recurrence(
+        steps=steps, batch=batch, hidden=int(args[hidden]), gates=_RNN_GATES[int(args[mode])],
+        directions=2 if args[bidirectional] else 1,
+    )
+
+
+def _fused_recurrence(args: Sequence[Any], first: int) -> Recurrence:
+    x, w_hh = args[first], args[first + 2]
+    gates, directions = int(args[first + 6]), int(args[first + 7])
+    return Recurrence(
+        steps=int(x.shape[0]), batch=int(x.shape[1]), hidden=int(w_hh.shape[1]), gates=gates, directions=directions
+    )
+
+
+# Argument positions in each op's schema (torch.ops.aten.mkldnn_rnn_layer.default._schema, and
+# gpuwise::fused_rnn_layer's in gpuwise.profile.rnn).
+_RECURRENCES: dict[str, Callable[[Sequence[Any]], Recurrence]] = {
+    "mkldnn_rnn_layer": lambda a: _mkldnn_recurrence(a, mode=9, hidden=10, bidirectional=13),
+    "mkldnn_rnn_layer_backward": lambda a: _mkldnn_recurrence(a, mode=14, hidden=15, bidirectional=19),
+    "fused_rnn_layer": lambda a: _fused_recurrence(a, 0),
+    "fused_rnn_layer_backward": lambda a: _fused_recurrence(a, 1),
+}
+
+
+def recurrence(func: Any, args: Sequence[Any]) -> Recurrence | None:
+    """The time-step loop of a recurrent-layer op (its steps and step shape), None for other ops."""
+    entry = _RECURRENCES.get(_packet_name(func))
+    return entry(args) if entry else None
 
 
 FlopFormula = Callable[[Sequence[Any], Any], int]

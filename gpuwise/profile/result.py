@@ -37,6 +37,27 @@ class LayerSummary:
 
 
 @dataclass(frozen=True)
+class Recurrence:
+    """The time-step loop inside one recurrent-layer op (one layer, one direction).
+
+    A GPU runs it a step at a time: each step's matrix product, h·W_hhᵀ forward and
+    d(gates)·W_hh backward, needs the previous step's result. ``gpuwise.predict.roofline``
+    prices those steps apart from the rest of the op.
+    """
+
+    steps: int
+    batch: int
+    hidden: int
+    gates: int  # 4 LSTM, 3 GRU, 1 plain RNN
+    directions: int  # 2: a bidirectional layer, whose two directions run concurrently
+
+    @property
+    def step_flops(self) -> int:
+        """FLOPs of one step's recurrent product: (batch × hidden) · (hidden × gates·hidden)."""
+        return 2 * self.batch * self.hidden * self.gates * self.hidden
+
+
+@dataclass(frozen=True)
 class OpGroup:
     """Identical ops (same op, kind, phase, dtype, FLOPs and bytes), with how many times they ran.
 
@@ -51,6 +72,7 @@ class OpGroup:
     flops: int  # per call
     vector_flops: int  # per call
     bytes: int  # per call
+    recurrence: Recurrence | None = None  # recurrent-layer ops: their time-step loop
 
 
 @dataclass(frozen=True)

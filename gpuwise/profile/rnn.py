@@ -23,12 +23,12 @@ GRU_GATES = 3
 @torch.library.custom_op(
     "gpuwise::fused_rnn_layer",
     mutates_args=(),
-    schema="(Tensor input, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor hx, int gates) "
-    "-> (Tensor, Tensor, Tensor)",
+    schema="(Tensor input, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor hx, int gates, "
+    "int directions) -> (Tensor, Tensor, Tensor)",
 )
 def fused_rnn_layer(
     input: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
-    hx: torch.Tensor, gates: int,
+    hx: torch.Tensor, gates: int, directions: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     raise RuntimeError("gpuwise::fused_rnn_layer models a cuDNN layer for profiling on fake tensors only")
 
@@ -36,7 +36,7 @@ def fused_rnn_layer(
 @fused_rnn_layer.register_fake
 def _fused_rnn_layer_fake(
     input: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
-    hx: torch.Tensor, gates: int,
+    hx: torch.Tensor, gates: int, directions: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     steps, batch = input.shape[0], input.shape[1]
     hidden = w_hh.shape[1]
@@ -49,11 +49,11 @@ def _fused_rnn_layer_fake(
     "gpuwise::fused_rnn_layer_backward",
     mutates_args=(),
     schema="(Tensor grad_output, Tensor input, Tensor w_ih, Tensor w_hh, Tensor hx, Tensor output, Tensor reserve, "
-    "int gates) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
+    "int gates, int directions) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
 )
 def fused_rnn_layer_backward(
     grad_output: torch.Tensor, input: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, hx: torch.Tensor,
-    output: torch.Tensor, reserve: torch.Tensor, gates: int,
+    output: torch.Tensor, reserve: torch.Tensor, gates: int, directions: int,
 ) -> tuple[torch.Tensor, ...]:
     raise RuntimeError("gpuwise::fused_rnn_layer_backward models a cuDNN layer for profiling on fake tensors only")
 
@@ -61,7 +61,7 @@ def fused_rnn_layer_backward(
 @fused_rnn_layer_backward.register_fake
 def _fused_rnn_layer_backward_fake(
     grad_output: torch.Tensor, input: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, hx: torch.Tensor,
-    output: torch.Tensor, reserve: torch.Tensor, gates: int,
+    output: torch.Tensor, reserve: torch.Tensor, gates: int, directions: int,
 ) -> tuple[torch.Tensor, ...]:
     bias = w_ih.new_empty((w_ih.shape[0],))
     return (
@@ -71,16 +71,16 @@ def _fused_rnn_layer_backward_fake(
 
 
 def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-    input, w_ih, w_hh, _b_ih, _b_hh, hx, gates = inputs
+    input, w_ih, w_hh, _b_ih, _b_hh, hx, gates, directions = inputs
     out, _hy, reserve = output
     ctx.save_for_backward(input, w_ih, w_hh, hx, out, reserve)
-    ctx.gates = gates
+    ctx.gates, ctx.directions = gates, directions
 
 
 def _backward(ctx: Any, grad_output: torch.Tensor, grad_hy: torch.Tensor, grad_reserve: torch.Tensor) -> Any:
     input, w_ih, w_hh, hx, out, reserve = ctx.saved_tensors
-    grads = fused_rnn_layer_backward(grad_output, input, w_ih, w_hh, hx, out, reserve, ctx.gates)
-    return (*grads, None)
+    grads = fused_rnn_layer_backward(grad_output, input, w_ih, w_hh, hx, out, reserve, ctx.gates, ctx.directions)
+    return (*grads, None, None)
 
 
 fused_rnn_layer.register_autograd(_backward, setup_context=_setup)
@@ -107,7 +107,7 @@ class FusedGRU(TorchFunctionMode):
                 b_ih = w[2] if has_bias else w_ih.new_zeros(w_ih.shape[0])
                 b_hh = w[3] if has_bias else w_hh.new_zeros(w_hh.shape[0])
                 h0 = hx[layer * directions + d:layer * directions + d + 1]
-                out, hy, _reserve = fused_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, h0, GRU_GATES)
+                out, hy, _reserve = fused_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, h0, GRU_GATES, directions)
                 outputs.append(out)
                 finals.append(hy)
             x = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]

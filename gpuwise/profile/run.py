@@ -24,7 +24,7 @@ from gpuwise.fake import skip_weight_init
 from gpuwise.profile import ops
 from gpuwise.profile.attention import FusedAttention
 from gpuwise.profile.kernels import RealKernelOutputs
-from gpuwise.profile.result import KindSummary, LayerSummary, Memory, OpGroup, Profile, UncountedOp
+from gpuwise.profile.result import KindSummary, LayerSummary, Memory, OpGroup, Profile, Recurrence, UncountedOp
 from gpuwise.profile.tracer import (
     ACTIVATIONS,
     BACKWARD,
@@ -240,11 +240,14 @@ def _summarize(
     notes: tuple[str, ...],
 ) -> Profile:
     shape = w.resolve_shape(config.seq_len, config.image_size)
-    groups: Counter[tuple[str, str, str, str, int, int, int]] = Counter(
-        (e.op, e.kind, e.phase, e.dtype, e.flops, e.vector_flops, e.bytes) for e in events
+    groups: Counter[tuple[str, str, str, str, int, int, int, Recurrence | None]] = Counter(
+        (e.op, e.kind, e.phase, e.dtype, e.flops, e.vector_flops, e.bytes, e.recurrence) for e in events
     )
     op_groups = tuple(
-        OpGroup(op=k[0], kind=k[1], phase=k[2], dtype=k[3], count=n, flops=k[4], vector_flops=k[5], bytes=k[6])
+        OpGroup(
+            op=k[0], kind=k[1], phase=k[2], dtype=k[3], count=n, flops=k[4], vector_flops=k[5], bytes=k[6],
+            recurrence=k[7],
+        )
         for k, n in sorted(groups.items(), key=lambda kv: -(kv[0][4] * kv[1]))
     )
 

@@ -25,6 +25,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.module_tracker import ModuleTracker
 
 from gpuwise.profile import ops
+from gpuwise.profile.result import Recurrence
 
 WEIGHTS, INPUTS, ACTIVATIONS = "weights", "inputs", "activations"
 GRADIENTS, OPTIMIZER_STATE, TEMPORARIES = "gradients", "optimizer_state", "temporaries"
@@ -43,6 +44,7 @@ class OpEvent:
     flops: int  # matrix-product FLOPs (0 for memory-bound ops)
     vector_flops: int  # approximate FLOPs of memory-bound ops
     bytes: int  # bytes read + written, each tensor once
+    recurrence: Recurrence | None = None  # recurrent-layer ops: their time-step loop
 
 
 class LiveMemory:
@@ -170,6 +172,7 @@ class StepTracer(TorchDispatchMode):
                 flops=flops,
                 vector_flops=0 if kind in ops.TENSOR_KINDS else ops.vector_flops(func, out_numel),
                 bytes=nbytes,
+                recurrence=ops.recurrence(func, args) if kind == ops.RNN else None,
             )
         )
 
