@@ -194,6 +194,7 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
     for g in profile.ops:
         if fuse_optimizer and g.phase == "optimizer":
             continue  # replaced by one fused kernel below
+        loop = g.recurrence if device.is_gpu else None  # the CPU's oneDNN layer is one call, priced whole
         in_cache = eff.cache_bandwidth > 0 and g.bytes <= device.cache_bytes
         memory = g.bytes / (device.memory_gbps * 1e9 * eff.cache_bandwidth if in_cache else bandwidth)
         transposes = 0
@@ -209,10 +210,10 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
             efficiency = eff.on_cuda_cores(g.kind) if on_cuda_cores else eff.for_kind(g.kind)
             rate = peak * 1e12 * efficiency
             compute = g.flops / rate
-            if g.recurrence is not None and device.is_gpu:
+            if loop is not None:
                 # The step-by-step products run on the SMs they fill, the batched rest at the full rate.
-                serial = min(g.flops, g.recurrence.steps * g.recurrence.step_flops)
-                compute += serial / rate * (1 / step_occupancy(g.recurrence, device.sm_count) - 1)
+                serial = min(g.flops, loop.steps * loop.step_flops)
+                compute += serial / rate * (1 / step_occupancy(loop, device.sm_count) - 1)
             if g.kind == ops.CONV and device.is_gpu and not on_cuda_cores and not pipeline.channels_last:
                 transposes = 2  # NCHW -> NHWC in, NHWC -> NCHW out: each reads and writes its tensor
         else:
@@ -225,9 +226,9 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
         transpose_s = transposes * g.bytes / bandwidth  # the transposes are kernels of their own
         memory_s += g.count * transpose_s
         kernels: float = 1 + transposes
-        if g.recurrence is not None and device.is_gpu:
+        if loop is not None:
             # Each direction's steps run in sequence; a bidirectional layer's two run side by side.
-            kernels += KERNELS_PER_STEP * g.recurrence.steps / g.recurrence.directions
+            kernels += KERNELS_PER_STEP * loop.steps / loop.directions
         latency_s += g.count * kernels * eff.kernel_latency_s
         host_s += g.count * eff.host_op_s
         op_s = g.count * (per_call + transpose_s + kernels * eff.kernel_latency_s)

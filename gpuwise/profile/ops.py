@@ -104,29 +104,6 @@ def rnn_layer_flops(steps_times_batch: int, input_size: int, hidden_size: int, g
     return 2 * steps_times_batch * gates * hidden_size * (input_size + hidden_size)
 
 
-def _mkldnn_rnn(args: Sequence[Any], out: Any) -> int:
-    x, w_ih = args[0], args[1]
-    mode, hidden = int(args[9]), int(args[10])
-    return rnn_layer_flops(_numel(x.shape[:-1]), int(w_ih.shape[1]), hidden, _RNN_GATES[mode])
-
-
-def _mkldnn_rnn_backward(args: Sequence[Any], out: Any) -> int:
-    x, w_ih = args[0], args[1]
-    mode, hidden = int(args[14]), int(args[15])
-    # gradient of the inputs/hidden state and of the weights: twice the forward
-    return 2 * rnn_layer_flops(_numel(x.shape[:-1]), int(w_ih.shape[1]), hidden, _RNN_GATES[mode])
-
-
-def _fused_rnn(args: Sequence[Any], out: Any) -> int:
-    x, w_ih, w_hh, gates = args[0], args[1], args[2], int(args[6])
-    return rnn_layer_flops(_numel(x.shape[:-1]), int(w_ih.shape[1]), int(w_hh.shape[1]), gates)
-
-
-def _fused_rnn_backward(args: Sequence[Any], out: Any) -> int:
-    x, w_ih, w_hh, gates = args[1], args[2], args[3], int(args[7])
-    return 2 * rnn_layer_flops(_numel(x.shape[:-1]), int(w_ih.shape[1]), int(w_hh.shape[1]), gates)
-
-
 def _mkldnn_recurrence(args: Sequence[Any], mode: int, hidden: int, bidirectional: int) -> Recurrence:
     steps, batch = int(args[0].shape[0]), int(args[0].shape[1])  # input is (steps, batch, features) here
     return Recurrence(
@@ -143,20 +120,32 @@ def _fused_recurrence(args: Sequence[Any], first: int) -> Recurrence:
     )
 
 
-# Argument positions in each op's schema (torch.ops.aten.mkldnn_rnn_layer.default._schema, and
-# gpuwise::fused_rnn_layer's in gpuwise.profile.rnn).
-_RECURRENCES: dict[str, Callable[[Sequence[Any]], Recurrence]] = {
-    "mkldnn_rnn_layer": lambda a: _mkldnn_recurrence(a, mode=9, hidden=10, bidirectional=13),
-    "mkldnn_rnn_layer_backward": lambda a: _mkldnn_recurrence(a, mode=14, hidden=15, bidirectional=19),
-    "fused_rnn_layer": lambda a: _fused_recurrence(a, 0),
-    "fused_rnn_layer_backward": lambda a: _fused_recurrence(a, 1),
+# Each recurrent-layer op: its loop, where its W_ih is, and its passes over the layer's products
+# (backward: the gradients of the inputs/hidden state and of the weights, twice the forward).
+# Argument positions are those of each op's schema (torch.ops.aten.mkldnn_rnn_layer.default._schema,
+# and gpuwise::fused_rnn_layer's in gpuwise.profile.rnn).
+_RNN_OPS: dict[str, tuple[Callable[[Sequence[Any]], Recurrence], int, int]] = {
+    "mkldnn_rnn_layer": (lambda a: _mkldnn_recurrence(a, mode=9, hidden=10, bidirectional=13), 1, 1),
+    "mkldnn_rnn_layer_backward": (lambda a: _mkldnn_recurrence(a, mode=14, hidden=15, bidirectional=19), 1, 2),
+    "fused_rnn_layer": (lambda a: _fused_recurrence(a, 0), 1, 1),
+    "fused_rnn_layer_backward": (lambda a: _fused_recurrence(a, 1), 2, 2),
 }
 
 
 def recurrence(func: Any, args: Sequence[Any]) -> Recurrence | None:
     """The time-step loop of a recurrent-layer op (its steps and step shape), None for other ops."""
-    entry = _RECURRENCES.get(_packet_name(func))
-    return entry(args) if entry else None
+    entry = _RNN_OPS.get(_packet_name(func))
+    return entry[0](args) if entry else None
+
+
+def _rnn_formula(name: str) -> Callable[[Sequence[Any], Any], int]:
+    loop, w_ih, passes = _RNN_OPS[name]
+
+    def flops(args: Sequence[Any], out: Any) -> int:
+        r = loop(args)
+        return passes * rnn_layer_flops(r.steps * r.batch, int(args[w_ih].shape[1]), r.hidden, r.gates)
+
+    return flops
 
 
 FlopFormula = Callable[[Sequence[Any], Any], int]
@@ -184,10 +173,10 @@ TENSOR_FORMULAS: dict[str, tuple[str, FlopFormula]] = {
     "_scaled_dot_product_flash_attention_backward": (ATTENTION, _sdpa_backward),
     "_scaled_dot_product_efficient_attention_backward": (ATTENTION, _sdpa_backward),
     "_scaled_dot_product_cudnn_attention_backward": (ATTENTION, _sdpa_backward),
-    "mkldnn_rnn_layer": (RNN, _mkldnn_rnn),
-    "fused_rnn_layer": (RNN, _fused_rnn),
-    "fused_rnn_layer_backward": (RNN, _fused_rnn_backward),
-    "mkldnn_rnn_layer_backward": (RNN, _mkldnn_rnn_backward),
+    "mkldnn_rnn_layer": (RNN, _rnn_formula("mkldnn_rnn_layer")),
+    "fused_rnn_layer": (RNN, _rnn_formula("fused_rnn_layer")),
+    "fused_rnn_layer_backward": (RNN, _rnn_formula("fused_rnn_layer_backward")),
+    "mkldnn_rnn_layer_backward": (RNN, _rnn_formula("mkldnn_rnn_layer_backward")),
 }
 
 # Ops that only reinterpret metadata: no bytes, no FLOPs.
