@@ -53,6 +53,30 @@ class Precision(Choice):
         return {Precision.AMP_BF16: torch.bfloat16, Precision.AMP_FP16: torch.float16}.get(self)
 
 
+class Strategy(Choice):
+    """How several GPUs (or processes) share the model: each holds all of it (DDP) or a shard (FSDP).
+
+    With AMP-BF16, FSDP is FSDP2 ``fully_shard`` with ``MixedPrecisionPolicy(param_dtype=bfloat16,
+    reduce_dtype=float32)``, as torchtitan runs it.
+    """
+
+    AUTO = "auto"  # predict/plan: DDP where the step fits one GPU, else FSDP; train: DDP unless --plan says FSDP
+    DDP = "ddp"
+    FSDP = "fsdp"
+
+
+class ActivationCheckpointing(Choice):
+    """Which activations a block keeps for backward (``gpuwise.recompute``)."""
+
+    NONE = "none"
+    SELECTIVE = "selective"  # torchtitan's op-level policy: keep matrix products' outputs, recompute the rest
+    FULL = "full"  # keep each block's input; run its forward again in backward
+
+    @classmethod
+    def flag(cls) -> str:
+        return "--activation-checkpointing"
+
+
 class OptimizerName(Choice):
     SGD = "sgd"
     SGD_MOMENTUM = "sgd-momentum"
@@ -68,6 +92,13 @@ class OptimizerName(Choice):
         if self is OptimizerName.ADAM:
             return torch.optim.Adam(params, lr=1e-3)
         return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+
+
+def check_grad_accum(value: object) -> int:
+    """Micro-batches per optimizer step: a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GpuwiseError(f"--grad-accum must be a positive integer, got {value!r}: use --grad-accum N with N >= 1")
+    return value
 
 
 def check_batch_size(value: object) -> int:
@@ -87,3 +118,4 @@ class StepConfig:
     optimizer: OptimizerName = OptimizerName.ADAMW
     seq_len: int | None = None
     image_size: int | None = None
+    activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE

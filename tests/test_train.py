@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from gpuwise.bench.result import Ceilings
+from gpuwise.config import Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train import checkpoint
-from gpuwise.train.config import Devices, Strategy, TrainConfig, parse_devices
+from gpuwise.train.config import Devices, TrainConfig, parse_devices
 from gpuwise.train.launch import WORKER_ENV, Nodes, build_launch, format_launch
 from tests.helpers import run_cli
 

@@ -19,9 +19,9 @@ import typer
 from rich.console import Console
 
 from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors, whole_number
-from gpuwise.config import OptimizerName, Precision
+from gpuwise.config import OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
-from gpuwise.train.config import Devices, Strategy, TrainConfig, parse_devices
+from gpuwise.train.config import Devices, TrainConfig, parse_devices
 from gpuwise.train.launch import WORKER_ENV, Launch, Nodes, build_launch, execute, format_launch
 
 EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}

@@ -80,20 +80,30 @@ def _conv_backward(args: Sequence[Any], out: Any) -> int:
     return forward * (int(bool(mask[0])) + int(bool(mask[1])))  # grad input, grad weight
 
 
-def attention_flops(q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequence[int]) -> int:
-    """Q·Kᵀ and P·V, without the causal mask's saving (the PaLM/flop_counter convention)."""
+def attention_flops(q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequence[int], *,
+                    causal: bool = False) -> int:
+    """Q·Kᵀ and P·V. Causal attention counts half: the flash and memory-efficient kernels skip the
+    blocks above the diagonal (FlashAttention-2, Dao 2023, §3.1.1), about half of the (seq × seq) products."""
     rows = _numel(q_shape[:-1])  # batch × heads × query positions
     keys, head_dim, value_dim = int(k_shape[-2]), int(q_shape[-1]), int(v_shape[-1])
-    return 2 * rows * keys * head_dim + 2 * rows * keys * value_dim
+    full = 2 * rows * keys * head_dim + 2 * rows * keys * value_dim
+    return full // 2 if causal else full
 
 
-def _sdpa(args: Sequence[Any], out: Any) -> int:
-    return attention_flops(args[0].shape, args[1].shape, args[2].shape)
+def _attention_formula(name: str, *, backward: bool) -> FlopFormula:
+    """FLOPs of an attention op (backward: twice the forward, dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K,
+    dK = dSᵀ·Q, its recomputation of P not counted), causal where the op's own flag says so."""
+    arguments = getattr(torch.ops.aten, name).default._schema.arguments
+    flag = next(((i, a.default_value) for i, a in enumerate(arguments) if a.name in ("is_causal", "custom_mask_type")),
+                None)  # custom_mask_type: xformers' kernel, != 0 is causal
+    first = 1 if backward else 0  # a backward's first argument is the output's gradient
 
+    def formula(args: Sequence[Any], out: Any) -> int:
+        causal = flag is not None and bool(args[flag[0]] if flag[0] < len(args) else flag[1])
+        q, k, v = args[first], args[first + 1], args[first + 2]
+        return (2 if backward else 1) * attention_flops(q.shape, k.shape, v.shape, causal=causal)
 
-def _sdpa_backward(args: Sequence[Any], out: Any) -> int:
-    # dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q: twice the forward (recomputation not counted).
-    return 2 * attention_flops(args[1].shape, args[2].shape, args[3].shape)
+    return formula
 
 
 _RNN_GATES = {1: 1, 0: 1, 2: 4, 3: 3}  # cuDNN/oneDNN modes: RNN_RELU, RNN_TANH, LSTM, GRU
@@ -163,16 +173,16 @@ TENSOR_FORMULAS: dict[str, tuple[str, FlopFormula]] = {
     "convolution": (CONV, _conv),
     "_convolution": (CONV, _conv),
     "convolution_backward": (CONV, _conv_backward),
-    "_scaled_dot_product_flash_attention_for_cpu": (ATTENTION, _sdpa),
-    "_scaled_dot_product_flash_attention": (ATTENTION, _sdpa),
-    "_scaled_dot_product_efficient_attention": (ATTENTION, _sdpa),
-    "_scaled_dot_product_cudnn_attention": (ATTENTION, _sdpa),
-    "_flash_attention_forward": (ATTENTION, _sdpa),
-    "_efficient_attention_forward": (ATTENTION, _sdpa),
-    "_scaled_dot_product_flash_attention_for_cpu_backward": (ATTENTION, _sdpa_backward),
-    "_scaled_dot_product_flash_attention_backward": (ATTENTION, _sdpa_backward),
-    "_scaled_dot_product_efficient_attention_backward": (ATTENTION, _sdpa_backward),
-    "_scaled_dot_product_cudnn_attention_backward": (ATTENTION, _sdpa_backward),
+    **{
+        name: (ATTENTION, _attention_formula(name, backward=name.endswith("_backward")))
+        for name in (
+            "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+            "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
+            "_flash_attention_forward", "_efficient_attention_forward",
+            "_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention_backward",
+            "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward",
+        )
+    },
     "mkldnn_rnn_layer": (RNN, _rnn_formula("mkldnn_rnn_layer")),
     "fused_rnn_layer": (RNN, _rnn_formula("fused_rnn_layer")),
     "fused_rnn_layer_backward": (RNN, _rnn_formula("fused_rnn_layer_backward")),

@@ -126,11 +126,14 @@ class Profile:
     substitutions: tuple[tuple[str, int], ...]  # data-dependent ops given a bounded synthetic size
     memory: Memory
     notes: tuple[str, ...]
+    # Activation checkpointing: the forward's matrix-product FLOPs run again in backward (inside backward_flops).
+    recompute_flops: int = 0
+    activation_checkpointing: str = "none"
 
     @property
     def training_flops(self) -> int:
-        """Matrix-product FLOPs of forward + backward for the whole step."""
-        return self.forward_flops + self.backward_flops
+        """Matrix-product FLOPs of forward + backward for the whole step (the model's FLOPs: recompute excluded)."""
+        return self.forward_flops + self.backward_flops - self.recompute_flops
 
     @property
     def forward_macs(self) -> int:

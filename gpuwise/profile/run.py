@@ -9,6 +9,7 @@ state exists already (as after the first step), gradients start at ``None``
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -18,7 +19,8 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.module_tracker import ModuleTracker
 
-from gpuwise.config import OptimizerName, Precision, StepConfig, check_batch_size
+from gpuwise import recompute
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, check_batch_size
 from gpuwise.errors import GpuwiseError
 from gpuwise.fake import skip_weight_init
 from gpuwise.profile import ops
@@ -54,6 +56,7 @@ def profile(
     seq_len: int | None = None,
     image_size: int | None = None,
     gpu_kernels: bool = False,
+    activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE,
 ) -> Profile:
     """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated.
 
@@ -69,6 +72,7 @@ def profile(
         optimizer=OptimizerName.parse(optimizer),
         seq_len=seq_len,
         image_size=image_size,
+        activation_checkpointing=ActivationCheckpointing.parse(activation_checkpointing),
     )
     return profile_step(w, config, gpu_kernels=gpu_kernels)
 
@@ -95,6 +99,7 @@ def profile_step(
         with skip_weight_init() if fake else nullcontext():
             model = w.build_model(shape)
         model.train()
+        recompute.apply(model, config.activation_checkpointing, workload=f"workload '{w.name}'")
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise GpuwiseError(f"workload '{w.name}': the model has no trainable parameters; there is no step to train")
@@ -104,16 +109,26 @@ def profile_step(
 
         memory = track_resident(model, opt, batch)
 
-        with around_step(), ModuleTracker() as modules, StepTracer(memory, modules) as tracer:
-            activations_bytes = _run_step(model, params, opt, batch, w, config.precision, tracer, memory)
+        with (around_step(), ModuleTracker() as modules, StepTracer(memory, modules) as tracer,
+              warnings.catch_warnings()):
+            # Selective checkpointing keeps its tensors outside saved-tensor hooks (torch's default, which
+            # it warns will change); the profile counts them from live memory instead, either way.
+            warnings.filterwarnings("ignore", "A saved_tensors_hooks context", FutureWarning)
+            checkpointed = config.activation_checkpointing is not ActivationCheckpointing.NONE
+            activations_bytes = _run_step(model, params, opt, batch, w, config.precision, tracer, memory,
+                                          checkpointed=checkpointed)
         grads_bytes = sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
 
     num_total = sum(p.numel() for p in model.parameters())
     num_trainable = sum(p.numel() for p in params)
     notes = [
         "FLOPs count matrix products (matmul, convolution, attention, RNN gates); a multiply-add is 2 FLOPs.",
-        "Attention FLOPs are counted without the causal mask's saving (PaLM appendix B convention).",
+        "Causal attention counts half of the (seq × seq) products, as the flash kernels skip the masked half;"
+        " other attention counts them all.",
     ]
+    if config.activation_checkpointing is not ActivationCheckpointing.NONE:
+        notes.append(f"Activation checkpointing ({config.activation_checkpointing.value}): the forward ops run again "
+                     "in backward are counted in backward (recompute FLOPs apart); training FLOPs exclude them.")
     if config.precision.autocast_dtype is not None:
         notes.append("Autocast op lists are the CPU's; on CUDA a few more ops run in reduced precision.")
     return _summarize(
@@ -127,6 +142,7 @@ def profile_step(
         gradients_bytes=grads_bytes,
         substitutions=tuple(sorted(substitutions.items())),
         notes=tuple(notes),
+        recompute_flops=tracer.recompute_flops,
     )
 
 
@@ -179,20 +195,28 @@ def _run_step(
     precision: Precision,
     tracer: StepTracer,
     memory: LiveMemory,
+    *,
+    checkpointed: bool = False,
 ) -> int:
-    """Forward + loss, backward, optimizer step; returns the bytes saved for backward."""
+    """Forward + loss, backward, optimizer step; returns the bytes saved for backward.
+
+    Checkpointed blocks keep their inputs and selected outputs in checkpointing's own holders, not
+    through autograd's saved-tensor hooks, so there the saved bytes are what forward left alive."""
     dtype = precision.autocast_dtype
     autocast = torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext()
     opt.zero_grad(set_to_none=True)
     tracer.phase = FORWARD
+    before_bytes = memory.total_bytes
     with tag_saved_activations(memory), autocast:
         loss = w.forward_loss(model, batch)
     if precision is Precision.AMP_FP16:
         loss = loss * GRAD_SCALE  # GradScaler.scale
     activations_bytes = memory.category_bytes(ACTIVATIONS)
+    if checkpointed:
+        activations_bytes = max(activations_bytes, memory.total_bytes - before_bytes)
     tracer.phase = BACKWARD
     with tag_gradients(memory, params):
-        loss.backward()
+        _backward(loss)
     del loss
     tracer.phase = OPTIMIZER
     if precision is Precision.AMP_FP16:
@@ -203,6 +227,19 @@ def _run_step(
         torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inv_scale)
     opt.step()
     return activations_bytes
+
+
+def _backward(loss: torch.Tensor) -> None:
+    """``loss.backward()`` with the profile's torch-function modes still active.
+
+    ``Tensor.backward`` is itself dispatched through those modes, each of which steps aside while
+    it runs: a checkpointed block's forward, run again inside backward, would then take the CPU's
+    unfused attention and dropout instead of the kernels it ran in forward. The autograd engine's
+    entry point, under ``Tensor.backward``, is called directly instead."""
+    from torch.autograd.graph import _engine_run_backward
+
+    _engine_run_backward((loss,), (torch.ones_like(loss),), False, False, (), allow_unreachable=True,
+                         accumulate_grad=True)
 
 
 def _batch_tensors(batch: Any) -> list[torch.Tensor]:
@@ -238,6 +275,7 @@ def _summarize(
     gradients_bytes: int,
     substitutions: tuple[tuple[str, int], ...],
     notes: tuple[str, ...],
+    recompute_flops: int = 0,
 ) -> Profile:
     shape = w.resolve_shape(config.seq_len, config.image_size)
     groups: Counter[tuple[str, str, str, str, int, int, int, Recurrence | None]] = Counter(
@@ -314,6 +352,8 @@ def _summarize(
         substitutions=substitutions,
         memory=mem,
         notes=notes,
+        recompute_flops=recompute_flops,
+        activation_checkpointing=config.activation_checkpointing.value,
     )
 
 

@@ -132,6 +132,7 @@ class StepTracer(TorchDispatchMode):
         self.modules = modules
         self.phase = FORWARD
         self.events: list[OpEvent] = []
+        self.recompute_flops = 0  # of checkpointed blocks' forward ops run again in backward
         # Autograd node (by sequence number) -> the module whose forward created it. The module
         # tracker's view of backward is unreliable; the node being run is not.
         self._node_module: dict[int, str] = {}
@@ -162,6 +163,9 @@ class StepTracer(TorchDispatchMode):
             dtype = next((t.dtype for t in outputs.values()), torch.float32)
         out_numel = sum(t.numel() for t in outputs.values())
         flops = ops.tensor_flops(func, args, out) if kind in ops.TENSOR_KINDS else 0
+        if self.phase == BACKWARD and torch.is_grad_enabled():
+            # Backward runs with grad mode off; checkpointing's recompute turns it on for the forward it reruns.
+            self.recompute_flops += flops
         self.events.append(
             OpEvent(
                 op=str(func),

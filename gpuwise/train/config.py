@@ -11,19 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpuwise.config import Choice, OptimizerName, Precision
+from gpuwise.config import OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 
 DEFAULT_WARMUP = 3  # steps run before the clock starts, as bench discards them
 DEFAULT_KEEP_CHECKPOINTS = 3  # the newest good ones; older ones are deleted after a save
-
-
-class Strategy(Choice):
-    """How several processes share the model: each holds all of it (DDP) or a shard (FSDP)."""
-
-    AUTO = "auto"  # DDP, unless the plan's recommendation (--plan) says FSDP
-    DDP = "ddp"
-    FSDP = "fsdp"
 
 
 @dataclass(frozen=True)

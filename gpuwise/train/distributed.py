@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gpuwise.train.config import Strategy
+from gpuwise.config import Strategy
+from gpuwise.recompute import blocks
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def wrap(model: nn.Module, ranks: Ranks, device: str, strategy: Strategy) -> nn.
         from torch.distributed.fsdp import fully_shard
 
         mesh = init_device_mesh(device.split(":")[0], (ranks.world_size,))
-        for unit in shard_units(model):
+        for unit in blocks(model):  # each gathered only while it runs
             fully_shard(unit, mesh=mesh)
         fully_shard(model, mesh=mesh)
         return model
@@ -82,15 +83,6 @@ def wrap(model: nn.Module, ranks: Ranks, device: str, strategy: Strategy) -> nn.
 
     ids = [torch.device(device).index] if device.startswith("cuda") else None
     return DistributedDataParallel(model, device_ids=ids)
-
-
-def shard_units(model: nn.Module) -> list[nn.Module]:
-    """The blocks FSDP shards one by one (each gathered only while it runs): the items of the model's
-    ``ModuleList``s (transformer layers), else the root's children that hold parameters."""
-    blocks = [m for lst in model.modules() if isinstance(lst, nn.ModuleList) for m in lst]
-    if blocks:
-        return blocks
-    return [m for m in model.children() if any(True for _ in m.parameters())]
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -19,8 +19,9 @@ import subprocess
 from dataclasses import dataclass, field
 from types import FrameType
 
+from gpuwise.config import Strategy
 from gpuwise.errors import GpuwiseError
-from gpuwise.train.config import Devices, Strategy, TrainConfig
+from gpuwise.train.config import Devices, TrainConfig
 
 WORKER_ENV = "GPUWISE_TRAIN_WORKER"
 DEFAULT_MASTER_PORT = 29500  # torchrun's own default

@@ -38,9 +38,10 @@ from torch.utils._pytree import tree_map
 from gpuwise.bench.protocol import cuda_sync, summarize
 from gpuwise.bench.result import Timing
 from gpuwise.bench.run import Step, precision_flags
+from gpuwise.config import Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train import checkpoint
-from gpuwise.train.config import Devices, Strategy, TrainConfig
+from gpuwise.train.config import Devices, TrainConfig
 from gpuwise.train.data import TrainData, open_data
 from gpuwise.train.distributed import (
     Ranks,

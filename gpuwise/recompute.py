@@ -1,0 +1,84 @@
+"""Activation checkpointing: which blocks run their forward again in backward, and what they keep.
+
+The same function serves the profile (on fake tensors, so memory and the recompute's time follow
+from the traced step) and ``gpuwise train`` (on the real model), so what is predicted is what runs.
+
+- ``full``: every block keeps only its inputs; its forward runs again in backward
+  (``torch.utils.checkpoint`` per block, as torchtitan's ``apply_ac`` with ``mode="full"``).
+- ``selective``: torchtitan's op-level policy (``torchtitan/models/llama3/infra/parallelize.py``,
+  ``_apply_ac_to_transformer_block``): within each block the outputs of attention, of ``max`` and
+  of every other matrix product are kept; everything else (norms, activations, the other products)
+  is recomputed.
+
+Blocks are the items of the model's ``nn.ModuleList``s (transformer layers), else the root's children
+that hold parameters (a CNN's stages): the units FSDP shards one by one, too. The composable
+``torch.distributed._composable.checkpoint`` adds hooks instead of wrapper modules, so parameter
+names, state dicts and ``fully_shard`` see the same model with or without checkpointing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from gpuwise.config import ActivationCheckpointing
+from gpuwise.errors import GpuwiseError
+
+_aten = torch.ops.aten
+_MATMULS = {_aten.mm.default, _aten.addmm.default}
+# What selective checkpointing keeps (torchtitan's _save_list, with the CPU fused kernel the GPU
+# profile stands in for CUDA's flash attention, gpuwise.profile.attention).
+_KEEP = {
+    *_MATMULS,
+    _aten._scaled_dot_product_flash_attention.default,
+    _aten._scaled_dot_product_efficient_attention.default,
+    _aten._scaled_dot_product_cudnn_attention.default,
+    _aten._scaled_dot_product_flash_attention_for_cpu.default,
+    _aten.max.default,
+}
+
+
+def blocks(model: nn.Module) -> list[nn.Module]:
+    """The model's repeated units: items of its ``ModuleList``s, else the root's children with parameters."""
+    found = [m for lst in model.modules() if isinstance(lst, nn.ModuleList) for m in lst]
+    if found:
+        return found
+    return [m for m in model.children() if any(True for _ in m.parameters())]
+
+
+def _selective_context() -> tuple[Any, Any]:
+    from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
+
+    matmuls = {"forward": 0, "recompute": 0}  # per block call: counted alike in forward and recompute
+
+    def policy(ctx: Any, func: Any, *args: Any, **kwargs: Any) -> CheckpointPolicy:
+        mode = "recompute" if ctx.is_recompute else "forward"
+        if func in _MATMULS:
+            matmuls[mode] += 1
+        keep = func in _KEEP and not (func in _MATMULS and matmuls[mode] % 2 == 0)
+        return CheckpointPolicy.MUST_SAVE if keep else CheckpointPolicy.PREFER_RECOMPUTE
+
+    return create_selective_checkpoint_contexts(policy)  # type: ignore[no-any-return]
+
+
+def apply(model: nn.Module, mode: ActivationCheckpointing | str, *, workload: str = "the model") -> int:
+    """Checkpoint each block of ``model`` in place; returns how many."""
+    mode = ActivationCheckpointing.parse(mode)
+    if mode is ActivationCheckpointing.NONE:
+        return 0
+    units = blocks(model)
+    if len(units) < 2:
+        raise GpuwiseError(
+            f"--activation-checkpointing {mode.value}: {workload} has no blocks to recompute (no nn.ModuleList of "
+            "layers, and fewer than two child modules with parameters): use --activation-checkpointing none"
+        )
+    from torch.distributed._composable.checkpoint_activation import checkpoint
+
+    for unit in units:
+        if mode is ActivationCheckpointing.SELECTIVE:
+            checkpoint(unit, context_fn=_selective_context)
+        else:
+            checkpoint(unit)
+    return len(units)
