@@ -130,7 +130,8 @@ def profile_step(
         notes.append(f"Activation checkpointing ({config.activation_checkpointing.value}): the forward ops run again "
                      "in backward are counted in backward (recompute FLOPs apart); training FLOPs exclude them.")
     if config.precision.autocast_dtype is not None:
-        notes.append("Autocast op lists are the CPU's; on CUDA a few more ops run in reduced precision.")
+        notes.append("Autocast op lists are CUDA's (softmax, layer_norm, pow, losses and reductions in float32)"
+                     if gpu_kernels else "Autocast op lists are the CPU's; CUDA runs more ops in float32.")
     return _summarize(
         w,
         config,
@@ -148,18 +149,22 @@ def profile_step(
 
 @contextmanager
 def _gpu_kernels() -> Iterator[None]:
+    from gpuwise.profile.autocast import CudaAutocastLists
     from gpuwise.profile.dropout import FusedDropout
     from gpuwise.profile.rnn import FusedGRU
 
-    with FusedAttention(), FusedDropout(), FusedGRU():
+    with FusedAttention(), FusedDropout(), FusedGRU(), CudaAutocastLists():
         yield
 
 
 def has_gpu_kernels(p: Profile) -> bool:
     """Whether a profile made with ``gpu_kernels`` holds ops those modes put in (fused attention,
-    recurrent layers, CUDA's dropout): where it does not, the CPU's own profile is the same step."""
+    recurrent layers, CUDA's dropout, CUDA's autocast lists under AMP): where it does not, the CPU's
+    own profile is the same step."""
     from gpuwise.profile.dropout import FUSED_DROPOUT_OPS
 
+    if Precision.parse(p.precision).autocast_dtype is not None:
+        return True
     return any(g.kind in (ops.ATTENTION, ops.RNN) or g.op in FUSED_DROPOUT_OPS for g in p.ops)
 
 
