@@ -119,3 +119,7 @@ class StepConfig:
     seq_len: int | None = None
     image_size: int | None = None
     activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE
+    # AMP as FSDP2's MixedPrecisionPolicy runs it: the parameters each block computes with are in the
+    # autocast dtype (so are its activations and the residual stream), with no autocast around forward;
+    # master weights, gradients and optimizer state stay float32 in the shards.
+    low_precision_params: bool = False

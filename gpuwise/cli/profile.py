@@ -81,6 +81,8 @@ def render(p: Profile, num_top: int, console: Console) -> None:
     mem.add_row("optimizer state", gib(m.optimizer_state_bytes), gib(at.get("optimizer_state", 0)))
     mem.add_row("inputs (batch)", gib(m.inputs_bytes), gib(at.get("inputs", 0)))
     mem.add_row("activations saved for backward", gib(m.activations_bytes), gib(at.get("activations", 0)))
+    if at.get("weight_copies"):
+        mem.add_row("autocast's weight copies", "", gib(at["weight_copies"]))
     mem.add_row("temporaries", "", gib(m.transient_bytes))
     mem.add_row(f"[bold]peak[/bold] (in {m.peak_phase})", "", f"[bold]{gib(m.peak_bytes)}[/bold]")
     console.print(mem)

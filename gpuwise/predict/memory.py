@@ -13,7 +13,9 @@ beyond its tensors:
 Data parallel (DDP) also keeps its own flat copy of the gradients in its all-reduce buckets
 (``gradient_as_bucket_view=False``, the default), so ``n >= 2`` adds the gradient bytes. FSDP
 shards weights, gradients and optimizer state over the ranks; activations, inputs and
-temporaries stay whole: per rank = (W + G + O) / n + (peak − the state live at the peak).
+temporaries stay whole: per rank = (W + G + O) / n + the step's own tensors at their largest
+(``Memory.peak_activity_bytes``, wherever in the step that is) + the gathered blocks
+(``fsdp_working_bytes``).
 
 Across batch sizes the peak is close to affine (state is constant, activations grow with the
 batch), so two profiles give the line and the largest batch that fits; the caller confirms it
@@ -25,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from gpuwise.config import Precision
 from gpuwise.profile.result import Profile
 
 GIB = 2**30
@@ -37,18 +40,33 @@ _STATE = ("weights", "gradients", "optimizer_state")
 
 
 def state_bytes(p: Profile) -> int:
-    """Weights + gradients + optimizer state: what FSDP shards, and what must fit before any activation."""
+    """Weights + gradients + optimizer state: what FSDP shards, and what must fit before any activation.
+    A profile with low-precision parameters traced them in 2 bytes; FSDP keeps them in float32."""
     m = p.memory
-    return m.weights_bytes + m.gradients_bytes + m.optimizer_state_bytes
+    traced = m.weights_bytes + m.gradients_bytes + m.optimizer_state_bytes
+    return 2 * traced if p.low_precision_params else traced
 
 
 def tensor_bytes(p: Profile, *, num_gpus: int = 1, sharded: bool = False) -> int:
     """Live tensor bytes per device at the step's peak, for DDP (or one device) or FSDP over ``num_gpus``."""
     m = p.memory
     if sharded:
-        live_state = sum(m.at_peak_bytes.get(k, 0) for k in _STATE)
-        return m.peak_bytes - live_state + math.ceil(state_bytes(p) / num_gpus)
+        return math.ceil(state_bytes(p) / num_gpus) + fsdp_working_bytes(p)
     return m.peak_bytes + (m.gradients_bytes if num_gpus > 1 else 0)
+
+
+def fsdp_working_bytes(p: Profile) -> int:
+    """What an FSDP rank holds beyond its shard of the state: the step's own tensors at their largest
+    (activations, temporaries, the batch), the parameters of the block running and the one prefetched,
+    gathered whole in the parameter dtype, and one block's unsharded gradients in float32 before their
+    reduce-scatter. Under AMP, FSDP2's ``MixedPrecisionPolicy(param_dtype=bf16)`` replaces autocast: the
+    gathered parameters are bf16 and autocast's cached weight copies do not exist (best read from a
+    profile with ``low_precision_params``, whose activations are bf16 as FSDP2's are)."""
+    m = p.memory
+    mixed = Precision.parse(p.precision).autocast_dtype is not None
+    activity = m.peak_activity_no_copies_bytes if mixed else m.peak_activity_bytes
+    param_bytes = 2 if mixed else 4
+    return activity + 2 * p.block_params * param_bytes + p.block_params * 4
 
 
 def device_bytes(p: Profile, *, on_gpu: bool, num_gpus: int = 1, sharded: bool = False) -> int:

@@ -230,6 +230,7 @@ _kinds(
     """native_batch_norm native_batch_norm_backward _native_batch_norm_legit _native_batch_norm_legit_functional
     _native_batch_norm_legit_no_training batch_norm_backward native_layer_norm native_layer_norm_backward
     native_group_norm native_group_norm_backward _fused_rms_norm _fused_rms_norm_backward rms_norm
+    fused_rms_norm fused_rms_norm_backward
     _batch_norm_with_update _batch_norm_with_update_functional _batch_norm_no_update norm linalg_vector_norm
     _weight_norm_interface _weight_norm_interface_backward renorm""",
 )

@@ -96,6 +96,10 @@ class Memory:
     peak_bytes: int
     peak_phase: str  # forward / backward / optimizer
     at_peak_bytes: dict[str, int]  # live bytes by category at the moment of the peak (sums to peak_bytes)
+    # The largest the step's own tensors (all but weights, gradients and optimizer state) are at any
+    # moment, with and without autocast's low-precision weight copies: FSDP shards the state, not these.
+    peak_activity_bytes: int = 0
+    peak_activity_no_copies_bytes: int = 0
 
     @property
     def transient_bytes(self) -> int:
@@ -129,6 +133,10 @@ class Profile:
     # Activation checkpointing: the forward's matrix-product FLOPs run again in backward (inside backward_flops).
     recompute_flops: int = 0
     activation_checkpointing: str = "none"
+    block_params: int = 0  # parameters of the largest block (transformer layer, CNN stage): FSDP's unit
+    # Profiled as FSDP2's mixed precision runs it (``StepConfig.low_precision_params``): weights,
+    # gradients and optimizer state were then traced in the low dtype, and are float32 in the run.
+    low_precision_params: bool = False
 
     @property
     def training_flops(self) -> int:

@@ -57,6 +57,7 @@ def profile(
     image_size: int | None = None,
     gpu_kernels: bool = False,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE,
+    low_precision_params: bool = False,
 ) -> Profile:
     """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated.
 
@@ -73,6 +74,7 @@ def profile(
         seq_len=seq_len,
         image_size=image_size,
         activation_checkpointing=ActivationCheckpointing.parse(activation_checkpointing),
+        low_precision_params=low_precision_params,
     )
     return profile_step(w, config, gpu_kernels=gpu_kernels)
 
@@ -99,7 +101,14 @@ def profile_step(
         with skip_weight_init() if fake else nullcontext():
             model = w.build_model(shape)
         model.train()
+        param_dtype = config.precision.autocast_dtype if config.low_precision_params else None
+        if config.low_precision_params and param_dtype is None:
+            raise GpuwiseError("low-precision parameters need an AMP precision: use --precision amp-bf16")
+        if param_dtype is not None:
+            _cast_parameters(model, param_dtype)
         recompute.apply(model, config.activation_checkpointing, workload=f"workload '{w.name}'")
+        # The largest unit FSDP gathers whole while it runs (gpuwise.predict.memory).
+        block_params = max((sum(p.numel() for p in b.parameters()) for b in recompute.blocks(model)), default=0)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise GpuwiseError(f"workload '{w.name}': the model has no trainable parameters; there is no step to train")
@@ -116,7 +125,7 @@ def profile_step(
             warnings.filterwarnings("ignore", "A saved_tensors_hooks context", FutureWarning)
             checkpointed = config.activation_checkpointing is not ActivationCheckpointing.NONE
             activations_bytes = _run_step(model, params, opt, batch, w, config.precision, tracer, memory,
-                                          checkpointed=checkpointed)
+                                          checkpointed=checkpointed, autocast=param_dtype is None)
         grads_bytes = sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
 
     num_total = sum(p.numel() for p in model.parameters())
@@ -144,6 +153,7 @@ def profile_step(
         substitutions=tuple(sorted(substitutions.items())),
         notes=tuple(notes),
         recompute_flops=tracer.recompute_flops,
+        block_params=block_params,
     )
 
 
@@ -151,10 +161,23 @@ def profile_step(
 def _gpu_kernels() -> Iterator[None]:
     from gpuwise.profile.autocast import CudaAutocastLists
     from gpuwise.profile.dropout import FusedDropout
+    from gpuwise.profile.norm import FusedRMSNorm
     from gpuwise.profile.rnn import FusedGRU
 
-    with FusedAttention(), FusedDropout(), FusedGRU(), CudaAutocastLists():
+    with FusedAttention(), FusedDropout(), FusedGRU(), FusedRMSNorm(), CudaAutocastLists():
         yield
+
+
+def _cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Floating parameters and buffers to ``dtype``, as new tensors (``Module.to`` swaps tensors in
+    place, which fake tensors do not allow)."""
+    for module in model.modules():
+        for name, p in module._parameters.items():
+            if p is not None and p.is_floating_point():
+                module._parameters[name] = torch.nn.Parameter(p.detach().to(dtype), requires_grad=p.requires_grad)
+        for name, b in module._buffers.items():
+            if b is not None and b.is_floating_point():
+                module._buffers[name] = b.to(dtype)
 
 
 def has_gpu_kernels(p: Profile) -> bool:
@@ -202,17 +225,18 @@ def _run_step(
     memory: LiveMemory,
     *,
     checkpointed: bool = False,
+    autocast: bool = True,
 ) -> int:
     """Forward + loss, backward, optimizer step; returns the bytes saved for backward.
 
     Checkpointed blocks keep their inputs and selected outputs in checkpointing's own holders, not
     through autograd's saved-tensor hooks, so there the saved bytes are what forward left alive."""
-    dtype = precision.autocast_dtype
-    autocast = torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext()
+    dtype = precision.autocast_dtype if autocast else None
+    autocasting = torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext()
     opt.zero_grad(set_to_none=True)
     tracer.phase = FORWARD
     before_bytes = memory.total_bytes
-    with tag_saved_activations(memory), autocast:
+    with tag_saved_activations(memory), autocasting:
         loss = w.forward_loss(model, batch)
     if precision is Precision.AMP_FP16:
         loss = loss * GRAD_SCALE  # GradScaler.scale
@@ -281,6 +305,7 @@ def _summarize(
     substitutions: tuple[tuple[str, int], ...],
     notes: tuple[str, ...],
     recompute_flops: int = 0,
+    block_params: int = 0,
 ) -> Profile:
     shape = w.resolve_shape(config.seq_len, config.image_size)
     groups: Counter[tuple[str, str, str, str, int, int, int, Recurrence | None]] = Counter(
@@ -330,6 +355,8 @@ def _summarize(
         peak_bytes=memory.peak_bytes,
         peak_phase=memory.peak_phase,
         at_peak_bytes=dict(at_peak),
+        peak_activity_bytes=memory.peak_activity_bytes,
+        peak_activity_no_copies_bytes=memory.peak_activity_no_copies_bytes,
     )
     return Profile(
         workload=w.name,
@@ -359,6 +386,8 @@ def _summarize(
         notes=notes,
         recompute_flops=recompute_flops,
         activation_checkpointing=config.activation_checkpointing.value,
+        block_params=block_params,
+        low_precision_params=config.low_precision_params,
     )
 
 

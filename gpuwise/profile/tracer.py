@@ -29,7 +29,12 @@ from gpuwise.profile.result import Recurrence
 
 WEIGHTS, INPUTS, ACTIVATIONS = "weights", "inputs", "activations"
 GRADIENTS, OPTIMIZER_STATE, TEMPORARIES = "gradients", "optimizer_state", "temporaries"
-CATEGORIES = (WEIGHTS, GRADIENTS, OPTIMIZER_STATE, INPUTS, ACTIVATIONS, TEMPORARIES)
+# Autocast's bf16/fp16 copies of the weights, cached for the forward and saved for backward. FSDP's
+# mixed-precision policy keeps no such copies: it gathers each block's parameters in the low dtype
+# while the block runs, so a sharded prediction leaves them out.
+WEIGHT_COPIES = "weight_copies"
+CATEGORIES = (WEIGHTS, GRADIENTS, OPTIMIZER_STATE, INPUTS, ACTIVATIONS, WEIGHT_COPIES, TEMPORARIES)
+STATE = (WEIGHTS, GRADIENTS, OPTIMIZER_STATE)
 
 FORWARD, BACKWARD, OPTIMIZER = "forward", "backward", "optimizer"
 
@@ -58,6 +63,10 @@ class LiveMemory:
         self.peak_bytes = 0
         self.peak_by_category = dict(self.by_category)
         self.peak_phase = ""
+        # The largest the step's own tensors (all but weights, gradients and optimizer state) ever are,
+        # with and without autocast's weight copies: what FSDP adds to each rank's shard of the state.
+        self.peak_activity_bytes = 0
+        self.peak_activity_no_copies_bytes = 0
 
     def track(self, t: torch.Tensor, category: str, phase: str = "") -> None:
         """Start counting the storage behind ``t`` (once; a view adds nothing)."""
@@ -70,6 +79,11 @@ class LiveMemory:
         self._refs[key] = weakref.ref(storage, self._on_free(key))
         self.by_category[category] += nbytes
         self.total_bytes += nbytes
+        if category not in STATE:
+            activity = self.total_bytes - sum(self.by_category[c] for c in STATE)
+            self.peak_activity_bytes = max(self.peak_activity_bytes, activity)
+            self.peak_activity_no_copies_bytes = max(self.peak_activity_no_copies_bytes,
+                                                     activity - self.by_category[WEIGHT_COPIES])
         if self.total_bytes > self.peak_bytes:
             self.peak_bytes = self.total_bytes
             self.peak_by_category = dict(self.by_category)
@@ -89,6 +103,13 @@ class LiveMemory:
         self.by_category[old] -= nbytes
         self.by_category[category] += nbytes
 
+    def category_of(self, t: Any) -> str | None:
+        """The category of a live tensor's storage, None if it is not tracked (or not a tensor)."""
+        if not isinstance(t, torch.Tensor):
+            return None
+        entry = self._live.get(id(t.untyped_storage()))
+        return entry[1] if entry is not None else None
+
     def category_bytes(self, category: str) -> int:
         return self.by_category[category]
 
@@ -106,6 +127,9 @@ class LiveMemory:
     def reset_peak(self) -> None:
         self.peak_bytes = self.total_bytes
         self.peak_by_category = dict(self.by_category)
+        activity = self.total_bytes - sum(self.by_category[c] for c in STATE)
+        self.peak_activity_bytes = activity
+        self.peak_activity_no_copies_bytes = activity - self.by_category[WEIGHT_COPIES]
 
 
 def _tensors(tree: Any) -> Iterator[torch.Tensor]:
@@ -148,8 +172,11 @@ class StepTracer(TorchDispatchMode):
             self._node_module.setdefault(torch._C._autograd._get_sequence_nr() - 1, _innermost(self.modules.parents))
         if kind != ops.VIEW:
             self._record(func, kind, args, kwargs, out)
+        category = TEMPORARIES
+        if func is torch.ops.aten._to_copy.default and self.memory.category_of(args[0]) == WEIGHTS:
+            category = WEIGHT_COPIES
         for t in _tensors(out):
-            self.memory.track(t, TEMPORARIES, self.phase)
+            self.memory.track(t, category, self.phase)
         return out
 
     def _record(self, func: Any, kind: str, args: Any, kwargs: Any, out: Any) -> None:

@@ -45,7 +45,8 @@ from gpuwise.workloads import get_workload
 MAX_ROOFLINE_GPUS = 4  # without --gpus: the recommended GPU and the Pareto front's, at most this many
 MEMORY_LABELS = {
     "weights": "weights", "gradients": "gradients", "optimizer_state": "optimizer state",
-    "inputs": "inputs (the batch)", "activations": "activations saved for backward", "temporaries": "temporaries",
+    "inputs": "inputs (the batch)", "activations": "activations saved for backward",
+    "weight_copies": "autocast's weight copies", "temporaries": "temporaries",
 }
 GPU_OVERHEAD_LABEL = "CUDA context + allocator (GPU only)"
 

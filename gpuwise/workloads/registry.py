@@ -27,6 +27,7 @@ _FAMILY_MODULES = (
     "gpuwise.workloads.detection",
     "gpuwise.workloads.speech",
     "gpuwise.workloads.language",
+    "gpuwise.workloads.decoder",
 )
 
 SAMPLE_UNITS = ("image", "utterance", "sequence", "token", "sample")
