@@ -123,3 +123,29 @@ class StepConfig:
     # autocast dtype (so are its activations and the residual stream), with no autocast around forward;
     # master weights, gradients and optimizer state stay float32 in the shards.
     low_precision_params: bool = False
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a step is run beyond its profile: sharing over GPUs, recompute, accumulation, compilation.
+
+    ``predict``, ``plan`` and ``train`` take the same settings, so what is priced is what runs.
+    """
+
+    strategy: Strategy = Strategy.AUTO
+    activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE
+    grad_accum: int = 1  # micro batches per optimizer step: global batch = micro batch × grad_accum × GPUs
+    compile: bool = False  # torch.compile
+
+    def __post_init__(self) -> None:
+        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
+        object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
+        checkpointing = ActivationCheckpointing.parse(self.activation_checkpointing)
+        object.__setattr__(self, "activation_checkpointing", checkpointing)
+        check_grad_accum(self.grad_accum)
+
+    @property
+    def plain(self) -> bool:
+        """The settings a stored benchmark was measured with (one micro batch, no recompute, eager)."""
+        return (self.activation_checkpointing is ActivationCheckpointing.NONE and self.grad_accum == 1
+                and not self.compile and self.strategy is not Strategy.FSDP)

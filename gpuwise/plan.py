@@ -18,15 +18,15 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gpuwise.bench.calibrate import cached_ceilings
-from gpuwise.config import OptimizerName, Precision, check_batch_size
+from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy, check_batch_size
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
-from gpuwise.predict import memory, parallel
+from gpuwise.predict import memory
 from gpuwise.predict.option import GPUS_PER_NODE, Option, OptionMaker, ProfileCache, RunEstimate, modellable
 from gpuwise.units import HOUR_S, duration, duration_span, money
 from gpuwise.workloads import get_workload
@@ -86,8 +86,9 @@ class PlanConfig:
     budget_usd: float | None = None
     gpus: tuple[str, ...] | None = None  # catalog names; None: every catalog GPU
     max_gpus: int = DEFAULT_MAX_GPUS
-    network_gbits: float = parallel.DEFAULT_NETWORK_GBITS  # per GPU between nodes
+    network_gbits: float | None = None  # per GPU between nodes; None: the stated default of each GPU's class
     catalog_path: Path | None = None
+    settings: RunSettings = field(default_factory=RunSettings)
 
     def __post_init__(self) -> None:
         _check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
@@ -102,7 +103,8 @@ class PlanConfig:
             _check_positive(self.budget_usd, "--budget", "US dollars")
         if isinstance(self.max_gpus, bool) or not isinstance(self.max_gpus, int) or self.max_gpus < 1:
             raise GpuwiseError(f"--max-gpus must be a positive integer, got {self.max_gpus!r}")
-        _check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
+        if self.network_gbits is not None:
+            _check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
         if self.gpus is not None and not self.gpus:
             raise GpuwiseError("--gpus names no GPU: give catalog names separated by commas, e.g. --gpus T4,L4")
 
@@ -119,15 +121,23 @@ class PredictConfig:
     optimizer: OptimizerName = OptimizerName.ADAMW
     seq_len: int | None = None
     image_size: int | None = None
-    network_gbits: float = parallel.DEFAULT_NETWORK_GBITS
+    network_gbits: float | None = None  # None: the stated default of the GPU's class
     catalog_path: Path | None = None
+    settings: RunSettings = field(default_factory=RunSettings)
 
     def __post_init__(self) -> None:
+        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
         if isinstance(self.num_gpus, bool) or not isinstance(self.num_gpus, int) or self.num_gpus < 1:
             raise GpuwiseError(f"--num-gpus must be a positive integer, got {self.num_gpus!r}")
         if self.batch_size is not None:
             check_batch_size(self.batch_size)
-        _check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
+        if self.network_gbits is not None:
+            _check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
+        if self.settings.strategy is Strategy.FSDP and self.num_gpus == 1:
+            raise GpuwiseError("--strategy fsdp shards over several GPUs: use --num-gpus N with N >= 2, "
+                               "or --strategy ddp")
 
 
 def _check_positive(value: float, flag: str, what: str) -> None:
@@ -191,6 +201,7 @@ class Plan:
 def option_dict(option: Option) -> dict[str, Any]:
     data = _jsonable(asdict(option))
     assert isinstance(data, dict)
+    data["global_batch_size"] = option.global_batch_size
     return data
 
 
@@ -210,7 +221,7 @@ def _with_run(option: Option, samples_per_epoch: float, epochs: float) -> Option
     if option.step is None:
         return option
     step_s, band = option.step.step_s, option.band
-    steps_per_epoch = math.ceil(samples_per_epoch / (option.batch_size * option.num_gpus))
+    steps_per_epoch = math.ceil(samples_per_epoch / option.global_batch_size)
     total_steps = math.ceil(epochs * steps_per_epoch)
     total_s = total_steps * step_s
     price = option.price_usd_per_hour
@@ -258,7 +269,7 @@ def plan(
         workload, batch_size=config.batch_size, precision=config.precision, optimizer=config.optimizer,
         seq_len=config.seq_len, image_size=config.image_size, network_gbits=config.network_gbits,
         catalog=catalog, store_path=store_path, bands=BAND,
-        profiles=profiles if profiles is not None else ProfileCache(),
+        profiles=profiles if profiles is not None else ProfileCache(), settings=config.settings,
     )
     first = planner.profile(planner.requested)
     unit = config.unit or ("token" if first.sample_unit == "token" else "sample")
@@ -304,7 +315,7 @@ def predict(
         get_workload(config.workload), batch_size=config.batch_size, precision=config.precision,
         optimizer=config.optimizer, seq_len=config.seq_len, image_size=config.image_size,
         network_gbits=config.network_gbits, catalog=catalog, store_path=store_path,
-        profiles=profiles if profiles is not None else ProfileCache(), bands=BAND,
+        profiles=profiles if profiles is not None else ProfileCache(), bands=BAND, settings=config.settings,
     )
     return planner.gpu_option(gpu, config.num_gpus)
 

@@ -45,12 +45,13 @@ CEILINGS = Ceilings(device="cpu", device_name="Test CPU", matmul_tflops={"float3
                     memory_gbps=10.0, measured_at="2026-01-01T00:00:00+00:00")
 RAM_BYTES = 8 * 2**30
 # resnet18 with AdamW: 178 MiB of weights + gradients + optimizer state, ~21 MiB per sample more.
-# "Tiny" cannot hold that state beside the CUDA context (0.6 GiB), so it needs FSDP; "Small"
+# "Tiny" cannot hold that state beside the CUDA context (0.6 GiB), so it needs FSDP (which also holds the
+# largest block, layer4, gathered whole: 8.4M parameters, so only 8 ranks fit at all); "Small"
 # holds the state but not batch 16.
 TEST_GPUS = """
 [Tiny]
 vendor = "test"
-memory_gb = 0.75
+memory_gb = 0.78
 memory_bandwidth_gbps = 100
 fp32_tflops = 5
 nvlink_gbps = 100

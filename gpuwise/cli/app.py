@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from gpuwise.config import OptimizerName, Precision
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, RunSettings, Strategy
 from gpuwise.errors import GpuwiseError
 
 app = typer.Typer(
@@ -78,6 +78,27 @@ OPTIMIZER_OPTION: Any = typer.Option(
 )
 SEQ_LEN_OPTION: Any = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads).")
 IMAGE_SIZE_OPTION: Any = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads).")
+# How the step runs (gpuwise.config.RunSettings): the same flags on predict, plan and report.
+STRATEGY_OPTION: Any = typer.Option(
+    "auto", "--strategy", help="auto | ddp | fsdp: shard the model over the GPUs (FSDP2) "
+    "[auto: FSDP when DDP does not fit]."
+)
+CHECKPOINTING_OPTION: Any = typer.Option(
+    "none", "--activation-checkpointing", help="none | selective | full: recompute activations in backward."
+)
+GRAD_ACCUM_OPTION: Any = typer.Option(
+    None, "--grad-accum", metavar="N", help="Micro batches per optimizer step [default: 1]; global batch = "
+    "batch × N × GPUs."
+)
+COMPILE_OPTION: Any = typer.Option(False, "--compile", help="Run the step under torch.compile.")
+
+
+def run_settings(strategy: str, checkpointing: str, grad_accum: str | None, compile: bool) -> RunSettings:
+    """The run flags, as typed, onto ``RunSettings``."""
+    return RunSettings(
+        strategy=Strategy.parse(strategy), activation_checkpointing=ActivationCheckpointing.parse(checkpointing),
+        grad_accum=positive_int(grad_accum, "--grad-accum") or 1, compile=compile,
+    )
 
 
 def get_app() -> typer.Typer:

@@ -13,26 +13,33 @@ from rich.console import Console
 from rich.table import Table
 
 from gpuwise.cli.app import (
+    CHECKPOINTING_OPTION,
+    COMPILE_OPTION,
     DB_OPTION,
+    GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
     SEQ_LEN_OPTION,
+    STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
     positive_int,
+    run_settings,
     user_errors,
 )
-from gpuwise.config import OptimizerName, Precision
+from gpuwise.config import OptimizerName, Precision, RunSettings
 from gpuwise.errors import GpuwiseError
 from gpuwise.plan import UNITS, Option, Plan, PlanConfig, ProfileCache, bands_text, plan
 from gpuwise.predict import parallel
 from gpuwise.predict.memory import GIB
 from gpuwise.units import duration, duration_span, money, parse_duration, parse_money, parse_positive
 
+_BY_CLASS = parallel.NETWORK_GBITS_BY_CLASS
 NETWORK_HELP = (
-    "Network bandwidth per GPU between nodes, in gigaBITS per second "
-    f"[default: {parallel.DEFAULT_NETWORK_GBITS:g}: one HDR InfiniBand NIC per GPU]."
+    "Network bandwidth per GPU between nodes, in gigaBITS per second [default: by the GPU's class: "
+    f"{_BY_CLASS['hopper+']:g} Hopper/Blackwell boards, {_BY_CLASS['nvlink']:g} older NVLink boards, "
+    f"{_BY_CLASS['pcie']:g} PCIe cards]."
 )
 CATALOG_HELP = "Your own GPU catalog file (TOML), on top of the shipped one."
 
@@ -70,6 +77,10 @@ def plan_command(
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: str = SEQ_LEN_OPTION,
     image_size: str = IMAGE_SIZE_OPTION,
+    strategy: str = STRATEGY_OPTION,
+    checkpointing: str = CHECKPOINTING_OPTION,
+    grad_accum: str = GRAD_ACCUM_OPTION,
+    compile: bool = COMPILE_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
@@ -84,6 +95,7 @@ def plan_command(
         workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
         max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
         image_size=image_size, network=network, catalog=catalog,
+        settings=run_settings(strategy, checkpointing, grad_accum, compile),
     )
     if html is None:
         result = plan(config, store_path=db)
@@ -112,6 +124,7 @@ def plan_config(
     workload: str, *, dataset_size: str, epochs: str, unit: str | None, deadline: str | None, budget: str | None,
     gpus: str | None, max_gpus: str | None, batch_size: str | None, precision: str, optimizer: str,
     seq_len: str | None, image_size: str | None, network: str | None, catalog: Path | None,
+    settings: RunSettings | None = None,
 ) -> PlanConfig:
     """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``)."""
     if unit is not None and unit not in UNITS:
@@ -132,6 +145,7 @@ def plan_config(
         max_gpus=positive_int(max_gpus, "--max-gpus") or PlanConfig.max_gpus,
         network_gbits=network_gbits(network),
         catalog_path=catalog,
+        settings=settings or RunSettings(),
     )
 
 
@@ -142,9 +156,9 @@ def gpu_names(text: str) -> tuple[str, ...]:
     return names
 
 
-def network_gbits(text: str | None) -> float:
+def network_gbits(text: str | None) -> float | None:
     if text is None:
-        return parallel.DEFAULT_NETWORK_GBITS
+        return None
     return parse_positive(text, "--network-gbits", "gigabits per second above zero, e.g. 200")
 
 

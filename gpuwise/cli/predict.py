@@ -10,14 +10,19 @@ from rich.console import Console
 from rich.table import Table
 
 from gpuwise.cli.app import (
+    CHECKPOINTING_OPTION,
+    COMPILE_OPTION,
     DB_OPTION,
+    GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
     SEQ_LEN_OPTION,
+    STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
     positive_int,
+    run_settings,
     user_errors,
 )
 from gpuwise.cli.format import gib
@@ -37,6 +42,10 @@ def predict_command(
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: str = SEQ_LEN_OPTION,
     image_size: str = IMAGE_SIZE_OPTION,
+    strategy: str = STRATEGY_OPTION,
+    checkpointing: str = CHECKPOINTING_OPTION,
+    grad_accum: str = GRAD_ACCUM_OPTION,
+    compile: bool = COMPILE_OPTION,
     network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
     db: Path | None = DB_OPTION,
@@ -54,6 +63,7 @@ def predict_command(
         image_size=positive_int(image_size, "--image-size"),
         network_gbits=network_gbits(network),
         catalog_path=catalog,
+        settings=run_settings(strategy, checkpointing, grad_accum, compile),
     )
     option = predict(config, store_path=db)
     if as_json:

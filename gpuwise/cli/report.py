@@ -8,13 +8,18 @@ from pathlib import Path
 import typer
 
 from gpuwise.cli.app import (
+    CHECKPOINTING_OPTION,
+    COMPILE_OPTION,
     DB_OPTION,
+    GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
     SEQ_LEN_OPTION,
+    STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
+    run_settings,
     user_errors,
 )
 from gpuwise.cli.plan import (
@@ -53,6 +58,10 @@ def report_command(
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: str = SEQ_LEN_OPTION,
     image_size: str = IMAGE_SIZE_OPTION,
+    strategy: str = STRATEGY_OPTION,
+    checkpointing: str = CHECKPOINTING_OPTION,
+    grad_accum: str = GRAD_ACCUM_OPTION,
+    compile: bool = COMPILE_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
@@ -71,6 +80,7 @@ def report_command(
         workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
         max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
         image_size=image_size, network=network, catalog=catalog,
+        settings=run_settings(strategy, checkpointing, grad_accum, compile),
     )
     from gpuwise.report import check_writable, write_report
 

@@ -51,22 +51,24 @@ def tensor_bytes(p: Profile, *, num_gpus: int = 1, sharded: bool = False) -> int
     """Live tensor bytes per device at the step's peak, for DDP (or one device) or FSDP over ``num_gpus``."""
     m = p.memory
     if sharded:
-        return math.ceil(state_bytes(p) / num_gpus) + fsdp_working_bytes(p)
+        return math.ceil(state_bytes(p) / num_gpus) + fsdp_working_bytes(p, num_gpus)
     return m.peak_bytes + (m.gradients_bytes if num_gpus > 1 else 0)
 
 
-def fsdp_working_bytes(p: Profile) -> int:
+def fsdp_working_bytes(p: Profile, num_gpus: int) -> int:
     """What an FSDP rank holds beyond its shard of the state: the step's own tensors at their largest
     (activations, temporaries, the batch), the parameters of the block running and the one prefetched,
     gathered whole in the parameter dtype, and one block's unsharded gradients in float32 before their
-    reduce-scatter. Under AMP, FSDP2's ``MixedPrecisionPolicy(param_dtype=bf16)`` replaces autocast: the
+    reduce-scatter; or, if larger, the optimizer step's temporaries for its 1/n of the parameters.
+    Under AMP, FSDP2's ``MixedPrecisionPolicy(param_dtype=bf16)`` replaces autocast: the
     gathered parameters are bf16 and autocast's cached weight copies do not exist (best read from a
     profile with ``low_precision_params``, whose activations are bf16 as FSDP2's are)."""
     m = p.memory
     mixed = Precision.parse(p.precision).autocast_dtype is not None
     activity = m.peak_activity_no_copies_bytes if mixed else m.peak_activity_bytes
     param_bytes = 2 if mixed else 4
-    return activity + 2 * p.block_params * param_bytes + p.block_params * 4
+    optimizer = m.peak_optimizer_activity_bytes * (2 if p.low_precision_params else 1) / num_gpus
+    return math.ceil(max(activity + 2 * p.block_params * param_bytes + p.block_params * 4, optimizer))
 
 
 def device_bytes(p: Profile, *, on_gpu: bool, num_gpus: int = 1, sharded: bool = False) -> int:

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gpuwise.bench.result import BenchResult, Ceilings
-from gpuwise.config import OptimizerName, Precision
+from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy
 from gpuwise.hardware.catalog import GPU, Catalog
 from gpuwise.predict import memory
 from gpuwise.predict.fit import shipped_efficiency
-from gpuwise.predict.roofline import Efficiency, StepTime
+from gpuwise.predict.roofline import Efficiency, Pipeline, StepTime
 from gpuwise.predict.step import GpuStep, cpu_step, fsdp_step, gpu_step, profile_for_gpu
 from gpuwise.profile import profile
 from gpuwise.profile.result import Profile
@@ -54,7 +54,7 @@ class StepEstimate:
     host_s: float  # eager dispatch on the host (overlaps the device on a GPU; adds on the CPU)
     communication_s: float  # exposed gradient all-reduce (DDP) or FSDP's gathers and reduce-scatter
     link: str | None  # what the communication runs over; None on one device
-    samples_per_s: float  # all devices together
+    samples_per_s: float  # all devices together, every micro batch
     tokens_per_s: float | None
     bound: str  # "compute", "memory bandwidth", "overhead", "communication"
 
@@ -96,6 +96,12 @@ class Option:
     band: float  # relative error of this prediction
     step: StepEstimate | None  # None when nothing fits
     run: RunEstimate | None  # None when nothing fits, or when no data set was given (predict)
+    settings: RunSettings = field(default_factory=RunSettings)  # as priced: strategy, recompute, accumulation, compile
+
+    @property
+    def global_batch_size(self) -> int:
+        """Samples per optimizer step over all devices: batch per device × accumulation × devices."""
+        return self.batch_size * self.settings.grad_accum * self.num_gpus
 
     @property
     def batch_reduced(self) -> bool:
@@ -116,13 +122,18 @@ class ProfileCache:
 
     def get(
         self, workload: Workload, *, batch_size: int, precision: Precision, optimizer: OptimizerName,
-        seq_len: int | None, image_size: int | None, gpu_kernels: bool = True,
+        seq_len: int | None, image_size: int | None, gpu_kernels: bool = True, activation_checkpointing: str = "none",
+        low_precision_params: bool = False,
     ) -> Profile:
-        """The step as a GPU runs it (``gpu_kernels``: attention and GRUs fused), or as the CPU does."""
-        key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size, gpu_kernels)
+        """The step as a GPU runs it (``gpu_kernels``: attention and GRUs fused), or as the CPU does;
+        ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it."""
+        key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size, gpu_kernels,
+               activation_checkpointing, low_precision_params)
         if key not in self._profiles:
             settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision.value,
-                                            optimizer=optimizer.value, seq_len=seq_len, image_size=image_size)
+                                            optimizer=optimizer.value, seq_len=seq_len, image_size=image_size,
+                                            activation_checkpointing=activation_checkpointing,
+                                            low_precision_params=low_precision_params)
             self._profiles[key] = (profile_for_gpu(workload, **settings) if gpu_kernels
                                    else profile(workload, **settings))
         return self._profiles[key]
@@ -143,10 +154,14 @@ class OptionMaker:
 
     def __init__(
         self, workload: Workload, *, batch_size: int | None, precision: Precision, optimizer: OptimizerName,
-        seq_len: int | None, image_size: int | None, network_gbits: float, catalog: Catalog,
+        seq_len: int | None, image_size: int | None, network_gbits: float | None, catalog: Catalog,
         store_path: Path | None, profiles: ProfileCache, bands: Mapping[str, float],
+        settings: RunSettings = RunSettings(),
     ) -> None:
         self.bands = bands  # relative error by provenance kind
+        self.settings = settings
+        self.pipeline = Pipeline(name="torch.compile" if settings.compile else "eager PyTorch",
+                                 compiled=settings.compile)
         self.workload, self.precision, self.optimizer = workload, precision, optimizer
         self.seq_len, self.image_size, self.network_gbits = seq_len, image_size, network_gbits
         self.catalog, self.profiles = catalog, profiles
@@ -154,15 +169,21 @@ class OptionMaker:
         self.profiled: set[int] = set()
         first = self.profile(self.requested)
         self.eff: Efficiency = shipped_efficiency()
-        self.measurements = [r for r in _stored_results(first.workload, store_path) if self._same_setting(r, first)]
+        # Stored benches ran one eager micro batch without recompute: they measure only that setting.
+        self.measurements = ([r for r in _stored_results(first.workload, store_path) if self._same_setting(r, first)]
+                             if settings.plain else [])
         self._model_steps: dict[tuple[int, str, int], GpuStep] = {}
 
-    def profile(self, batch_size: int, *, on_gpu: bool = True) -> Profile:
+    def profile(self, batch_size: int, *, on_gpu: bool = True, sharded: bool = False) -> Profile:
         """The GPU's profile; on the CPU, the CPU's own where they differ (the CPU runs attention,
-        GRUs and dropout unfused, step by step: its time and memory are those of the unfused ops)."""
+        GRUs and dropout unfused, step by step: its time and memory are those of the unfused ops).
+        ``sharded`` under AMP: FSDP2's mixed precision (bf16 parameters) instead of autocast."""
         self.profiled.add(batch_size)
         settings: dict[str, Any] = dict(batch_size=batch_size, precision=self.precision, optimizer=self.optimizer,
-                                        seq_len=self.seq_len, image_size=self.image_size)
+                                        seq_len=self.seq_len, image_size=self.image_size,
+                                        activation_checkpointing=self.settings.activation_checkpointing.value)
+        if sharded and on_gpu and self.precision.autocast_dtype is not None:
+            return self.profiles.get(self.workload, **settings, low_precision_params=True)
         p = self.profiles.get(self.workload, **settings)
         if on_gpu or not has_gpu_kernels(p):
             return p
@@ -176,8 +197,13 @@ class OptionMaker:
     # -- memory
 
     def fit(self, capacity_bytes: int, *, num_gpus: int, on_gpu: bool) -> _Fit:
-        """The requested batch under DDP; else, if the state alone fits, the largest batch that does;
-        else (or if even one sample does not fit) FSDP over ``num_gpus``, at the largest batch that fits."""
+        """With ``--strategy auto``: the requested batch under DDP; else, if the state alone fits, the
+        largest batch that does; else (or if even one sample does not fit) FSDP over ``num_gpus``, at
+        the largest batch that fits. ``--strategy ddp`` never shards; ``fsdp`` always does on 2+ GPUs."""
+        strategy = self.settings.strategy
+        if strategy is Strategy.FSDP and on_gpu and num_gpus > 1:
+            found = self._largest(capacity_bytes, num_gpus=num_gpus, on_gpu=on_gpu, sharded=True)
+            return found if found.batch_size else _Fit(0, "FSDP", found.device_bytes)
         p = self.profile(self.requested, on_gpu=on_gpu)
         ddp = memory.device_bytes(p, on_gpu=on_gpu, num_gpus=num_gpus)
         if ddp <= capacity_bytes:
@@ -185,7 +211,7 @@ class OptionMaker:
         state = memory.state_bytes(p)
         static = math.ceil(state * (1 + memory.ALLOCATOR_OVERHEAD)) + memory.CUDA_CONTEXT_BYTES if on_gpu else state
         attempts = [False] if static <= capacity_bytes else []
-        if on_gpu and num_gpus > 1:
+        if on_gpu and num_gpus > 1 and strategy is Strategy.AUTO:
             attempts.append(True)
         smallest = ddp
         for sharded in attempts:
@@ -199,8 +225,8 @@ class OptionMaker:
         strategy = "FSDP" if sharded else "DDP" if num_gpus > 1 else "single"
 
         def need(batch: int) -> int:
-            return memory.device_bytes(self.profile(batch, on_gpu=on_gpu), on_gpu=on_gpu, num_gpus=num_gpus,
-                                       sharded=sharded)
+            return memory.device_bytes(self.profile(batch, on_gpu=on_gpu, sharded=sharded), on_gpu=on_gpu,
+                                       num_gpus=num_gpus, sharded=sharded)
 
         top = self.requested
         if need(top) <= capacity_bytes:
@@ -224,7 +250,8 @@ class OptionMaker:
             per_node = min(num_gpus, GPUS_PER_NODE)
             make = fsdp_step if sharded else gpu_step
             self._model_steps[key] = make(p, gpu, self.eff, num_gpus=num_gpus, gpus_per_node=per_node,
-                                          network_gbits=self.network_gbits)
+                                          network_gbits=self.network_gbits, pipeline=self.pipeline,
+                                          grad_accum=self.settings.grad_accum)
         return self._model_steps[key]
 
     def gpu_compute(self, p: Profile, gpu: GPU, model: StepTime, sharded: bool) -> tuple[float, str, str]:
@@ -256,15 +283,15 @@ class OptionMaker:
         )
         if not found.batch_size:
             return _unfit(self.bands["analytical"], **base)
-        p = self.profile(found.batch_size)
         sharded = found.strategy == "FSDP"
+        p = self.profile(found.batch_size, sharded=sharded)
         model = self.gpu_model(p, gpu, num_gpus, sharded)
         compute_s, provenance, kind = self.gpu_compute(p, gpu, model.compute, sharded)
         link = model.via if num_gpus > 1 else None
-        step = _estimate(p, model.compute, compute_s, model.communication_s, link, num_gpus, self.bands[kind],
-                         bound=replace(model, compute=replace(model.compute, step_s=compute_s)).bound)
+        step = _estimate(p, model.compute, compute_s, model.communication_s, link, num_gpus * model.grad_accum,
+                         self.bands[kind], bound=replace(model, compute=replace(model.compute, step_s=compute_s)).bound)
         return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
-                      band=self.bands[kind], step=step, run=None)
+                      band=self.bands[kind], step=step, run=None, settings=self.settings)
 
     def cpu_option(self, ceilings: Ceilings, ram_bytes: int) -> Option:
         capacity = memory.cpu_capacity_bytes(ram_bytes)
@@ -277,7 +304,7 @@ class OptionMaker:
         if not found.batch_size:
             return _unfit(self.bands["analytical"], **base)
         p = self.profile(found.batch_size, on_gpu=False)
-        model = cpu_step(p, ceilings)
+        model = cpu_step(p, ceilings, grad_accum=self.settings.grad_accum)
         measured = [r for r in self.measurements if r.batch_size == p.batch_size and r.device == "cpu"
                     and r.device_name == ceilings.device_name]
         compute_s, provenance, kind = (
@@ -285,9 +312,9 @@ class OptionMaker:
             else (model.step_s, "analytical (calibrated on this CPU)", "analytical")
         )
         band = self.bands["analytical-cpu" if kind == "analytical" else kind]  # the CPU model has its own error
-        step = _estimate(p, model, compute_s, 0.0, None, 1, band, bound=model.bound)
+        step = _estimate(p, model, compute_s, 0.0, None, self.settings.grad_accum, band, bound=model.bound)
         return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
-                      band=band, step=step, run=None)
+                      band=band, step=step, run=None, settings=self.settings)
 
 
 def _unfit(band: float, **fields: Any) -> Option:
@@ -296,11 +323,12 @@ def _unfit(band: float, **fields: Any) -> Option:
 
 
 def _estimate(
-    p: Profile, model: StepTime, compute_s: float, communication_s: float, link: str | None, num_devices: int,
+    p: Profile, model: StepTime, compute_s: float, communication_s: float, link: str | None, num_batches: int,
     band: float, *, bound: str,
 ) -> StepEstimate:
+    """``num_batches``: batches of the profile's size per step, over all devices and micro batches."""
     step_s = compute_s + communication_s
-    samples_per_s = p.batch_size * num_devices / step_s
+    samples_per_s = p.batch_size * num_batches / step_s
     return StepEstimate(
         step_s=step_s, step_low_s=step_s * (1 - band), step_high_s=step_s * (1 + band),
         compute_s=compute_s, model_compute_s=model.step_s, compute_bound_s=model.compute_bound_s,

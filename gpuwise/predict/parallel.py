@@ -3,8 +3,11 @@
 Ring all-reduce moves 2(n−1)/n × the gradient bytes through each GPU's slowest link;
 DDP overlaps it with backward in buckets, so only what backward cannot hide (at
 least the last bucket) adds to the step. FSDP all-gathers the parameters in forward
-and again in backward, and reduce-scatters the gradients: 3 × (n−1)/n × the
-parameter bytes.
+and again in backward, and reduce-scatters the gradients: (n−1)/n × the parameters ×
+(2 × bytes per parameter as gathered + bytes per gradient as reduced). FSDP2 with
+``MixedPrecisionPolicy(param_dtype=bfloat16, reduce_dtype=float32)`` gathers 2 bytes and
+reduces 4: 8 bytes per parameter, where fp32 FSDP moves 12. Activation checkpointing adds
+no gather: FSDP2 gathers a block for its backward before the block's forward is rerun.
 """
 
 from __future__ import annotations
@@ -17,6 +20,25 @@ LINK_EFFICIENCY = 0.8
 PCIE_GBPS_PER_DIRECTION = {3: 16.0, 4: 32.0, 5: 64.0, 6: 128.0}  # x16, GB/s
 DDP_BUCKET_BYTES = 25 * 2**20  # torch DistributedDataParallel's default bucket_cap_mb
 DEFAULT_NETWORK_GBITS = 200.0  # per GPU between nodes: one HDR InfiniBand NIC per GPU, as in a DGX A100
+# The network between nodes, per GPU, by the class of GPU (overridden by --network-gbits):
+# - Hopper and Blackwell boards: one 400 Gb/s NDR InfiniBand / RoCE NIC per GPU (NVIDIA DGX H100/H200
+#   and DGX B200 user guides: eight single-port ConnectX-7 400 Gb/s for the compute fabric; AWS p5,
+#   3,200 Gb/s EFA for 8 H100s; torchtitan's H100 benchmarks: 400 Gb/s per GPU).
+# - Ampere and Volta boards with NVLink: one 200 Gb/s HDR NIC per GPU (NVIDIA DGX A100 user guide:
+#   eight single-port ConnectX-6 200 Gb/s; AWS p4d, 400 Gb/s for 8 A100s, is less).
+# - PCIe cards (L40S, L4, A10, T4, GeForce): clouds give their 8-GPU instances 100-400 Gb/s in all
+#   (AWS g6e.48xlarge, 8 L40S, 400 Gb/s EFA; g5.48xlarge, 8 A10G, 100 Gb/s): 50 Gb/s per GPU.
+NETWORK_GBITS_BY_CLASS = {"hopper+": 400.0, "nvlink": 200.0, "pcie": 50.0}
+
+
+def default_network_gbits(architecture: str, nvlink_gbps: float | None) -> tuple[float, str]:
+    """The stated default network per GPU for a catalog GPU, and the class it was chosen by."""
+    family = architecture.split()[0].lower() if architecture else ""
+    if nvlink_gbps and family in ("hopper", "blackwell"):
+        return NETWORK_GBITS_BY_CLASS["hopper+"], "Hopper/Blackwell boards: a 400 Gb/s NIC per GPU"
+    if nvlink_gbps:
+        return NETWORK_GBITS_BY_CLASS["nvlink"], "NVLink boards before Hopper: a 200 Gb/s NIC per GPU"
+    return NETWORK_GBITS_BY_CLASS["pcie"], "PCIe cards: cloud instances give about 50 Gb/s per GPU"
 
 
 @dataclass(frozen=True)
@@ -57,9 +79,17 @@ def ddp_exposed_s(gradient_bytes: int, num_gpus: int, bandwidth_gbps: float, bac
     return max(total - backward_s, last_bucket)
 
 
-def fsdp_exposed_s(param_bytes: int, num_gpus: int, bandwidth_gbps: float, compute_s: float) -> float:
-    """FSDP's all-gathers (forward, backward) and reduce-scatter, prefetched behind compute."""
+def fsdp_traffic_bytes(num_params: int, num_gpus: int, *, param_bytes: int, reduce_bytes: int) -> float:
+    """Bytes each rank sends (and receives) per step: all-gather in forward and in backward, reduce-scatter."""
     if num_gpus <= 1:
         return 0.0
-    total = 3 * (num_gpus - 1) / num_gpus * param_bytes / (bandwidth_gbps * 1e9)
-    return max(total - compute_s, 0.0) + total * 0.05  # the first all-gather is never hidden
+    return (num_gpus - 1) / num_gpus * num_params * (2 * param_bytes + reduce_bytes)
+
+
+def fsdp_exposed_s(traffic_bytes: float, first_gather_bytes: float, bandwidth_gbps: float, compute_s: float) -> float:
+    """FSDP's collectives, prefetched behind compute (FSDP2 gathers the next block while one runs): what
+    compute cannot hide, and the first block's gather, which nothing runs before."""
+    if traffic_bytes <= 0:
+        return 0.0
+    bandwidth = bandwidth_gbps * 1e9
+    return max(traffic_bytes / bandwidth - compute_s, 0.0) + first_gather_bytes / bandwidth

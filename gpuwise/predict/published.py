@@ -171,3 +171,83 @@ def _zoo_row(row: PublishedRow, precision: str) -> MappedRow | str:
         return f"unit {row.unit} is not {w.sample_unit}s/s, samples/s or tokens/s"
     return MappedRow(row, w.name, precision, optimizer, row.batch_per_gpu or 0, seq_len,
                      counts_tokens=row.unit == "tokens/s")
+
+
+# ------------------------------------------------------------------ published LLM runs
+
+
+@dataclass(frozen=True)
+class LlmRun:
+    """A published LLM training run as ``gpuwise predict`` takes it (``published_llm_runs.csv``)."""
+
+    row: PublishedRow
+    workload: str
+    seq_len: int
+    strategy: str  # "fsdp", "ddp"
+    activation_checkpointing: str  # "none", "selective", "full"
+    compile: bool
+    memory_gib: float | None  # peak as published (torchtitan: max_memory_reserved), None if not
+
+    @property
+    def tokens_per_gpu_s(self) -> float:
+        return self.row.throughput / self.row.num_gpus
+
+
+def _note(notes: str, key: str) -> str | None:
+    match = re.search(rf"(?:^|; ){key} ([^;]*)", notes)
+    return match.group(1).strip() if match else None
+
+
+def load_llm_runs(path: Path | None = None) -> list[PublishedRow]:
+    """The shipped published LLM runs, or a CSV file of the same columns."""
+    if path is None:
+        text = resources.files("gpuwise.data").joinpath("published_llm_runs.csv").read_text()
+        return _parse(text, "shipped LLM runs")
+    return load_published(path)
+
+
+def map_llm_run(row: PublishedRow) -> LlmRun | str:
+    """The zoo decoder and settings of a published LLM run, or why gpuwise cannot predict it."""
+    from gpuwise.workloads import get_workload
+
+    notes = row.notes
+    if row.batch_per_gpu is None:
+        return "the source gives no micro batch"
+    if _PRECISIONS.get(row.precision.strip().lower()) != "amp-bf16":
+        return f"precision {row.precision}: gpuwise models bf16 training of LLMs (FP8 is not modelled)"
+    if "lora" in notes.lower():
+        return "LoRA fine-tuning: gpuwise models full training"
+    try:
+        get_workload(row.model)
+    except GpuwiseError:
+        return f"no zoo decoder named {row.model}"
+    seq = _note(notes, "seq len")
+    strategy = (_note(notes, "strategy") or "").lower()
+    checkpointing = (_note(notes, "activation checkpointing") or "").lower()
+    compiled = (_note(notes, "compile") or "").lower()
+    if seq is None or not seq.split()[0].isdigit():
+        return "sequence length not stated"
+    if re.search(r"\b(tp|cp|pp)=", strategy):
+        return "tensor, context or pipeline parallel: gpuwise models data parallel and FSDP only"
+    if strategy.startswith(("fsdp", "hsdp")):
+        mode = "fsdp"  # HSDP (shard in a node, replicate across) is priced as FSDP over all GPUs
+    elif strategy.startswith("ddp"):
+        mode = "ddp"
+    else:
+        return f"strategy {strategy or 'not stated'}: not one gpuwise predicts"
+    if checkpointing.startswith("none"):
+        recompute = "none"
+    elif checkpointing.startswith("full"):
+        recompute = "full"
+    elif checkpointing.startswith("selective") and re.search(r"\bop\b|op-level|per-op", checkpointing):
+        recompute = "selective"
+    elif checkpointing.startswith("selective"):
+        return "selective checkpointing of every n-th block: gpuwise's selective mode is op-level"
+    else:
+        return "activation checkpointing not stated"
+    memory = _note(notes, "memory")
+    return LlmRun(
+        row=row, workload=row.model, seq_len=int(seq.split()[0]), strategy=mode, activation_checkpointing=recompute,
+        compile=compiled.startswith("yes"),  # "unknown": torch.compile was off by default in those trainers
+        memory_gib=float(memory.split()[0]) if memory and memory.split()[0].replace(".", "").isdigit() else None,
+    )

@@ -99,6 +99,17 @@ class Pipeline:
     # parameter, gradient and optimizer state once and writes parameters and states once,
     # instead of one pass per elementwise op of the eager update.
     fused_optimizer: bool = False
+    # torch.compile (inductor): chains of memory-bound ops between two matrix products run as one
+    # generated kernel each (``COMPILE_OPS_PER_KERNEL``); matrix products, attention and convolutions
+    # stay library kernels. CUDA graphs are not assumed (the default mode does not use them).
+    compiled: bool = False
+
+
+# What the model assumes torch.compile fuses: on average two memory-bound ops per generated kernel
+# (a transformer block's chains are short: norm -> cast, silu -> mul, rotary mul -> add, add -> norm),
+# so their bytes, launches and host dispatches halve: each chain reads its inputs and writes its output
+# once instead of once per op. An assumption, stated: inductor's fusion depends on the graph.
+COMPILE_OPS_PER_KERNEL = 2.0
 
 
 EAGER = Pipeline()
@@ -194,9 +205,11 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
     for g in profile.ops:
         if fuse_optimizer and g.phase == "optimizer":
             continue  # replaced by one fused kernel below
+        fused = pipeline.compiled and device.is_gpu and g.kind not in ops.TENSOR_KINDS and g.phase != "optimizer"
+        share = 1 / COMPILE_OPS_PER_KERNEL if fused else 1.0  # of its bytes, launches and dispatch
         loop = g.recurrence if device.is_gpu else None  # the CPU's oneDNN layer is one call, priced whole
         in_cache = eff.cache_bandwidth > 0 and g.bytes <= device.cache_bytes
-        memory = g.bytes / (device.memory_gbps * 1e9 * eff.cache_bandwidth if in_cache else bandwidth)
+        memory = share * g.bytes / (device.memory_gbps * 1e9 * eff.cache_bandwidth if in_cache else bandwidth)
         transposes = 0
         if g.kind == ops.GROUPED_CONV and device.is_gpu:
             # Depthwise/grouped convolutions have too little math per output for tensor cores:
@@ -225,12 +238,12 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
             memory_s += g.count * per_call
         transpose_s = transposes * g.bytes / bandwidth  # the transposes are kernels of their own
         memory_s += g.count * transpose_s
-        kernels: float = 1 + transposes
+        kernels: float = share + transposes
         if loop is not None:
             # Each direction's steps run in sequence; a bidirectional layer's two run side by side.
             kernels += KERNELS_PER_STEP * loop.steps / loop.directions
         latency_s += g.count * kernels * eff.kernel_latency_s
-        host_s += g.count * eff.host_op_s
+        host_s += g.count * share * eff.host_op_s
         op_s = g.count * (per_call + transpose_s + kernels * eff.kernel_latency_s)
         by_kind[g.kind] = by_kind.get(g.kind, 0.0) + op_s
         if g.phase == "backward":

@@ -44,16 +44,18 @@ def gpu_rates(gpu: GPU) -> DeviceRates:
 
 def profile_for_gpu(
     workload: str | Workload, *, batch_size: int, precision: str, optimizer: str, seq_len: int | None = None,
-    image_size: int | None = None,
+    image_size: int | None = None, activation_checkpointing: str = "none", low_precision_params: bool = False,
 ) -> Profile:
     """The profile a GPU prediction reads.
 
     AMP-FP16 is profiled as AMP-BF16 with the dtypes relabelled: the work is the same, and the
     CPU's FP16 autocast falls back to step-by-step kernels for some ops (LSTM) that CUDA fuses.
+    ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it (bf16 parameters, no autocast).
     """
     as_precision = "amp-bf16" if precision == Precision.AMP_FP16.value else precision
     p = profile(workload, batch_size=batch_size, precision=as_precision, optimizer=optimizer, seq_len=seq_len,
-                image_size=image_size, gpu_kernels=True)  # attention and GRUs as a GPU's fused kernels
+                image_size=image_size, gpu_kernels=True,  # attention, GRUs, RMSNorm as a GPU's fused kernels
+                activation_checkpointing=activation_checkpointing, low_precision_params=low_precision_params)
     if as_precision == precision:
         return p
     relabelled = tuple(replace(g, dtype=FP16) if g.dtype == BF16 else g for g in p.ops)
@@ -62,13 +64,15 @@ def profile_for_gpu(
 
 @dataclass(frozen=True)
 class GpuStep:
-    """One step of data-parallel training on ``num_gpus`` GPUs, each with the profile's batch."""
+    """One optimizer step of data-parallel training on ``num_gpus`` GPUs, each with the profile's batch
+    ``grad_accum`` times (micro batches) before the gradients are reduced and the optimizer steps."""
 
     gpu: str
     num_gpus: int
-    compute: StepTime  # one GPU's step
+    compute: StepTime  # one GPU's step, every micro batch and the optimizer
     communication_s: float  # exposed (not hidden behind backward)
-    via: str  # the link the all-reduce runs over
+    via: str  # the link the collectives run over
+    grad_accum: int = 1
 
     @property
     def step_s(self) -> float:
@@ -81,27 +85,57 @@ class GpuStep:
         return self.compute.bound
 
 
+def accumulated_step(p: Profile, rates: DeviceRates, eff: Efficiency, pipeline: Pipeline, grad_accum: int
+                     ) -> StepTime:
+    """``grad_accum`` forward+backward passes and one optimizer step. Only the last backward is left to
+    hide the gradients' reduction behind (DDP syncs once, on the last micro batch)."""
+    full = step_time(p, rates, eff, pipeline)
+    if grad_accum == 1:
+        return full
+    passes = replace(p, ops=tuple(g for g in p.ops if g.phase != "optimizer"))
+    micro = step_time(passes, rates, eff, replace(pipeline, fused_optimizer=False))
+    k = grad_accum - 1
+    by_kind = dict(full.by_kind_s)
+    for kind, seconds in micro.by_kind_s.items():
+        by_kind[kind] = by_kind.get(kind, 0.0) + k * seconds
+    return StepTime(
+        step_s=full.step_s + k * micro.step_s, device_s=full.device_s + k * micro.device_s,
+        host_s=full.host_s + k * micro.host_s, compute_bound_s=full.compute_bound_s + k * micro.compute_bound_s,
+        memory_bound_s=full.memory_bound_s + k * micro.memory_bound_s, latency_s=full.latency_s + k * micro.latency_s,
+        backward_s=full.backward_s, by_kind_s=by_kind,
+    )
+
+
+def _network(gpu: GPU, network_gbits: float | None) -> float:
+    return network_gbits if network_gbits else parallel.default_network_gbits(gpu.architecture, gpu.nvlink_gbps)[0]
+
+
 def gpu_step(
     p: Profile, gpu: GPU, eff: Efficiency, *, num_gpus: int = 1, gpus_per_node: int = 8,
-    network_gbits: float = parallel.DEFAULT_NETWORK_GBITS, pipeline: Pipeline = EAGER,
+    network_gbits: float | None = None, pipeline: Pipeline = EAGER, grad_accum: int = 1,
 ) -> GpuStep:
-    compute = step_time(p, gpu_rates(gpu), eff, pipeline)
-    link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network_gbits)
+    """DDP (one GPU: no communication). ``network_gbits`` None: the stated default for the GPU's class."""
+    compute = accumulated_step(p, gpu_rates(gpu), eff, pipeline, grad_accum)
+    network = _network(gpu, network_gbits)
+    link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
     comm = parallel.ddp_exposed_s(p.memory.gradients_bytes, num_gpus, bandwidth, compute.backward_s)
-    via = link.via if num_gpus <= gpus_per_node else f"{link.via} + network {network_gbits:g} Gb/s per GPU"
-    return GpuStep(gpu=gpu.name, num_gpus=num_gpus, compute=compute, communication_s=comm, via=via)
+    via = link.via if num_gpus <= gpus_per_node else f"{link.via} + network {network:g} Gb/s per GPU"
+    return GpuStep(gpu=gpu.name, num_gpus=num_gpus, compute=compute, communication_s=comm, via=via,
+                   grad_accum=grad_accum)
 
 
 def fsdp_step(
     p: Profile, gpu: GPU, eff: Efficiency, *, num_gpus: int, gpus_per_node: int = 8,
-    network_gbits: float = parallel.DEFAULT_NETWORK_GBITS,
+    network_gbits: float | None = None, pipeline: Pipeline = EAGER, grad_accum: int = 1,
 ) -> GpuStep:
     """Fully sharded data parallel over ``num_gpus``, each with the profile's batch.
 
     Each rank steps the optimizer on its 1/n of the parameters, so the optimizer's ops move
-    1/n of the bytes; the parameters' all-gathers and the gradients' reduce-scatter
-    (``parallel.fsdp_exposed_s``) are prefetched behind the device's compute.
+    1/n of the bytes. Every micro batch all-gathers each block's parameters in forward and
+    backward and reduce-scatters its gradients (torchtitan keeps FSDP's gradient sync on under
+    accumulation), prefetched behind the device's compute (``parallel.fsdp_exposed_s``). Under AMP,
+    FSDP2's mixed-precision policy gathers bf16 parameters and reduces float32 gradients.
     """
     n = max(num_gpus, 1)
     sharded = tuple(
@@ -109,17 +143,23 @@ def fsdp_step(
         if g.phase == "optimizer" else g
         for g in p.ops
     )
-    compute = step_time(replace(p, ops=sharded), gpu_rates(gpu), eff)
-    link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network_gbits)
+    compute = accumulated_step(replace(p, ops=sharded), gpu_rates(gpu), eff, pipeline, grad_accum)
+    network = _network(gpu, network_gbits)
+    link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
-    comm = parallel.fsdp_exposed_s(p.memory.weights_bytes, num_gpus, bandwidth, compute.device_s)
-    via = link.via if num_gpus <= gpus_per_node else f"{link.via} + network {network_gbits:g} Gb/s per GPU"
-    return GpuStep(gpu=gpu.name, num_gpus=num_gpus, compute=compute, communication_s=comm, via=via)
+    mixed = Precision.parse(p.precision).autocast_dtype is not None
+    param_bytes = 2 if mixed else 4
+    traffic = grad_accum * parallel.fsdp_traffic_bytes(p.params_trainable, n, param_bytes=param_bytes, reduce_bytes=4)
+    first_gather = (n - 1) / n * p.block_params * param_bytes if n > 1 else 0.0
+    comm = parallel.fsdp_exposed_s(traffic, first_gather, bandwidth, compute.device_s)
+    via = link.via if num_gpus <= gpus_per_node else f"{link.via} + network {network:g} Gb/s per GPU"
+    return GpuStep(gpu=gpu.name, num_gpus=num_gpus, compute=compute, communication_s=comm, via=via,
+                   grad_accum=grad_accum)
 
 
 def throughput(p: Profile, step: GpuStep, *, tokens: bool) -> float:
     """Samples (or tokens) per second over all GPUs."""
-    per_step = p.batch_size * step.num_gpus * ((p.tokens_per_sample or 1) if tokens else 1)
+    per_step = p.batch_size * step.grad_accum * step.num_gpus * ((p.tokens_per_sample or 1) if tokens else 1)
     return per_step / step.step_s
 
 
@@ -137,7 +177,7 @@ def cpu_rates(ceilings: Ceilings) -> DeviceRates:
     )
 
 
-def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None) -> StepTime:
+def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None, *, grad_accum: int = 1) -> StepTime:
     """A step on the calibrated CPU. The efficiencies are fractions of its *measured* ceilings, fitted
     on real CPU benches (``gpuwise.predict.cpu_fit``); dispatch runs on the same cores, so it adds to
     the step instead of overlapping it."""
@@ -145,4 +185,4 @@ def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None) -> S
         from gpuwise.predict.cpu_fit import shipped_cpu_efficiency
 
         eff = shipped_cpu_efficiency()
-    return step_time(p, cpu_rates(ceilings), eff)
+    return accumulated_step(p, cpu_rates(ceilings), eff, EAGER, grad_accum)

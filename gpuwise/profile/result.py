@@ -98,8 +98,9 @@ class Memory:
     at_peak_bytes: dict[str, int]  # live bytes by category at the moment of the peak (sums to peak_bytes)
     # The largest the step's own tensors (all but weights, gradients and optimizer state) are at any
     # moment, with and without autocast's low-precision weight copies: FSDP shards the state, not these.
-    peak_activity_bytes: int = 0
+    peak_activity_bytes: int = 0  # in forward and backward
     peak_activity_no_copies_bytes: int = 0
+    peak_optimizer_activity_bytes: int = 0  # in the optimizer step: its temporaries, as large as what it steps
 
     @property
     def transient_bytes(self) -> int:

@@ -357,6 +357,7 @@ def _summarize(
         at_peak_bytes=dict(at_peak),
         peak_activity_bytes=memory.peak_activity_bytes,
         peak_activity_no_copies_bytes=memory.peak_activity_no_copies_bytes,
+        peak_optimizer_activity_bytes=memory.peak_optimizer_activity_bytes,
     )
     return Profile(
         workload=w.name,

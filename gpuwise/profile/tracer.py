@@ -67,6 +67,7 @@ class LiveMemory:
         # with and without autocast's weight copies: what FSDP adds to each rank's shard of the state.
         self.peak_activity_bytes = 0
         self.peak_activity_no_copies_bytes = 0
+        self.peak_optimizer_activity_bytes = 0
 
     def track(self, t: torch.Tensor, category: str, phase: str = "") -> None:
         """Start counting the storage behind ``t`` (once; a view adds nothing)."""
@@ -81,9 +82,14 @@ class LiveMemory:
         self.total_bytes += nbytes
         if category not in STATE:
             activity = self.total_bytes - sum(self.by_category[c] for c in STATE)
-            self.peak_activity_bytes = max(self.peak_activity_bytes, activity)
-            self.peak_activity_no_copies_bytes = max(self.peak_activity_no_copies_bytes,
-                                                     activity - self.by_category[WEIGHT_COPIES])
+            if phase == OPTIMIZER:
+                # The optimizer's temporaries are as large as the parameters it steps: a rank holding
+                # 1/n of them (FSDP) makes 1/n of these, so they are kept apart.
+                self.peak_optimizer_activity_bytes = max(self.peak_optimizer_activity_bytes, activity)
+            else:
+                self.peak_activity_bytes = max(self.peak_activity_bytes, activity)
+                self.peak_activity_no_copies_bytes = max(self.peak_activity_no_copies_bytes,
+                                                         activity - self.by_category[WEIGHT_COPIES])
         if self.total_bytes > self.peak_bytes:
             self.peak_bytes = self.total_bytes
             self.peak_by_category = dict(self.by_category)
@@ -130,6 +136,7 @@ class LiveMemory:
         activity = self.total_bytes - sum(self.by_category[c] for c in STATE)
         self.peak_activity_bytes = activity
         self.peak_activity_no_copies_bytes = activity - self.by_category[WEIGHT_COPIES]
+        self.peak_optimizer_activity_bytes = 0
 
 
 def _tensors(tree: Any) -> Iterator[torch.Tensor]:

@@ -35,7 +35,6 @@ def predict_here(config: TrainConfig, result: TrainResult,
     from gpuwise.hardware.catalog import load_catalog
     from gpuwise.hardware.local import device_name
     from gpuwise.plan import BAND, ProfileCache, _ram_bytes
-    from gpuwise.predict import parallel
     from gpuwise.predict.option import OptionMaker
     from gpuwise.workloads import get_workload
 
@@ -45,7 +44,7 @@ def predict_here(config: TrainConfig, result: TrainResult,
     maker = OptionMaker(
         get_workload(config.workload), batch_size=result.batch_size, precision=config.precision,
         optimizer=config.optimizer, seq_len=result.seq_len, image_size=result.image_size,
-        network_gbits=parallel.DEFAULT_NETWORK_GBITS, catalog=catalog, store_path=store_path,
+        network_gbits=None, catalog=catalog, store_path=store_path,
         profiles=ProfileCache(), bands=BAND,
     )
     if result.device == "cpu":

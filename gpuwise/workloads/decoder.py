@@ -66,7 +66,7 @@ class Attention(nn.Module):
             v = v[:, :, :, None, :].expand(b, s, self.n_kv_heads, repeats, self.head_dim).reshape(b, s, -1,
                                                                                                self.head_dim)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
-        return self.wo(out.transpose(1, 2).reshape(b, s, -1))  # type: ignore[no-any-return]
+        return self.wo(out.transpose(1, 2).reshape(b, s, -1))
 
 
 class FeedForward(nn.Module):
@@ -77,7 +77,7 @@ class FeedForward(nn.Module):
         self.w3 = nn.Linear(c.dim, c.ffn_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))  # type: ignore[no-any-return]
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
 class Block(nn.Module):
@@ -90,7 +90,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         h = x + self.attention(self.attention_norm(x), cos, sin)
-        return h + self.feed_forward(self.ffn_norm(h))  # type: ignore[no-any-return]
+        return h + self.feed_forward(self.ffn_norm(h))
 
 
 class Decoder(nn.Module):
@@ -109,10 +109,11 @@ class Decoder(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         s = tokens.shape[1]
         h = self.tok_embeddings(tokens)
-        cos, sin = self.cos[:, :s].to(h.dtype), self.sin[:, :s].to(h.dtype)
+        cos: torch.Tensor = self.get_buffer("cos")[:, :s].to(h.dtype)
+        sin: torch.Tensor = self.get_buffer("sin")[:, :s].to(h.dtype)
         for layer in self.layers:
             h = layer(h, cos, sin)
-        return self.output(self.norm(h))  # type: ignore[no-any-return]
+        return self.output(self.norm(h))
 
 
 def _loss(model: nn.Module, batch: Any) -> torch.Tensor:
@@ -183,4 +184,11 @@ _register(
     batch=8, seq_len=2048, summary="TinyLlama 1.1B decoder in plain PyTorch, causal LM",
     reference="Zhang et al. 2024, arXiv:2401.02385; TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T config.json "
     f"(22 layers, 2048 wide, 32 heads, 4 KV heads, FFN 5632, vocab 32000); {_TORCHTITAN}",
+)
+_register(
+    "llama2-34b",
+    DecoderConfig(dim=8192, n_layers=48, n_heads=64, n_kv_heads=8, ffn_dim=22016, vocab_size=32000, rope_theta=1e6),
+    batch=1, seq_len=4096, summary="Llama 2 34B-shaped decoder (Code Llama 34B's shapes) in plain PyTorch, causal LM",
+    reference="codellama/CodeLlama-34b-hf config.json (48 layers, 8192 wide, 64 heads, 8 KV heads, FFN 22016, "
+    "vocab 32000; the 34B that foundation-model-stack/fms-fsdp trains); " + _TORCHTITAN,
 )

@@ -1,0 +1,101 @@
+"""Predicted against published LLM training runs (gpuwise/data/published_llm_runs.csv).
+
+Each run that gpuwise can express (a zoo decoder, bf16, FSDP or DDP, activation checkpointing none,
+op-level selective or full, torch.compile on or off) is predicted with ``gpuwise predict``'s own code
+path and the shipped constants, fitting nothing: tokens/s per GPU, and the peak memory per GPU where
+the source publishes it. Every other row is listed with the reason it is skipped.
+
+    python benchmarks/llm_runs.py [--json benchmarks/results/llm_runs.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from gpuwise.config import Precision, RunSettings
+from gpuwise.plan import PredictConfig, ProfileCache, predict
+from gpuwise.predict.published import LlmRun, load_llm_runs, map_llm_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="also write every row's numbers here")
+    parser.add_argument("--csv", type=Path, help="a file of published runs with the same columns [default: shipped]")
+    args = parser.parse_args()
+    rows = load_llm_runs(args.csv)
+    profiles = ProfileCache()
+    results, skipped = [], []
+    started = time.perf_counter()
+    for row in rows:
+        run = map_llm_run(row)
+        if isinstance(run, str):
+            skipped.append({"line": row.line, "model": row.model, "gpu": row.gpu, "why": run})
+            continue
+        results.append(_predict(run, profiles))
+        r = results[-1]
+        print(f"line {r['line']:>3} {r['model']:<15} {r['num_gpus']:>4}× {r['gpu']:<15} b{r['batch']} s{r['seq_len']} "
+              f"{r['strategy']:<4} ac={r['activation_checkpointing']:<9} compile={'yes' if r['compile'] else 'no ':<3} "
+              f"published {r['published_tokens_per_gpu_s']:>7,.0f} tok/s/GPU, predicted "
+              f"{r['predicted_tokens_per_gpu_s'] or 0:>7,.0f} ({_pct(r['error'])})"
+              + (f"; memory {r['published_memory_gib']} GiB published, {r['predicted_memory_gib']:.1f} predicted"
+                 if r["published_memory_gib"] else ""), flush=True)
+    errors = [abs(r["error"]) for r in results if r["error"] is not None]
+    unfit = [r for r in results if not r["fits"]]
+    summary = {
+        "rows_predicted": len(results), "rows_skipped": len(skipped), "not_fitting": len(unfit),
+        "median_abs_error": statistics.median(errors) if errors else None, "worst_abs_error": max(errors, default=None),
+        "signed_median_error": statistics.median(r["error"] for r in results if r["error"] is not None)
+        if errors else None,
+        "memory_errors": [r["memory_error"] for r in results if r["memory_error"] is not None],
+    }
+    print(f"\n{len(results)} runs predicted, {len(skipped)} skipped, {len(unfit)} predicted not to fit; "
+          f"|error| median {_pct(summary['median_abs_error'])}, worst {_pct(summary['worst_abs_error'])}, "
+          f"signed median {_pct(summary['signed_median_error'])}")
+    if summary["memory_errors"]:
+        print("memory, predicted vs published: " + ", ".join(_pct(e) for e in summary["memory_errors"]))
+    for s in skipped:
+        print(f"skipped line {s['line']} ({s['model']}, {s['gpu']}): {s['why']}")
+    elapsed = time.perf_counter() - started
+    print(f"\n{date.today()} · {platform.processor() or platform.machine()} · {elapsed:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "rows": results, "skipped": skipped,
+                                         "date": str(date.today()), "seconds": round(elapsed)}, indent=2) + "\n")
+
+
+def _predict(run: LlmRun, profiles: ProfileCache) -> dict[str, object]:
+    row = run.row
+    config = PredictConfig(
+        workload=run.workload, gpu=row.gpu, num_gpus=row.num_gpus, batch_size=row.batch_per_gpu,
+        precision=Precision.AMP_BF16, seq_len=run.seq_len,
+        settings=RunSettings(strategy=run.strategy, activation_checkpointing=run.activation_checkpointing,
+                             compile=run.compile),
+    )
+    option = predict(config, profiles=profiles)
+    fits = option.fits and not option.batch_reduced
+    tokens = option.step.tokens_per_s / row.num_gpus if option.step and option.step.tokens_per_s else None
+    memory_gib = option.memory_per_gpu_bytes / 2**30
+    return {
+        "line": row.line, "model": row.model, "gpu": row.gpu, "num_gpus": row.num_gpus, "batch": row.batch_per_gpu,
+        "seq_len": run.seq_len, "strategy": run.strategy, "activation_checkpointing": run.activation_checkpointing,
+        "compile": run.compile, "fits": fits, "planned_strategy": option.strategy,
+        "published_tokens_per_gpu_s": run.tokens_per_gpu_s, "predicted_tokens_per_gpu_s": tokens,
+        "error": tokens / run.tokens_per_gpu_s - 1 if tokens and fits else None,
+        "published_memory_gib": run.memory_gib, "predicted_memory_gib": memory_gib,
+        "memory_error": memory_gib / run.memory_gib - 1 if run.memory_gib else None,
+        "source": row.source,
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.0%}" if x < 0 else f"{x:.0%}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
