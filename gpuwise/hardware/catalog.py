@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -48,6 +49,9 @@ class GPU:
     fp16_tflops: float | None = None  # FP16 tensor, FP32 accumulate (what AMP gets)
     bf16_tflops: float | None = None  # BF16 tensor, FP32 accumulate
     fp8_tflops: float | None = None  # FP8 tensor, FP32 accumulate where it differs
+    # Measured, not datasheet: the best dense BF16 matmul rate a microbenchmark reaches (mamf-finder).
+    achievable_bf16_tflops: float | None = None
+    l2_cache_mb: float | None = None  # last-level cache (AMD: Infinity Cache)
     sm_count: int | None = None  # SMs (NVIDIA) or compute units (AMD)
     boost_clock_mhz: int | None = None
     tdp_w: float | None = None
@@ -59,6 +63,10 @@ class GPU:
     device_names: tuple[str, ...] = ()  # as torch.cuda.get_device_name() reports them
     sources: dict[str, str] = field(default_factory=dict, hash=False)  # field -> where it was read
     notes: str = ""
+    # Derived when the catalog is built (``achievable_fractions``), never read from a file: the share of
+    # the datasheet tensor peaks a large matmul reaches on this GPU, and what that number rests on.
+    achievable_fraction: float = 1.0
+    achievable_basis: str = "the datasheet peak (no measurement)"
 
     def peak_tflops(self, precision: str) -> float | None:
         """The dense peak PyTorch's matrix products get at a gpuwise precision; None if unsupported.
@@ -84,13 +92,15 @@ class GPU:
 _STR_FIELDS = ("vendor", "architecture", "memory_type", "notes")
 _FLOAT_FIELDS = (
     "memory_gb", "memory_bandwidth_gbps", "fp32_tflops", "tf32_tflops", "fp16_tflops", "bf16_tflops",
-    "fp8_tflops", "tdp_w", "nvlink_gbps", "nvlink_bridge_gbps", "price_usd_per_hour",
+    "fp8_tflops", "achievable_bf16_tflops", "l2_cache_mb", "tdp_w", "nvlink_gbps", "nvlink_bridge_gbps",
+    "price_usd_per_hour",
 )
 _INT_FIELDS = ("sm_count", "boost_clock_mhz", "pcie_gen", "launch_year")
 NUMERIC_FIELDS = _FLOAT_FIELDS + _INT_FIELDS
 REQUIRED_FIELDS = ("vendor", "memory_gb", "memory_bandwidth_gbps")
 _ENTRY_FIELDS = (*_STR_FIELDS, *NUMERIC_FIELDS, "device_names", "sources")
-assert set(_ENTRY_FIELDS) == {f.name for f in fields(GPU)} - {"name"}, "schema and GPU fields disagree"
+_DERIVED_FIELDS = {"name", "achievable_fraction", "achievable_basis"}
+assert set(_ENTRY_FIELDS) == {f.name for f in fields(GPU)} - _DERIVED_FIELDS, "schema and GPU fields disagree"
 
 
 def _type_name(value: object) -> str:
@@ -220,6 +230,47 @@ def _merge(gpus: dict[str, GPU], data: dict[str, Any], label: str, *, user: bool
         gpus[key] = GPU(name=name, **values, sources=sources)
 
 
+# ------------------------------------------------------------------ achievable rates
+
+
+def achievable_fractions(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
+    """Each GPU with the share of its tensor peaks that a large matmul reaches: its own measurement
+    (``achievable_bf16_tflops`` / ``bf16_tflops``) where one is published, else the mean of the
+    measured GPUs of the same chip (the architecture text, e.g. "Ampere (GA100)"), else of the same
+    architecture family ("Ampere"), else of the same vendor; 1 (the datasheet) if none is measured.
+    The same share is applied to the TF32 and FP16 tensor peaks of that GPU: they run on the same
+    tensor cores at the same clocks. Pure: derived from the entries, stated in ``achievable_basis``."""
+    gpus = tuple(gpus)
+    measured = {g.name: g.achievable_bf16_tflops / g.bf16_tflops for g in gpus
+                if g.achievable_bf16_tflops and g.bf16_tflops}
+
+    def mean_of(members: list[GPU]) -> float | None:
+        values = [measured[g.name] for g in members if g.name in measured]
+        return sum(values) / len(values) if values else None
+
+    out = []
+    for g in gpus:
+        if g.name in measured:
+            out.append(replace(g, achievable_fraction=measured[g.name],
+                               achievable_basis=f"measured: {g.achievable_bf16_tflops:g} of {g.bf16_tflops:g} TFLOP/s"))
+            continue
+        family = g.architecture.split()[0] if g.architecture else ""
+        for label, members in (
+            (f"the mean of the measured {g.architecture} GPUs", [h for h in gpus if g.architecture
+                                                                and h.architecture == g.architecture]),
+            (f"the mean of the measured {family} GPUs", [h for h in gpus if family
+                                                        and h.architecture.split()[:1] == [family]]),
+            (f"the mean of the measured {g.vendor} GPUs", [h for h in gpus if h.vendor == g.vendor]),
+        ):
+            fraction = mean_of(members)
+            if fraction is not None:
+                out.append(replace(g, achievable_fraction=fraction, achievable_basis=f"{label} ({fraction:.0%})"))
+                break
+        else:
+            out.append(g)
+    return tuple(out)
+
+
 # ------------------------------------------------------------------ the catalog
 
 
@@ -300,7 +351,7 @@ def parse_catalog_text(text: str, label: str, base: Catalog | None = None) -> Ca
         raise GpuwiseError(f"{label}: not valid TOML: {e}") from None
     gpus = {g.name.lower(): g for g in base.gpus} if base else {}
     _merge(gpus, data, label, user=base is not None)
-    return Catalog(gpus=tuple(gpus.values()), files=(*(base.files if base else ()), label))
+    return Catalog(gpus=achievable_fractions(gpus.values()), files=(*(base.files if base else ()), label))
 
 
 def load_catalog(user_file: Path | None = None) -> Catalog:
@@ -316,7 +367,7 @@ def load_catalog(user_file: Path | None = None) -> Catalog:
         raise GpuwiseError(f"catalog file {user_file} does not exist: pass an existing TOML file to --catalog")
     gpus = {g.name.lower(): g for g in catalog.gpus}
     _merge(gpus, _read_toml(user_file, str(user_file)), str(user_file), user=True)
-    return Catalog(gpus=tuple(gpus.values()), files=(*catalog.files, str(user_file)))
+    return Catalog(gpus=achievable_fractions(gpus.values()), files=(*catalog.files, str(user_file)))
 
 
 # ------------------------------------------------------------------ this machine (I/O)

@@ -61,8 +61,20 @@ def links(nvlink_gbps: float | None, pcie_gen: int | None, network_gbits: float 
 
 
 def ring_bandwidth_gbps(links: Links, num_gpus: int, gpus_per_node: int) -> float:
-    """The ring runs at its slowest link: the network once it spans nodes."""
-    slowest = links.intra_node_gbps if num_gpus <= gpus_per_node else min(links.intra_node_gbps, links.inter_node_gbps)
+    """The bus bandwidth of a ring collective: per GPU, (n−1)/n × the bytes over this rate.
+
+    In one node the ring runs at its NVLink (or PCIe) rate. Across nodes NCCL runs one ring per
+    channel, each crossing from node to node through its own NIC; every ring carries its share of
+    the data over each hop, so a node's inter-node traffic is spread over all its NICs, and the
+    ring's rate is the node's total network bandwidth (per-GPU rate × GPUs per node), capped by
+    the intra-node link. NCCL's own ``busbw`` is this quantity (nccl-tests doc/PERFORMANCE.md), and
+    across nodes its expected value is the node's total NIC bandwidth: NVIDIA/nccl-tests issue #119
+    (3 nodes of 8 A100 with 4 HDR NICs each: 100 GB/s expected, 85-96 measured) and #152 (the same
+    arithmetic for 4 HDR NICs per A100 node); one NIC per GPU, as in a DGX, gives 8 × the NIC."""
+    if num_gpus <= gpus_per_node:
+        slowest = links.intra_node_gbps
+    else:
+        slowest = min(links.intra_node_gbps, links.inter_node_gbps * gpus_per_node)
     return slowest * LINK_EFFICIENCY
 
 

@@ -29,13 +29,15 @@ if TYPE_CHECKING:
 
 
 def gpu_rates(gpu: GPU) -> DeviceRates:
-    """The dense peaks of a catalog GPU, by the dtype PyTorch runs matrix products in."""
+    """The rates of a catalog GPU that matrix products reach, by the dtype PyTorch runs them in: the
+    tensor-core peaks times the achievable share a matmul microbenchmark measures on that GPU (or on
+    its chip, family or vendor: ``GPU.achievable_basis``); the FP32 CUDA-core peak as published."""
     if gpu.fp32_tflops is None:
         raise GpuwiseError(f"the catalog has no compute figures for {gpu.name}; add them in your --catalog file")
     tensor = {FP32: gpu.fp32_tflops}
     for key, value in ((TF32, gpu.tf32_tflops), (BF16, gpu.bf16_tflops), (FP16, gpu.fp16_tflops)):
         if value:
-            tensor[key] = value
+            tensor[key] = value * gpu.achievable_fraction
     return DeviceRates(
         name=gpu.name, tensor_tflops=tensor, vector_tflops=gpu.fp32_tflops, memory_gbps=gpu.memory_bandwidth_gbps,
         sm_count=gpu.sm_count or 0,

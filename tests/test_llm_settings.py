@@ -1,0 +1,253 @@
+"""LLM training as people run it: activation checkpointing, FSDP2 mixed precision, causal flash attention,
+gradient accumulation, torch.compile, the network between nodes — each checked against its arithmetic."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from gpuwise import profile
+from gpuwise.config import RunSettings
+from gpuwise.errors import GpuwiseError
+from gpuwise.hardware.catalog import load_catalog
+from gpuwise.predict import memory, parallel
+from gpuwise.predict.fit import shipped_efficiency
+from gpuwise.predict.published import PublishedRow, map_llm_run
+from gpuwise.predict.roofline import Pipeline
+from gpuwise.predict.step import accumulated_step, fsdp_step, gpu_rates, gpu_step, profile_for_gpu
+from gpuwise.profile import ops
+from gpuwise.workloads import Shape, Workload
+from gpuwise.workloads.decoder import Decoder, DecoderConfig, _loss
+from tests.helpers import make_workload, run_cli
+
+TINY = DecoderConfig(dim=256, n_layers=4, n_heads=8, n_kv_heads=2, ffn_dim=688, vocab_size=1000)
+SEQ = 128
+
+
+def tiny_decoder(name: str = "tiny-decoder") -> Workload:
+    def make_batch(n: int, shape: Shape) -> dict[str, torch.Tensor]:
+        tokens = torch.randint(0, TINY.vocab_size, (n, SEQ + 1))
+        return {"tokens": tokens[:, :-1], "labels": tokens[:, 1:]}
+
+    return Workload(
+        name=name, family="language (transformer)", sample_unit="token", default_batch_size=2, summary="test",
+        build_model=lambda shape: Decoder(TINY, SEQ), make_batch=make_batch, forward_loss=_loss,
+        default_shape=Shape(seq_len=SEQ), tokens_per_sample=lambda shape: SEQ,
+    )
+
+
+# ------------------------------------------------------------------ causal attention
+
+
+def test_causal_attention_counts_half_of_the_products() -> None:
+    full = ops.attention_flops((2, 8, SEQ, 32), (2, 8, SEQ, 32), (2, 8, SEQ, 32))
+    assert full == 2 * 2 * 2 * 8 * SEQ * SEQ * 32  # Q·Kᵀ and P·V, 2 FLOPs a multiply-add
+    assert ops.attention_flops((2, 8, SEQ, 32), (2, 8, SEQ, 32), (2, 8, SEQ, 32), causal=True) == full // 2
+
+
+def test_the_decoder_profiles_causal_flash_attention_at_half_the_flops() -> None:
+    p = profile(tiny_decoder(), batch_size=2, gpu_kernels=True)
+    attention = sum(g.flops * g.count for g in p.ops if g.kind == ops.ATTENTION)
+    head_dim = TINY.dim // TINY.n_heads
+    forward = 4 * 2 * TINY.n_heads * SEQ * SEQ * head_dim // 2  # causal: half
+    assert attention == TINY.n_layers * 3 * forward  # forward + backward (twice the forward)
+
+
+# ------------------------------------------------------------------ activation checkpointing
+
+
+@pytest.mark.parametrize("mode", ["selective", "full"])
+def test_checkpointing_trades_saved_activations_for_recompute(mode: str) -> None:
+    w = tiny_decoder()
+    none = profile(w, batch_size=2, gpu_kernels=True)
+    ac = profile(w, batch_size=2, gpu_kernels=True, activation_checkpointing=mode)
+    assert ac.activation_checkpointing == mode
+    assert ac.memory.activations_bytes < 0.7 * none.memory.activations_bytes
+    assert ac.recompute_flops > 0 and ac.backward_flops == none.backward_flops + ac.recompute_flops
+    assert ac.training_flops == none.training_flops  # the model's FLOPs: recompute apart
+    assert ac.recompute_flops <= none.forward_flops
+
+
+def test_full_checkpointing_recomputes_each_block_forward() -> None:
+    w = tiny_decoder()
+    none = profile(w, batch_size=2, gpu_kernels=True)
+    full = profile(w, batch_size=2, gpu_kernels=True, activation_checkpointing="full")
+    output_layer = 2 * 2 * SEQ * TINY.dim * TINY.vocab_size  # not in a block: never recomputed
+    assert full.recompute_flops == none.forward_flops - output_layer
+
+
+def test_checkpointing_a_model_without_blocks_is_one_line() -> None:
+    w = make_workload(lambda: nn.Linear(4, 2), lambda n: torch.randn(n, 4), lambda m, x: m(x).sum())
+    with pytest.raises(GpuwiseError, match=r"--activation-checkpointing full: .* no blocks to recompute"):
+        profile(w, batch_size=2, activation_checkpointing="full")
+
+
+# ------------------------------------------------------------------ CUDA's autocast lists, FSDP memory
+
+
+def test_gpu_profiles_follow_cudas_autocast_lists() -> None:
+    def build() -> nn.Module:
+        return nn.Sequential(nn.Linear(64, 64), nn.LayerNorm(64), nn.Linear(64, 8))
+
+    w = make_workload(build, lambda n: torch.randn(n, 64), lambda m, x: m(x).float().pow(2).mean())
+    cpu = profile(w, batch_size=4, precision="amp-bf16")
+    gpu = profile(w, batch_size=4, precision="amp-bf16", gpu_kernels=True)
+
+    def norm_dtype(p: object) -> set[str]:
+        return {g.dtype for g in p.ops if g.op == "aten.native_layer_norm.default"}  # type: ignore[attr-defined]
+
+    assert norm_dtype(cpu) == {"bfloat16"}  # the CPU's lists leave layer_norm in bf16
+    assert norm_dtype(gpu) == {"float32"}  # CUDA's run it in float32
+
+
+def test_fsdp_memory_adds_the_activations_the_unsharded_peak_hides() -> None:
+    # The peak of a step with a large vocabulary is at the end of backward, where no activation is left;
+    # per rank FSDP must still hold the largest the activations ever were.
+    p = profile_for_gpu(tiny_decoder(), batch_size=8, precision="amp-bf16", optimizer="adamw",
+                        low_precision_params=True)
+    m = p.memory
+    assert m.peak_activity_bytes >= m.activations_bytes
+    per_rank = memory.tensor_bytes(p, num_gpus=8, sharded=True)
+    assert per_rank >= m.activations_bytes + memory.state_bytes(p) / 8
+    assert m.at_peak_bytes.get("weight_copies", 0) == 0  # FSDP's bf16 parameters: no autocast copies
+    autocast = profile_for_gpu(tiny_decoder(), batch_size=8, precision="amp-bf16", optimizer="adamw")
+    assert autocast.memory.peak_activity_bytes > autocast.memory.peak_activity_no_copies_bytes
+    # the state is float32 in FSDP's shards, though the profile traced it in bf16
+    assert memory.state_bytes(p) == memory.state_bytes(autocast)
+
+
+def test_fsdp_mixed_precision_moves_eight_bytes_a_parameter() -> None:
+    n, params = 8, 1_000_000
+    assert parallel.fsdp_traffic_bytes(params, n, param_bytes=2, reduce_bytes=4) == pytest.approx(7 / 8 * params * 8)
+    assert parallel.fsdp_traffic_bytes(params, n, param_bytes=4, reduce_bytes=4) == pytest.approx(7 / 8 * params * 12)
+    assert parallel.fsdp_traffic_bytes(params, 1, param_bytes=2, reduce_bytes=4) == 0
+
+
+def test_a_ring_across_nodes_uses_every_nic_of_the_node() -> None:
+    links = parallel.links(600.0, None, network_gbits=200)  # NVLink 300 GB/s a direction, 25 GB/s NIC per GPU
+    one_node = parallel.ring_bandwidth_gbps(links, 8, 8)
+    two_nodes = parallel.ring_bandwidth_gbps(links, 16, 8)
+    assert one_node == pytest.approx(300 * parallel.LINK_EFFICIENCY)
+    assert two_nodes == pytest.approx(8 * 25 * parallel.LINK_EFFICIENCY)
+    thin = parallel.links(600.0, None, network_gbits=50)
+    assert parallel.ring_bandwidth_gbps(thin, 16, 8) == pytest.approx(8 * 50 / 8 * parallel.LINK_EFFICIENCY)
+
+
+def test_the_network_default_follows_the_gpu_class() -> None:
+    catalog = load_catalog()
+    h100, a100, l40s = (catalog.get(n) for n in ("H100-SXM5-80GB", "A100-SXM4-80GB", "L40S"))
+    assert parallel.default_network_gbits(h100.architecture, h100.nvlink_gbps)[0] == 400
+    assert parallel.default_network_gbits(a100.architecture, a100.nvlink_gbps)[0] == 200
+    assert parallel.default_network_gbits(l40s.architecture, l40s.nvlink_gbps)[0] == 50
+
+
+# ------------------------------------------------------------------ accumulation and compile
+
+
+def test_gradient_accumulation_repeats_the_passes_not_the_optimizer() -> None:
+    p = profile_for_gpu(tiny_decoder(), batch_size=2, precision="amp-bf16", optimizer="adamw")
+    gpu = load_catalog().get("A100-SXM4-80GB")
+    eff, rates, eager = shipped_efficiency(), gpu_rates(gpu), Pipeline()
+    one = accumulated_step(p, rates, eff, eager, 1)
+    four = accumulated_step(p, rates, eff, eager, 4)
+    passes = accumulated_step(replace(p, ops=tuple(g for g in p.ops if g.phase != "optimizer")), rates, eff,
+                              eager, 1)
+    assert four.step_s == pytest.approx(one.step_s + 3 * passes.step_s)
+    step1 = gpu_step(p, gpu, eff, num_gpus=8)
+    step4 = gpu_step(p, gpu, eff, num_gpus=8, grad_accum=4)
+    assert step4.grad_accum == 4 and step4.compute.step_s == pytest.approx(four.step_s)
+    assert step4.communication_s <= step1.communication_s  # one all-reduce, behind the last backward
+    sharded = fsdp_step(p, gpu, eff, num_gpus=8, grad_accum=4)
+    assert sharded.compute.step_s > 3 * step1.compute.step_s
+
+
+def test_compile_fuses_memory_bound_ops_only() -> None:
+    p = profile_for_gpu(tiny_decoder(), batch_size=2, precision="amp-bf16", optimizer="adamw")
+    gpu = load_catalog().get("H100-SXM5-80GB")
+    eager = gpu_step(p, gpu, shipped_efficiency())
+    compiled = gpu_step(p, gpu, shipped_efficiency(), pipeline=Pipeline(compiled=True))
+    assert compiled.compute.memory_bound_s < eager.compute.memory_bound_s
+    assert compiled.compute.by_kind_s[ops.MATMUL] == pytest.approx(eager.compute.by_kind_s[ops.MATMUL])
+
+
+# ------------------------------------------------------------------ catalog: achievable rates
+
+
+def test_achievable_share_is_measured_or_borrowed_from_the_chip() -> None:
+    catalog = load_catalog()
+    a100, a100_40 = catalog.get("A100-SXM4-80GB"), catalog.get("A100-SXM4-40GB")
+    assert a100.achievable_fraction == pytest.approx(271.2 / 312)
+    assert a100.achievable_basis.startswith("measured")
+    assert "Ampere (GA100)" in a100_40.achievable_basis
+    assert 0.8 < a100_40.achievable_fraction < 0.87
+    assert gpu_rates(a100).tensor_tflops["bfloat16"] == pytest.approx(271.2)
+
+
+# ------------------------------------------------------------------ predict, its flags and the LLM rows
+
+
+def test_predict_json_carries_the_settings_and_the_global_batch() -> None:
+    code, out, err = run_cli("predict", "tinyllama-1.1b", "--gpu", "A100-SXM4-80GB", "--num-gpus", "8",
+                             "--batch-size", "2", "--seq-len", "256", "--precision", "amp-bf16", "--strategy",
+                             "fsdp", "--activation-checkpointing", "full", "--grad-accum", "4", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["settings"] == {"strategy": "fsdp", "activation_checkpointing": "full", "grad_accum": 4,
+                                "compile": False}
+    assert data["strategy"] == "FSDP"
+    assert data["global_batch_size"] == 2 * 4 * 8
+    assert data["step"]["tokens_per_s"] == pytest.approx(data["step"]["samples_per_s"] * 256)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--num-gpus", "1", "--strategy", "fsdp"], r"--strategy fsdp shards over several GPUs"),
+        (["--grad-accum", "0"], r"--grad-accum must be a positive integer"),
+        (["--activation-checkpointing", "some"], r"unknown activation-checkpointing 'some'"),
+        (["--strategy", "zero3"], r"unknown strategy 'zero3'"),
+    ],
+)
+def test_bad_settings_get_one_line(args: list[str], message: str) -> None:
+    code, _, err = run_cli("predict", "gpt2", "--gpu", "H100-SXM5-80GB", *args)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+def _row(notes: str, precision: str = "AMP-BF16", batch: int | None = 2, model: str = "llama3-8b") -> PublishedRow:
+    return PublishedRow(index=2, model=model, task="causal LM pre-training", gpu="H100-SXM5-80GB", num_gpus=8,
+                        precision=precision, batch_per_gpu=batch, throughput=46096, unit="tokens/s", source="test",
+                        notes=notes)
+
+
+def test_published_llm_runs_map_to_settings_or_say_why_not() -> None:
+    run = map_llm_run(_row("seq len 8192; strategy fsdp2; activation checkpointing selective (op-level); "
+                           "compile no; memory 82.4 GiB (reserved)"))
+    assert not isinstance(run, str)
+    assert (run.workload, run.seq_len, run.strategy, run.activation_checkpointing, run.compile, run.memory_gib) == (
+        "llama3-8b", 8192, "fsdp", "selective", False, 82.4)
+    assert run.tokens_per_gpu_s == pytest.approx(46096 / 8)
+    why = [
+        map_llm_run(_row("seq len 8192; strategy fsdp2; activation checkpointing full", precision="FP8")),
+        map_llm_run(_row("seq len 8192; strategy fsdp2 dp_shard=32 tp=8; activation checkpointing full")),
+        map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing selective (layer)")),
+        map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing full", batch=None)),
+        map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing full", model="mpt-7b")),
+    ]
+    assert all(isinstance(w, str) for w in why)
+    assert "FP8" in str(why[0]) and "tensor" in str(why[1]) and "op-level" in str(why[2])
+    assert "micro batch" in str(why[3]) and "mpt-7b" in str(why[4])
+
+
+def test_the_zoo_decoders_have_their_published_parameter_counts() -> None:
+    # Meta's model cards: Llama 3 8B has 8.03B parameters; Llama 2 7B 6.74B.
+    from gpuwise.workloads import get_workload
+    from gpuwise.workloads.params import count_parameters
+
+    assert count_parameters(get_workload("llama3-8b")) == 8_030_261_248
+    assert count_parameters(get_workload("llama2-7b")) == 6_738_415_616
