@@ -68,8 +68,7 @@ def db(tmp_path: Path) -> Path:
 def params(folder: Path) -> dict[str, torch.Tensor]:
     found = checkpoint.find(folder)
     assert found is not None
-    model: dict[str, torch.Tensor] = checkpoint.load(found.path)["model"]
-    return model
+    return checkpoint.read_model(found.path)
 
 
 def train(*args: str) -> tuple[int, str, str]:
@@ -353,12 +352,12 @@ def test_a_step_too_big_for_this_machine_is_refused_before_allocating(db: Path) 
 
 
 def test_out_of_memory_in_a_step_is_one_line(tiny: str, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gpuwise.bench.run import Step
+    from gpuwise.train.step import AccumulatingStep
 
-    def oom(self: object, batch: object) -> torch.Tensor:
+    def oom(self: object, batches: object) -> torch.Tensor:
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(Step, "__call__", oom)
+    monkeypatch.setattr(AccumulatingStep, "__call__", oom)
     code, _, err = run_cli("train", tiny, "--steps", "2", "--db", str(db))
     assert code == 2 and "does not fit on cpu at batch 4" in err and "--batch-size" in err
 
@@ -373,3 +372,162 @@ def test_loader_workers_stay_within_the_cores(monkeypatch: pytest.MonkeyPatch) -
     assert default_workers("data/images", 1) == 4
     assert default_workers("data/images", 4) == 2  # 8 cores shared by 4 training processes
     assert default_workers("data/images", 16) == 0
+
+
+# ------------------------------------------------------------------ issue 13: LLM training as people run it
+
+
+def test_the_new_flags_reach_the_workers_and_the_checkpoint() -> None:
+    from gpuwise.train.launch import worker_args
+
+    c = config(grad_accum=4, activation_checkpointing="selective", compile=True, strategy=Strategy.FSDP)
+    args = worker_args(c, Devices("cuda", 8))
+    assert args[args.index("--grad-accum") + 1] == "4"
+    assert args[args.index("--activation-checkpointing") + 1] == "selective" and "--compile" in args
+    assert "--grad-accum" not in worker_args(config(), Devices("cuda", 8))  # defaults left out
+    assert c.options() == {"activation_checkpointing": "selective", "compile": True, "strategy": "fsdp",
+                           "grad_accum": 4}
+    assert "world_size" not in c.settings(shape={"seq_len": None, "image_size": 224}, batch_size=8)
+
+
+@pytest.mark.parametrize("theirs, done, exact, start", [
+    (2, 2, True, 1),  # 2 batches × 4 × 2 processes = 16 samples = 1 batch of 4 × 4 processes
+    (4, 1, True, 2),  # 16 samples = 2 batches of 4 × 2 processes
+    (2, 1, False, 0),  # 8 samples: half a batch of 4 × 4: continue from sample 0 in the new order
+])
+def test_the_data_position_carries_over_to_another_number_of_processes(theirs: int, done: int, exact: bool,
+                                                                       start: int) -> None:
+    from gpuwise.train.loop import _position_on
+
+    world = 4 if theirs == 2 else 2
+    got, note = _position_on(world, 4, theirs, {"step": done, "epoch": 0, "batch_in_epoch": done})
+    assert got == start
+    assert ("exactly where it stopped" in note) is exact
+    assert ("continues with the new world size's order" in note) is not exact
+
+
+def test_grad_accum_resume_is_exact(tiny: str, db: Path, tmp_path: Path) -> None:
+    part, full = tmp_path / "part", tmp_path / "full"
+    # 20 samples, batch 4, 2 micro batches a step: 2 steps per epoch (the fifth micro batch dropped).
+    common = ("--synthetic-samples", "20", "--grad-accum", "2", "--db", str(db))
+    code, out, err = train(tiny, "--steps", "5", "--checkpoint-dir", str(full), *common, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["end_step"], result["epoch"], result["grad_accum"]) == (5, 2, 2)
+    assert result["comparison"]["provenance"].startswith("2 × ") and result["comparison"]["stored_id"] is None
+    assert train(tiny, "--steps", "3", "--checkpoint-dir", str(part), *common)[0] == 0
+    assert checkpoint.manifest(checkpoint.checkpoint_path(part, 3))["batch_in_epoch"] == 2  # micro batches
+    code, out, err = train("--steps", "5", "--resume", str(part), "--db", str(db))  # grad_accum from the checkpoint
+    assert code == 0, err
+    assert "× 2 micro batches per step" in out
+    resumed, uninterrupted = params(part), params(full)
+    for name in uninterrupted:
+        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=0, atol=0)
+    one = tmp_path / "one"  # one micro batch a step trains another model: the comparison can fail
+    code, _, err = train(tiny, "--steps", "5", "--synthetic-samples", "20", "--checkpoint-dir", str(one),
+                         "--db", str(db))
+    assert code == 0, err
+    assert any(not torch.equal(params(one)[n], uninterrupted[n]) for n in uninterrupted)
+
+
+def test_accumulated_gradients_are_the_mean_over_the_micro_batches() -> None:
+    """Two micro batches of 2 give the gradient of one batch of 4 (mean loss), before the update."""
+    from gpuwise.config import Precision
+    from gpuwise.train.step import AccumulatingStep
+    from tests.helpers import make_workload
+
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 3), torch.randn(4, 1)
+    w = make_workload(lambda: torch.nn.Linear(3, 1), lambda n: None,
+                      lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]))  # type: ignore[index]
+    grads = []
+    for batches in ([(x, y)], [(x[:2], y[:2]), (x[2:], y[2:])]):
+        model = torch.nn.Linear(3, 1)
+        model.load_state_dict({"weight": torch.ones(1, 3), "bias": torch.zeros(1)})
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        step = AccumulatingStep(w, model, opt, Precision.FP32, "cpu", grad_accum=len(batches))
+        loss = step(batches)
+        assert model.weight.grad is not None
+        grads.append((model.weight.grad.clone(), float(loss)))
+    torch.testing.assert_close(grads[1][0], grads[0][0])
+    assert grads[1][1] == pytest.approx(grads[0][1])
+
+
+def test_activation_checkpointing_trains_the_same_model(tiny: str, db: Path, tmp_path: Path) -> None:
+    """Recomputing the forward in backward (dropout's RNG replayed) changes memory, not the parameters."""
+    for mode in ("none", "full", "selective"):
+        code, out, err = train(tiny, "--steps", "4", "--activation-checkpointing", mode, "--checkpoint-dir",
+                               str(tmp_path / mode), "--db", str(db), "--json")
+        assert code == 0, err
+        assert json.loads(out)["activation_checkpointing"] == mode
+    plain = params(tmp_path / "none")
+    for mode in ("full", "selective"):
+        for name, value in params(tmp_path / mode).items():
+            torch.testing.assert_close(value, plain[name])
+
+
+@pytest.mark.slow
+def test_compile_trains_the_same_model(tiny: str, db: Path, tmp_path: Path) -> None:
+    from gpuwise.train.loop import cannot_compile
+
+    if cannot_compile("cpu"):
+        pytest.skip(cannot_compile("cpu"))
+    code, out, err = train(tiny, "--steps", "3", "--warmup", "1", "--compile", "--checkpoint-dir",
+                           str(tmp_path / "c"), "--db", str(db), "--json")
+    assert code == 0, err
+    assert json.loads(out)["compiled"]
+    code, _, err = train(tiny, "--steps", "3", "--warmup", "1", "--checkpoint-dir", str(tmp_path / "e"),
+                         "--db", str(db))
+    assert code == 0, err
+    eager = params(tmp_path / "e")
+    for name, value in params(tmp_path / "c").items():
+        torch.testing.assert_close(value, eager[name], rtol=1e-4, atol=1e-5)
+
+
+ONE_BLOCK = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from gpuwise.workloads.user import UserWorkload
+
+    def build():
+        return UserWorkload(model=nn.Sequential(nn.Linear(8, 2)),
+                            make_batch=lambda n: (torch.randn(n, 8), torch.randint(0, 2, (n,))),
+                            loss=lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]), default_batch_size=4)
+''')
+
+
+def test_the_new_flags_refuse_bad_input_in_one_line(tiny: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    one_block = tmp_path / "one_block.py"
+    one_block.write_text(ONE_BLOCK)
+    cases = [
+        ([tiny, "--grad-accum", "0"], "--grad-accum must be a positive integer, got 0"),
+        ([tiny, "--grad-accum", "two"], "--grad-accum must be a positive integer, got 'two'"),
+        ([tiny, "--activation-checkpointing", "most"], "use --activation-checkpointing none | selective | full"),
+        ([f"{one_block}:build", "--activation-checkpointing", "full"], "has no blocks to recompute"),
+        ([f"{one_block}:build", "--devices", "cpu:2", "--activation-checkpointing", "full"],
+         "has no blocks to recompute"),
+        ([tiny, "--strategy", "fsdp"], "FSDP shards over several processes: use --devices cpu:N with N >= 2, "
+                                       "or --strategy ddp"),
+        ([tiny, "--grad-accum", "8", "--synthetic-samples", "20"], "fewer than one step of batch 4 × --grad-accum 8"),
+    ]
+    for args, message in cases:
+        code, out, err = train(*args, "--steps", "2")
+        assert code == 2, (args, out + err)
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (args, err)
+    monkeypatch.setenv("CXX", "/no/such/compiler")
+    code, _, err = train(tiny, "--steps", "2", "--compile")
+    assert code == 2 and err.count("\n") == 1
+    assert "--compile: torch.compile on the CPU needs a C++ compiler and none was found (/no/such/compiler)" in err
+
+
+def test_fsdp_bf16_uses_the_mixed_precision_policy_instead_of_autocast() -> None:
+    from gpuwise.config import Precision
+    from gpuwise.train.distributed import Ranks
+    from gpuwise.train.loop import fsdp_param_dtype
+
+    two = Ranks(world_size=2)
+    assert fsdp_param_dtype(config(precision="amp-bf16"), two, Strategy.FSDP) is torch.bfloat16
+    assert fsdp_param_dtype(config(precision="amp-bf16"), two, Strategy.DDP) is None  # DDP keeps autocast
+    assert fsdp_param_dtype(config(precision="amp-fp16"), two, Strategy.FSDP) is None  # fp16 keeps its scaler path
+    assert fsdp_param_dtype(config(precision=Precision.AMP_BF16), Ranks(), Strategy.FSDP) is None

@@ -123,3 +123,96 @@ def test_a_signal_finishes_the_step_saves_and_exits(signum: int, code: int, tiny
     stopped_at = int(line.split("after step ")[1].split(";")[0])
     found = checkpoint.find(run)
     assert found is not None and found.step == stopped_at < 400  # saved at the step it stopped
+
+
+# ------------------------------------------------------------------ issue 13: sharded checkpoints, accumulation
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc: Linux), children first."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def run_ok(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    code, out, err = finish(gpuwise("train", *args, "--json", env=env))
+    assert code == 0, err[-3000:]
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+@pytest.mark.slow
+def test_fsdp_writes_sharded_checkpoints_and_resumes_on_four_and_back_on_two(tiny: str, db: Path,  # noqa: F811
+                                                                             tmp_path: Path) -> None:
+    """DCP reshards: a checkpoint of 2 processes resumes on 4, and theirs on 2, each continuing the epoch
+    at the sample where it stopped (the parameters are not compared: synthetic batches are made per
+    batch, not per sample, so 4 processes' batches hold other numbers than 2 processes' would)."""
+    common = ["--strategy", "fsdp", "--synthetic-samples", "40", "--db", str(db)]
+    start = tmp_path / "start"
+    run_ok(tiny, "--devices", "cpu:2", "--grad-accum", "2", "--steps", "1", "--checkpoint-dir", str(start), *common)
+    found = checkpoint.find(start)
+    assert found is not None and found.path.name == "step-000000001.dcp" and found.path.is_dir()
+    files = sorted(p.name for p in found.path.iterdir())
+    assert "rank-00000.pt" in files and "rank-00001.pt" in files and ".metadata" in files
+    assert set(checkpoint.manifest(found.path)["files"]) == set(files)  # every file vouched for
+    assert not list(start.glob("*.pt"))  # nothing gathered into one file
+
+    on_four = tmp_path / "four"
+    code, out, err = finish(gpuwise("train", "--resume", str(start), "--devices", "cpu:4", "--grad-accum", "1",
+                                    "--steps", "3", "--checkpoint-dir", str(on_four), "--db", str(db)))
+    assert code == 0, err[-3000:]
+    assert "the checkpoint's 2 processes → 4 now; epoch 1 continues at sample 16" in out
+    assert "trained steps 1 → 3 of 3" in out
+    back = run_ok("--resume", str(on_four), "--devices", "cpu:2", "--steps", "4", "--checkpoint-dir",
+                  str(tmp_path / "back"), "--db", str(db))
+    assert (back["start_step"], back["end_step"], back["world_size"]) == (3, 4, 2)
+
+
+@pytest.mark.slow
+def test_fsdp_kill_9_mid_run_then_resume_is_exact(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+    run = tmp_path / "run"
+    common = ["--devices", "cpu:2", "--strategy", "fsdp", "--steps", "40", "--grad-accum", "2",
+              "--synthetic-samples", "48", "--db", str(db)]
+    process = gpuwise("train", tiny, *common, "--checkpoint-dir", str(run), "--checkpoint-every", "2",
+                      env={"GPUWISE_TEST_STEP_SLEEP_S": "0.1"})
+    wait_for_checkpoint(run, process, min_step=4)  # two checkpoints: one to fall back to
+    for pid in [process.pid, *descendants(process.pid)]:  # the launcher, torchrun and the workers (each in a
+        os.kill(pid, signal.SIGKILL)                       # session of its own): no handler runs
+    process.communicate()
+    last = checkpoint.find(run)
+    assert last is not None and last.step < 40
+    shard = sorted(last.path.glob("__1_*.distcp"))[0]  # tear one rank's shard of the newest
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    code, out, err = finish(gpuwise("train", "--resume", str(run), "--steps", "40", "--devices", "cpu:2",
+                                    "--db", str(db)))
+    assert code == 0, err[-3000:]
+    assert f"(step {last.step - 2})" in out and f"skipped newer checkpoint {last.path.name}: {shard.name}" in out
+    whole = tmp_path / "whole"
+    run_ok(tiny, *common, "--checkpoint-dir", str(whole))
+    resumed, uninterrupted = params(run), params(whole)
+    for name in uninterrupted:
+        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_ddp_accumulates_without_sync_and_fsdp_runs_bf16(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+    ddp = run_ok(tiny, "--devices", "cpu:2", "--grad-accum", "2", "--steps", "3", "--synthetic-samples", "40",
+                 "--db", str(db))
+    assert ddp["ranks_agree"] and ddp["grad_accum"] == 2
+    bf16 = run_ok(tiny, "--devices", "cpu:2", "--strategy", "fsdp", "--precision", "amp-bf16", "--grad-accum", "2",
+                  "--steps", "3", "--synthetic-samples", "40", "--checkpoint-dir", str(tmp_path / "bf16"),
+                  "--db", str(db))
+    losses = bf16["losses"]
+    assert isinstance(losses, list) and all(loss == loss for loss in losses)  # finite, not NaN
+    assert all(t.dtype == torch.float32 for t in params(tmp_path / "bf16").values())  # fp32 master weights

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors, whole_number
-from gpuwise.config import OptimizerName, Precision, Strategy
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train.config import Devices, TrainConfig, parse_devices
 from gpuwise.train.launch import WORKER_ENV, Launch, Nodes, build_launch, execute, format_launch
@@ -47,6 +47,13 @@ def train_command(
     warmup: str = typer.Option(None, "--warmup", help="Steps not timed, as in bench [default: 3]."),
     strategy: str = typer.Option(None, "--strategy", help="auto | ddp | fsdp (several devices) [default: auto: "
                                                           "DDP, or what --plan recommends]."),
+    grad_accum: str = typer.Option(None, "--grad-accum", help="Micro batches of --batch-size per optimizer step "
+                                                              "(gradients synchronised on the last) [default: 1]."),
+    activation_checkpointing: str = typer.Option(None, "--activation-checkpointing",
+                                                 help="none | selective | full: recompute each block's activations "
+                                                      "in backward [default: none]."),
+    compile_model: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile each block "
+                                                                                 "[default: off]."),
     synthetic_samples: str = typer.Option(None, "--synthetic-samples", help="Samples per epoch of synthetic "
                                                                             "data [default: 10000]."),
     workers: str = typer.Option(None, "--workers", help="Data-loading processes per device [default: 0 for "
@@ -69,7 +76,7 @@ def train_command(
     """Train for real: CPU, one GPU, or many through torchrun; checkpoints, exact resume, measured vs predicted."""
     import torch
 
-    from gpuwise.train.loop import prepare, train
+    from gpuwise.train.loop import check_options, check_strategy, prepare, train
 
     given: dict[str, Any] = {
         "data": data, "batch_size": positive_int(batch_size, "--batch-size"),
@@ -79,6 +86,10 @@ def train_command(
         "seed": whole_number(seed, "--seed"), "epochs": positive_int(epochs, "--epochs"),
         "steps": positive_int(steps, "--steps"), "warmup": positive_int(warmup, "--warmup"),
         "strategy": Strategy.parse(strategy) if strategy is not None else None,
+        "grad_accum": _grad_accum(grad_accum),
+        "activation_checkpointing": ActivationCheckpointing.parse(activation_checkpointing)
+        if activation_checkpointing is not None else None,
+        "compile": compile_model,
         "synthetic_samples": positive_int(synthetic_samples, "--synthetic-samples"),
         "num_workers": whole_number(workers, "--workers"), "checkpoint_dir": checkpoint_dir,
         "checkpoint_every": positive_int(checkpoint_every, "--checkpoint-every"),
@@ -103,10 +114,12 @@ def train_command(
               master_port=positive_int(master_port, "--master-port") or Nodes.master_port),
         python=sys.executable, cpu_threads=os.cpu_count() or 1, output_args=("--json",) if as_json else (),
     )
+    check_strategy(config.strategy, devices.kind, launch.world_size)
     if dry_run:
         _print_launch(launch, devices, num_gpus, note)
         return
     prepared = prepare(config, launch.world_size)  # a bad folder or flag: one line here, not in every worker
+    check_options(config, prepared, devices.kind)
     if not as_json:
         console = Console(highlight=False, width=140)
         console.print(_header(config, prepared, devices, launch))
@@ -120,6 +133,18 @@ def train_command(
     with _Progress(enabled=not as_json) as progress:
         result = train(config, devices, on_step=progress.update)
     _finish(config, result, as_json)
+
+
+def _grad_accum(text: str | None) -> int | None:
+    from gpuwise.config import check_grad_accum
+
+    if text is None:
+        return None
+    try:
+        value: object = int(text)
+    except ValueError:
+        value = text
+    return check_grad_accum(value)
 
 
 def _base(workload: str | None, use_plan: bool, resume: Path | None, devices_text: str, db: Path | None,
@@ -208,8 +233,17 @@ def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch) -> st
         resume = f"\nresuming from {p.resume_from.path} (step {p.position['step']})"
         for skipped in p.resume_from.skipped:
             resume += f"\nskipped newer checkpoint {skipped}"
-    return (f"[bold]{p.workload.name}[/bold] · {where} · {procs} · batch {p.batch_size} per device{shape} · "
-            f"{config.precision.value} · {config.optimizer.value} · seed {config.seed}\n"
+        if p.resume_note:
+            resume += f"\n{p.resume_note}"
+    batch = f"batch {p.batch_size} per device"
+    if config.grad_accum > 1:
+        batch += (f" × {config.grad_accum} micro batches per step "
+                  f"({p.batch_size * config.grad_accum * launch.world_size} samples per step)")
+    how = "".join([f" · activation checkpointing {config.activation_checkpointing.value}"
+                   if config.activation_checkpointing.value != "none" else "",
+                   " · compiled per block" if config.compile else ""])
+    return (f"[bold]{p.workload.name}[/bold] · {where} · {procs} · {batch}{shape} · "
+            f"{config.precision.value} · {config.optimizer.value} · seed {config.seed}{how}\n"
             f"data: {p.data.description} · {p.total_steps} steps ({p.steps_per_epoch} per epoch)" + resume)
 
 
@@ -228,7 +262,7 @@ def _render(result: Any, c: Any, console: Console) -> None:
                       f"{unit}/s")
     if c is not None:
         if c.predicted_step_s is not None:
-            rate = result.batch_size * result.world_size / c.predicted_step_s
+            rate = result.batch_size * result.grad_accum * result.world_size / c.predicted_step_s
             console.print(f"predicted: {_s(c.predicted_step_s)} per step · {rate:,.1f} {unit}/s ({c.provenance}) · "
                           f"error {c.error:+.1%} (on throughput: (predicted − measured) / measured)")
         elif c.provenance:
@@ -237,6 +271,8 @@ def _render(result: Any, c: Any, console: Console) -> None:
             console.print(f"achieved {c.achieved_tflops:.3f} TFLOP/s per device · MFU {c.mfu:.1%}")
         if c.stored_id is not None:
             console.print(f"stored as result #{c.stored_id} (origin train)")
+        elif c.not_stored:
+            console.print(c.not_stored)
     if result.checkpoint is not None:
         console.print(f"checkpoint: {result.checkpoint}")
     if result.world_size > 1 and result.strategy == "DDP":

@@ -11,6 +11,15 @@ for the newest good one. The newest ``keep`` good checkpoints are kept.
 
 Loading uses ``torch.load(weights_only=True)``: nothing in a checkpoint is unpickled as code, which
 is why RNG states are stored as tensors and lists.
+
+Under FSDP a checkpoint is sharded instead (``save_sharded``): a folder ``step-000000120.dcp``
+written by ``torch.distributed.checkpoint`` (DCP), each rank its own shards of the model and the
+optimizer (nothing is gathered on rank 0, which could not hold a 70B model's state), plus each
+rank's ``rank-00003.pt`` (its RNG states, its grad scaler). The ranks write into a hidden
+temporary folder; once all have finished, each hashes its own files, rank 0 renames the folder
+into place and writes the manifest, which now lists every file with its size and sha256. A
+folder without a manifest, or with a file that does not match it, is passed over like a torn
+``.pt``. DCP reshards on load, so a sharded checkpoint resumes on another number of processes.
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ import json
 import os
 import random
 import re
+import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +42,10 @@ import torch
 
 from gpuwise.errors import GpuwiseError
 
-FORMAT = 1
-_NAME = re.compile(r"step-(\d{9})\.pt")
+FORMAT = 1  # one file, written by rank 0
+SHARDED_FORMAT = 2  # a DCP folder, written by every rank
+_NAME = re.compile(r"step-(\d{9})\.(pt|dcp)")
+_TEMP_SHARDED = re.compile(r"\.step-(\d{9})\.dcp\.tmp")
 
 
 @dataclass(frozen=True)
@@ -44,8 +57,12 @@ class Found:
     skipped: tuple[str, ...]  # "step-000000012.pt: sha256 does not match its manifest", ...
 
 
-def checkpoint_path(folder: Path, step: int) -> Path:
-    return folder / f"step-{step:09d}.pt"
+def checkpoint_path(folder: Path, step: int, *, sharded: bool = False) -> Path:
+    return folder / f"step-{step:09d}.{'dcp' if sharded else 'pt'}"
+
+
+def is_sharded(path: Path) -> bool:
+    return path.suffix == ".dcp"
 
 
 def save(folder: Path, step: int, state: dict[str, Any], *, keep: int, info: dict[str, Any] | None = None) -> Path:
@@ -96,6 +113,83 @@ def load(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GpuwiseError(f"{path} is not a gpuwise checkpoint of format {FORMAT}: resume from another folder")
     return state
+
+
+def save_sharded(folder: Path, step: int, state: dict[str, Any], rank_state: dict[str, Any], *, keep: int,
+                 info: dict[str, Any] | None = None) -> Path:
+    """Every rank: write its shards of ``state`` (DCP) and its ``rank_state`` as the checkpoint of ``step``
+    (see the module docstring); a collective, so every rank must call it. Rank 0 prunes to ``keep``."""
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
+
+    rank = dist.get_rank()
+    path = checkpoint_path(folder, step, sharded=True)
+    temp = folder / f".{path.name}.tmp"
+    if rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(temp, ignore_errors=True)  # left by a run killed while writing this step
+        temp.mkdir()
+    dist.barrier()
+    dcp_save(state, checkpoint_id=temp)  # each rank its shards (__<rank>_<n>.distcp), rank 0 the .metadata
+    own = temp / f"rank-{rank:05d}.pt"
+    _atomic_write(own, lambda out: torch.save(rank_state, out))
+    dist.barrier()  # every rank's files are complete: now each hashes its own, in parallel
+    mine = [p for p in temp.iterdir() if p.name == own.name or p.name.startswith(f"__{rank}_")]
+    if rank == 0:
+        mine.append(temp / ".metadata")
+    hashed: list[dict[str, Any]] = [{}] * dist.get_world_size()
+    dist.all_gather_object(hashed, {p.name: _file_digest(p) for p in mine})
+    if rank == 0:
+        files = {name: entry for part in hashed for name, entry in part.items()}
+        for extra in sorted(p for p in temp.iterdir() if p.name not in files):  # named otherwise by DCP
+            files[extra.name] = _file_digest(extra)
+        for p in temp.iterdir():
+            _fsync_file(p)
+        if path.exists():  # the same step written again (a resumed run that trained nothing)
+            shutil.rmtree(path)
+        _fsync_dir(temp)
+        os.replace(temp, path)
+        _fsync_dir(folder)
+        record = {"format": SHARDED_FORMAT, "file": path.name, "files": dict(sorted(files.items())), "step": step,
+                  **(info or {})}
+        _atomic_write(path.with_suffix(".json"), lambda out: out.write(json.dumps(record, indent=1).encode()))
+        _prune(folder, keep)
+    dist.barrier()
+    return path
+
+
+def load_sharded(path: Path, state: dict[str, Any]) -> None:
+    """Fill ``state`` (this rank's state dicts, as ``save_sharded`` got them) in place from a sharded
+    checkpoint, resharded to this run's processes; a collective where there are several."""
+    from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
+
+    dcp_load(state, checkpoint_id=path)
+
+
+def load_rank_state(path: Path, rank: int) -> dict[str, Any] | None:
+    """What rank ``rank`` wrote beside its shards (RNG states, scaler); None if that rank did not exist."""
+    own = path / f"rank-{rank:05d}.pt"
+    if not own.exists():
+        return None
+    state = torch.load(own, map_location="cpu", weights_only=True)
+    assert isinstance(state, dict)
+    return state
+
+
+def read_model(path: Path) -> dict[str, Any]:
+    """The model's parameters and buffers, whole, from either format (for tools and tests: in one process)."""
+    if not is_sharded(path):
+        model: dict[str, Any] = load(path)["model"]
+        return model
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
+
+    # A private helper, but the one DCP offers to read a checkpoint without a model to load into; it warns
+    # that it loads in one process, which is what is meant here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is unavailable or uninitialized")
+        state = _load_state_dict_from_keys({"model"}, checkpoint_id=path)
+    model = state["model"]
+    return model
 
 
 def rng_state() -> dict[str, Any]:
@@ -162,6 +256,24 @@ def _atomic_write(path: Path, write: Any) -> None:
     _fsync_dir(path.parent)
 
 
+def _file_digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"bytes": size, "sha256": digest.hexdigest()}
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -188,28 +300,50 @@ def _check(path: Path, *, full: bool = True) -> str | None:
         return "no manifest (the write was cut short)"
     except (OSError, ValueError):
         return "its manifest is unreadable"
+    if is_sharded(path):
+        files = vouched.get("files")
+        if not isinstance(files, dict) or not path.is_dir():
+            return "its manifest lists no files"
+        for name, entry in files.items():
+            problem = _check_file(path / name, entry, full=full)
+            if problem:
+                return f"{name}: {problem}"
+        return None
+    return _check_file(path, vouched, full=full)
+
+
+def _check_file(path: Path, vouched: dict[str, Any], *, full: bool) -> str | None:
+    if not path.is_file():
+        return "missing"
     if not full:
         return None if path.stat().st_size == vouched.get("bytes") else "size does not match its manifest"
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    if size != vouched.get("bytes") or digest.hexdigest() != vouched.get("sha256"):
-        return f"torn or corrupt ({size:,} bytes, sha256 does not match its manifest)"
+    found = _file_digest(path)
+    if found["bytes"] != vouched.get("bytes") or found["sha256"] != vouched.get("sha256"):
+        return f"torn or corrupt ({found['bytes']:,} bytes, sha256 does not match its manifest)"
     return None
 
 
 def _prune(folder: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` good checkpoints (and anything older than the oldest kept)."""
+    """Delete all but the newest ``keep`` good checkpoints (and anything older than the oldest kept), and
+    sharded writes that a kill cut short (no run is writing them: this one has just finished its own)."""
     newest_first = sorted(_candidates(folder), reverse=True)
+    for temp in folder.iterdir():
+        match = _TEMP_SHARDED.fullmatch(temp.name)
+        if match and newest_first and int(match[1]) < newest_first[0][0]:
+            shutil.rmtree(temp, ignore_errors=True)
     good = [(step, path) for step, path in newest_first if _check(path, full=False) is None]
     if len(good) <= keep:
         return
     oldest_kept = good[keep - 1][0]
     for step, path in _candidates(folder):
         if step < oldest_kept:
-            for stale in (path, path.with_suffix(".json")):
-                with contextlib.suppress(FileNotFoundError):
-                    stale.unlink()
+            _remove(path.with_suffix(".json"))  # the manifest first: a half-deleted folder is then never trusted
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

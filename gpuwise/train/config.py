@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpuwise.config import OptimizerName, Precision, Strategy
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy, check_grad_accum
 from gpuwise.errors import GpuwiseError
 
 DEFAULT_WARMUP = 3  # steps run before the clock starts, as bench discards them
@@ -20,7 +20,8 @@ DEFAULT_KEEP_CHECKPOINTS = 3  # the newest good ones; older ones are deleted aft
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. ``batch_size`` is per device; ``steps`` counts optimizer steps of the whole run."""
+    """One training run. ``batch_size`` is per device and per micro batch; ``steps`` counts optimizer steps of
+    the whole run, each of ``grad_accum`` micro batches per device."""
 
     workload: str
     data: str = "synthetic"  # "synthetic" or a path
@@ -34,6 +35,9 @@ class TrainConfig:
     steps: int | None = None  # stop after this many steps in all (a resumed run counts the earlier ones)
     warmup: int = DEFAULT_WARMUP
     strategy: Strategy = Strategy.AUTO
+    grad_accum: int = 1  # micro batches per optimizer step; gradients are synchronised on the last one only
+    activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE
+    compile: bool = False  # torch.compile each block (else the whole model)
     synthetic_samples: int = 10_000  # samples per epoch of --data synthetic
     num_workers: int | None = None  # data-loading processes per device; None: 0 for synthetic, else up to 4
     checkpoint_dir: Path | None = None
@@ -47,6 +51,9 @@ class TrainConfig:
         object.__setattr__(self, "precision", Precision.parse(self.precision))
         object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
+        object.__setattr__(self, "activation_checkpointing",
+                           ActivationCheckpointing.parse(self.activation_checkpointing))
+        check_grad_accum(self.grad_accum)
         if self.epochs is not None and self.steps is not None:
             raise GpuwiseError("give --epochs or --steps, not both")
         for flag, value in (("--epochs", self.epochs), ("--steps", self.steps), ("--warmup", self.warmup),
@@ -64,14 +71,24 @@ class TrainConfig:
         """Where checkpoints are written: --checkpoint-dir, else the folder resumed from."""
         return self.checkpoint_dir if self.checkpoint_dir is not None else self.resume
 
-    def settings(self, *, shape: dict[str, int | None], batch_size: int, world_size: int) -> dict[str, Any]:
-        """What must match for a checkpoint to be resumed by this run (plain types: stored in it)."""
+    def settings(self, *, shape: dict[str, int | None], batch_size: int) -> dict[str, Any]:
+        """What must match for a checkpoint to be resumed by this run (plain types: stored in it). The number
+        of processes and micro batches per step need not: the data position is kept in samples, so a
+        checkpoint resumes with other ones (``options``)."""
         return {
             "workload": self.workload, "data": self.data, "batch_size": batch_size,
             "precision": self.precision.value, "optimizer": self.optimizer.value, "seed": self.seed,
-            "seq_len": shape["seq_len"], "image_size": shape["image_size"], "world_size": world_size,
+            "seq_len": shape["seq_len"], "image_size": shape["image_size"],
             "synthetic_samples": self.synthetic_samples if self.data == "synthetic" else None,
         }
+
+    def options(self) -> dict[str, Any]:
+        """Stored with each checkpoint and taken from it by a bare ``--resume``, but free to change on resume:
+        recomputing activations or compiling changes memory and speed, not the step's result beyond
+        rounding; the strategy and the micro batches per step, like the number of processes, change how
+        the samples of a step are spread, and the data continues from the same sample."""
+        return {"activation_checkpointing": self.activation_checkpointing.value, "compile": self.compile,
+                "strategy": self.strategy.value, "grad_accum": self.grad_accum}
 
 
 @dataclass(frozen=True)

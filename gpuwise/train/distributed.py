@@ -2,9 +2,10 @@
 
 ``Ranks.from_env`` reads what torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE); without torchrun
 the run is one process and nothing here touches torch.distributed. ``process_group`` initialises
-the group (NCCL on GPUs, gloo on CPUs) and always destroys it. State dicts are taken and loaded
-whole ("full"), the same for one process, DDP and FSDP, so a checkpoint written under one
-strategy resumes under another.
+the group (NCCL on GPUs, gloo on CPUs) and always destroys it. Single-file checkpoints take and
+load state dicts whole ("full"), the same for one process, DDP and FSDP; FSDP's own checkpoints
+take each rank's shards (``sharded_state``) for ``torch.distributed.checkpoint``, which can load
+them into any of the three, so a checkpoint written under one strategy resumes under another.
 """
 
 from __future__ import annotations
@@ -66,18 +67,25 @@ def process_group(ranks: Ranks, device: str) -> Iterator[None]:
         dist.destroy_process_group()
 
 
-def wrap(model: nn.Module, ranks: Ranks, device: str, strategy: Strategy) -> nn.Module:
-    """The model as the strategy runs it: itself on one process, DDP, or sharded by FSDP2 (``fully_shard``)."""
+def wrap(model: nn.Module, ranks: Ranks, device: str, strategy: Strategy,
+         param_dtype: torch.dtype | None = None) -> nn.Module:
+    """The model as the strategy runs it: itself on one process, DDP, or sharded by FSDP2 (``fully_shard``).
+
+    ``param_dtype`` (FSDP only): run forward and backward on parameters gathered in this dtype, and
+    reduce gradients in fp32 (``MixedPrecisionPolicy(param_dtype, reduce_dtype=float32)``, as torchtitan
+    runs bf16); the sharded fp32 parameters stay the optimizer's master copy."""
     if not ranks.distributed:
         return model
     if strategy is Strategy.FSDP:
         from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         mesh = init_device_mesh(device.split(":")[0], (ranks.world_size,))
+        policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32) \
+            if param_dtype is not None else MixedPrecisionPolicy()
         for unit in blocks(model):  # each gathered only while it runs
-            fully_shard(unit, mesh=mesh)
-        fully_shard(model, mesh=mesh)
+            fully_shard(unit, mesh=mesh, mp_policy=policy)
+        fully_shard(model, mesh=mesh, mp_policy=policy)
         return model
     from torch.nn.parallel import DistributedDataParallel
 
@@ -106,6 +114,21 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer, ranks: Ranks,
         return (get_model_state_dict(model, options=options),
                 get_optimizer_state_dict(model, optimizer, options=options))
     return _to_cpu(unwrap(model).state_dict()), _to_cpu(optimizer.state_dict())
+
+
+def sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """This rank's model and optimizer state, as ``torch.distributed.checkpoint`` saves and loads it: the
+    local shards under FSDP (nothing gathered), whole tensors otherwise."""
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    return {"model": model_state, "optimizer": optimizer_state}
+
+
+def load_sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
 
 
 def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict[str, Any],

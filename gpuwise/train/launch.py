@@ -107,6 +107,8 @@ def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
         ("--steps", config.steps, None),
         ("--warmup", config.warmup, defaults.warmup),
         ("--strategy", config.strategy.value, Strategy.AUTO.value),
+        ("--grad-accum", config.grad_accum, defaults.grad_accum),
+        ("--activation-checkpointing", config.activation_checkpointing.value, defaults.activation_checkpointing.value),
         ("--synthetic-samples", config.synthetic_samples, defaults.synthetic_samples),
         ("--workers", config.num_workers, None),
         ("--checkpoint-dir", config.checkpoint_dir, None),
@@ -118,6 +120,8 @@ def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
     for flag, value, default in flags:
         if value is not None and value != default:
             args += [flag, str(value)]
+    if config.compile:
+        args.append("--compile")
     return args
 
 

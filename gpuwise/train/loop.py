@@ -37,8 +37,8 @@ from torch.utils._pytree import tree_map
 
 from gpuwise.bench.protocol import cuda_sync, summarize
 from gpuwise.bench.result import Timing
-from gpuwise.bench.run import Step, precision_flags
-from gpuwise.config import Strategy
+from gpuwise.bench.run import precision_flags
+from gpuwise.config import ActivationCheckpointing, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train import checkpoint
 from gpuwise.train.config import Devices, TrainConfig
@@ -51,11 +51,14 @@ from gpuwise.train.distributed import (
     full_state,
     gather_objects,
     load_full_state,
+    load_sharded_state,
     parameter_digest,
     process_group,
+    sharded_state,
     unwrap,
     wrap,
 )
+from gpuwise.train.step import AccumulatingStep, no_sync_for
 from gpuwise.workloads import Workload, get_workload
 from gpuwise.workloads.registry import Shape
 
@@ -74,9 +77,12 @@ class Prepared:
     world_size: int
     settings: dict[str, Any]
     resume_from: checkpoint.Found | None
-    position: dict[str, int]  # step, epoch, batch_in_epoch where the run starts
-    steps_per_epoch: int
+    position: dict[str, int]  # step, epoch, batch_in_epoch (micro batches per process) where the run starts
+    steps_per_epoch: int  # optimizer steps
     total_steps: int
+    micro_per_epoch: int = 1  # micro batches of batch_size per process and epoch
+    resume_note: str = ""  # how a resume on another number of processes continues the data
+    resumed_world_size: int | None = None  # the checkpoint's number of processes
 
 
 @dataclass(frozen=True)
@@ -98,11 +104,14 @@ class TrainResult:
     interrupted: str | None  # "SIGINT" / "SIGTERM" when stopped by a signal
     losses: tuple[float, ...]  # rank 0's loss at each step of this process
     timing: Timing | None  # None: no step after the warm-up
-    samples_per_s: float | None  # all processes together: batch × world / median step
+    samples_per_s: float | None  # all processes together: batch × grad_accum × world / median step
     checkpoint: Path | None  # the last one written
     resumed_from: Path | None
     skipped_checkpoints: tuple[str, ...]  # newer checkpoints passed over on resume, and why
     parameter_digests: tuple[str, ...]  # of the parameters (not buffers): per rank (DDP), or one (FSDP)
+    grad_accum: int = 1  # micro batches of batch_size per optimizer step
+    activation_checkpointing: str = "none"
+    compiled: bool = False
     # The shape of an average timed batch (variable-length data is padded per batch): what the
     # prediction and the FLOPs are computed for.
     seq_len: int | None = None
@@ -124,21 +133,55 @@ def prepare(config: TrainConfig, world_size: int) -> Prepared:
     batch_size = config.batch_size or w.default_batch_size
     data = open_data(w, shape, config.data, synthetic_samples=config.synthetic_samples, seed=config.seed)
     settings = config.settings(shape={"seq_len": shape.seq_len, "image_size": shape.image_size},
-                               batch_size=batch_size, world_size=world_size)
-    per_rank = len(data.dataset) // world_size  # type: ignore[arg-type]  # map-style: has len
-    steps_per_epoch = per_rank // batch_size
+                               batch_size=batch_size)
+    samples = len(data.dataset)  # type: ignore[arg-type]  # map-style: has len
+    micro_per_epoch = samples // world_size // batch_size
+    steps_per_epoch = micro_per_epoch // config.grad_accum
     if steps_per_epoch < 1:
+        accum = f" × --grad-accum {config.grad_accum}" if config.grad_accum > 1 else ""
         raise GpuwiseError(
-            f"the data has {len(data.dataset):,} samples, fewer than one batch of {batch_size} on each of "  # type: ignore[arg-type]
+            f"the data has {samples:,} samples, fewer than one step of batch {batch_size}{accum} on each of "
             f"{world_size} process{'es' if world_size > 1 else ''}: use a smaller --batch-size"
+            + (" or --grad-accum" if accum else "")
         )
-    total_steps = config.steps or (config.epochs or 1) * steps_per_epoch
     found = _find_resume(config.resume, settings) if config.resume is not None else None
     position = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
+    note, theirs_world = "", None
     if found is not None:
         record = checkpoint.manifest(found.path)
         position = {k: int(record[k]) for k in position}
-    return Prepared(w, shape, batch_size, data, world_size, settings, found, position, steps_per_epoch, total_steps)
+        theirs_world = int(record.get("world_size", record["settings"].get("world_size", world_size)))
+        if theirs_world != world_size:
+            position["batch_in_epoch"], note = _position_on(world_size, batch_size, theirs_world, position)
+        if micro_per_epoch - position["batch_in_epoch"] < config.grad_accum:  # the epoch was done
+            position.update(epoch=position["epoch"] + 1, batch_in_epoch=0)
+    if config.steps:
+        total_steps = config.steps
+    else:  # to the end of epoch E, however many steps the epochs before took
+        left_in_epoch = (micro_per_epoch - position["batch_in_epoch"]) // config.grad_accum
+        later_epochs = (config.epochs or 1) - position["epoch"] - 1
+        total_steps = max(position["step"], position["step"] + left_in_epoch + later_epochs * steps_per_epoch)
+    return Prepared(w, shape, batch_size, data, world_size, settings, found, position, steps_per_epoch, total_steps,
+                    micro_per_epoch, note, theirs_world)
+
+
+def _position_on(world_size: int, batch_size: int, theirs: int, position: dict[str, int]) -> tuple[int, str]:
+    """Where a run on ``world_size`` processes continues an epoch that ``theirs`` processes had begun.
+
+    The processes of an epoch together consume a prefix of its permutation (``DistributedSampler``
+    deals sample ``j`` to rank ``j mod world``, and every rank's batches advance in step), so the
+    checkpoint's position is ``batch_in_epoch × batch × theirs`` samples into it, whatever the number
+    of processes: the new ones continue from there when that is a whole number of their batches."""
+    done = position["batch_in_epoch"] * batch_size * theirs
+    per_batch = batch_size * world_size
+    start = done // per_batch
+    what = f"the checkpoint's {theirs} process{'es' if theirs > 1 else ''} → {world_size} now"
+    if done % per_batch == 0:
+        return start, (f"data: {what}; epoch {position['epoch'] + 1} continues at sample {done:,} of its order, "
+                       "exactly where it stopped")
+    return start, (f"data: {what}; {done:,} samples of epoch {position['epoch'] + 1} were trained, not a whole "
+                   f"number of batches of {batch_size} × {world_size}: it continues with the new world size's "
+                   f"order from sample {start * per_batch:,} ({done - start * per_batch} samples seen again)")
 
 
 def _find_resume(folder: Path, settings: dict[str, Any]) -> checkpoint.Found:
@@ -171,12 +214,15 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
     if found is None:
         raise GpuwiseError(f"--resume {config.resume}: no good checkpoint there; "
                            "give the --checkpoint-dir of the run to continue")
-    s = checkpoint.manifest(found.path)["settings"]
+    record = checkpoint.manifest(found.path)
+    s, o = record["settings"], record.get("options", {})
     return replace(
         config, workload=s["workload"], data=s["data"], batch_size=s["batch_size"],
         precision=Precision(s["precision"]), optimizer=OptimizerName(s["optimizer"]), seed=s["seed"],
         seq_len=s["seq_len"], image_size=s["image_size"],
-        synthetic_samples=s["synthetic_samples"] or config.synthetic_samples,
+        synthetic_samples=s["synthetic_samples"] or config.synthetic_samples, grad_accum=o.get("grad_accum", 1),
+        activation_checkpointing=o.get("activation_checkpointing", config.activation_checkpointing.value),
+        compile=o.get("compile", config.compile), strategy=o.get("strategy", config.strategy.value),
     )
 
 
@@ -192,8 +238,10 @@ def device_for(devices: Devices, ranks: Ranks) -> str:
 def train(config: TrainConfig, devices: Devices, *,
           on_step: Callable[[int, int, float, float, int], None] | None = None) -> TrainResult:
     """Run this process's part of the run. ``on_step(step, total, loss, seconds, samples)`` is called on
-    rank 0 after every step (the CLI's progress bar); ``samples`` counts all processes' samples of the step."""
+    rank 0 after every optimizer step (the CLI's progress bar); ``samples`` counts all processes' samples
+    of the step."""
     ranks = Ranks.from_env()
+    check_strategy(config.strategy, devices.kind, ranks.world_size)
     device = device_for(devices, ranks)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
@@ -201,32 +249,129 @@ def train(config: TrainConfig, devices: Devices, *,
         return _run(config, ranks, device, received, on_step)
 
 
+def check_strategy(strategy: Strategy, kind: str, world_size: int) -> None:
+    """FSDP needs processes to shard over; one line instead of an unsharded run that claims to be FSDP."""
+    if strategy is Strategy.FSDP and world_size < 2:
+        several = "--devices cpu:N" if kind == "cpu" else "--devices N (GPUs)"
+        raise GpuwiseError(f"--strategy fsdp: FSDP shards over several processes: use {several} with N >= 2, "
+                           "or --strategy ddp")
+
+
+def check_options(config: TrainConfig, p: Prepared, device_kind: str) -> None:
+    """--activation-checkpointing and --compile checked in the launching process, so that a model they
+    cannot apply to is one line there instead of a traceback from every worker."""
+    if config.compile:
+        why = cannot_compile(device_kind)
+        if why:
+            raise GpuwiseError(f"--compile: {why}; run without --compile")
+    if config.activation_checkpointing is ActivationCheckpointing.NONE:
+        return
+    from gpuwise import recompute
+
+    try:
+        with torch.device("meta"):
+            model = p.workload.build_model(p.shape)
+    except Exception:  # a factory that cannot build on meta: the workers check it for real
+        return
+    units = recompute.blocks(model)
+    if len(units) < 2:
+        recompute.apply(model, config.activation_checkpointing, workload=f"workload '{p.workload.name}'")
+
+
+def build(config: TrainConfig, p: Prepared, ranks: Ranks, device: str, strategy: Strategy) -> torch.nn.Module:
+    """The model from the seed, with activation checkpointing and compilation applied per block, then
+    wrapped: torchtitan's order (AC, compile, FSDP), each composing with the next."""
+    from gpuwise import recompute
+
+    model = p.workload.build_model(p.shape).to(device).train()
+    recompute.apply(model, config.activation_checkpointing, workload=f"workload '{p.workload.name}'")
+    if config.compile:
+        compile_blocks(model, device, workload=p.workload.name)
+    return wrap(model, ranks, device, strategy, param_dtype=fsdp_param_dtype(config, ranks, strategy))
+
+
+def fsdp_param_dtype(config: TrainConfig, ranks: Ranks, strategy: Strategy) -> torch.dtype | None:
+    """bf16 through FSDP2's mixed-precision policy (instead of autocast) with amp-bf16 under FSDP."""
+    if ranks.distributed and strategy is Strategy.FSDP and config.precision is Precision.AMP_BF16:
+        return torch.bfloat16
+    return None
+
+
+def compile_blocks(model: torch.nn.Module, device: str, *, workload: str) -> int:
+    """``torch.compile`` each block in place (``Module.compile``: names and state dicts unchanged), as
+    torchtitan's ``apply_compile`` compiles each transformer block; the whole model if it has fewer than
+    two. Returns how many were compiled. Compilation itself happens at the first step."""
+    from gpuwise.recompute import blocks
+
+    why = cannot_compile(device)
+    if why:
+        raise GpuwiseError(f"--compile: {why}; run without --compile")
+    units = blocks(model)
+    if len(units) < 2:
+        units = [model]
+    for unit in units:
+        unit.compile()
+    return len(units)
+
+
+def cannot_compile(device: str) -> str | None:
+    """Why torch.compile cannot run here, or None: dynamo's own verdict, and on the CPU a C++ compiler
+    for inductor's kernels (it finds one through $CXX, else g++/clang++)."""
+    import shutil
+
+    from torch._dynamo.eval_frame import is_dynamo_supported
+
+    if not is_dynamo_supported():
+        return f"torch.compile is not supported on this Python ({sys.version.split()[0]}) or platform"
+    if device == "cpu":
+        wanted = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++", "c++"]
+        if not any(shutil.which(c) for c in wanted):
+            return (f"torch.compile on the CPU needs a C++ compiler and none was found ({' or '.join(wanted)}); "
+                    "install one (e.g. apt install g++)")
+    return None
+
+
+@contextmanager
+def _explain_compile_failure(enabled: bool, workload: str) -> Iterator[None]:
+    """A model torch.compile cannot trace becomes one line (the first step is where it compiles)."""
+    if not enabled:
+        yield
+        return
+    from torch._dynamo.exc import TorchDynamoException
+
+    try:
+        yield
+    except TorchDynamoException as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GpuwiseError(f"--compile: torch.compile failed on {workload}: {first[:300]}; "
+                           "run without --compile") from e
+
+
 def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
          on_step: Callable[[int, int, float, float, int], None] | None) -> TrainResult:
     p = prepare(config, ranks.world_size)
     strategy = _strategy(config.strategy, ranks)
+    sharded = ranks.distributed and strategy is Strategy.FSDP
     estimate_bytes = _check_fits(p, config, device, strategy)
     _seed_everything(config.seed)
     with torch.device(device), _explain_out_of_memory(p, device, estimate_bytes):
-        model = p.workload.build_model(p.shape).to(device).train()
-    model = wrap(model, ranks, device, strategy)
+        model = build(config, p, ranks, device, strategy)
     optimizer = config.optimizer.build([q for q in model.parameters() if q.requires_grad])
-    step_fn = Step(p.workload, model, optimizer, config.precision, device)
+    step_fn = AccumulatingStep(p.workload, model, optimizer, config.precision, device, grad_accum=config.grad_accum,
+                               autocast=fsdp_param_dtype(config, ranks, strategy) is None,
+                               no_sync=no_sync_for(model))
 
     if p.resume_from is not None:
-        state = checkpoint.load(p.resume_from.path)
-        load_full_state(model, optimizer, state["model"], state["optimizer"], ranks, strategy)
-        if step_fn.scaler is not None and state.get("scaler"):
-            step_fn.scaler.load_state_dict(state["scaler"])
-        checkpoint.set_rng_state(state["rng"][ranks.rank])
-        del state
+        _restore(p, model, optimizer, step_fn, ranks, strategy, config.seed)
 
     from torch.utils.data import DataLoader, DistributedSampler
 
     sampler: DistributedSampler[Any] = DistributedSampler(
         p.data.dataset, num_replicas=ranks.world_size, rank=ranks.rank, shuffle=True, seed=config.seed, drop_last=True,
     )
+    # done_in_epoch counts micro batches (per process); an optimizer step takes grad_accum of them.
     step, epoch, done_in_epoch = p.position["step"], p.position["epoch"], p.position["batch_in_epoch"]
+    accum = config.grad_accum
     sync = cuda_sync(device)
     times: list[float] = []
     losses: list[float] = []
@@ -241,44 +386,45 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
         if folder is None:
             return None
         position = {"step": step, "epoch": epoch, "batch_in_epoch": done_in_epoch}
-        if done_in_epoch >= p.steps_per_epoch:
+        if p.micro_per_epoch - done_in_epoch < accum:
             position.update(epoch=epoch + 1, batch_in_epoch=0)
-        return _save(folder, model, optimizer, step_fn, ranks, strategy, p, position, config.keep_checkpoints)
+        return _save(folder, model, optimizer, step_fn, ranks, sharded, p, config, position)
 
     while step < p.total_steps and interrupted is None:
-        if done_in_epoch >= p.steps_per_epoch:
+        if p.micro_per_epoch - done_in_epoch < accum:
             epoch, done_in_epoch = epoch + 1, 0
         sampler.set_epoch(epoch)
         p.data.set_epoch(epoch)  # augmentations differ per epoch, and are the same again on resume
         order = list(sampler)
-        batches = [order[i * p.batch_size:(i + 1) * p.batch_size] for i in range(p.steps_per_epoch)]
+        batches = [order[i * p.batch_size:(i + 1) * p.batch_size] for i in range(p.micro_per_epoch)]
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loader = DataLoader(p.data.dataset, batch_sampler=batches[done_in_epoch:], collate_fn=p.data.collate,
                             num_workers=workers, generator=generator, pin_memory=device.startswith("cuda"))
         batch_iter = iter(loader)
-        while step < p.total_steps and done_in_epoch < p.steps_per_epoch:
+        micro_batches = (tree_map(_mover(device), b) for b in batch_iter)  # fetched as the step asks
+        while step < p.total_steps and p.micro_per_epoch - done_in_epoch >= accum:
             sync()
             start = time.perf_counter()
-            batch = tree_map(_mover(device), next(batch_iter))
-            with _explain_out_of_memory(p, device, estimate_bytes):
-                loss = step_fn(batch)
+            with _explain_out_of_memory(p, device, estimate_bytes), \
+                    _explain_compile_failure(config.compile and not losses, p.workload.name):
+                loss = step_fn(micro_batches)
             sync()
             elapsed = time.perf_counter() - start
-            step, done_in_epoch = step + 1, done_in_epoch + 1
+            step, done_in_epoch = step + 1, done_in_epoch + accum
             if len(losses) >= config.warmup:
                 times.append(elapsed)
             losses.append(float(loss.item()))
             if on_step is not None and ranks.is_main:
-                on_step(step, p.total_steps, losses[-1], elapsed, p.batch_size * ranks.world_size)
+                on_step(step, p.total_steps, losses[-1], elapsed, p.batch_size * accum * ranks.world_size)
             if any_rank(bool(received), ranks, device):
                 interrupted = received[0] if received else signal.SIGTERM
                 break
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < p.total_steps:
                 saved = save()
-        del batch_iter, loader
+        del micro_batches, batch_iter, loader
 
-    if config.output_dir is not None and (saved is None or saved != checkpoint.checkpoint_path(config.output_dir,
-                                                                                                 step)):
+    if config.output_dir is not None and (saved is None or saved != checkpoint.checkpoint_path(
+            config.output_dir, step, sharded=sharded)):
         saved = save()
     model_state, _ = full_state(model, optimizer, ranks, strategy)
     names = {name for name, _ in unwrap(model).named_parameters()}
@@ -296,9 +442,10 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
         start_step=p.position["step"], end_step=step, total_steps=p.total_steps, epoch=epoch,
         interrupted=SIGNAL_NAMES.get(signal.Signals(interrupted)) if interrupted is not None else None,
         losses=tuple(losses), timing=timing,
-        samples_per_s=p.batch_size * ranks.world_size / timing.median_s if timing else None,
+        samples_per_s=p.batch_size * accum * ranks.world_size / timing.median_s if timing else None,
         checkpoint=saved, resumed_from=p.resume_from.path if p.resume_from else None,
         skipped_checkpoints=p.resume_from.skipped if p.resume_from else (), parameter_digests=digests,
+        grad_accum=accum, activation_checkpointing=config.activation_checkpointing.value, compiled=config.compile,
         extra={"peak_rss_bytes": _peak_rss_bytes(),
                "peak_cuda_bytes": torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None},
     )
@@ -310,20 +457,50 @@ def _strategy(strategy: Strategy, ranks: Ranks) -> Strategy:
     return strategy
 
 
-def _save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: Step, ranks: Ranks,
-          strategy: Strategy, p: Prepared, position: dict[str, int], keep: int) -> Path:
-    """Every rank: its RNG states to rank 0 (and, under FSDP, its shards); rank 0 writes; all wait."""
+def _restore(p: Prepared, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: AccumulatingStep,
+             ranks: Ranks, strategy: Strategy, seed: int) -> None:
+    """Model, optimizer, scaler and this rank's RNG states from the checkpoint, in either format. A rank
+    the checkpoint's run did not have (resumed on more processes) seeds its RNGs from (seed, step, rank)."""
+    assert p.resume_from is not None
+    path = p.resume_from.path
+    if checkpoint.is_sharded(path):
+        state = sharded_state(model, optimizer)
+        checkpoint.load_sharded(path, state)
+        load_sharded_state(model, optimizer, state)
+        own = checkpoint.load_rank_state(path, ranks.rank)
+        rng, scaler = (own["rng"], own.get("scaler")) if own is not None else (None, None)
+    else:
+        state = checkpoint.load(path)
+        load_full_state(model, optimizer, state["model"], state["optimizer"], ranks, strategy)
+        rngs = state["rng"]
+        rng, scaler = (rngs[ranks.rank] if ranks.rank < len(rngs) else None), state.get("scaler")
+    if step_fn.scaler is not None and scaler:
+        step_fn.scaler.load_state_dict(scaler)
+    if rng is not None and p.resumed_world_size == ranks.world_size:
+        checkpoint.set_rng_state(rng)
+    else:  # other processes than the checkpoint's: no rank's stream continues, each starts anew
+        _seed_everything(seed * 1_000_003 + p.position["step"] * 1_009 + ranks.rank)
+    del state
+
+
+def _save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: AccumulatingStep,
+          ranks: Ranks, sharded: bool, p: Prepared, config: TrainConfig, position: dict[str, int]) -> Path:
+    """Under FSDP every rank writes its shards (``checkpoint.save_sharded``); otherwise every rank sends its
+    RNG states to rank 0, which writes one file. All wait for the write."""
+    info = {**position, "samples_in_epoch": position["batch_in_epoch"] * p.batch_size * ranks.world_size,
+            "world_size": ranks.world_size, "settings": p.settings, "options": config.options()}
+    scaler = step_fn.scaler.state_dict() if step_fn.scaler else None
+    if sharded:
+        return checkpoint.save_sharded(folder, position["step"], sharded_state(model, optimizer),
+                                       {"rng": checkpoint.rng_state(), "scaler": scaler},
+                                       keep=config.keep_checkpoints, info=info)
     rngs = gather_objects(checkpoint.rng_state(), ranks)
     path = checkpoint.checkpoint_path(folder, position["step"])
-    if ranks.is_main or strategy is Strategy.FSDP:
-        model_state, optimizer_state = full_state(model, optimizer, ranks, strategy)
-        if ranks.is_main:
-            state = {
-                "format": checkpoint.FORMAT, **position, "settings": p.settings, "model": model_state,
-                "optimizer": optimizer_state, "scaler": step_fn.scaler.state_dict() if step_fn.scaler else None,
-                "rng": rngs,
-            }
-            checkpoint.save(folder, position["step"], state, keep=keep, info={**position, "settings": p.settings})
+    if ranks.is_main:
+        model_state, optimizer_state = full_state(model, optimizer, ranks, Strategy.DDP)
+        state = {"format": checkpoint.FORMAT, **position, "settings": p.settings, "model": model_state,
+                 "optimizer": optimizer_state, "scaler": scaler, "rng": rngs}
+        checkpoint.save(folder, position["step"], state, keep=config.keep_checkpoints, info=info)
     barrier(ranks)
     return path
 
@@ -405,6 +582,7 @@ def _check_fits(p: Prepared, config: TrainConfig, device: str, strategy: Strateg
     estimate = profile_step(p.workload, StepConfig(
         workload=p.workload.name, batch_size=p.batch_size, precision=config.precision, optimizer=config.optimizer,
         seq_len=p.shape.seq_len, image_size=p.shape.image_size,
+        activation_checkpointing=config.activation_checkpointing,
     ), gpu_kernels=True).memory.peak_bytes
     if device == "cpu" and strategy is not Strategy.FSDP:  # FSDP shards the state: the estimate is an upper bound
         check_cpu_fits(p.workload.name, p.batch_size, estimate * processes_on_host(), fix=TRAIN_FIX,

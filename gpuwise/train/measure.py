@@ -4,6 +4,13 @@ The prediction is the one ``gpuwise plan`` would make for the same step on the s
 CPU option (calibrated on this CPU), or n × the catalog GPU this one reports itself as (DDP or FSDP
 over n). Several CPU processes are not an option plan models, so they get no prediction, and say so.
 The error is on throughput, as ``gpuwise validate`` defines it: (predicted − measured) / measured.
+
+With ``--grad-accum N`` a step is N micro batches and one optimizer update: it is compared with N
+predicted steps of one micro batch (which count the update N times: a few percent high for AdamW on
+a large model). Plan does not model activation checkpointing or torch.compile yet, so such runs get
+no prediction; the FLOPs behind their MFU come from the profile of the same checkpointed step.
+Runs the results store cannot tell from plain steps (checkpointed, compiled, accumulated) are not
+stored: plan's "measured here" would take them for the plain step.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpuwise.bench.result import BenchResult
-from gpuwise.config import StepConfig
+from gpuwise.config import ActivationCheckpointing, StepConfig
 from gpuwise.train.config import TrainConfig
 from gpuwise.train.loop import TrainResult
 
@@ -26,6 +33,7 @@ class Comparison:
     achieved_tflops: float | None  # per device
     mfu: float | None
     stored_id: int | None
+    not_stored: str | None = None  # why the run was not stored
 
 
 def predict_here(config: TrainConfig, result: TrainResult,
@@ -40,6 +48,10 @@ def predict_here(config: TrainConfig, result: TrainResult,
 
     if result.device == "cpu" and result.world_size > 1:
         return None, f"no prediction: plan does not model {result.world_size} CPU processes"
+    if result.activation_checkpointing != "none" or result.compiled:
+        what = f"--activation-checkpointing {result.activation_checkpointing}" \
+            if result.activation_checkpointing != "none" else "--compile"
+        return None, f"no prediction: plan does not model {what} yet"
     catalog = load_catalog(None)
     maker = OptionMaker(
         get_workload(config.workload), batch_size=result.batch_size, precision=config.precision,
@@ -57,7 +69,19 @@ def predict_here(config: TrainConfig, result: TrainResult,
         option = maker.gpu_option(gpu, result.world_size)
     if option.step is None or option.batch_size != result.batch_size:
         return None, f"no prediction: plan predicts batch {result.batch_size} does not fit {option.label}"
+    if result.grad_accum > 1:
+        return option.step.step_s * result.grad_accum, f"{result.grad_accum} × {option.provenance}"
     return option.step.step_s, option.provenance
+
+
+def unstorable(result: TrainResult) -> str | None:
+    """Why the results store cannot hold this run as what it is, or None."""
+    what = [f for f, on in (("--activation-checkpointing", result.activation_checkpointing != "none"),
+                            ("--compile", result.compiled), ("--grad-accum", result.grad_accum > 1)) if on]
+    if not what:
+        return None
+    return (f"not stored: the results store has no column for {', '.join(what)} yet, and plan would take this "
+            "run for the plain step")
 
 
 def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path | None) -> Comparison:
@@ -80,13 +104,14 @@ def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path
     estimate = profile_step(w, StepConfig(
         workload=w.name, batch_size=result.batch_size, precision=config.precision, optimizer=config.optimizer,
         seq_len=result.seq_len, image_size=result.image_size,
+        activation_checkpointing=ActivationCheckpointing(result.activation_checkpointing),
     ))
     ceilings = cached_ceilings(result.device, store_path)
     key = CEILING_DTYPE[config.precision]
     if result.device == "cpu" and key == "tf32":
         key = "float32"
     peak_tflops = ceilings.matmul_tflops.get(key)
-    achieved = estimate.training_flops / measured_s / 1e12
+    achieved = estimate.training_flops * result.grad_accum / measured_s / 1e12
     hardware = local_hardware(result.device)
     shape = w.resolve_shape(result.seq_len, result.image_size)
     tokens = estimate.tokens_per_step
@@ -95,7 +120,7 @@ def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path
         seq_len=shape.seq_len, image_size=shape.image_size, precision=config.precision.value,
         optimizer=config.optimizer.value, device=result.device, device_name=hardware.gpu_name or hardware.cpu_model,
         timing=result.timing, samples_per_s=result.samples_per_s or 0.0,
-        tokens_per_s=tokens * result.world_size / measured_s if tokens else None,
+        tokens_per_s=tokens * result.grad_accum * result.world_size / measured_s if tokens else None,
         training_flops_per_step=estimate.training_flops, achieved_tflops=achieved, peak_tflops=peak_tflops,
         mfu=achieved / peak_tflops if peak_tflops else None,
         peak_memory_bytes=int(result.extra.get("peak_cuda_bytes") or result.extra.get("peak_rss_bytes") or 0),
@@ -104,6 +129,8 @@ def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path
         origin="train", num_devices=result.world_size, predicted_step_s=predicted,
         prediction_provenance=provenance,
     )
+    if unstorable(result):
+        return Comparison(predicted, provenance, error, achieved, record.mfu, None, unstorable(result))
     with open_store(store_path) as db:
         stored = db.add(record)
     return Comparison(predicted, provenance, error, achieved, record.mfu, stored)
