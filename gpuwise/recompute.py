@@ -4,16 +4,18 @@ The same function serves the profile (on fake tensors, so memory and the recompu
 from the traced step) and ``gpuwise train`` (on the real model), so what is predicted is what runs.
 
 - ``full``: every block keeps only its inputs; its forward runs again in backward
-  (``torch.utils.checkpoint`` per block, as torchtitan's ``apply_ac`` with ``mode="full"``).
+  (non-reentrant ``torch.utils.checkpoint`` per block, as torchtitan's ``apply_ac`` with ``mode="full"``).
 - ``selective``: torchtitan's op-level policy (``torchtitan/models/llama3/infra/parallelize.py``,
   ``_apply_ac_to_transformer_block``): within each block the outputs of attention, of ``max`` and
   of every other matrix product are kept; everything else (norms, activations, the other products)
   is recomputed.
 
 Blocks are the items of the model's ``nn.ModuleList``s (transformer layers), else the root's children
-that hold parameters (a CNN's stages): the units FSDP shards one by one, too. The composable
-``torch.distributed._composable.checkpoint`` adds hooks instead of wrapper modules, so parameter
-names, state dicts and ``fully_shard`` see the same model with or without checkpointing.
+that hold parameters (a CNN's stages): the units FSDP shards one by one, too. The block's forward
+method is replaced on the instance instead of wrapping the block in another module, so parameter
+names, state dicts and ``fully_shard`` see the same model with or without checkpointing. (Torch's
+composable ``checkpoint`` keeps each block's recompute generator, and with it tensors recomputed
+for backward, alive until that block's next forward: a 70B model held tens of GiB that way.)
 """
 
 from __future__ import annotations
@@ -63,6 +65,23 @@ def _selective_context() -> tuple[Any, Any]:
     return create_selective_checkpoint_contexts(policy)  # type: ignore[no-any-return]
 
 
+def _checkpoint_forward(unit: nn.Module, mode: ActivationCheckpointing) -> None:
+    """``unit``'s forward, run under ``torch.utils.checkpoint`` (non-reentrant), as torchtitan's
+    ``checkpoint_wrapper`` runs it, but set on the instance: the module, its parameter names and the
+    hooks around its call (FSDP's gathers) stay as they are."""
+    from torch.utils.checkpoint import checkpoint
+
+    forward = unit.forward
+    context = _selective_context if mode is ActivationCheckpointing.SELECTIVE else None
+
+    def checkpointed(*args: Any, **kwargs: Any) -> Any:
+        if context is None:
+            return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+        return checkpoint(forward, *args, use_reentrant=False, context_fn=context, **kwargs)
+
+    unit.forward = checkpointed
+
+
 def apply(model: nn.Module, mode: ActivationCheckpointing | str, *, workload: str = "the model") -> int:
     """Checkpoint each block of ``model`` in place; returns how many."""
     mode = ActivationCheckpointing.parse(mode)
@@ -74,11 +93,6 @@ def apply(model: nn.Module, mode: ActivationCheckpointing | str, *, workload: st
             f"--activation-checkpointing {mode.value}: {workload} has no blocks to recompute (no nn.ModuleList of "
             "layers, and fewer than two child modules with parameters): use --activation-checkpointing none"
         )
-    from torch.distributed._composable.checkpoint_activation import checkpoint
-
     for unit in units:
-        if mode is ActivationCheckpointing.SELECTIVE:
-            checkpoint(unit, context_fn=_selective_context)
-        else:
-            checkpoint(unit)
+        _checkpoint_forward(unit, mode)
     return len(units)

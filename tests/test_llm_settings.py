@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from gpuwise import profile
-from gpuwise.config import RunSettings
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import load_catalog
 from gpuwise.predict import memory, parallel

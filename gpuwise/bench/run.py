@@ -127,9 +127,9 @@ class TrainingStep:
         from gpuwise.profile.run import track_resident
 
         memory: LiveMemory = track_resident(self.model, self.optimizer, self.batch)
-        from torch.utils.module_tracker import ModuleTracker
+        from gpuwise.profile.tracer import ForwardModuleTracker
 
-        with ModuleTracker() as modules, StepTracer(memory, modules):
+        with ForwardModuleTracker() as modules, StepTracer(memory, modules):
             self()
         return memory.peak_bytes
 

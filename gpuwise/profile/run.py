@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.utils.module_tracker import ModuleTracker
 
 from gpuwise import recompute
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, check_batch_size
@@ -35,6 +34,7 @@ from gpuwise.profile.tracer import (
     OPTIMIZER,
     OPTIMIZER_STATE,
     WEIGHTS,
+    ForwardModuleTracker,
     LiveMemory,
     OpEvent,
     StepTracer,
@@ -118,7 +118,7 @@ def profile_step(
 
         memory = track_resident(model, opt, batch)
 
-        with (around_step(), ModuleTracker() as modules, StepTracer(memory, modules) as tracer,
+        with (around_step(), ForwardModuleTracker() as modules, StepTracer(memory, modules) as tracer,
               warnings.catch_warnings()):
             # Selective checkpointing keeps its tensors outside saved-tensor hooks (torch's default, which
             # it warns will change); the profile counts them from live memory instead, either way.

@@ -154,6 +154,22 @@ def _innermost(parents: set[str]) -> str:
     return path or name
 
 
+class ForwardModuleTracker(ModuleTracker):
+    """torch's ``ModuleTracker``, silent while activation checkpointing reruns a block's forward inside
+    backward. For every module it runs, the tracker hooks the autograd graph of the module's outputs;
+    a recomputed forward's graph is never run backward, so those hooks would keep every recomputed
+    tensor alive to the end of the step (and the profile would count them). The op attribution of a
+    recompute comes from the node being run, as for the rest of backward (``StepTracer._module``)."""
+
+    def _fw_pre_hook(self, mod: Any, input: Any) -> None:
+        if torch._C._current_graph_task_id() == -1:  # not inside a backward pass
+            super()._fw_pre_hook(mod, input)
+
+    def _fw_post_hook(self, mod: Any, input: Any, output: Any) -> None:
+        if torch._C._current_graph_task_id() == -1:
+            super()._fw_post_hook(mod, input, output)
+
+
 class StepTracer(TorchDispatchMode):
     """Records an ``OpEvent`` per aten op and tracks the memory its outputs take."""
 
