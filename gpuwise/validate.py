@@ -7,7 +7,12 @@ Local measurements (every ``gpuwise bench`` and ``gpuwise train`` result in the 
 are predicted as ``plan`` would predict them on that device: the calibrated CPU model for the
 CPU this runs on, the catalog model with the shipped constants for a catalog GPU.
 Cross-GPU: from a measurement on one GPU, the model predicts the same step on the
-other, and so do two naive baselines (peak FLOP/s ratio alone, bandwidth ratio alone).
+other, and so do three naive baselines (peak FLOP/s ratio alone, bandwidth ratio alone, and the
+blend peak^0.3 × bandwidth^0.7), on the same pairs, overall and by the generation predicted.
+
+Frozen (``validate_frozen``): the rows of the user's files predicted by the shipped constants,
+fitting nothing; how a user checks the shipped model on their own cluster, and how the project
+is scored on data it never saw.
 
 The published rows are predicted for the pipeline they ran (``fit.row_pipeline``: NVIDIA's
 fused optimizers but for GNMT, channels-last convnets under AMP), not for eager PyTorch, which
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
-from gpuwise.predict.fit import Profiles, generation, held_out, predict_row
+from gpuwise.predict.fit import Profiles, generation, held_out, predict_row, shipped_efficiency
 from gpuwise.predict.published import MappedRow, PublishedRow, load_published, map_row
 from gpuwise.predict.roofline import Efficiency
 from gpuwise.workloads import get_workload
@@ -35,12 +40,23 @@ if TYPE_CHECKING:
     from gpuwise.profile import Profile
 
 
+# The blend baseline: throughput scaled by peak^0.3 × bandwidth^0.7, the naive guess that most steps
+# are mostly memory-bound. Issue 12 names it; it is a baseline, never fitted.
+BLEND_PEAK_EXPONENT = 0.3
+MODEL = "model"
+PEAK = "peak FLOP/s ratio"
+BANDWIDTH = "bandwidth ratio"
+BLEND = "blend peak^0.3 × bandwidth^0.7"
+METHODS = (MODEL, PEAK, BANDWIDTH, BLEND)  # cross-GPU methods, each on the same pairs
+
+
 @dataclass(frozen=True)
 class RowCheck:
     row: PublishedRow
     workload: str
     predicted: float
-    fitted_without: str
+    fitted_without: str | None  # the generation held out of the constants; None: the shipped constants
+    generation: str = ""  # the row's GPU generation (the catalog's architecture family)
 
     @property
     def error(self) -> float:
@@ -57,9 +73,19 @@ class PairCheck:
     from_gpu: str
     to_gpu: str
     measured: float  # on B
-    model: float  # measured on A × model(B) / model(A), model fitted without B's generation
+    model: float  # measured on A × model(B) / model(A), model fitted without B's generation (or shipped)
     by_peak_flops: float  # measured on A × peak(B) / peak(A)
     by_bandwidth: float  # measured on A × bandwidth(B) / bandwidth(A)
+    by_blend: float = float("nan")  # measured on A × (peak(B) / peak(A))^0.3 × (bandwidth(B) / bandwidth(A))^0.7
+    generation: str = ""  # B's generation: the one the pair predicts
+
+    def predictions(self) -> dict[str, float]:
+        """Each method's prediction of the throughput on B, by ``METHODS`` name."""
+        return {MODEL: self.model, PEAK: self.by_peak_flops, BANDWIDTH: self.by_bandwidth, BLEND: self.by_blend}
+
+    def errors(self) -> dict[str, float]:
+        """Each method's signed relative error on B: predicted / measured - 1."""
+        return {name: value / self.measured - 1 for name, value in self.predictions().items()}
 
 
 @dataclass(frozen=True)
@@ -93,13 +119,18 @@ class Validation:
     by_family: dict[str, ErrorStats]  # the zoo workload's family: image classification, object detection, ...
     by_gpu_count: dict[str, ErrorStats]  # "1 GPU", "several GPUs": data-parallel scaling is a separate error
     overall: ErrorStats
-    cross_gpu: dict[str, ErrorStats]  # "model", "peak FLOP/s ratio", "bandwidth ratio"
-    fits: dict[str, Efficiency]
+    cross_gpu: dict[str, ErrorStats]  # by ``METHODS`` name, all on the same pairs
+    fits: dict[str, Efficiency]  # by held-out generation; {"shipped": ...} when frozen
     files: tuple[str, ...] = ()  # the user's published files, besides the shipped one
     store: str | None = None  # the results store read, None if not read
     local: tuple[LocalCheck, ...] = ()
     local_skipped: tuple[tuple[BenchResult, str], ...] = ()
     by_device: dict[str, ErrorStats] = field(default_factory=dict)  # local checks by device
+    by_generation: dict[str, ErrorStats] = field(default_factory=dict)  # absolute error by the row's generation
+    # generation predicted (B's) -> method -> stats, every method on that generation's pairs
+    cross_gpu_by_generation: dict[str, dict[str, ErrorStats]] = field(default_factory=dict)
+    frozen: bool = False  # the shipped constants, nothing fitted
+    include_shipped: bool = True  # the shipped rows were predicted too
 
 
 def stats(errors: list[float]) -> ErrorStats:
@@ -124,51 +155,94 @@ def validate(
     """Held-out error on the shipped published rows and those of ``published`` files (fitted on all
     of them, each generation without itself), and, with ``local``, on the results store's measurements."""
     catalog = catalog or load_catalog()
-    mapped, skipped = mapped_rows(load_published() + [r for path in published for r in load_published(path)],
-                                  catalog)
     profiles = Profiles()
+    mapped, skipped = mapped_rows(load_published() + [r for path in published for r in load_published(path)],
+                                  catalog, profiles)
 
     def group(m: MappedRow) -> str:
         return generation(m, catalog)
 
     fits = held_out(mapped, catalog, profiles, group)
     checks = tuple(
-        RowCheck(m.row, m.workload, predict_row(m, catalog, fits[group(m)], profiles), group(m)) for m in mapped
+        RowCheck(m.row, m.workload, predict_row(m, catalog, fits[group(m)], profiles), group(m), group(m))
+        for m in mapped
     )
-    by_gpu: dict[str, list[float]] = defaultdict(list)
-    by_workload: dict[str, list[float]] = defaultdict(list)
-    by_family: dict[str, list[float]] = defaultdict(list)
-    by_count: dict[str, list[float]] = defaultdict(list)
-    for c in checks:
-        if c.row.suspect:  # listed with --rows, kept out of the statistics
-            continue
-        by_gpu[c.row.gpu].append(c.error)
-        by_workload[c.workload].append(c.error)
-        by_family[get_workload(c.workload).family].append(c.error)
-        by_count["1 GPU" if c.row.num_gpus == 1 else "several GPUs"].append(c.error)
-
-    pairs = _pairs(mapped, catalog, fits, profiles, group)
-    cross = {
-        "model": stats([p.model / p.measured - 1 for p in pairs]),
-        "peak FLOP/s ratio": stats([p.by_peak_flops / p.measured - 1 for p in pairs]),
-        "bandwidth ratio": stats([p.by_bandwidth / p.measured - 1 for p in pairs]),
-    }
+    # Pairs across generations only: the model is fitted without B's generation, and a pair within
+    # one generation would compare two GPUs the held-out fit treats alike.
+    pairs = _pairs(mapped, catalog, lambda b: fits[group(b)], profiles, group,
+                   lambda a, b: group(a) != group(b))
     return Validation(
-        rows=checks, skipped=tuple(skipped), pairs=pairs,
-        by_gpu={k: stats(v) for k, v in sorted(by_gpu.items())},
-        by_workload={k: stats(v) for k, v in sorted(by_workload.items())},
-        by_family={k: stats(v) for k, v in sorted(by_family.items())},
-        by_gpu_count={k: stats(v) for k, v in sorted(by_count.items())},
-        overall=stats([c.error for c in checks if not c.row.suspect]), cross_gpu=cross, fits=fits,
-        files=tuple(str(p) for p in published), **(local_checks(catalog, store_path) if local else {}),
+        rows=checks, skipped=tuple(skipped), pairs=pairs, fits=fits, files=tuple(str(p) for p in published),
+        **_summary(checks, pairs), **(local_checks(catalog, store_path) if local else {}),
     )
+
+
+def validate_frozen(
+    catalog: Catalog | None = None, *, published: Sequence[Path] = (), include_shipped: bool = False,
+    store_path: Path | None = None, local: bool = False, profiles: Profiles | None = None,
+) -> Validation:
+    """Every row of the ``published`` files (and the shipped rows if ``include_shipped``) predicted by
+    the shipped constants, fitting nothing; pairs among those rows on two different GPUs.
+
+    ``profiles`` lets a caller that validates several files share the traced steps."""
+    catalog = catalog or load_catalog()
+    profiles = profiles or Profiles()
+    rows = (load_published() if include_shipped else []) + [r for path in published for r in load_published(path)]
+    if not rows:
+        given = ", ".join(str(p) for p in published)
+        raise GpuwiseError(
+            f"validate --frozen has no rows to predict{f' ({given} has none)' if given else ''}: give "
+            "--published FILE with your measurements (the shipped file's columns), or --include-shipped"
+        )
+    mapped, skipped = mapped_rows(rows, catalog, profiles)
+    eff = shipped_efficiency()
+
+    def group(m: MappedRow) -> str:
+        return generation(m, catalog)
+
+    checks = tuple(RowCheck(m.row, m.workload, predict_row(m, catalog, eff, profiles), None, group(m))
+                   for m in mapped)
+    # Nothing is held out, so two GPUs of one generation (H100 PCIe and SXM) make a pair too.
+    pairs = _pairs(mapped, catalog, lambda b: eff, profiles, group, lambda a, b: a.row.gpu != b.row.gpu)
+    return Validation(
+        rows=checks, skipped=tuple(skipped), pairs=pairs, fits={"shipped": eff},
+        files=tuple(str(p) for p in published), frozen=True, include_shipped=include_shipped,
+        **_summary(checks, pairs), **(local_checks(catalog, store_path) if local else {}),
+    )
+
+
+def _summary(checks: Sequence[RowCheck], pairs: Sequence[PairCheck]) -> dict[str, Any]:
+    """The statistics of ``Validation`` (its field names): rows marked SUSPECT are listed, never counted."""
+    by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for c in checks:
+        if c.row.suspect:
+            continue
+        by["by_gpu"][c.row.gpu].append(c.error)
+        by["by_workload"][c.workload].append(c.error)
+        by["by_family"][get_workload(c.workload).family].append(c.error)
+        by["by_gpu_count"]["1 GPU" if c.row.num_gpus == 1 else "several GPUs"].append(c.error)
+        by["by_generation"][c.generation].append(c.error)
+    cross_by_generation: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for pair in pairs:
+        for name, error in pair.errors().items():
+            cross_by_generation[pair.generation][name].append(error)
+    return {
+        **{name: {k: stats(v) for k, v in sorted(by[name].items())}
+           for name in ("by_gpu", "by_workload", "by_family", "by_gpu_count", "by_generation")},
+        "overall": stats([c.error for c in checks if not c.row.suspect]),
+        "cross_gpu": {name: stats([pair.errors()[name] for pair in pairs]) for name in METHODS},
+        "cross_gpu_by_generation": {
+            g: {name: stats(errors[name]) for name in METHODS} for g, errors in sorted(cross_by_generation.items())
+        },
+    }
 
 
 def mapped_rows(
-    rows: Sequence[PublishedRow], catalog: Catalog
+    rows: Sequence[PublishedRow], catalog: Catalog, profiles: Profiles | None = None
 ) -> tuple[list[MappedRow], list[tuple[PublishedRow, str]]]:
     """The rows gpuwise can predict (a zoo workload, a precision it models, a catalog GPU: by its
-    catalog name or as torch and nvidia-smi name it), and the others with the reason."""
+    catalog name or as torch and nvidia-smi name it), and the others with the reason. With
+    ``profiles``, a row whose step cannot be traced (``seq len`` on a vision model) is skipped too."""
     mapped: list[MappedRow] = []
     skipped: list[tuple[PublishedRow, str]] = []
     for r in rows:
@@ -180,16 +254,39 @@ def mapped_rows(
             skipped.append((r, m))
         elif gpu is None:
             skipped.append((r, f"GPU {r.gpu} is not in the catalog (add it with --catalog)"))
+        elif gpu.fp32_tflops is None:  # the roofline's floor (``option.modellable``)
+            skipped.append((r, f"GPU {gpu.name} has no compute figures in the catalog (add them with --catalog)"))
         else:
-            mapped.append(m)
+            why = _untraceable(m, profiles)
+            if why is None:
+                mapped.append(m)
+            else:
+                skipped.append((r, why))
     return mapped, skipped
 
 
+def _untraceable(m: MappedRow, profiles: Profiles | None) -> str | None:
+    if profiles is None:
+        return None
+    try:
+        profiles.get(m)
+    except GpuwiseError as e:
+        return f"cannot profile it: {e}"
+    return None
+
+
+def blend(measured_a: float, peak_ratio: float, bandwidth_ratio: float) -> float:
+    """The blend baseline: a throughput on A scaled by (peak B / peak A)^0.3 × (bandwidth B / bandwidth A)^0.7."""
+    scale: float = peak_ratio**BLEND_PEAK_EXPONENT * bandwidth_ratio ** (1 - BLEND_PEAK_EXPONENT)
+    return measured_a * scale
+
+
 def _pairs(
-    mapped: list[MappedRow], catalog: Catalog, fits: dict[str, Efficiency], profiles: Profiles,
-    generation: Callable[[MappedRow], str],
+    mapped: list[MappedRow], catalog: Catalog, efficiency: Callable[[MappedRow], Efficiency], profiles: Profiles,
+    generation: Callable[[MappedRow], str], paired: Callable[[MappedRow, MappedRow], bool],
 ) -> tuple[PairCheck, ...]:
-    """Same workload, batch, GPU count and precision class (full: FP32/TF32, or AMP) on two generations."""
+    """Same workload, batch, GPU count and precision class (full: FP32/TF32, or AMP) on two GPUs that
+    ``paired`` accepts; the model predicts B with ``efficiency(B)``."""
     def key(m: MappedRow) -> tuple[object, ...]:
         full = m.precision in ("fp32", "tf32")
         return (m.workload, m.seq_len, m.batch_size, m.row.num_gpus, full)
@@ -202,19 +299,22 @@ def _pairs(
     for members in groups.values():
         for a in members:
             for b in members:
-                if generation(a) == generation(b):
+                if a is b or not paired(a, b):
                     continue
-                eff = fits[generation(b)]  # fitted without B's generation
+                eff = efficiency(b)
                 ratio = predict_row(b, catalog, eff, profiles) / predict_row(a, catalog, eff, profiles)
-                model = a.row.throughput * ratio
                 ga, gb = catalog.get(a.row.gpu), catalog.get(b.row.gpu)
+                peak_ratio = _peak(catalog, b.row.gpu, b.precision) / _peak(catalog, a.row.gpu, a.precision)
+                bandwidth_ratio = gb.memory_bandwidth_gbps / ga.memory_bandwidth_gbps
                 pairs.append(PairCheck(
                     workload=a.workload,
                     settings=f"batch {a.batch_size}, {a.row.num_gpus} GPU, {a.precision}->{b.precision}",
-                    from_gpu=a.row.gpu, to_gpu=b.row.gpu, measured=b.row.throughput, model=model,
-                    by_peak_flops=a.row.throughput * _peak(catalog, b.row.gpu, b.precision)
-                    / _peak(catalog, a.row.gpu, a.precision),
-                    by_bandwidth=a.row.throughput * gb.memory_bandwidth_gbps / ga.memory_bandwidth_gbps,
+                    from_gpu=a.row.gpu, to_gpu=b.row.gpu, measured=b.row.throughput,
+                    model=a.row.throughput * ratio,
+                    by_peak_flops=a.row.throughput * peak_ratio,
+                    by_bandwidth=a.row.throughput * bandwidth_ratio,
+                    by_blend=blend(a.row.throughput, peak_ratio, bandwidth_ratio),
+                    generation=generation(b),
                 ))
     return tuple(pairs)
 

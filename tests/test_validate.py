@@ -182,6 +182,15 @@ def test_the_readme_command_end_to_end(tmp_path: Path) -> None:
     assert len(kept) < len(rows)  # the shipped file has SUSPECT rows: listed, kept out of the statistics
     assert data["overall"]["count"] == len(kept)
     assert data["cross_gpu"]["model"]["count"] == data["cross_gpu"]["bandwidth ratio"]["count"] > 0
+    # Every baseline on the same pairs, overall and by the generation predicted (B's, held out of the fit).
+    from gpuwise.validate import BLEND, METHODS
+
+    assert list(data["cross_gpu"]) == list(METHODS) and data["cross_gpu"][BLEND]["count"] == len(data["pairs"])
+    assert set(data["cross_gpu_by_generation"]) == {"Volta", "Ampere"}
+    assert sum(m[BLEND]["count"] for m in data["cross_gpu_by_generation"].values()) == len(data["pairs"])
+    assert all(p["generation"] != ("Volta" if p["from_gpu"].startswith("V100") else "Ampere") for p in data["pairs"])
+    assert sum(s["count"] for s in data["by_generation"].values()) == len(kept)
+    assert data["mode"] == "held-out"
     assert data["local"] == {"store": str(tmp_path / "results.db"), "by_device": {}, "rows": [], "skipped": []}
 
 
@@ -206,3 +215,177 @@ def test_gpus_are_found_by_catalog_name_or_device_name() -> None:
     mapped, skipped = mapped_rows(rows, catalog)
     assert [m.row.gpu for m in mapped] == ["H100-SXM5-80GB", "H100-SXM5-80GB"]
     assert [why for _, why in skipped] == ["GPU X9000 is not in the catalog (add it with --catalog)"]
+
+
+# ------------------------------------------------------------------ --frozen and the baselines (issue 12)
+
+FROZEN_CSV = (
+    f"{HEADER}\n"
+    "resnet18,x,A100-SXM4-80GB,1,AMP-FP16,8,700,images/s,my run,\n"  # line 2: Ampere
+    "resnet18,x,NVIDIA H100 80GB HBM3,1,AMP-FP16,8,1000,images/s,my run,\n"  # line 3: torch's name -> Hopper
+    "resnet18,x,L4,1,FP8,8,300,images/s,my run,\n"
+    "resnet18,x,X9000,1,AMP-FP16,8,300,images/s,my run,\n"
+    "resnet18,x,L4,1,AMP-FP16,8,300,furlongs/s,my run,\n"
+    "nosuchmodel,x,L4,1,AMP-FP16,8,300,images/s,my run,\n"
+    "resnet18,x,L4,1,AMP-FP16,,300,images/s,my run,\n"
+    "resnet18,x,L4,1,AMP-FP16,8,300,images/s,my run,seq len 128\n"  # traced: --seq-len does not apply
+    "resnet18,x,My-B1,1,AMP-FP16,8,2000,images/s,my run,SUSPECT: throttled\n"  # listed, never counted
+)
+FROZEN_SKIPS = {
+    4: "precision FP8 is not one gpuwise models",
+    5: "GPU X9000 is not in the catalog (add it with --catalog)",
+    6: "unit furlongs/s is not images/s, samples/s or tokens/s",
+    7: "no zoo workload with this model",
+    8: "the source gives no batch size",
+    9: "cannot profile it: --seq-len does not apply to workload 'resnet18'",
+}
+MY_CATALOG = (
+    '[My-B1]\nvendor = "nvidia"\narchitecture = "Blackwell (test)"\nmemory_gb = 96\nmemory_bandwidth_gbps = 4000\n'
+    "fp32_tflops = 60\ntf32_tflops = 500\nfp16_tflops = 1000\nbf16_tflops = 1000\n"
+)
+
+
+def _no_fitting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frozen validation must fit nothing: every way into the fit raises."""
+    import gpuwise.predict.fit as fit_module
+    import gpuwise.validate as validate_module
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("validate --frozen fitted something")
+
+    for module, name in ((fit_module, "fit"), (fit_module, "least_squares"), (fit_module, "held_out"),
+                         (validate_module, "held_out")):
+        monkeypatch.setattr(module, name, refuse)
+
+
+def test_frozen_predicts_every_row_with_the_shipped_constants_and_lists_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's rows only, predicted by the shipped constants, fitting nothing; each row's predicted,
+    measured and signed error in --json; every row not predicted listed with its reason."""
+    import json
+
+    from gpuwise.predict.fit import shipped_efficiency
+    from gpuwise.validate import BLEND, METHODS
+
+    _no_fitting(monkeypatch)
+    f = tmp_path / "mine.csv"
+    f.write_text(FROZEN_CSV)
+    (tmp_path / "gpus.toml").write_text(MY_CATALOG)
+    result = CliRunner().invoke(get_app(), ["validate", "--frozen", "--published", str(f), "--json",
+                                            "--catalog", str(tmp_path / "gpus.toml")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["mode"] == "frozen" and data["shipped_rows_included"] is False
+    assert data["constants"] == {"shipped": shipped_efficiency().source}
+    rows = data["rows"]
+    assert [r["line"] for r in rows] == [f"{f}:2", f"{f}:3", f"{f}:10"]  # no shipped row, none dropped
+    assert [(r["gpu"], r["generation"], r["suspect"]) for r in rows] == [
+        ("A100-SXM4-80GB", "Ampere", False), ("H100-SXM5-80GB", "Hopper", False), ("My-B1", "Blackwell", True)]
+    for r in rows:
+        assert r["fitted_without"] is None and r["predicted"] > 0
+        assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1)
+    assert [r["measured"] for r in rows] == [700.0, 1000.0, 2000.0]
+    assert {int(s["line"].rsplit(":", 1)[1]): s["reason"][:len(FROZEN_SKIPS[int(s["line"].rsplit(":", 1)[1])])]
+            for s in data["skipped"]} == FROZEN_SKIPS
+    # The SUSPECT row is listed but counted nowhere: not in the statistics, not in a pair.
+    assert data["overall"]["count"] == 2 and set(data["by_generation"]) == {"Ampere", "Hopper"}
+    assert data["overall"]["median_abs_error"] == pytest.approx(
+        sorted(abs(r["error"]) for r in rows[:2])[0] / 2 + sorted(abs(r["error"]) for r in rows[:2])[1] / 2)
+    assert set(data["by_gpu"]) == {"A100-SXM4-80GB", "H100-SXM5-80GB"} and set(data["by_workload"]) == {"resnet18"}
+
+    # Pairs among the user's rows: A100 -> H100 and back, each baseline on the same two pairs.
+    pairs = {(p["from_gpu"], p["to_gpu"]): p for p in data["pairs"]}
+    assert set(pairs) == {("A100-SXM4-80GB", "H100-SXM5-80GB"), ("H100-SXM5-80GB", "A100-SXM4-80GB")}
+    catalog = load_catalog()
+    a100, h100 = catalog.get("A100-SXM4-80GB"), catalog.get("H100-SXM5-80GB")
+    up = pairs[("A100-SXM4-80GB", "H100-SXM5-80GB")]
+    assert up["generation"] == "Hopper" and up["measured"] == 1000.0
+    peak, bandwidth = h100.fp16_tflops / a100.fp16_tflops, h100.memory_bandwidth_gbps / a100.memory_bandwidth_gbps
+    assert up["predicted"]["peak FLOP/s ratio"] == pytest.approx(700 * peak)
+    assert up["predicted"]["bandwidth ratio"] == pytest.approx(700 * bandwidth)
+    assert up["predicted"][BLEND] == pytest.approx(700 * peak**0.3 * bandwidth**0.7)
+    assert up["predicted"]["model"] == pytest.approx(700 * rows[1]["predicted"] / rows[0]["predicted"])
+    assert set(data["cross_gpu"]) == set(METHODS) and all(s["count"] == 2 for s in data["cross_gpu"].values())
+    assert {g: m[BLEND]["count"] for g, m in data["cross_gpu_by_generation"].items()} == {"Ampere": 1, "Hopper": 1}
+    assert data["cross_gpu_by_generation"]["Hopper"][BLEND]["median_abs_error"] == pytest.approx(
+        abs(700 * peak**0.3 * bandwidth**0.7 / 1000 - 1))
+
+
+def test_the_blend_baseline_by_hand() -> None:
+    from gpuwise.validate import blend
+
+    # 2^0.3 = 1.23114, 3^0.7 = 2.15767: 100 images/s on A -> 265.64 on B
+    assert blend(100.0, peak_ratio=2.0, bandwidth_ratio=3.0) == pytest.approx(265.64, abs=0.01)
+    assert blend(100.0, 1.0, 1.0) == 100.0
+
+
+def test_statistics_group_by_generation_on_the_same_pairs() -> None:
+    from gpuwise.validate import BANDWIDTH, BLEND, MODEL, PEAK, PairCheck, RowCheck, _summary
+
+    def check(gpu: str, generation: str, predicted: float, notes: str = "") -> RowCheck:
+        return RowCheck(_row("resnet18", gpu=gpu, notes=notes), "resnet18", predicted, None, generation)
+
+    checks = [check("V100-SXM2-16GB", "Volta", 110.0), check("A100-SXM4-80GB", "Ampere", 80.0),
+              check("A100-SXM4-40GB", "Ampere", 100.0), check("H100-SXM5-80GB", "Hopper", 500.0, "SUSPECT")]
+
+    def pair(generation: str, model: float, peak: float, bandwidth: float, blend: float) -> PairCheck:
+        return PairCheck("resnet18", "", "A", "B", 100.0, model, peak, bandwidth, blend, generation)
+
+    pairs = [pair("Ampere", 110.0, 150.0, 95.0, 120.0), pair("Ampere", 130.0, 250.0, 85.0, 140.0),
+             pair("Volta", 90.0, 50.0, 70.0, 60.0)]
+    s = _summary(checks, pairs)
+    assert {g: (e.count, e.median) for g, e in s["by_generation"].items()} == {
+        "Ampere": (2, pytest.approx(0.1)), "Volta": (1, pytest.approx(0.1))}  # the SUSPECT Hopper row: nowhere
+    assert s["overall"].count == 3
+    ampere = s["cross_gpu_by_generation"]["Ampere"]
+    assert {m: ampere[m].count for m in ampere} == {MODEL: 2, PEAK: 2, BANDWIDTH: 2, BLEND: 2}
+    assert (ampere[MODEL].median, ampere[PEAK].median, ampere[BANDWIDTH].median, ampere[BLEND].median) == (
+        pytest.approx(0.2), pytest.approx(1.0), pytest.approx(0.1), pytest.approx(0.3))
+    assert s["cross_gpu_by_generation"]["Volta"][PEAK].median == pytest.approx(0.5)
+    assert s["cross_gpu"][BLEND].count == 3 and s["cross_gpu"][BLEND].median == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--frozen"], "validate --frozen has no rows to predict: give --published FILE"),
+        (["--include-shipped"], "--include-shipped goes with --frozen"),
+        (["--frozen", "--published", "{empty}"], r"has no rows to predict \(.*empty.csv has none\)"),
+        (["--frozen", "--published", "{empty}", "--catalog", "{catalog}"],
+         r"gpus.toml: entry 'My-B1', field 'memory_bandwidth_gbps': must be positive, got 0"),
+    ],
+)
+def test_bad_frozen_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    import re
+
+    (tmp_path / "empty.csv").write_text(f"{HEADER}\n")
+    (tmp_path / "gpus.toml").write_text(MY_CATALOG.replace("memory_bandwidth_gbps = 4000", "memory_bandwidth_gbps = 0"))
+    args = [a.format(empty=tmp_path / "empty.csv", catalog=tmp_path / "gpus.toml") for a in args]
+    result = CliRunner().invoke(get_app(), ["validate", *args])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and re.search(message, result.output), result.output
+
+
+def test_frozen_text_lists_rows_skips_and_the_baselines_by_generation() -> None:
+    from rich.console import Console
+
+    from gpuwise.cli.validate import render
+    from gpuwise.predict.fit import shipped_efficiency
+    from gpuwise.validate import BLEND, PairCheck, RowCheck, Validation, _summary
+
+    checks = (RowCheck(_row("resnet18", gpu="A100-SXM4-80GB", throughput=700.0), "resnet18", 770.0, None, "Ampere"),
+              RowCheck(_row("resnet18", throughput=1000.0), "resnet18", 900.0, None, "Hopper"))
+    pairs = (PairCheck("resnet18", "", "A100-SXM4-80GB", "H100-SXM5-80GB", 1000.0, 1100.0, 2000.0, 1500.0, 1200.0,
+                       "Hopper"),)
+    v = Validation(rows=checks, skipped=((_row("resnet18", gpu="X9000"), "GPU X9000 is not in the catalog"),),
+                   pairs=pairs, fits={"shipped": shipped_efficiency()}, files=("mine.csv",), frozen=True,
+                   include_shipped=False, **_summary(checks, pairs))
+    console = Console(record=True, width=200)
+    render(v, console, show_rows=False)  # frozen: the rows are always listed
+    text = " ".join(console.export_text().split())
+    assert "frozen validation of mine.csv: 2 rows predicted with the shipped constants" in text
+    assert "nothing fitted; 1 rows skipped" in text
+    assert "+10.0%" in text and "-10.0%" in text  # signed, per row
+    assert "skipped line 2: resnet18 on X9000: GPU X9000 is not in the catalog" in text
+    assert BLEND in text and "│ Hopper │ 1 │ 10.0% / 10.0% │ 100.0% / 100.0% │ 50.0% / 50.0% │ 20.0% / 20.0% │" in text

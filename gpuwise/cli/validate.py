@@ -1,4 +1,5 @@
-"""``gpuwise validate``: predictions against published measurements, held out by GPU generation."""
+"""``gpuwise validate``: predictions against published measurements, held out by GPU generation, or
+(``--frozen``) your own measurements predicted by the shipped constants."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from gpuwise.cli.app import DB_OPTION, app, user_errors
 from gpuwise.cli.plan import CATALOG_OPTION
-from gpuwise.validate import ErrorStats, Validation, validate
+from gpuwise.validate import METHODS, ErrorStats, Validation, validate, validate_frozen
 
 
 def _pct(x: float) -> str:
@@ -26,42 +27,74 @@ def validate_command(
     published: list[Path] = typer.Option(
         [], "--published", metavar="CSV",
         help="More published measurements, in the shipped file's columns (repeatable); fitted on and validated "
-        "like the shipped rows, each GPU generation held out.",
+        "like the shipped rows, each GPU generation held out (with --frozen: the only rows predicted).",
+    ),
+    frozen: bool = typer.Option(
+        False, "--frozen",
+        help="Predict the --published rows with the shipped constants, fitting nothing: every row, its error, "
+        "and the baselines on the cross-GPU pairs among them. The results store is read only if --db is given.",
+    ),
+    include_shipped: bool = typer.Option(
+        False, "--include-shipped", help="With --frozen, predict the shipped published rows too."
     ),
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Compare predictions with published measurements (held-out error) and with your stored measurements."""
+    from gpuwise.errors import GpuwiseError
     from gpuwise.hardware.catalog import load_catalog
 
-    result = validate(load_catalog(catalog), published=published, store_path=db)
+    if include_shipped and not frozen:
+        raise GpuwiseError("--include-shipped goes with --frozen (without it the shipped rows are always used)")
+    if frozen:
+        result = validate_frozen(load_catalog(catalog), published=published, include_shipped=include_shipped,
+                                 store_path=db, local=db is not None)
+    else:
+        result = validate(load_catalog(catalog), published=published, store_path=db)
     if as_json:
         print(json.dumps(_to_dict(result), indent=2))
     else:
         render(result, Console(width=140), rows)
 
 
-def _stats_dict(s: ErrorStats) -> dict[str, float | int]:
-    return {"count": s.count, "median_abs_error": s.median, "p90_abs_error": s.p90}
+def _stats_dict(s: ErrorStats) -> dict[str, float | int | None]:
+    """None, not NaN, where there is nothing to take a median of: NaN is not JSON."""
+    def value(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    return {"count": s.count, "median_abs_error": value(s.median), "p90_abs_error": value(s.p90)}
 
 
 def _to_dict(v: Validation) -> dict[str, object]:
     return {
+        "mode": "frozen" if v.frozen else "held-out",
+        "constants": {k: e.source for k, e in v.fits.items()},
+        "shipped_rows_included": v.include_shipped,
         "overall": _stats_dict(v.overall),
         "by_gpu": {k: _stats_dict(s) for k, s in v.by_gpu.items()},
         "by_workload": {k: _stats_dict(s) for k, s in v.by_workload.items()},
         "by_family": {k: _stats_dict(s) for k, s in v.by_family.items()},
         "by_gpu_count": {k: _stats_dict(s) for k, s in v.by_gpu_count.items()},
+        "by_generation": {k: _stats_dict(s) for k, s in v.by_generation.items()},
         "cross_gpu": {k: _stats_dict(s) for k, s in v.cross_gpu.items()},
+        "cross_gpu_by_generation": {
+            g: {k: _stats_dict(s) for k, s in methods.items()} for g, methods in v.cross_gpu_by_generation.items()
+        },
         "rows": [
             {"line": c.row.line, "model": c.row.model, "workload": c.workload, "gpu": c.row.gpu,
-             "num_gpus": c.row.num_gpus, "precision": c.row.precision, "batch": c.row.batch_per_gpu,
-             "measured": c.row.throughput, "predicted": c.predicted, "unit": c.row.unit, "error": c.error,
-             "fitted_without": c.fitted_without}
+             "generation": c.generation, "num_gpus": c.row.num_gpus, "precision": c.row.precision,
+             "batch": c.row.batch_per_gpu, "measured": c.row.throughput, "predicted": c.predicted,
+             "unit": c.row.unit, "error": c.error, "suspect": c.row.suspect, "fitted_without": c.fitted_without}
             for c in v.rows
         ],
-        "skipped": [{"line": r.line, "model": r.model, "gpu": r.gpu, "reason": why} for r, why in v.skipped],
+        "skipped": [{"line": r.line, "model": r.model, "gpu": r.gpu, "precision": r.precision, "unit": r.unit,
+                     "reason": why} for r, why in v.skipped],
+        "pairs": [
+            {"workload": p.workload, "settings": p.settings, "from_gpu": p.from_gpu, "to_gpu": p.to_gpu,
+             "generation": p.generation, "measured": p.measured, "predicted": p.predictions(), "error": p.errors()}
+            for p in v.pairs
+        ],
         "fits": {k: vars(e) for k, e in v.fits.items()},
         "published_files": list(v.files),
         "local": {
@@ -81,45 +114,72 @@ def _to_dict(v: Validation) -> dict[str, object]:
 
 
 def render(v: Validation, console: Console, show_rows: bool) -> None:
-    extra = f" and {', '.join(v.files)}" if v.files else ""
-    console.print(
-        f"[bold]held-out validation[/bold] on {v.overall.count} published rows (NVIDIA DeepLearningExamples{extra}; "
-        f"{len(v.skipped)} rows skipped and {sum(c.row.suspect for c in v.rows)} marked SUSPECT kept out of the "
-        "statistics, see --rows): each GPU generation is predicted by constants fitted without it. The "
-        "published runs used tuned containers (DALI, channels-last, fused optimizers but for GNMT)."
-    )
-    table = Table(title="|predicted - measured| / measured, absolute throughput", title_justify="left")
+    suspect = sum(c.row.suspect for c in v.rows)
+    if v.frozen:
+        files = ", ".join([*v.files, *(["the shipped rows"] if v.include_shipped else [])])
+        console.print(
+            f"[bold]frozen validation[/bold] of {files}: {len(v.rows)} rows predicted with the shipped constants "
+            f"({v.fits['shipped'].source}), nothing fitted; {len(v.skipped)} rows skipped (listed below), "
+            f"{suspect} marked SUSPECT listed but kept out of the statistics."
+        )
+    else:
+        extra = f" and {', '.join(v.files)}" if v.files else ""
+        console.print(
+            f"[bold]held-out validation[/bold] on {v.overall.count} published rows (NVIDIA DeepLearningExamples"
+            f"{extra}; {len(v.skipped)} rows skipped and {suspect} marked SUSPECT kept out of the "
+            "statistics, see --rows): each GPU generation is predicted by constants fitted without it. The "
+            "published runs used tuned containers (DALI, channels-last, fused optimizers but for GNMT)."
+        )
+    table = Table(title="|predicted - measured| / measured, absolute throughput (the model)", title_justify="left")
     for col in ("group", "rows", "median", "p90"):
         table.add_column(col, justify="left" if col == "group" else "right")
     table.add_row("[bold]all[/bold]", str(v.overall.count), _pct(v.overall.median), _pct(v.overall.p90))
-    for name, s in v.by_gpu.items():
-        table.add_row(f"GPU {name}", str(s.count), _pct(s.median), _pct(s.p90))
-    for name, s in v.by_family.items():
-        table.add_row(f"family {name}", str(s.count), _pct(s.median), _pct(s.p90))
-    for name, s in v.by_workload.items():
-        table.add_row(f"workload {name}", str(s.count), _pct(s.median), _pct(s.p90))
-    for name, s in v.by_gpu_count.items():
-        table.add_row(name, str(s.count), _pct(s.median), _pct(s.p90))
+    groups = (("generation ", v.by_generation), ("GPU ", v.by_gpu), ("family ", v.by_family),
+              ("workload ", v.by_workload), ("", v.by_gpu_count))
+    for prefix, by in groups:
+        for name, s in by.items():
+            table.add_row(f"{prefix}{name}", str(s.count), _pct(s.median), _pct(s.p90))
     console.print(table)
-    cross = Table(title="cross-GPU: predict one GPU from a measurement on the other", title_justify="left")
-    for col in ("method", "pairs", "median error", "p90 error"):
-        cross.add_column(col, justify="left" if col == "method" else "right")
-    for name, s in v.cross_gpu.items():
-        cross.add_row(name, str(s.count), _pct(s.median), _pct(s.p90))
-    console.print(cross)
-    if show_rows:
-        rows = Table(title="rows")
-        for col in ("line", "model", "GPU", "n", "precision", "batch", "measured", "predicted", "error"):
-            rows.add_column(col)
-        for c in v.rows:
-            rows.add_row(c.row.line, c.row.model, c.row.gpu, str(c.row.num_gpus), c.row.precision,
-                         str(c.row.batch_per_gpu), f"{c.row.throughput:g} {c.row.unit}", f"{c.predicted:.4g}",
-                         _pct(c.error))
-        console.print(rows)
-        for r, why in v.skipped:
-            console.print(f"skipped line {r.line}: {r.model} on {r.gpu}: {why}")
+    render_cross(v, console)
+    if show_rows or v.frozen:
+        render_rows(v, console)
     if v.store is not None:
         render_local(v, console, show_rows)
+
+
+def render_cross(v: Validation, console: Console) -> None:
+    """Every method on the same pairs, overall and by the generation predicted: median / p90 of |error|."""
+    held = "" if v.frozen else ", the model fitted without B's generation"
+    cross = Table(title=f"cross-GPU: predict GPU B from a measurement on GPU A (median / p90 of |error|{held})",
+                  title_justify="left")
+    cross.add_column("generation of B")
+    cross.add_column("pairs", justify="right")
+    for name in METHODS:
+        cross.add_column(name, justify="right")
+
+    def cells(by_method: dict[str, ErrorStats]) -> list[str]:
+        count = next(iter(by_method.values())).count if by_method else 0
+        return [str(count), *(f"{_pct(by_method[m].median)} / {_pct(by_method[m].p90)}" if m in by_method else "n/a"
+                              for m in METHODS)]
+
+    cross.add_row("[bold]all[/bold]", *cells(v.cross_gpu))
+    for generation, by_method in v.cross_gpu_by_generation.items():
+        cross.add_row(generation, *cells(by_method))
+    console.print(cross)
+
+
+def render_rows(v: Validation, console: Console) -> None:
+    rows = Table(title="rows (error = predicted / measured - 1)", title_justify="left")
+    for col in ("line", "model", "GPU", "n", "precision", "batch", "measured", "predicted", "error"):
+        rows.add_column(col)
+    for c in v.rows:
+        mark = " SUSPECT" if c.row.suspect else ""
+        rows.add_row(c.row.line, c.row.model, c.row.gpu, str(c.row.num_gpus), c.row.precision,
+                     str(c.row.batch_per_gpu), f"{c.row.throughput:g} {c.row.unit}", f"{c.predicted:.4g}",
+                     f"{100 * c.error:+.1f}%{mark}")
+    console.print(rows)
+    for r, why in v.skipped:
+        console.print(f"skipped line {r.line}: {r.model} on {r.gpu}: {why}")
 
 
 def render_local(v: Validation, console: Console, show_rows: bool) -> None:

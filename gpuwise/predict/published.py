@@ -138,16 +138,31 @@ def map_row(row: PublishedRow) -> MappedRow | str:
             if not match:
                 return "sequence length not stated"
             workload, seq_len = "bert-large", int(match.group(1))
-        return MappedRow(row, workload, precision, "adamw", row.batch_per_gpu, seq_len, counts_tokens=False)
+        if why := _unit_problem(row, workload):
+            return why
+        return MappedRow(row, workload, precision, "adamw", row.batch_per_gpu, seq_len,
+                         counts_tokens=row.unit.strip() == "tokens/s")
     if row.model not in _MODELS:
         return _zoo_row(row, precision)
     workload, optimizer = _MODELS[row.model]
-    tokens = row.unit == "tokens/s"
+    if why := _unit_problem(row, workload):
+        return why
     seq_len = 50 if workload == "gnmt" else None  # NVIDIA's --train-max-length
     return MappedRow(
-        row, workload, precision, optimizer, row.batch_per_gpu, seq_len, counts_tokens=tokens,
+        row, workload, precision, optimizer, row.batch_per_gpu, seq_len, counts_tokens=row.unit.strip() == "tokens/s",
         fused_optimizer=workload not in _EAGER_OPTIMIZER,
     )
+
+
+def _unit_problem(row: PublishedRow, workload: str) -> str | None:
+    """Why the row's throughput unit is not one gpuwise predicts for ``workload``, or None: a mistyped unit
+    would otherwise be read as samples/s and its error reported as the model's."""
+    from gpuwise.workloads import get_workload
+
+    units = (f"{get_workload(workload).sample_unit}s/s", "samples/s", "tokens/s")
+    if row.unit.strip() in units:
+        return None
+    return f"unit {row.unit} is not {', '.join(units[:-1])} or {units[-1]}"
 
 
 def _zoo_row(row: PublishedRow, precision: str) -> MappedRow | str:
@@ -167,10 +182,10 @@ def _zoo_row(row: PublishedRow, precision: str) -> MappedRow | str:
     optimizer = match.group(1) if match else "adamw"
     if optimizer not in {"sgd", "sgd-momentum", "adam", "adamw"}:
         return f"optimizer {optimizer} is not one gpuwise models"
-    if row.unit not in (f"{w.sample_unit}s/s", "samples/s", "tokens/s"):
-        return f"unit {row.unit} is not {w.sample_unit}s/s, samples/s or tokens/s"
+    if why := _unit_problem(row, w.name):
+        return why
     return MappedRow(row, w.name, precision, optimizer, row.batch_per_gpu or 0, seq_len,
-                     counts_tokens=row.unit == "tokens/s")
+                     counts_tokens=row.unit.strip() == "tokens/s")
 
 
 # ------------------------------------------------------------------ published LLM runs
