@@ -2,8 +2,13 @@
 
 Each run that gpuwise can express (a zoo decoder, bf16, FSDP or DDP, activation checkpointing none,
 op-level selective or full, torch.compile on or off) is predicted with ``gpuwise predict``'s own code
-path and the shipped constants, fitting nothing: tokens/s per GPU, and the peak memory per GPU where
-the source publishes it. Every other row is listed with the reason it is skipped.
+path and the shipped constants: tokens/s per GPU, and the peak memory per GPU where the source
+publishes it. Every other row is listed with the reason it is skipped.
+
+The shipped constants include a flash-attention efficiency per GPU generation fitted on these same
+runs (``gpuwise.predict.fit.fit_flash_attention``), so the shipped errors are in-sample. The held-out
+column predicts each run with its own generation's fitted value removed (the global ``attention``
+then applies): the error on a generation no LLM run of which was fitted on.
 
     python benchmarks/llm_runs.py [--json benchmarks/results/llm_runs.json]
 """
@@ -14,14 +19,18 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from gpuwise.config import Precision, RunSettings
+from gpuwise.config import ActivationCheckpointing, Precision, RunSettings, Strategy
+from gpuwise.hardware.catalog import load_catalog
 from gpuwise.plan import PredictConfig, ProfileCache, predict
+from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.published import LlmRun, load_llm_runs, map_llm_run
+from gpuwise.predict.roofline import Efficiency
+from gpuwise.predict.step import generation_of
 
 
 def main() -> None:
@@ -31,6 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = load_llm_runs(args.csv)
     profiles = ProfileCache()
+    catalog, shipped = load_catalog(), shipped_efficiency()
     results, skipped = [], []
     started = time.perf_counter()
     for row in rows:
@@ -38,15 +48,20 @@ def main() -> None:
         if isinstance(run, str):
             skipped.append({"line": row.line, "model": row.model, "gpu": row.gpu, "why": run})
             continue
-        results.append(_predict(run, profiles))
+        family = generation_of(catalog.get(row.gpu))
+        held_out = replace(shipped, flash_attention={k: v for k, v in shipped.flash_attention.items() if k != family})
+        results.append(_predict(run, profiles, shipped) | {
+            "generation": family, "held_out_error": _predict(run, profiles, held_out)["error"]})
         r = results[-1]
         print(f"line {r['line']:>3} {r['model']:<15} {r['num_gpus']:>4}× {r['gpu']:<15} b{r['batch']} s{r['seq_len']} "
               f"{r['strategy']:<4} ac={r['activation_checkpointing']:<9} compile={'yes' if r['compile'] else 'no ':<3} "
               f"published {r['published_tokens_per_gpu_s']:>7,.0f} tok/s/GPU, predicted "
-              f"{r['predicted_tokens_per_gpu_s'] or 0:>7,.0f} ({_pct(r['error'])})"
+              f"{r['predicted_tokens_per_gpu_s'] or 0:>7,.0f} ({_pct(r['error'])}; "
+              f"held out {_pct(r['held_out_error'])})"
               + (f"; memory {r['published_memory_gib']} GiB published, {r['predicted_memory_gib']:.1f} predicted"
                  if r["published_memory_gib"] else ""), flush=True)
     errors = [abs(r["error"]) for r in results if r["error"] is not None]
+    held = [abs(r["held_out_error"]) for r in results if r["held_out_error"] is not None]
     unfit = [r for r in results if not r["fits"]]
     summary = {
         "rows_predicted": len(results), "rows_skipped": len(skipped), "not_fitting": len(unfit),
@@ -54,10 +69,22 @@ def main() -> None:
         "signed_median_error": statistics.median(r["error"] for r in results if r["error"] is not None)
         if errors else None,
         "memory_errors": [r["memory_error"] for r in results if r["memory_error"] is not None],
+        "held_out_median_abs_error": statistics.median(held) if held else None,
+        "held_out_worst_abs_error": max(held, default=None),
+        "flash_attention": shipped.flash_attention, "attention": shipped.attention,
     }
+    by_generation: dict[str, list[float]] = {}
+    for r in results:
+        if r["error"] is not None:
+            by_generation.setdefault(str(r["generation"]), []).append(float(r["error"]))
     print(f"\n{len(results)} runs predicted, {len(skipped)} skipped, {len(unfit)} predicted not to fit; "
           f"|error| median {_pct(summary['median_abs_error'])}, worst {_pct(summary['worst_abs_error'])}, "
           f"signed median {_pct(summary['signed_median_error'])}")
+    print(f"held out by generation (its flash-attention value removed): |error| median "
+          f"{_pct(summary['held_out_median_abs_error'])}, worst {_pct(summary['held_out_worst_abs_error'])}")
+    for family, errs in sorted(by_generation.items()):
+        print(f"  {family}: {len(errs)} runs, signed median {_pct(statistics.median(errs))}, flash attention "
+              f"{shipped.flash_attention.get(family, shipped.attention):.3f}")
     if summary["memory_errors"]:
         print("memory, predicted vs published: " + ", ".join(_pct(e) for e in summary["memory_errors"]))
     for s in skipped:
@@ -69,15 +96,16 @@ def main() -> None:
                                          "date": str(date.today()), "seconds": round(elapsed)}, indent=2) + "\n")
 
 
-def _predict(run: LlmRun, profiles: ProfileCache) -> dict[str, object]:
+def _predict(run: LlmRun, profiles: ProfileCache, eff: Efficiency) -> dict[str, object]:
     row = run.row
     config = PredictConfig(
         workload=run.workload, gpu=row.gpu, num_gpus=row.num_gpus, batch_size=row.batch_per_gpu,
         precision=Precision.AMP_BF16, seq_len=run.seq_len,
-        settings=RunSettings(strategy=run.strategy, activation_checkpointing=run.activation_checkpointing,
+        settings=RunSettings(strategy=Strategy.parse(run.strategy),
+                             activation_checkpointing=ActivationCheckpointing.parse(run.activation_checkpointing),
                              compile=run.compile),
     )
-    option = predict(config, profiles=profiles)
+    option = predict(config, profiles=profiles, efficiency=eff)
     fits = option.fits and not option.batch_reduced
     tokens = option.step.tokens_per_s / row.num_gpus if option.step and option.step.tokens_per_s else None
     memory_gib = option.memory_per_gpu_bytes / 2**30
@@ -98,4 +126,4 @@ def _pct(x: float | None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

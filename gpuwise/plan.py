@@ -28,6 +28,7 @@ from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict import memory
 from gpuwise.predict.option import GPUS_PER_NODE, Option, OptionMaker, ProfileCache, RunEstimate, modellable
+from gpuwise.predict.roofline import Efficiency
 from gpuwise.units import HOUR_S, duration, duration_span, money
 from gpuwise.workloads import get_workload
 
@@ -303,9 +304,10 @@ def plan(
 
 def predict(
     config: PredictConfig, catalog: Catalog | None = None, store_path: Path | None = None, *,
-    profiles: ProfileCache | None = None,
+    profiles: ProfileCache | None = None, efficiency: Efficiency | None = None,
 ) -> Option:
-    """One option of a plan in full: ``config.num_gpus`` × ``config.gpu`` (no data set: ``run`` is None)."""
+    """One option of a plan in full: ``config.num_gpus`` × ``config.gpu`` (no data set: ``run`` is None).
+    ``efficiency``: other constants than the shipped ones (the fit tries them)."""
     catalog = catalog if catalog is not None else load_catalog(config.catalog_path)
     gpu = catalog.get(config.gpu)
     if not modellable(gpu):
@@ -316,6 +318,7 @@ def predict(
         optimizer=config.optimizer, seq_len=config.seq_len, image_size=config.image_size,
         network_gbits=config.network_gbits, catalog=catalog, store_path=store_path,
         profiles=profiles if profiles is not None else ProfileCache(), bands=BAND, settings=config.settings,
+        efficiency=efficiency,
     )
     return planner.gpu_option(gpu, config.num_gpus)
 

@@ -79,7 +79,9 @@ def test_parameter_count(name: str) -> None:
 
 def test_registered_metadata() -> None:
     language = [w.name for w in list_workloads() if w.family == "language (transformer)"]
-    assert tuple(language) == NAMES
+    # Hugging Face's models (this module), then torchtitan's plain-PyTorch decoders (gpuwise.workloads.decoder)
+    decoders = ("llama3-8b", "llama3-70b", "llama2-13b", "llama2-70b", "llama2-7b", "tinyllama-1.1b", "llama2-34b")
+    assert sorted(language) == sorted(NAMES + decoders)
     defaults = {n: get_workload(n).default_shape.seq_len for n in NAMES}
     assert defaults == {
         "gpt2": 1024,

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gpuwise.cli.app import (
+    CHECKPOINTING_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
@@ -31,6 +32,7 @@ def profile_command(
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: str = SEQ_LEN_OPTION,
     image_size: str = IMAGE_SIZE_OPTION,
+    checkpointing: str = CHECKPOINTING_OPTION,
     top: str = typer.Option("10", "--top", help="How many layers to list."),
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
 ) -> None:
@@ -42,6 +44,7 @@ def profile_command(
         optimizer=optimizer,
         seq_len=positive_int(seq_len, "--seq-len"),
         image_size=positive_int(image_size, "--image-size"),
+        activation_checkpointing=checkpointing,
     )
     num_top = positive_int(top, "--top") or 10
     if as_json:
@@ -62,7 +65,10 @@ def render(p: Profile, num_top: int, console: Console) -> None:
     flops.add_column("")
     flops.add_column(f"per {p.sample_unit}", justify="right")
     flops.add_column("per step", justify="right")
-    rows = [("forward", p.forward_flops), ("backward", p.backward_flops), ("training (fwd+bwd)", p.training_flops)]
+    rows = [("forward", p.forward_flops), ("backward", p.backward_flops)]
+    if p.recompute_flops:
+        rows.append((f"  of which recompute ({p.activation_checkpointing} checkpointing)", p.recompute_flops))
+    rows.append(("training (fwd+bwd, model FLOPs)" if p.recompute_flops else "training (fwd+bwd)", p.training_flops))
     for name, value in rows:
         flops.add_row(name, si(p.per_sample(value), "FLOP"), si(value, "FLOP"))
     flops.add_row("forward, as MACs", si(p.per_sample(p.forward_macs), "MAC"), si(p.forward_macs, "MAC"))

@@ -1,8 +1,10 @@
 """Fitting the efficiency constants on published measurements, and holding out GPUs to check them.
 
-Only the shipped published file (and, later, the user's own stored measurements) is fitted
-on. Rows marked SUSPECT in the source are never used. `gpuwise validate` reports the error
-of predictions on GPUs the fit did not see (fit on V100, predict A100, and the reverse).
+Only the shipped published files are fitted on: the kernel constants on the NVIDIA
+DeepLearningExamples rows (single-GPU, not SUSPECT), then PyTorch's flash attention per GPU
+generation on the published LLM runs (``fit_flash_attention``), the others held fixed.
+`gpuwise validate` reports the error of predictions on GPUs the fit did not see (fit on V100,
+predict A100, and the reverse); ``benchmarks/llm_runs.py`` does the same for the LLM runs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import Catalog
-from gpuwise.predict.published import MappedRow
+from gpuwise.predict.published import LlmRun, MappedRow
 from gpuwise.predict.roofline import Efficiency, Pipeline, tuned_pipeline
 from gpuwise.predict.step import gpu_step, profile_for_gpu, throughput
 from gpuwise.profile import Profile, ops
@@ -115,6 +117,76 @@ def least_squares(
     return to_eff(list(result.x))
 
 
+# ------------------------------------------------------------------ flash attention, from LLM runs
+
+# How strongly a generation's flash-attention efficiency is pulled toward the global ``attention``: a
+# ridge penalty on its log ratio, the MAP weight of a log-normal prior that a generation lies within a
+# factor of 2 of the global value (sigma = ln 2) against the scatter of published runs around the model
+# (sigma ~ 0.15 in log): (0.15 / ln 2)^2. A generation with one or two runs stays near the global value,
+# one with many is told by its own.
+FLASH_SHRINKAGE = (0.15 / math.log(2)) ** 2
+_FLASH_BOUNDS = _BOUNDS[_NAMES.index("attention")]
+
+
+def llm_run_error(run: LlmRun, eff: Efficiency, profiles: Any) -> float | None:
+    """log(predicted / published tokens/s) of a published LLM run, predicted as ``gpuwise predict``
+    does with ``eff``; None when the prediction says it does not fit at the published batch."""
+    from gpuwise.config import ActivationCheckpointing, RunSettings, Strategy
+    from gpuwise.plan import PredictConfig, predict
+
+    row = run.row
+    config = PredictConfig(
+        workload=run.workload, gpu=row.gpu, num_gpus=row.num_gpus, batch_size=row.batch_per_gpu,
+        precision=Precision.AMP_BF16, seq_len=run.seq_len,
+        settings=RunSettings(strategy=Strategy.parse(run.strategy),
+                             activation_checkpointing=ActivationCheckpointing.parse(run.activation_checkpointing),
+                             compile=run.compile),
+    )
+    option = predict(config, profiles=profiles, efficiency=eff)
+    if option.step is None or option.step.tokens_per_s is None or option.batch_reduced:
+        return None
+    return math.log(option.step.tokens_per_s / row.throughput)
+
+
+def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalog, profiles: Any,
+                        *, exclude: str | None = None) -> Efficiency:
+    """``eff`` with a flash-attention efficiency per GPU generation that has runs (but ``exclude``):
+    each minimises the squared log errors of its generation's runs plus ``FLASH_SHRINKAGE`` × the
+    squared log ratio to ``eff.attention``, within the attention bounds. The other constants stay."""
+    from scipy.optimize import minimize_scalar
+
+    from gpuwise.predict.step import generation_of
+
+    by_generation: dict[str, list[LlmRun]] = {}
+    for run in runs:
+        by_generation.setdefault(generation_of(catalog.get(run.row.gpu)), []).append(run)
+    fitted: dict[str, float] = {}
+    for family, members in sorted(by_generation.items()):
+        if family == exclude:
+            continue
+
+        def loss(log_value: float, family: str = family, members: list[LlmRun] = members) -> float:
+            trial = replace(eff, flash_attention={**fitted, family: math.exp(log_value)})
+            errors = [e for m in members if (e := llm_run_error(m, trial, profiles)) is not None]
+            misses = len(members) - len(errors)  # predicted not to fit: as bad as a 2x error
+            return sum(e * e for e in errors) + misses * math.log(2) ** 2 + FLASH_SHRINKAGE * (
+                log_value - math.log(eff.attention)) ** 2
+
+        low, high = (math.log(b) for b in _FLASH_BOUNDS)
+        result = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-3})
+        fitted[family] = math.exp(float(result.x))
+    counts = ", ".join(f"{f} {len(m)}" for f, m in sorted(by_generation.items()) if f != exclude)
+    return replace(eff, flash_attention=fitted,
+                   flash_attention_source=f"fitted on the published LLM runs ({counts}), shrunk toward attention")
+
+
+def usable_llm_runs(catalog: Catalog) -> list[LlmRun]:
+    """The shipped LLM runs that gpuwise can predict (``map_llm_run``) on catalog GPUs."""
+    from gpuwise.predict.published import load_llm_runs, map_llm_run
+
+    return [r for row in load_llm_runs() if not isinstance(r := map_llm_run(row), str) and catalog.has(row.gpu)]
+
+
 def save(eff: Efficiency, path: Path) -> None:
     path.write_text(json.dumps(asdict(eff), indent=2) + "\n")
 
@@ -155,11 +227,13 @@ def generation(m: MappedRow, catalog: Catalog | None = None) -> str:
 def main() -> None:
     """Fit on all usable published rows and write the shipped constants."""
     from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.predict.option import ProfileCache
     from gpuwise.predict.published import load_published, map_row
 
     catalog = load_catalog()
     mapped = [m for r in load_published() if isinstance(m := map_row(r), MappedRow) and catalog.has(r.gpu)]
     eff = fit(mapped, catalog, Profiles(), source="fitted on the published NVIDIA DeepLearningExamples rows")
+    eff = fit_flash_attention(usable_llm_runs(catalog), eff, catalog, ProfileCache())
     out = Path(str(resources.files("gpuwise.predict").joinpath(FITTED_FILE)))
     save(eff, out)
     print(json.dumps(asdict(eff), indent=2))

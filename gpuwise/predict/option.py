@@ -156,7 +156,7 @@ class OptionMaker:
         self, workload: Workload, *, batch_size: int | None, precision: Precision, optimizer: OptimizerName,
         seq_len: int | None, image_size: int | None, network_gbits: float | None, catalog: Catalog,
         store_path: Path | None, profiles: ProfileCache, bands: Mapping[str, float],
-        settings: RunSettings = RunSettings(),
+        settings: RunSettings = RunSettings(), efficiency: Efficiency | None = None,
     ) -> None:
         self.bands = bands  # relative error by provenance kind
         self.settings = settings
@@ -168,7 +168,7 @@ class OptionMaker:
         self.requested = workload.default_batch_size if batch_size is None else batch_size
         self.profiled: set[int] = set()
         first = self.profile(self.requested)
-        self.eff: Efficiency = shipped_efficiency()
+        self.eff: Efficiency = efficiency if efficiency is not None else shipped_efficiency()
         # Stored benches ran one eager micro batch without recompute: they measure only that setting.
         self.measurements = ([r for r in _stored_results(first.workload, store_path) if self._same_setting(r, first)]
                              if settings.plain else [])

@@ -52,6 +52,7 @@ class DeviceRates:
     # Last-level cache. An op that moves no more than this per call works out of the cache, not
     # DRAM (``Efficiency.cache_bandwidth``); 0: not modelled (the catalog GPUs, for now).
     cache_bytes: int = 0
+    family: str = ""  # architecture generation ("Ampere", "Hopper"): which fitted attention efficiency applies
 
     def matmul_tflops(self, dtype: str, precision: Precision) -> float | None:
         if dtype in (BF16, FP16):
@@ -103,6 +104,10 @@ class Pipeline:
     # generated kernel each (``COMPILE_OPS_PER_KERNEL``); matrix products, attention and convolutions
     # stay library kernels. CUDA graphs are not assumed (the default mode does not use them).
     compiled: bool = False
+    # Attention through PyTorch's scaled_dot_product_attention, which picks the flash (or memory-
+    # efficient) kernel on a GPU: priced with ``Efficiency.flash_attention`` of the GPU's generation.
+    # NVIDIA's containers of the published DeepLearningExamples rows ran their own attention.
+    sdpa_attention: bool = True
 
 
 # What the model assumes torch.compile fuses: on average two memory-bound ops per generated kernel
@@ -127,7 +132,8 @@ def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bo
     if amp and has_convs:
         parts.append("channels-last")
     return Pipeline(
-        name=f"tuned ({', '.join(parts)})", channels_last=amp and has_convs, fused_optimizer=fused_optimizer
+        name=f"tuned ({', '.join(parts)})", channels_last=amp and has_convs, fused_optimizer=fused_optimizer,
+        sdpa_attention=False,
     )
 
 
@@ -152,8 +158,16 @@ class Efficiency:
     # Bandwidth of ops that fit the last-level cache, as a multiple of the DRAM bandwidth; 0: no cache model.
     cache_bandwidth: float = 0.0
     source: str = "defaults (not fitted)"
+    # PyTorch's flash attention kernels by GPU generation, fitted on published LLM runs
+    # (``gpuwise.predict.fit.fit_flash_attention``); a generation without runs takes ``attention``.
+    flash_attention: dict[str, float] = field(default_factory=dict)
+    flash_attention_source: str = ""
 
-    def for_kind(self, kind: str) -> float:
+    def for_kind(self, kind: str, *, flash_family: str | None = None) -> float:
+        """The efficiency of an op kind; ``flash_family``: attention runs PyTorch's flash kernels on a
+        GPU of that generation."""
+        if kind == ops.ATTENTION and flash_family is not None:
+            return self.flash_attention.get(flash_family, self.attention)
         return {
             ops.MATMUL: self.matmul, ops.CONV: self.conv, ops.GROUPED_CONV: self.grouped_conv,
             ops.ATTENTION: self.attention, ops.RNN: self.rnn,
@@ -220,7 +234,8 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
             if peak is None:  # e.g. BF16 on a V100: PyTorch would fail; treat as FP32 speed
                 peak = device.matmul_tflops(FP32, Precision.FP32) or device.vector_tflops
             on_cuda_cores = device.is_gpu and g.dtype == FP32 and precision is not Precision.TF32
-            efficiency = eff.on_cuda_cores(g.kind) if on_cuda_cores else eff.for_kind(g.kind)
+            flash = device.family if device.is_gpu and pipeline.sdpa_attention else None
+            efficiency = eff.on_cuda_cores(g.kind) if on_cuda_cores else eff.for_kind(g.kind, flash_family=flash)
             rate = peak * 1e12 * efficiency
             compute = g.flops / rate
             if loop is not None:

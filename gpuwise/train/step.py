@@ -5,8 +5,8 @@ fp16, optimizer step) run over N micro batches: each micro batch's loss is divid
 gradients summed over them are the mean over the N × batch samples, as one big batch would give.
 With one micro batch the step is bench's, operation for operation.
 
-Gradients are synchronised across processes on the last micro batch only: ``no_sync`` is DDP's
-``no_sync()`` or, under FSDP2, ``set_requires_gradient_sync(False)`` (``gradient_sync``).
+Under DDP, gradients are all-reduced on the last micro batch only (``no_sync()`` before it); under
+FSDP2 each micro batch's gradients are reduce-scattered into the shards (``no_sync_for``).
 
 ``autocast`` is False under FSDP2 with a ``MixedPrecisionPolicy``: the policy already runs the
 forward in bf16 on bf16 copies of the parameters, as torchtitan does, and autocast on top would
@@ -15,8 +15,8 @@ only cast again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -62,21 +62,12 @@ class AccumulatingStep:
 
 
 def no_sync_for(model: torch.nn.Module) -> Callable[[], AbstractContextManager[Any]]:
-    """How to skip the gradient all-reduce (DDP) or reduce-scatter (FSDP2) for a micro batch."""
+    """How to skip the gradient all-reduce for a micro batch: DDP's ``no_sync``. FSDP2 keeps its
+    reduce-scatter on every micro batch, as torchtitan does: turning it off would keep each block's
+    unsharded gradients, the whole model's in all, until the last micro batch, which is what FSDP
+    exists to avoid (and what ``gpuwise predict`` prices: a reduce-scatter per micro batch)."""
     from torch.nn.parallel import DistributedDataParallel
 
     if isinstance(model, DistributedDataParallel):
         return model.no_sync
-    setter = getattr(model, "set_requires_gradient_sync", None)  # an FSDP2 module
-    if setter is None:
-        return nullcontext
-
-    @contextmanager
-    def gradient_sync_off() -> Iterator[None]:
-        setter(False)
-        try:
-            yield
-        finally:
-            setter(True)
-
-    return gradient_sync_off
+    return nullcontext
