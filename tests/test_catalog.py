@@ -164,7 +164,8 @@ def test_names_are_case_insensitive(cat: Catalog) -> None:
 
 
 def test_an_unknown_gpu_gets_the_nearest_names(cat: Catalog) -> None:
-    with pytest.raises(GpuwiseError, match=r"unknown GPU 'H100': did you mean H100-SXM5-80GB, H100-SXM5-96GB, H100-PCIe-80GB"):
+    nearest = r"unknown GPU 'H100': did you mean H100-SXM5-80GB, H100-SXM5-96GB, H100-PCIe-80GB"
+    with pytest.raises(GpuwiseError, match=nearest):
         cat.get("H100")
     with pytest.raises(GpuwiseError, match=r"did you mean RTX-4090.*run gpuwise gpus for the list"):
         cat.get("RTX-4900")
