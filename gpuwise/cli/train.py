@@ -250,7 +250,11 @@ def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch) -> st
 def _render(result: Any, c: Any, console: Console) -> None:
     from gpuwise.workloads import get_workload
 
-    unit = get_workload(result.workload).sample_unit + "s"
+    w = get_workload(result.workload)
+    unit = w.sample_unit + "s"
+    # A language model's sample is a sequence of tokens: its rate is counted in tokens.
+    per_sample = (w.tokens_per_sample(w.resolve_shape(result.seq_len, result.image_size))
+                  if w.sample_unit == "token" and w.tokens_per_sample else 1)
     losses = result.losses
     loss = f" · loss {losses[0]:.4g} → {losses[-1]:.4g}" if losses else ""
     console.print(f"trained steps {result.start_step} → {result.end_step} of {result.total_steps} "
@@ -258,11 +262,11 @@ def _render(result: Any, c: Any, console: Console) -> None:
     t = result.timing
     if t is not None:
         console.print(f"measured: {_s(t.median_s)} per step (median; p10–p90 {_s(t.p10_s)}–{_s(t.p90_s)}; "
-                      f"{t.num_steps} timed steps after {t.num_warmup} warm-up) · {result.samples_per_s:,.1f} "
-                      f"{unit}/s")
+                      f"{t.num_steps} timed steps after {t.num_warmup} warm-up) · "
+                      f"{result.samples_per_s * per_sample:,.1f} {unit}/s")
     if c is not None:
         if c.predicted_step_s is not None:
-            rate = result.batch_size * result.grad_accum * result.world_size / c.predicted_step_s
+            rate = result.batch_size * result.grad_accum * result.world_size * per_sample / c.predicted_step_s
             console.print(f"predicted: {_s(c.predicted_step_s)} per step · {rate:,.1f} {unit}/s ({c.provenance}) · "
                           f"error {c.error:+.1%} (on throughput: (predicted − measured) / measured)")
         elif c.provenance:

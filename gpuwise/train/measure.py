@@ -5,12 +5,11 @@ CPU option (calibrated on this CPU), or n × the catalog GPU this one reports it
 over n). Several CPU processes are not an option plan models, so they get no prediction, and say so.
 The error is on throughput, as ``gpuwise validate`` defines it: (predicted − measured) / measured.
 
-With ``--grad-accum N`` a step is N micro batches and one optimizer update: it is compared with N
-predicted steps of one micro batch (which count the update N times: a few percent high for AdamW on
-a large model). Plan does not model activation checkpointing or torch.compile yet, so such runs get
-no prediction; the FLOPs behind their MFU come from the profile of the same checkpointed step.
-Runs the results store cannot tell from plain steps (checkpointed, compiled, accumulated) are not
-stored: plan's "measured here" would take them for the plain step.
+The prediction is made with the run's own settings (``RunSettings``: DDP or FSDP as run, activation
+checkpointing, ``--grad-accum N`` micro batches and one optimizer update, torch.compile), as
+``gpuwise predict`` makes it. Runs the results store cannot tell from plain steps (checkpointed,
+compiled, accumulated) are not stored yet: the store has no column for those settings, and plan's
+"measured here" would take them for the plain step.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpuwise.bench.result import BenchResult
-from gpuwise.config import ActivationCheckpointing, StepConfig
+from gpuwise.config import ActivationCheckpointing, RunSettings, StepConfig, Strategy
 from gpuwise.train.config import TrainConfig
 from gpuwise.train.loop import TrainResult
 
@@ -48,16 +47,17 @@ def predict_here(config: TrainConfig, result: TrainResult,
 
     if result.device == "cpu" and result.world_size > 1:
         return None, f"no prediction: plan does not model {result.world_size} CPU processes"
-    if result.activation_checkpointing != "none" or result.compiled:
-        what = f"--activation-checkpointing {result.activation_checkpointing}" \
-            if result.activation_checkpointing != "none" else "--compile"
-        return None, f"no prediction: plan does not model {what} yet"
     catalog = load_catalog(None)
     maker = OptionMaker(
         get_workload(config.workload), batch_size=result.batch_size, precision=config.precision,
         optimizer=config.optimizer, seq_len=result.seq_len, image_size=result.image_size,
         network_gbits=None, catalog=catalog, store_path=store_path,
         profiles=ProfileCache(), bands=BAND,
+        settings=RunSettings(
+            strategy=Strategy.FSDP if result.strategy == "FSDP" else Strategy.DDP,
+            activation_checkpointing=ActivationCheckpointing.parse(result.activation_checkpointing),
+            grad_accum=result.grad_accum, compile=result.compiled,
+        ),
     )
     if result.device == "cpu":
         option = maker.cpu_option(cached_ceilings("cpu", store_path), _ram_bytes())
@@ -69,9 +69,7 @@ def predict_here(config: TrainConfig, result: TrainResult,
         option = maker.gpu_option(gpu, result.world_size)
     if option.step is None or option.batch_size != result.batch_size:
         return None, f"no prediction: plan predicts batch {result.batch_size} does not fit {option.label}"
-    if result.grad_accum > 1:
-        return option.step.step_s * result.grad_accum, f"{result.grad_accum} × {option.provenance}"
-    return option.step.step_s, option.provenance
+    return option.step.step_s, option.provenance  # one optimizer step: every micro batch, one update
 
 
 def unstorable(result: TrainResult) -> str | None:
