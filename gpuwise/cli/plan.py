@@ -28,6 +28,7 @@ from gpuwise.cli.app import (
     run_settings,
     user_errors,
 )
+from gpuwise.cli.format import settings_text
 from gpuwise.config import OptimizerName, Precision, RunSettings
 from gpuwise.errors import GpuwiseError
 from gpuwise.plan import UNITS, Option, Plan, PlanConfig, ProfileCache, bands_text, plan
@@ -171,7 +172,7 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
     console.print(
         f"[bold]{p.workload}[/bold] ({p.family}) · {_data(p)} × {epochs} · batch "
         f"{p.requested_batch_size} per GPU{shape} · {c.precision.value} · {c.optimizer.value}"
-        + "".join(f" · {x}" for x in constraints if x)
+        + "".join(f" · {x}" for x in (settings_text(c.settings), *constraints) if x)
     )
     r = p.recommendation
     console.print(f"[bold]{r.headline}[/bold]", highlight=False)
@@ -206,19 +207,20 @@ def _data(p: Plan) -> str:
 def options_table(options: Sequence[Option], title: str, sample_unit: str, *, tokens: bool) -> Table:
     table = Table(title=title, title_justify="left")
     rate = "tokens/s" if tokens else f"{sample_unit}s/s"
-    for col in ("option", "batch/GPU", "memory/GPU", "step", rate, "epoch", "total (band)", "cost", "bound",
-                "source"):
+    for col in ("option", "batch/GPU", "global batch", "memory/GPU", "step", rate, "epoch", "total (band)", "cost",
+                "bound", "source"):
         table.add_column(col, justify="left" if col in ("option", "bound", "source") else "right", no_wrap=True)
     for o in options:
         memory = f"{o.memory_per_gpu_bytes / GIB:.1f} / {o.capacity_bytes / GIB:.0f} GiB"
         if o.step is None or o.run is None:
-            table.add_row(o.label, "does not fit", memory, "", "", "", "", "", o.bound, "")
+            table.add_row(o.label, "does not fit", "", memory, "", "", "", "", "", o.bound, "")
             continue
         run = o.run
         batch = f"{o.batch_size}" + (" FSDP" if o.strategy == "FSDP" else "") + (" ↓" if o.batch_reduced else "")
         speed = o.step.tokens_per_s if tokens and o.step.tokens_per_s else o.step.samples_per_s
         table.add_row(
-            o.label, batch, memory, _ms(o.step.step_s), f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}",
+            o.label, batch, f"{o.global_batch_size:,}", memory, _ms(o.step.step_s),
+            f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}",
             duration(run.epoch_s), duration_span(run.total_s, run.total_low_s, run.total_high_s), _cost(o),
             o.bound, _SOURCE[o.provenance_kind],
         )

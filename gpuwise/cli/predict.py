@@ -25,7 +25,7 @@ from gpuwise.cli.app import (
     run_settings,
     user_errors,
 )
-from gpuwise.cli.format import gib
+from gpuwise.cli.format import gib, settings_text
 from gpuwise.cli.plan import CATALOG_HELP, NETWORK_HELP, network_gbits
 from gpuwise.config import OptimizerName, Precision
 from gpuwise.plan import Option, PredictConfig, option_dict, predict
@@ -73,17 +73,19 @@ def predict_command(
 
 
 def render(o: Option, workload: str, console: Console) -> None:
-    console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested",
-                  highlight=False)
+    settings = settings_text(o.settings)
+    console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested"
+                  + (f" · {settings}" if settings else ""), highlight=False)
     memory = f"{gib(o.memory_per_gpu_bytes)} per GPU of {gib(o.capacity_bytes)}"
     if o.step is None:
         console.print(f"does not fit: needs {memory}, even at batch 1"
                       + (" sharded with FSDP" if o.strategy == "FSDP" else ""), highlight=False)
         return
-    how = {"single": "one GPU", "DDP": "data parallel (DDP)", "FSDP": "sharded (FSDP)"}[o.strategy]
+    how = {"single": "one GPU", "DDP": "data parallel (DDP)", "FSDP": "sharded (FSDP2)"}[o.strategy]
     batch = (f"at batch {o.batch_size} per GPU, the largest that fits ({o.requested_batch_size} does not)"
              if o.batch_reduced else f"at batch {o.batch_size} per GPU")
-    console.print(f"fits: {memory} (CUDA context and allocator included), {how}, {batch}", highlight=False)
+    console.print(f"fits: {memory} (CUDA context and allocator included), {how}, {batch}; global batch "
+                  f"{o.global_batch_size:,}", highlight=False)
     s = o.step
     console.print(f"step: {_ms(s.step_s)} ({_ms(s.step_low_s)}–{_ms(s.step_high_s)}, ±{o.band:.0%}) · "
                   f"{o.provenance} · bound: {o.bound}", highlight=False)
