@@ -53,17 +53,22 @@ def profile_command(
         render(result, num_top, Console(width=120))
 
 
+def _noun(p: Profile) -> str:
+    """What one sample of the batch is: a language model counts tokens, but its batch is of sequences."""
+    return "sequence" if p.sample_unit == "token" else p.sample_unit
+
+
 def render(p: Profile, num_top: int, console: Console) -> None:
     shape = f"seq {p.seq_len}" if p.seq_len else f"{p.image_size}x{p.image_size}" if p.image_size else ""
     console.print(
-        f"[bold]{p.workload}[/bold] ({p.family}) · batch {p.batch_size} {p.sample_unit}s"
+        f"[bold]{p.workload}[/bold] ({p.family}) · batch {p.batch_size} {_noun(p)}s"
         f"{' · ' + shape if shape else ''} · {p.precision} · {p.optimizer}"
     )
     console.print(f"parameters: {count(p.params_total)} total, {count(p.params_trainable)} trainable")
 
     flops = Table(title="FLOPs of matrix products (2 per multiply-add)", title_justify="left")
     flops.add_column("")
-    flops.add_column(f"per {p.sample_unit}", justify="right")
+    flops.add_column(f"per {_noun(p)}", justify="right")
     flops.add_column("per step", justify="right")
     rows = [("forward", p.forward_flops), ("backward", p.backward_flops)]
     if p.recompute_flops:
