@@ -110,7 +110,7 @@ def plan_command(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        render(result, Console(width=170), show_all=show_all)
+        render(result, Console(width=190), show_all=show_all)
     if html is not None:
         print(f"wrote {html}", file=sys.stderr)
     from gpuwise.train.recommended import save_recommendation
@@ -207,7 +207,7 @@ def _data(p: Plan) -> str:
 def options_table(options: Sequence[Option], title: str, sample_unit: str, *, tokens: bool) -> Table:
     table = Table(title=title, title_justify="left")
     rate = "tokens/s" if tokens else f"{sample_unit}s/s"
-    for col in ("option", "batch/GPU", "global batch", "memory/GPU", "step", rate, "epoch", "total (band)", "cost",
+    for col in ("option", "batch/GPU", "global", "memory/GPU", "step", rate, "epoch", "total (band)", "cost",
                 "bound", "source"):
         table.add_column(col, justify="left" if col in ("option", "bound", "source") else "right", no_wrap=True)
     for o in options:
