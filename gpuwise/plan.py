@@ -45,12 +45,28 @@ __all__ = [
 # Update them when the validation numbers change. As of 2026-11-26 (RESULTS.md): held-out GPU p90
 # 29.7%, cross-GPU p90 18.8%, held-out CPU p90 27%; "measured" is the spread of repeated CPU
 # benches on a quiet machine (6.6% in bench_stability); each rounded up to a multiple of 5%.
-BAND = {"analytical": 0.30, "analytical-cpu": 0.30, "extrapolated": 0.20, "measured": 0.10}
+#
+# An analytical GPU prediction takes the band of its GPU's generation (``analytical:Generation``), as
+# far as that generation was checked (2026-12-06, RESULTS.md): Volta from validate's held-out p90
+# (28.4%), Ampere likewise (41.7%); Hopper from the LLM runs held out by generation (worst 26%) and
+# MLPerf's ResNet-50 on H100/H200 (absolute p90 31.9%, frozen); Ada from MLPerf on L40S (p90 36.3%,
+# frozen); a generation no published training run checks (Turing, Blackwell, AMD's) is ±50%.
+BAND = {"analytical": 0.30, "analytical-cpu": 0.30, "extrapolated": 0.20, "measured": 0.10,
+        "analytical:Volta": 0.30, "analytical:Ampere": 0.45, "analytical:Hopper": 0.35, "analytical:Ada": 0.40,
+        "analytical:unchecked": 0.50}
 
 
 def bands_text(bands: Mapping[str, float] = BAND) -> str:
-    """The bands as a person reads them: 'analytical ±30%, analytical on your CPU ±30%, ...'."""
-    return ", ".join(f"{kind.replace('-cpu', ' on your CPU')} ±{error:.0%}" for kind, error in bands.items())
+    """The bands as a person reads them: 'analytical on GPUs ±30% Volta, ±45% Ampere, ... ±50% others;
+    analytical on your CPU ±30%, ...'."""
+    by_generation = [(k.split(":", 1)[1], e) for k, e in bands.items() if k.startswith("analytical:")]
+    parts = []
+    if by_generation:
+        parts.append("analytical on GPUs " + ", ".join(
+            f"±{e:.0%} {'other generations' if g == 'unchecked' else g}" for g, e in by_generation))
+    parts += [f"{kind.replace('-cpu', ' on your CPU')} ±{error:.0%}" for kind, error in bands.items()
+              if ":" not in kind and not (by_generation and kind == "analytical")]
+    return ", ".join(parts)
 
 NODE_GPU_COUNTS = (1, 2, 4, 8)  # GPUs in one node
 CLUSTER_NODE_COUNTS = (2, 4, 8)  # nodes of GPUS_PER_NODE GPUs

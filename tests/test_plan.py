@@ -442,8 +442,21 @@ def test_speed_of_planning_once_profiled(make_plan: MakePlan) -> None:
 
 
 def test_band_keys_are_the_provenance_kinds() -> None:
-    assert set(plan_module.BAND) == {"measured", "extrapolated", "analytical", "analytical-cpu"}
+    kinds = {k for k in plan_module.BAND if ":" not in k}
+    assert kinds == {"measured", "extrapolated", "analytical", "analytical-cpu"}
+    generations = {k.split(":", 1)[1] for k in plan_module.BAND if k.startswith("analytical:")}
+    assert "unchecked" in generations and {"Volta", "Ampere", "Hopper"} <= generations
     assert all(0 < v < 1 for v in plan_module.BAND.values())
+
+
+def test_an_analytical_band_is_its_generations(make_plan: MakePlan) -> None:
+    p = make_plan()
+    band = {o.device: o.band for o in p.options if o.is_gpu and o.fits and o.provenance_kind == "analytical"}
+    assert band["H100-SXM5-80GB"] == plan_module.BAND["analytical:Hopper"]
+    assert band["T4"] == plan_module.BAND["analytical:unchecked"]  # Turing: no published training run checks it
+    assert band["L4"] == plan_module.BAND["analytical:Ada"]
+    text = plan_module.bands_text()
+    assert "±35% Hopper" in text and "±50% other generations" in text and "on your CPU ±30%" in text
 
 
 def test_the_cpu_option_is_priced_on_the_cpus_own_profile(catalog: Catalog, profiles: ProfileCache,

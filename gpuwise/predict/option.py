@@ -282,16 +282,27 @@ class OptionMaker:
             memory_per_gpu_bytes=found.device_bytes,
         )
         if not found.batch_size:
-            return _unfit(self.bands["analytical"], **base)
+            return _unfit(self.gpu_band("analytical", gpu), **base)
         sharded = found.strategy == "FSDP"
         p = self.profile(found.batch_size, sharded=sharded)
         model = self.gpu_model(p, gpu, num_gpus, sharded)
         compute_s, provenance, kind = self.gpu_compute(p, gpu, model.compute, sharded)
         link = model.via if num_gpus > 1 else None
+        band = self.gpu_band(kind, gpu)
         step = _estimate(p, model.compute, compute_s, model.communication_s, link, num_gpus * model.grad_accum,
-                         self.bands[kind], bound=replace(model, compute=replace(model.compute, step_s=compute_s)).bound)
+                         band, bound=replace(model, compute=replace(model.compute, step_s=compute_s)).bound)
         return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
-                      band=self.bands[kind], step=step, run=None, settings=self.settings)
+                      band=band, step=step, run=None, settings=self.settings)
+
+    def gpu_band(self, kind: str, gpu: GPU) -> float:
+        """The relative error of a GPU prediction: an analytical one takes its generation's band where the
+        bands give one per generation (``analytical:Ampere``), else ``analytical:unchecked``."""
+        if kind != "analytical":
+            return self.bands[kind]
+        from gpuwise.predict.step import generation_of
+
+        return self.bands.get(f"analytical:{generation_of(gpu)}",
+                              self.bands.get("analytical:unchecked", self.bands["analytical"]))
 
     def cpu_option(self, ceilings: Ceilings, ram_bytes: int) -> Option:
         capacity = memory.cpu_capacity_bytes(ram_bytes)
