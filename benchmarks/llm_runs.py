@@ -24,10 +24,9 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from gpuwise.config import ActivationCheckpointing, Precision, RunSettings, Strategy
 from gpuwise.hardware.catalog import load_catalog
-from gpuwise.plan import PredictConfig, ProfileCache, predict
-from gpuwise.predict.fit import shipped_efficiency
+from gpuwise.plan import ProfileCache
+from gpuwise.predict.fit import predict_llm_run, shipped_efficiency
 from gpuwise.predict.published import LlmRun, load_llm_runs, map_llm_run
 from gpuwise.predict.roofline import Efficiency
 from gpuwise.predict.step import generation_of
@@ -98,14 +97,7 @@ def main() -> None:
 
 def _predict(run: LlmRun, profiles: ProfileCache, eff: Efficiency) -> dict[str, object]:
     row = run.row
-    config = PredictConfig(
-        workload=run.workload, gpu=row.gpu, num_gpus=row.num_gpus, batch_size=row.batch_per_gpu,
-        precision=Precision.AMP_BF16, seq_len=run.seq_len,
-        settings=RunSettings(strategy=Strategy.parse(run.strategy),
-                             activation_checkpointing=ActivationCheckpointing.parse(run.activation_checkpointing),
-                             compile=run.compile),
-    )
-    option = predict(config, profiles=profiles, efficiency=eff)
+    option = predict_llm_run(run, eff, profiles)
     fits = option.fits and not option.batch_reduced
     tokens = option.step.tokens_per_s / row.num_gpus if option.step and option.step.tokens_per_s else None
     memory_gib = option.memory_per_gpu_bytes / 2**30

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import Catalog
@@ -23,6 +23,9 @@ from gpuwise.predict.published import LlmRun, MappedRow
 from gpuwise.predict.roofline import Efficiency, Pipeline, tuned_pipeline
 from gpuwise.predict.step import gpu_step, profile_for_gpu, throughput
 from gpuwise.profile import Profile, ops
+
+if TYPE_CHECKING:
+    from gpuwise.predict.option import Option
 
 FITTED_FILE = "efficiency.json"
 _NAMES = (
@@ -128,9 +131,8 @@ FLASH_SHRINKAGE = (0.15 / math.log(2)) ** 2
 _FLASH_BOUNDS = _BOUNDS[_NAMES.index("attention")]
 
 
-def llm_run_error(run: LlmRun, eff: Efficiency, profiles: Any) -> float | None:
-    """log(predicted / published tokens/s) of a published LLM run, predicted as ``gpuwise predict``
-    does with ``eff``; None when the prediction says it does not fit at the published batch."""
+def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: Any) -> Option:
+    """A published LLM run as ``gpuwise predict`` predicts it, with the constants ``eff``."""
     from gpuwise.config import ActivationCheckpointing, RunSettings, Strategy
     from gpuwise.plan import PredictConfig, predict
 
@@ -142,10 +144,16 @@ def llm_run_error(run: LlmRun, eff: Efficiency, profiles: Any) -> float | None:
                              activation_checkpointing=ActivationCheckpointing.parse(run.activation_checkpointing),
                              compile=run.compile),
     )
-    option = predict(config, profiles=profiles, efficiency=eff)
+    return predict(config, profiles=profiles, efficiency=eff)
+
+
+def llm_run_error(run: LlmRun, eff: Efficiency, profiles: Any) -> float | None:
+    """log(predicted / published tokens/s) of a published LLM run, predicted as ``gpuwise predict``
+    does with ``eff``; None when the prediction says it does not fit at the published batch."""
+    option = predict_llm_run(run, eff, profiles)
     if option.step is None or option.step.tokens_per_s is None or option.batch_reduced:
         return None
-    return math.log(option.step.tokens_per_s / row.throughput)
+    return math.log(option.step.tokens_per_s / run.row.throughput)
 
 
 def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalog, profiles: Any,

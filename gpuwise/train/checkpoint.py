@@ -144,12 +144,12 @@ def save_sharded(folder: Path, step: int, state: dict[str, Any], rank_state: dic
         for extra in sorted(p for p in temp.iterdir() if p.name not in files):  # named otherwise by DCP
             files[extra.name] = _file_digest(extra)
         for p in temp.iterdir():
-            _fsync_file(p)
+            _fsync(p)
         if path.exists():  # the same step written again (a resumed run that trained nothing)
             shutil.rmtree(path)
-        _fsync_dir(temp)
+        _fsync(temp)
         os.replace(temp, path)
-        _fsync_dir(folder)
+        _fsync(folder)
         record = {"format": SHARDED_FORMAT, "file": path.name, "files": dict(sorted(files.items())), "step": step,
                   **(info or {})}
         _atomic_write(path.with_suffix(".json"), lambda out: out.write(json.dumps(record, indent=1).encode()))
@@ -253,7 +253,7 @@ def _atomic_write(path: Path, write: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
 def _file_digest(path: Path) -> dict[str, Any]:
@@ -266,16 +266,9 @@ def _file_digest(path: Path) -> dict[str, Any]:
     return {"bytes": size, "sha256": digest.hexdigest()}
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's, or a folder's entries', writes to the disk."""
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

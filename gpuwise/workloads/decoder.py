@@ -145,50 +145,41 @@ def _register(name: str, c: DecoderConfig, *, batch: int, seq_len: int, summary:
 
 _TORCHTITAN = "model as torchtitan/models/llama3/model/model.py (plain PyTorch, nn.RMSNorm, causal SDPA)"
 
-_register(
-    "llama3-8b", DecoderConfig(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, ffn_dim=14336, vocab_size=128256),
-    batch=1, seq_len=8192, summary="Llama 3 8B decoder in plain PyTorch (torchtitan's), causal LM",
-    reference="meta-llama/Meta-Llama-3-8B config.json (32 layers, 4096 wide, 32 heads, 8 KV heads, FFN 14336, "
-    f"vocab 128256); {_TORCHTITAN}",
-)
-_register(
-    "llama3-70b", DecoderConfig(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, ffn_dim=28672, vocab_size=128256),
-    batch=1, seq_len=8192, summary="Llama 3 70B decoder in plain PyTorch (torchtitan's), causal LM",
-    reference="meta-llama/Meta-Llama-3-70B config.json (80 layers, 8192 wide, 64 heads, 8 KV heads, FFN 28672, "
-    f"vocab 128256); {_TORCHTITAN}",
-)
-_register(
-    "llama2-13b",
-    DecoderConfig(dim=5120, n_layers=40, n_heads=40, n_kv_heads=40, ffn_dim=13824, vocab_size=32000, rope_theta=1e4),
-    batch=1, seq_len=4096, summary="Llama 2 13B decoder in plain PyTorch (torchtitan's), causal LM",
-    reference="meta-llama/Llama-2-13b-hf config.json (40 layers, 5120 wide, 40 heads, FFN 13824, vocab 32000); "
-    + _TORCHTITAN,
-)
-_register(
-    "llama2-70b",
-    DecoderConfig(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, ffn_dim=28672, vocab_size=32000, rope_theta=1e4),
-    batch=1, seq_len=4096, summary="Llama 2 70B decoder in plain PyTorch (torchtitan's), causal LM",
-    reference="meta-llama/Llama-2-70b-hf config.json (80 layers, 8192 wide, 64 heads, 8 KV heads, FFN 28672, "
-    f"vocab 32000); {_TORCHTITAN}",
-)
-_register(
-    "llama2-7b",
-    DecoderConfig(dim=4096, n_layers=32, n_heads=32, n_kv_heads=32, ffn_dim=11008, vocab_size=32000, rope_theta=1e4),
-    batch=1, seq_len=4096, summary="Llama 2 7B decoder in plain PyTorch (torchtitan's), causal LM",
-    reference="meta-llama/Llama-2-7b-hf config.json (32 layers, 4096 wide, 32 heads, FFN 11008, vocab 32000); "
-    + _TORCHTITAN,
-)
-_register(
-    "tinyllama-1.1b",
-    DecoderConfig(dim=2048, n_layers=22, n_heads=32, n_kv_heads=4, ffn_dim=5632, vocab_size=32000, rope_theta=1e4),
-    batch=8, seq_len=2048, summary="TinyLlama 1.1B decoder in plain PyTorch, causal LM",
-    reference="Zhang et al. 2024, arXiv:2401.02385; TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T config.json "
-    f"(22 layers, 2048 wide, 32 heads, 4 KV heads, FFN 5632, vocab 32000); {_TORCHTITAN}",
-)
-_register(
-    "llama2-34b",
-    DecoderConfig(dim=8192, n_layers=48, n_heads=64, n_kv_heads=8, ffn_dim=22016, vocab_size=32000, rope_theta=1e6),
-    batch=1, seq_len=4096, summary="Llama 2 34B-shaped decoder (Code Llama 34B's shapes) in plain PyTorch, causal LM",
-    reference="codellama/CodeLlama-34b-hf config.json (48 layers, 8192 wide, 64 heads, 8 KV heads, FFN 22016, "
-    "vocab 32000; the 34B that foundation-model-stack/fms-fsdp trains); " + _TORCHTITAN,
-)
+
+def _llama2(dim: int, n_layers: int, n_heads: int, n_kv_heads: int, ffn_dim: int) -> DecoderConfig:
+    return DecoderConfig(dim, n_layers, n_heads, n_kv_heads, ffn_dim, vocab_size=32000, rope_theta=1e4)
+
+
+def _llama3(dim: int, n_layers: int, n_heads: int, n_kv_heads: int, ffn_dim: int) -> DecoderConfig:
+    return DecoderConfig(dim, n_layers, n_heads, n_kv_heads, ffn_dim, vocab_size=128256, rope_theta=500000.0)
+
+
+# name: (config, default batch, default sequence length, what it is, its config's source)
+_DECODERS: dict[str, tuple[DecoderConfig, int, int, str, str]] = {
+    "llama3-8b": (_llama3(4096, 32, 32, 8, 14336), 1, 8192,
+                  "Llama 3 8B", "meta-llama/Meta-Llama-3-8B config.json (32 layers, 4096 wide, 32 heads, 8 KV heads, "
+                  "FFN 14336, vocab 128256)"),
+    "llama3-70b": (_llama3(8192, 80, 64, 8, 28672), 1, 8192,
+                   "Llama 3 70B", "meta-llama/Meta-Llama-3-70B config.json (80 layers, 8192 wide, 64 heads, "
+                   "8 KV heads, FFN 28672, vocab 128256)"),
+    "llama2-7b": (_llama2(4096, 32, 32, 32, 11008), 1, 4096,
+                  "Llama 2 7B", "meta-llama/Llama-2-7b-hf config.json (32 layers, 4096 wide, 32 heads, FFN 11008, "
+                  "vocab 32000)"),
+    "llama2-13b": (_llama2(5120, 40, 40, 40, 13824), 1, 4096,
+                   "Llama 2 13B", "meta-llama/Llama-2-13b-hf config.json (40 layers, 5120 wide, 40 heads, FFN 13824, "
+                   "vocab 32000)"),
+    "llama2-34b": (DecoderConfig(dim=8192, n_layers=48, n_heads=64, n_kv_heads=8, ffn_dim=22016, vocab_size=32000,
+                                 rope_theta=1e6), 1, 4096,
+                   "Llama 2 34B-shaped (Code Llama 34B's shapes)", "codellama/CodeLlama-34b-hf config.json (48 layers, "
+                   "8192 wide, 64 heads, 8 KV heads, FFN 22016, vocab 32000; the 34B foundation-model-stack/fms-fsdp "
+                   "trains)"),
+    "llama2-70b": (_llama2(8192, 80, 64, 8, 28672), 1, 4096,
+                   "Llama 2 70B", "meta-llama/Llama-2-70b-hf config.json (80 layers, 8192 wide, 64 heads, 8 KV heads, "
+                   "FFN 28672, vocab 32000)"),
+    "tinyllama-1.1b": (_llama2(2048, 22, 32, 4, 5632), 8, 2048,
+                       "TinyLlama 1.1B", "Zhang et al. 2024, arXiv:2401.02385; TinyLlama/TinyLlama-1.1B-intermediate-"
+                       "step-1431k-3T config.json (22 layers, 2048 wide, 32 heads, 4 KV heads, FFN 5632, vocab 32000)"),
+}
+for _name, (_config, _batch, _seq, _what, _source) in _DECODERS.items():
+    _register(_name, _config, batch=_batch, seq_len=_seq, summary=f"{_what} decoder in plain PyTorch (torchtitan's), "
+              "causal LM", reference=f"{_source}; {_TORCHTITAN}")
