@@ -143,9 +143,3 @@ class RunSettings:
         checkpointing = ActivationCheckpointing.parse(self.activation_checkpointing)
         object.__setattr__(self, "activation_checkpointing", checkpointing)
         check_grad_accum(self.grad_accum)
-
-    @property
-    def plain(self) -> bool:
-        """The settings a stored benchmark was measured with (one micro batch, no recompute, eager)."""
-        return (self.activation_checkpointing is ActivationCheckpointing.NONE and self.grad_accum == 1
-                and not self.compile and self.strategy is not Strategy.FSDP)

@@ -357,11 +357,13 @@ def _local_check(
     """One stored result against the model's step on its device, or why it cannot be predicted."""
     from gpuwise.predict.fit import shipped_efficiency
     from gpuwise.predict.option import modellable
+    from gpuwise.predict.roofline import Pipeline
     from gpuwise.predict.step import cpu_step, gpu_step, profile_for_gpu
     from gpuwise.profile import profile
 
     settings: dict[str, Any] = dict(batch_size=r.batch_size, precision=r.precision, optimizer=r.optimizer,
-                                    seq_len=r.seq_len, image_size=r.image_size)
+                                    seq_len=r.seq_len, image_size=r.image_size,
+                                    activation_checkpointing=r.activation_checkpointing)
     on_cpu = r.device.split(":")[0] == "cpu"
     key = (r.workload, on_cpu, *settings.values())
     if on_cpu:
@@ -372,12 +374,14 @@ def _local_check(
                     "(gpuwise calibrate there)")
         if key not in profiles:
             profiles[key] = profile(r.workload, **settings)
-        return LocalCheck(r, f"your CPU ({cpu.device_name})", cpu_step(profiles[key], cpu).step_s)
+        return LocalCheck(r, f"your CPU ({cpu.device_name})",
+                          cpu_step(profiles[key], cpu, grad_accum=r.grad_accum).step_s)
     gpu = catalog.match_device(r.device_name)
     if gpu is None or not modellable(gpu):
         return f"GPU {r.device_name} is not a catalog GPU with compute figures (add it with --catalog)"
     if key not in profiles:
         profiles[key] = profile_for_gpu(r.workload, **settings)
     n = r.num_devices
-    step = gpu_step(profiles[key], gpu, shipped_efficiency(), num_gpus=n, gpus_per_node=min(n, 8))
+    step = gpu_step(profiles[key], gpu, shipped_efficiency(), num_gpus=n, gpus_per_node=min(n, 8),
+                    grad_accum=r.grad_accum, pipeline=Pipeline(compiled=r.compiled))
     return LocalCheck(r, gpu.name if n == 1 else f"{n}× {gpu.name}", step.step_s)

@@ -441,6 +441,26 @@ def test_speed_of_planning_once_profiled(make_plan: MakePlan) -> None:
     assert len(p.options) > 100
 
 
+def test_a_measurement_stands_only_for_its_own_run_settings(make_plan: MakePlan, tmp_path: Path,
+                                                            catalog: Catalog) -> None:
+    from gpuwise.config import RunSettings
+    from gpuwise.store import open_store
+
+    h100_name = catalog.get("H100-SXM5-80GB").device_names[0]
+    with open_store(tmp_path / "results.db") as store:
+        store.add(stored_result("cuda:0", h100_name, 0.200, grad_accum=2, origin="train"))
+
+    def h100(p: Plan) -> Option:
+        return next(o for o in p.options if o.device == "H100-SXM5-80GB" and o.num_gpus == 1)
+
+    assert h100(make_plan()).provenance == "analytical"  # two micro batches a step is not the plain step
+    accumulated = h100(make_plan(settings=RunSettings(grad_accum=2)))
+    assert accumulated.provenance == "measured here" and accumulated.step is not None
+    assert accumulated.step.compute_s == pytest.approx(0.200) and accumulated.global_batch_size == 32
+    assert h100(make_plan(settings=RunSettings(grad_accum=2, activation_checkpointing="full"))).provenance == (
+        "analytical")
+
+
 def test_band_keys_are_the_provenance_kinds() -> None:
     kinds = {k for k in plan_module.BAND if ":" not in k}
     assert kinds == {"measured", "extrapolated", "analytical", "analytical-cpu"}

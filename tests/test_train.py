@@ -414,8 +414,13 @@ def test_grad_accum_resume_is_exact(tiny: str, db: Path, tmp_path: Path) -> None
     assert code == 0, err
     result = json.loads(out)
     assert (result["end_step"], result["epoch"], result["grad_accum"]) == (5, 2, 2)
-    # predicted for the run's own settings (two micro batches, one update), and not stored
-    assert result["comparison"]["predicted_step_s"] is not None and result["comparison"]["stored_id"] is None
+    # predicted for the run's own settings (two micro batches, one update), and stored with them
+    assert result["comparison"]["predicted_step_s"] is not None and result["comparison"]["stored_id"] is not None
+    from gpuwise.store import open_store
+
+    with open_store(db) as store:
+        stored = next(r for r in store.results() if r.id == result["comparison"]["stored_id"])
+    assert (stored.grad_accum, stored.activation_checkpointing, stored.compiled) == (2, "none", False)
     assert train(tiny, "--steps", "3", "--checkpoint-dir", str(part), *common)[0] == 0
     assert checkpoint.manifest(checkpoint.checkpoint_path(part, 3))["batch_in_epoch"] == 2  # micro batches
     code, out, err = train("--steps", "5", "--resume", str(part), "--db", str(db))  # grad_accum from the checkpoint

@@ -91,6 +91,11 @@ class BenchResult:
     num_devices: int = 1  # processes that trained together (train with DDP/FSDP); batch_size is per device
     predicted_step_s: float | None = None  # train: the prediction for this hardware (plan's model), if any
     prediction_provenance: str | None = None  # "measured here", "extrapolated ...", "analytical ..."
+    # How the step ran (train's run settings; a bench step is one eager micro batch without recompute):
+    # a step is grad_accum micro batches of batch_size and one optimizer update.
+    activation_checkpointing: str = "none"
+    grad_accum: int = 1
+    compiled: bool = False
     id: int | None = None  # row id once stored
 
     def to_dict(self) -> dict[str, Any]:

@@ -275,8 +275,6 @@ def _render(result: Any, c: Any, console: Console) -> None:
             console.print(f"achieved {c.achieved_tflops:.3f} TFLOP/s per device · MFU {c.mfu:.1%}")
         if c.stored_id is not None:
             console.print(f"stored as result #{c.stored_id} (origin train)")
-        elif c.not_stored:
-            console.print(c.not_stored)
     if result.checkpoint is not None:
         console.print(f"checkpoint: {result.checkpoint}")
     if result.world_size > 1 and result.strategy == "DDP":

@@ -169,9 +169,11 @@ class OptionMaker:
         self.profiled: set[int] = set()
         first = self.profile(self.requested)
         self.eff: Efficiency = efficiency if efficiency is not None else shipped_efficiency()
-        # Stored benches ran one eager micro batch without recompute: they measure only that setting.
-        self.measurements = ([r for r in _stored_results(first.workload, store_path) if self._same_setting(r, first)]
-                             if settings.plain else [])
+        # A stored measurement stands for this step only if it ran with the same settings (bench: one
+        # eager micro batch without recompute); FSDP's sharded step is never measured on one device.
+        self.measurements = [r for r in _stored_results(first.workload, store_path) if self._same_setting(r, first)
+                             and (r.activation_checkpointing, r.grad_accum, r.compiled) == (
+                                 settings.activation_checkpointing.value, settings.grad_accum, settings.compile)]
         self._model_steps: dict[tuple[int, str, int], GpuStep] = {}
 
     def profile(self, batch_size: int, *, on_gpu: bool = True, sharded: bool = False) -> Profile:

@@ -7,9 +7,8 @@ The error is on throughput, as ``gpuwise validate`` defines it: (predicted − m
 
 The prediction is made with the run's own settings (``RunSettings``: DDP or FSDP as run, activation
 checkpointing, ``--grad-accum N`` micro batches and one optimizer update, torch.compile), as
-``gpuwise predict`` makes it. Runs the results store cannot tell from plain steps (checkpointed,
-compiled, accumulated) are not stored yet: the store has no column for those settings, and plan's
-"measured here" would take them for the plain step.
+``gpuwise predict`` makes it, and the stored result records them: plan's "measured here" uses a
+measurement only for the same settings.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ class Comparison:
     achieved_tflops: float | None  # per device
     mfu: float | None
     stored_id: int | None
-    not_stored: str | None = None  # why the run was not stored
 
 
 def predict_here(config: TrainConfig, result: TrainResult,
@@ -72,16 +70,6 @@ def predict_here(config: TrainConfig, result: TrainResult,
     return option.step.step_s, option.provenance  # one optimizer step: every micro batch, one update
 
 
-def unstorable(result: TrainResult) -> str | None:
-    """Why the results store cannot hold this run as what it is, or None."""
-    what = [f for f, on in (("--activation-checkpointing", result.activation_checkpointing != "none"),
-                            ("--compile", result.compiled), ("--grad-accum", result.grad_accum > 1)) if on]
-    if not what:
-        return None
-    return (f"not stored: the results store has no column for {', '.join(what)} yet, and plan would take this "
-            "run for the plain step")
-
-
 def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path | None) -> Comparison:
     """Predict, compare and store one finished run (rank 0, after the processes are done)."""
     from gpuwise.bench.calibrate import cached_ceilings
@@ -119,16 +107,16 @@ def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path
         optimizer=config.optimizer.value, device=result.device, device_name=hardware.gpu_name or hardware.cpu_model,
         timing=result.timing, samples_per_s=result.samples_per_s or 0.0,
         tokens_per_s=tokens * result.grad_accum * result.world_size / measured_s if tokens else None,
-        training_flops_per_step=estimate.training_flops, achieved_tflops=achieved, peak_tflops=peak_tflops,
+        training_flops_per_step=estimate.training_flops * result.grad_accum, achieved_tflops=achieved,
+        peak_tflops=peak_tflops,
         mfu=achieved / peak_tflops if peak_tflops else None,
         peak_memory_bytes=int(result.extra.get("peak_cuda_bytes") or result.extra.get("peak_rss_bytes") or 0),
         peak_reserved_bytes=None, hardware=hardware, software=local_software(),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         origin="train", num_devices=result.world_size, predicted_step_s=predicted,
-        prediction_provenance=provenance,
+        prediction_provenance=provenance, activation_checkpointing=result.activation_checkpointing,
+        grad_accum=result.grad_accum, compiled=result.compiled,
     )
-    if unstorable(result):
-        return Comparison(predicted, provenance, error, achieved, record.mfu, None, unstorable(result))
     with open_store(store_path) as db:
         stored = db.add(record)
     return Comparison(predicted, provenance, error, achieved, record.mfu, stored)
