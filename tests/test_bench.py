@@ -152,3 +152,43 @@ def test_llm_that_cannot_fit_the_cpu_says_so_with_its_need(monkeypatch: pytest.M
     monkeypatch.setattr("gpuwise.hardware.local.free_memory_bytes", lambda device: 8 * 2**30)
     with pytest.raises(GpuwiseError, match=r"does not fit on the CPU even at batch 1: it needs about .* GiB"):
         bench(BenchConfig(workload="llama-1b", batch_size=1, seq_len=512), store=False)
+
+
+BLOCKS = """
+import torch
+from torch import nn
+
+import gpuwise
+
+
+class Blocks(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256))
+                                    for _ in range(6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = x + layer(x)
+        return x
+
+
+def build() -> gpuwise.UserWorkload:
+    return gpuwise.UserWorkload(model=Blocks(), make_batch=lambda n: torch.randn(n, 256),
+                                loss=lambda model, x: model(x).pow(2).mean())
+"""
+
+
+def test_bench_runs_and_records_activation_checkpointing(tmp_path: Path, quick_calibration: None) -> None:
+    from gpuwise.bench.run import BenchConfig, bench
+    from gpuwise.config import ActivationCheckpointing
+
+    (tmp_path / "blocks.py").write_text(BLOCKS)
+    workload = f"{tmp_path / 'blocks.py'}:build"
+    plain = bench(BenchConfig(workload=workload, batch_size=512, steps=2, warmup=1), store=False)
+    full = bench(BenchConfig(workload=workload, batch_size=512, steps=2, warmup=1,
+                             activation_checkpointing=ActivationCheckpointing.FULL), store_path=tmp_path / "r.db")
+    assert (plain.activation_checkpointing, full.activation_checkpointing) == ("none", "full")
+    # the same model FLOPs (the recompute is not the model's), less memory at the peak of the step
+    assert full.training_flops_per_step == plain.training_flops_per_step
+    assert full.peak_memory_bytes < plain.peak_memory_bytes

@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
+from gpuwise import recompute
 from gpuwise.bench import autobatch
 from gpuwise.bench.protocol import check_counts, cuda_sync, time_steps
 from gpuwise.bench.result import BenchResult, Ceilings
-from gpuwise.config import OptimizerName, Precision, StepConfig, check_batch_size
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, check_batch_size
 from gpuwise.errors import GpuwiseError
 from gpuwise.profile.run import profile_step
 from gpuwise.profile.tracer import LiveMemory, StepTracer
@@ -50,6 +51,7 @@ class BenchConfig:
     image_size: int | None = None
     steps: int = 10
     warmup: int = 3
+    activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ class TrainingStep:
     """A model, optimizer and synthetic batch on a device, and the step the protocol times."""
 
     def __init__(self, w: Workload, shape: Shape, batch_size: int, precision: Precision,
-                 optimizer: OptimizerName, device: str) -> None:
+                 optimizer: OptimizerName, device: str,
+                 activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE) -> None:
         self.device = device
         self.precision = precision
         self.w = w
@@ -116,6 +119,7 @@ class TrainingStep:
         with torch.device(device):
             self.model = w.build_model(shape).to(device).train()
             self.batch: Batch = w.make_batch(batch_size, shape)
+        recompute.apply(self.model, activation_checkpointing, workload=f"workload '{w.name}'")
         self.optimizer = optimizer.build([p for p in self.model.parameters() if p.requires_grad])
         self.step = Step(w, self.model, self.optimizer, precision, device)
 
@@ -165,6 +169,7 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
     step_config = StepConfig(
         workload=w.name, batch_size=batch_size, precision=config.precision, optimizer=config.optimizer,
         seq_len=config.seq_len, image_size=config.image_size,
+        activation_checkpointing=config.activation_checkpointing,
     )
     estimate = profile_step(w, step_config)
     if device == "cpu":
@@ -207,7 +212,7 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
         peak_memory_bytes=peak, peak_reserved_bytes=reserved,
         hardware=hardware, software=local_software(),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        batch_size_auto=config.auto_batch,
+        batch_size_auto=config.auto_batch, activation_checkpointing=config.activation_checkpointing.value,
     )
     if store:
         with open_store(store_path) as db:
@@ -248,7 +253,8 @@ def does_not_fit(name: str, batch_size: int, device: str, estimate_bytes: int,
 def _build_or_explain(w: Workload, shape: Shape, batch_size: int, config: BenchConfig, device: str,
                       estimate_bytes: int) -> TrainingStep:
     try:
-        return TrainingStep(w, shape, batch_size, config.precision, config.optimizer, device)
+        return TrainingStep(w, shape, batch_size, config.precision, config.optimizer, device,
+                            config.activation_checkpointing)
     except Exception as e:
         if autobatch.is_out_of_memory(e):
             autobatch.release_memory()
@@ -292,7 +298,8 @@ def find_batch_size(w: Workload, config: BenchConfig, device: str) -> int:
     else:
         def step_at(batch_size: int) -> None:
             with precision_flags(config.precision):
-                step = TrainingStep(w, shape, batch_size, config.precision, config.optimizer, device)
+                step = TrainingStep(w, shape, batch_size, config.precision, config.optimizer, device,
+                                    config.activation_checkpointing)
                 step()
                 step()  # the second step holds the optimizer state too
 

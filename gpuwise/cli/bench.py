@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gpuwise.bench.run import BenchConfig, BenchReport, bench_all
 from gpuwise.cli.app import (
+    CHECKPOINTING_OPTION,
     DB_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
@@ -22,7 +23,7 @@ from gpuwise.cli.app import (
     user_errors,
 )
 from gpuwise.cli.format import gib, si
-from gpuwise.config import OptimizerName, Precision
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision
 
 
 @app.command("bench")
@@ -37,6 +38,7 @@ def bench_command(
     image_size: str = IMAGE_SIZE_OPTION,
     steps: str = typer.Option("10", "--steps", help="Timed steps."),
     warmup: str = typer.Option("3", "--warmup", help="Untimed warm-up steps, discarded."),
+    checkpointing: str = CHECKPOINTING_OPTION,
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -54,6 +56,7 @@ def bench_command(
         image_size=positive_int(image_size, "--image-size"),
         steps=_required_count(steps, "--steps"),
         warmup=_required_count(warmup, "--warmup"),
+        activation_checkpointing=ActivationCheckpointing.parse(checkpointing),
     )
     devices = [check_device(d) for d in device] if device else available_devices()
     report = bench_all(config, devices, store_path=db)
