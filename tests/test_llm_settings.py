@@ -256,3 +256,12 @@ def test_the_zoo_decoders_have_their_published_parameter_counts() -> None:
 
     assert count_parameters(get_workload("llama3-8b")) == 8_030_261_248
     assert count_parameters(get_workload("llama2-7b")) == 6_738_415_616
+
+
+def test_fsdp_mixed_precision_profile_keeps_tied_weights_tied() -> None:
+    # Llama 3.2 1B ties its embedding and output weights: one parameter in two modules.
+    bf16 = profile_for_gpu("llama-1b", batch_size=1, precision="amp-bf16", optimizer="adamw", seq_len=128,
+                           low_precision_params=True)
+    autocast = profile_for_gpu("llama-1b", batch_size=1, precision="amp-bf16", optimizer="adamw", seq_len=128)
+    assert bf16.params_total == autocast.params_total
+    assert 2 * bf16.memory.weights_bytes == autocast.memory.weights_bytes  # traced in bf16, float32 in the shards

@@ -171,10 +171,13 @@ def _gpu_kernels() -> Iterator[None]:
 def _cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
     """Floating parameters and buffers to ``dtype``, as new tensors (``Module.to`` swaps tensors in
     place, which fake tensors do not allow)."""
+    cast: dict[int, torch.nn.Parameter] = {}  # a parameter shared by two modules (tied embeddings) stays one
     for module in model.modules():
         for name, p in module._parameters.items():
             if p is not None and p.is_floating_point():
-                module._parameters[name] = torch.nn.Parameter(p.detach().to(dtype), requires_grad=p.requires_grad)
+                if id(p) not in cast:
+                    cast[id(p)] = torch.nn.Parameter(p.detach().to(dtype), requires_grad=p.requires_grad)
+                module._parameters[name] = cast[id(p)]
         for name, b in module._buffers.items():
             if b is not None and b.is_floating_point():
                 module._buffers[name] = b.to(dtype)
