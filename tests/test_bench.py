@@ -192,3 +192,16 @@ def test_bench_runs_and_records_activation_checkpointing(tmp_path: Path, quick_c
     # the same model FLOPs (the recompute is not the model's), less memory at the peak of the step
     assert full.training_flops_per_step == plain.training_flops_per_step
     assert full.peak_memory_bytes < plain.peak_memory_bytes
+
+
+@pytest.mark.slow
+def test_bench_compiles_each_block_and_records_it(tmp_path: Path, quick_calibration: None) -> None:
+    from gpuwise.bench.run import BenchConfig, bench
+    from gpuwise.compiling import cannot_compile
+
+    if cannot_compile("cpu"):
+        pytest.skip(cannot_compile("cpu"))
+    (tmp_path / "blocks.py").write_text(BLOCKS)
+    workload = f"{tmp_path / 'blocks.py'}:build"
+    compiled = bench(BenchConfig(workload=workload, batch_size=64, steps=2, warmup=1, compile=True), store=False)
+    assert compiled.compiled and compiled.timing.num_steps == 2

@@ -474,7 +474,7 @@ def test_activation_checkpointing_trains_the_same_model(tiny: str, db: Path, tmp
 
 @pytest.mark.slow
 def test_compile_trains_the_same_model(tiny: str, db: Path, tmp_path: Path) -> None:
-    from gpuwise.train.loop import cannot_compile
+    from gpuwise.compiling import cannot_compile
 
     if cannot_compile("cpu"):
         pytest.skip(cannot_compile("cpu"))

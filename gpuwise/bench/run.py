@@ -52,6 +52,7 @@ class BenchConfig:
     steps: int = 10
     warmup: int = 3
     activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE
+    compile: bool = False  # torch.compile each block (gpuwise.compiling), as train --compile does
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ class TrainingStep:
 
     def __init__(self, w: Workload, shape: Shape, batch_size: int, precision: Precision,
                  optimizer: OptimizerName, device: str,
-                 activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE) -> None:
+                 activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE,
+                 compile: bool = False) -> None:
         self.device = device
         self.precision = precision
         self.w = w
@@ -120,6 +122,10 @@ class TrainingStep:
             self.model = w.build_model(shape).to(device).train()
             self.batch: Batch = w.make_batch(batch_size, shape)
         recompute.apply(self.model, activation_checkpointing, workload=f"workload '{w.name}'")
+        if compile:
+            from gpuwise.compiling import compile_blocks
+
+            compile_blocks(self.model, device, workload=w.name)
         self.optimizer = optimizer.build([p for p in self.model.parameters() if p.requires_grad])
         self.step = Step(w, self.model, self.optimizer, precision, device)
 
@@ -179,10 +185,13 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
         step = _build_or_explain(w, shape, batch_size, config, device, estimate.memory.peak_bytes)
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(device)
-        timing = _run_or_explain(
-            partial(time_steps, step, cuda_sync(device), steps=config.steps, warmup=config.warmup),
-            w.name, batch_size, device, estimate.memory.peak_bytes,
-        )
+        from gpuwise.compiling import explain_compile_failure
+
+        with explain_compile_failure(config.compile, w.name):  # the first (warm-up) step compiles
+            timing = _run_or_explain(
+                partial(time_steps, step, cuda_sync(device), steps=config.steps, warmup=config.warmup),
+                w.name, batch_size, device, estimate.memory.peak_bytes,
+            )
         if device.startswith("cuda"):
             peak = torch.cuda.max_memory_allocated(device)
             reserved: int | None = torch.cuda.max_memory_reserved(device)
@@ -213,6 +222,7 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
         hardware=hardware, software=local_software(),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         batch_size_auto=config.auto_batch, activation_checkpointing=config.activation_checkpointing.value,
+        compiled=config.compile,
     )
     if store:
         with open_store(store_path) as db:
@@ -254,7 +264,7 @@ def _build_or_explain(w: Workload, shape: Shape, batch_size: int, config: BenchC
                       estimate_bytes: int) -> TrainingStep:
     try:
         return TrainingStep(w, shape, batch_size, config.precision, config.optimizer, device,
-                            config.activation_checkpointing)
+                            config.activation_checkpointing, config.compile)
     except Exception as e:
         if autobatch.is_out_of_memory(e):
             autobatch.release_memory()

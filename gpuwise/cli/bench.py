@@ -12,6 +12,7 @@ from rich.table import Table
 from gpuwise.bench.run import BenchConfig, BenchReport, bench_all
 from gpuwise.cli.app import (
     CHECKPOINTING_OPTION,
+    COMPILE_OPTION,
     DB_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
@@ -39,6 +40,7 @@ def bench_command(
     steps: str = typer.Option("10", "--steps", help="Timed steps."),
     warmup: str = typer.Option("3", "--warmup", help="Untimed warm-up steps, discarded."),
     checkpointing: str = CHECKPOINTING_OPTION,
+    compile: bool = COMPILE_OPTION,
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -57,6 +59,7 @@ def bench_command(
         steps=_required_count(steps, "--steps"),
         warmup=_required_count(warmup, "--warmup"),
         activation_checkpointing=ActivationCheckpointing.parse(checkpointing),
+        compile=compile,
     )
     devices = [check_device(d) for d in device] if device else available_devices()
     report = bench_all(config, devices, store_path=db)

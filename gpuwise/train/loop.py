@@ -38,6 +38,7 @@ from torch.utils._pytree import tree_map
 from gpuwise.bench.protocol import cuda_sync, summarize
 from gpuwise.bench.result import Timing
 from gpuwise.bench.run import precision_flags
+from gpuwise.compiling import cannot_compile, compile_blocks, explain_compile_failure
 from gpuwise.config import ActivationCheckpointing, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train import checkpoint
@@ -297,56 +298,6 @@ def fsdp_param_dtype(config: TrainConfig, ranks: Ranks, strategy: Strategy) -> t
     return None
 
 
-def compile_blocks(model: torch.nn.Module, device: str, *, workload: str) -> int:
-    """``torch.compile`` each block in place (``Module.compile``: names and state dicts unchanged), as
-    torchtitan's ``apply_compile`` compiles each transformer block; the whole model if it has fewer than
-    two. Returns how many were compiled. Compilation itself happens at the first step."""
-    from gpuwise.recompute import blocks
-
-    why = cannot_compile(device)
-    if why:
-        raise GpuwiseError(f"--compile: {why}; run without --compile")
-    units = blocks(model)
-    if len(units) < 2:
-        units = [model]
-    for unit in units:
-        unit.compile()
-    return len(units)
-
-
-def cannot_compile(device: str) -> str | None:
-    """Why torch.compile cannot run here, or None: dynamo's own verdict, and on the CPU a C++ compiler
-    for inductor's kernels (it finds one through $CXX, else g++/clang++)."""
-    import shutil
-
-    from torch._dynamo.eval_frame import is_dynamo_supported
-
-    if not is_dynamo_supported():
-        return f"torch.compile is not supported on this Python ({sys.version.split()[0]}) or platform"
-    if device == "cpu":
-        wanted = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++", "c++"]
-        if not any(shutil.which(c) for c in wanted):
-            return (f"torch.compile on the CPU needs a C++ compiler and none was found ({' or '.join(wanted)}); "
-                    "install one (e.g. apt install g++)")
-    return None
-
-
-@contextmanager
-def _explain_compile_failure(enabled: bool, workload: str) -> Iterator[None]:
-    """A model torch.compile cannot trace becomes one line (the first step is where it compiles)."""
-    if not enabled:
-        yield
-        return
-    from torch._dynamo.exc import TorchDynamoException
-
-    try:
-        yield
-    except TorchDynamoException as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GpuwiseError(f"--compile: torch.compile failed on {workload}: {first[:300]}; "
-                           "run without --compile") from e
-
-
 def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
          on_step: Callable[[int, int, float, float, int], None] | None) -> TrainResult:
     p = prepare(config, ranks.world_size)
@@ -406,7 +357,7 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
             sync()
             start = time.perf_counter()
             with _explain_out_of_memory(p, device, estimate_bytes), \
-                    _explain_compile_failure(config.compile and not losses, p.workload.name):
+                    explain_compile_failure(config.compile and not losses, p.workload.name):
                 loss = step_fn(micro_batches)
             sync()
             elapsed = time.perf_counter() - start
