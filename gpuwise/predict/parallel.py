@@ -19,7 +19,6 @@ from dataclasses import dataclass
 LINK_EFFICIENCY = 0.8
 PCIE_GBPS_PER_DIRECTION = {3: 16.0, 4: 32.0, 5: 64.0, 6: 128.0}  # x16, GB/s
 DDP_BUCKET_BYTES = 25 * 2**20  # torch DistributedDataParallel's default bucket_cap_mb
-DEFAULT_NETWORK_GBITS = 200.0  # per GPU between nodes: one HDR InfiniBand NIC per GPU, as in a DGX A100
 # The network between nodes, per GPU, by the class of GPU (overridden by --network-gbits):
 # - Hopper and Blackwell boards: one 400 Gb/s NDR InfiniBand / RoCE NIC per GPU (NVIDIA DGX H100/H200
 #   and DGX B200 user guides: eight single-port ConnectX-7 400 Gb/s for the compute fabric; AWS p5,
@@ -50,7 +49,7 @@ class Links:
     via: str  # "NVLink", "PCIe 4.0", ...
 
 
-def links(nvlink_gbps: float | None, pcie_gen: int | None, network_gbits: float = DEFAULT_NETWORK_GBITS) -> Links:
+def links(nvlink_gbps: float | None, pcie_gen: int | None, network_gbits: float) -> Links:
     """From catalog figures: NVLink is quoted as total bidirectional GB/s per GPU."""
     if nvlink_gbps:
         intra, via = nvlink_gbps / 2, "NVLink"
