@@ -106,8 +106,10 @@ class PlanConfig:
     network_gbits: float | None = None  # per GPU between nodes; None: the stated default of each GPU's class
     catalog_path: Path | None = None
     settings: RunSettings = field(default_factory=RunSettings)
+    cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
 
     def __post_init__(self) -> None:
+        _check_cpu_threads(self.cpu_threads_per_gpu)
         _check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
         _check_positive(self.epochs, "--epochs", "passes over the data set")
         if self.unit is not None and self.unit not in UNITS:
@@ -141,8 +143,10 @@ class PredictConfig:
     network_gbits: float | None = None  # None: the stated default of the GPU's class
     catalog_path: Path | None = None
     settings: RunSettings = field(default_factory=RunSettings)
+    cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
 
     def __post_init__(self) -> None:
+        _check_cpu_threads(self.cpu_threads_per_gpu)
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
         object.__setattr__(self, "precision", Precision.parse(self.precision))
         object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
@@ -155,6 +159,12 @@ class PredictConfig:
         if self.settings.strategy is Strategy.FSDP and self.num_gpus == 1:
             raise GpuwiseError("--strategy fsdp shards over several GPUs: use --num-gpus N with N >= 2, "
                                "or --strategy ddp")
+
+
+def _check_cpu_threads(value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise GpuwiseError(f"--cpu-cores-per-gpu must be a positive integer (CPU threads feeding each GPU), "
+                           f"got {value!r}")
 
 
 def _check_positive(value: float, flag: str, what: str) -> None:
@@ -287,6 +297,7 @@ def plan(
         seq_len=config.seq_len, image_size=config.image_size, network_gbits=config.network_gbits,
         catalog=catalog, store_path=store_path, bands=BAND,
         profiles=profiles if profiles is not None else ProfileCache(), settings=config.settings,
+        cpu_threads_per_gpu=config.cpu_threads_per_gpu,
     )
     first = planner.profile(planner.requested)
     unit = config.unit or ("token" if first.sample_unit == "token" else "sample")
@@ -334,7 +345,7 @@ def predict(
         optimizer=config.optimizer, seq_len=config.seq_len, image_size=config.image_size,
         network_gbits=config.network_gbits, catalog=catalog, store_path=store_path,
         profiles=profiles if profiles is not None else ProfileCache(), bands=BAND, settings=config.settings,
-        efficiency=efficiency,
+        efficiency=efficiency, cpu_threads_per_gpu=config.cpu_threads_per_gpu,
     )
     return planner.gpu_option(gpu, config.num_gpus)
 

@@ -91,6 +91,10 @@ GRAD_ACCUM_OPTION: Any = typer.Option(
     "batch × N × GPUs."
 )
 COMPILE_OPTION: Any = typer.Option(False, "--compile", help="Run the step under torch.compile.")
+CPU_THREADS_OPTION: Any = typer.Option(
+    None, "--cpu-cores-per-gpu", metavar="N", help="CPU threads (vCPUs) decoding images for each GPU [default: "
+    "by GPU class, the cloud instances it is rented in: 24 H100, 12 A100, ...]."
+)
 
 
 def run_settings(strategy: str, checkpointing: str, grad_accum: str | None, compile: bool) -> RunSettings:

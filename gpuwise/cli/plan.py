@@ -15,6 +15,7 @@ from rich.table import Table
 from gpuwise.cli.app import (
     CHECKPOINTING_OPTION,
     COMPILE_OPTION,
+    CPU_THREADS_OPTION,
     DB_OPTION,
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
@@ -82,6 +83,7 @@ def plan_command(
     checkpointing: str = CHECKPOINTING_OPTION,
     grad_accum: str = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
+    cpu_threads: str = CPU_THREADS_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
@@ -96,7 +98,7 @@ def plan_command(
         workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
         max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
         image_size=image_size, network=network, catalog=catalog,
-        settings=run_settings(strategy, checkpointing, grad_accum, compile),
+        settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
     )
     if html is None:
         result = plan(config, store_path=db)
@@ -125,7 +127,7 @@ def plan_config(
     workload: str, *, dataset_size: str, epochs: str, unit: str | None, deadline: str | None, budget: str | None,
     gpus: str | None, max_gpus: str | None, batch_size: str | None, precision: str, optimizer: str,
     seq_len: str | None, image_size: str | None, network: str | None, catalog: Path | None,
-    settings: RunSettings | None = None,
+    settings: RunSettings | None = None, cpu_threads: str | None = None,
 ) -> PlanConfig:
     """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``)."""
     if unit is not None and unit not in UNITS:
@@ -147,6 +149,7 @@ def plan_config(
         network_gbits=network_gbits(network),
         catalog_path=catalog,
         settings=settings or RunSettings(),
+        cpu_threads_per_gpu=positive_int(cpu_threads, "--cpu-cores-per-gpu"),
     )
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from gpuwise.cli.app import (
     CHECKPOINTING_OPTION,
     COMPILE_OPTION,
+    CPU_THREADS_OPTION,
     DB_OPTION,
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
@@ -46,6 +47,7 @@ def predict_command(
     checkpointing: str = CHECKPOINTING_OPTION,
     grad_accum: str = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
+    cpu_threads: str = CPU_THREADS_OPTION,
     network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
     db: Path | None = DB_OPTION,
@@ -64,6 +66,7 @@ def predict_command(
         network_gbits=network_gbits(network),
         catalog_path=catalog,
         settings=run_settings(strategy, checkpointing, grad_accum, compile),
+        cpu_threads_per_gpu=positive_int(cpu_threads, "--cpu-cores-per-gpu"),
     )
     option = predict(config, store_path=db)
     if as_json:
@@ -106,6 +109,11 @@ def render(o: Option, workload: str, console: Console) -> None:
     for name, seconds in rows:
         table.add_row(name, _ms(seconds))
     console.print(table)
+    if s.input_ceiling_samples_per_s is not None:
+        binds = "it binds: the GPUs wait for images" if o.bound == "input pipeline" else "it does not bind"
+        console.print(f"input pipeline: the CPU threads decode and augment {s.input_ceiling_samples_per_s:,.0f} "
+                      f"images/s for {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''} (--cpu-cores-per-gpu; "
+                      f"benchmarks/input_pipeline.py); {binds}", highlight=False)
     rate = f"{s.samples_per_s:,.1f} samples/s" + (f", {s.tokens_per_s:,.0f} tokens/s" if s.tokens_per_s else "")
     console.print(f"throughput over {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''}: {rate}", highlight=False)
 

@@ -10,6 +10,7 @@ import typer
 from gpuwise.cli.app import (
     CHECKPOINTING_OPTION,
     COMPILE_OPTION,
+    CPU_THREADS_OPTION,
     DB_OPTION,
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
@@ -62,6 +63,7 @@ def report_command(
     checkpointing: str = CHECKPOINTING_OPTION,
     grad_accum: str = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
+    cpu_threads: str = CPU_THREADS_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
@@ -80,7 +82,7 @@ def report_command(
         workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
         max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
         image_size=image_size, network=network, catalog=catalog,
-        settings=run_settings(strategy, checkpointing, grad_accum, compile),
+        settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
     )
     from gpuwise.report import check_writable, write_report
 

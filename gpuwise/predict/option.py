@@ -29,6 +29,7 @@ from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy
 from gpuwise.hardware.catalog import GPU, Catalog
 from gpuwise.predict import memory
 from gpuwise.predict.fit import shipped_efficiency
+from gpuwise.predict.inputs import default_cpu_threads, input_ceiling
 from gpuwise.predict.roofline import Efficiency, Pipeline, StepTime
 from gpuwise.predict.step import GpuStep, cpu_step, fsdp_step, gpu_step, profile_for_gpu
 from gpuwise.profile import profile
@@ -56,7 +57,10 @@ class StepEstimate:
     link: str | None  # what the communication runs over; None on one device
     samples_per_s: float  # all devices together, every micro batch
     tokens_per_s: float | None
-    bound: str  # "compute", "memory bandwidth", "overhead", "communication"
+    bound: str  # "compute", "memory bandwidth", "overhead", "communication", "input pipeline"
+    # Images per second the CPU threads can decode and augment for all GPUs (gpuwise.predict.inputs);
+    # None where no decode is modelled. The step is slowed to it when it binds ("input pipeline").
+    input_ceiling_samples_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,8 @@ class Option:
     fits: bool
     memory_per_gpu_bytes: int  # at the planned batch, CUDA context and allocator included
     capacity_bytes: int  # the GPU's memory, or the RAM a CPU run may use
-    bound: str  # "compute", "memory bandwidth", "overhead", "communication"; "VRAM" ("RAM" on the CPU) if unfit
+    bound: str  # "compute", "memory bandwidth", "overhead", "communication", "input pipeline"; "VRAM" ("RAM" on
+    # the CPU) if unfit
     provenance: str  # "measured here", "extrapolated from a measurement on X", "analytical"
     provenance_kind: str  # "measured", "extrapolated" or "analytical"
     band: float  # relative error of this prediction
@@ -157,7 +162,9 @@ class OptionMaker:
         seq_len: int | None, image_size: int | None, network_gbits: float | None, catalog: Catalog,
         store_path: Path | None, profiles: ProfileCache, bands: Mapping[str, float],
         settings: RunSettings = RunSettings(), efficiency: Efficiency | None = None,
+        cpu_threads_per_gpu: int | None = None,
     ) -> None:
+        self.cpu_threads_per_gpu = cpu_threads_per_gpu  # None: the stated default of each GPU's class
         self.bands = bands  # relative error by provenance kind
         self.settings = settings
         self.pipeline = Pipeline(name="torch.compile" if settings.compile else "eager PyTorch",
@@ -293,8 +300,23 @@ class OptionMaker:
         band = self.gpu_band(kind, gpu)
         step = _estimate(p, model.compute, compute_s, model.communication_s, link, num_gpus * model.grad_accum,
                          band, bound=replace(model, compute=replace(model.compute, step_s=compute_s)).bound)
+        step = self._fed(step, p, gpu, num_gpus)
         return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
                       band=band, step=step, run=None, settings=self.settings)
+
+    def _fed(self, step: StepEstimate, p: Profile, gpu: GPU, num_gpus: int) -> StepEstimate:
+        """The step, slowed to what the CPU threads can decode and augment, when that binds."""
+        threads = self.cpu_threads_per_gpu or default_cpu_threads(gpu)[0]
+        ceiling = input_ceiling(p.family, p.sample_unit, threads, num_gpus)
+        if ceiling is None:
+            return step
+        step = replace(step, input_ceiling_samples_per_s=ceiling)
+        if step.samples_per_s <= ceiling:
+            return step
+        factor = step.samples_per_s / ceiling
+        return replace(step, step_s=step.step_s * factor, step_low_s=step.step_low_s * factor,
+                       step_high_s=step.step_high_s * factor, samples_per_s=ceiling,
+                       tokens_per_s=step.tokens_per_s / factor if step.tokens_per_s else None, bound="input pipeline")
 
     def gpu_band(self, kind: str, gpu: GPU) -> float:
         """The relative error of a GPU prediction: an analytical one takes its generation's band where the
