@@ -265,3 +265,12 @@ def test_fsdp_mixed_precision_profile_keeps_tied_weights_tied() -> None:
     autocast = profile_for_gpu("llama-1b", batch_size=1, precision="amp-bf16", optimizer="adamw", seq_len=128)
     assert bf16.params_total == autocast.params_total
     assert 2 * bf16.memory.weights_bytes == autocast.memory.weights_bytes  # traced in bf16, float32 in the shards
+
+
+def test_validate_leaves_fsdp_and_checkpointed_runs_to_the_llm_benchmark() -> None:
+    from gpuwise.predict.published import map_row
+
+    why = map_row(_row("seq len 8192; strategy fsdp2; activation checkpointing selective (op-level)"))
+    assert isinstance(why, str) and "benchmarks/llm_runs.py" in why
+    plain = map_row(_row("seq len 1024; strategy ddp; activation checkpointing none", model="gpt2"))
+    assert not isinstance(plain, str) and plain.seq_len == 1024
