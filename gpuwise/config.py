@@ -143,3 +143,16 @@ class RunSettings:
         checkpointing = ActivationCheckpointing.parse(self.activation_checkpointing)
         object.__setattr__(self, "activation_checkpointing", checkpointing)
         check_grad_accum(self.grad_accum)
+
+    def describe(self) -> str:
+        """The settings that differ from the defaults, as a person reads them ('' if none)."""
+        parts = []
+        if self.strategy is not Strategy.AUTO:
+            parts.append(f"--strategy {self.strategy.value}")
+        if self.activation_checkpointing is not ActivationCheckpointing.NONE:
+            parts.append(f"{self.activation_checkpointing.value} activation checkpointing")
+        if self.grad_accum > 1:
+            parts.append(f"{self.grad_accum} micro batches per step")
+        if self.compile:
+            parts.append("torch.compile")
+        return " · ".join(parts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpuwise.config import ActivationCheckpointing, RunSettings, Strategy
+from gpuwise.config import RunSettings
 
 
 def si(value: float, unit: str = "") -> str:
@@ -25,13 +25,4 @@ def count(n: int) -> str:
 
 def settings_text(settings: RunSettings) -> str:
     """The run settings that differ from the defaults, as a person reads them ('' if none)."""
-    parts = []
-    if settings.strategy is not Strategy.AUTO:
-        parts.append(f"--strategy {settings.strategy.value}")
-    if settings.activation_checkpointing is not ActivationCheckpointing.NONE:
-        parts.append(f"{settings.activation_checkpointing.value} activation checkpointing")
-    if settings.grad_accum > 1:
-        parts.append(f"{settings.grad_accum} micro batches per step")
-    if settings.compile:
-        parts.append("torch.compile")
-    return " · ".join(parts)
+    return settings.describe()

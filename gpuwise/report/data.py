@@ -223,7 +223,7 @@ def gather(
     workload = get_workload(c.workload)
     profile = (profiles or ProfileCache()).get(
         workload, batch_size=p.requested_batch_size, precision=c.precision, optimizer=c.optimizer,
-        seq_len=c.seq_len, image_size=c.image_size,
+        seq_len=c.seq_len, image_size=c.image_size, activation_checkpointing=c.settings.activation_checkpointing.value,
     )
     ceilings = cached_ceilings("cpu", store_path)  # the plan measured and stored them: a read
     eff = shipped_efficiency()
@@ -259,6 +259,8 @@ def _setting(p: Plan) -> str:
     if c.image_size:
         parts.append(f"{c.image_size}px")
     parts += [c.precision.value, c.optimizer.value]
+    if c.settings.describe():
+        parts.append(c.settings.describe())
     return " · ".join(parts)
 
 
