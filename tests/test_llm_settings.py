@@ -274,3 +274,12 @@ def test_validate_leaves_fsdp_and_checkpointed_runs_to_the_llm_benchmark() -> No
     assert isinstance(why, str) and "benchmarks/llm_runs.py" in why
     plain = map_row(_row("seq len 1024; strategy ddp; activation checkpointing none", model="gpt2"))
     assert not isinstance(plain, str) and plain.seq_len == 1024
+
+
+def test_achievable_bandwidth_is_a_measured_triad_or_borrowed() -> None:
+    catalog = load_catalog()
+    a100, v100_sxm, mi300x = (catalog.get(n) for n in ("A100-SXM4-40GB", "V100-SXM2-16GB", "MI300X"))
+    assert a100.achievable_bandwidth_fraction == pytest.approx(1377.5 / 1555)
+    assert "Volta (GV100)" in v100_sxm.achievable_bandwidth_basis  # borrowed from the measured V100 PCIe
+    assert "every measured GPU" in mi300x.achievable_bandwidth_basis
+    assert gpu_rates(a100).memory_gbps == pytest.approx(1377.5)

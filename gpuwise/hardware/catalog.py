@@ -51,6 +51,8 @@ class GPU:
     fp8_tflops: float | None = None  # FP8 tensor, FP32 accumulate where it differs
     # Measured, not datasheet: the best dense BF16 matmul rate a microbenchmark reaches (mamf-finder).
     achievable_bf16_tflops: float | None = None
+    # Measured, not datasheet: a STREAM-like copy/triad's DRAM bandwidth (BabelStream Triad), GB/s.
+    achievable_memory_gbps: float | None = None
     l2_cache_mb: float | None = None  # last-level cache (AMD: Infinity Cache)
     sm_count: int | None = None  # SMs (NVIDIA) or compute units (AMD)
     boost_clock_mhz: int | None = None
@@ -67,6 +69,8 @@ class GPU:
     # the datasheet tensor peaks a large matmul reaches on this GPU, and what that number rests on.
     achievable_fraction: float = 1.0
     achievable_basis: str = "the datasheet peak (no measurement)"
+    achievable_bandwidth_fraction: float = 1.0
+    achievable_bandwidth_basis: str = "the datasheet bandwidth (no measurement)"
 
     def peak_tflops(self, precision: str) -> float | None:
         """The dense peak PyTorch's matrix products get at a gpuwise precision; None if unsupported.
@@ -92,14 +96,15 @@ class GPU:
 _STR_FIELDS = ("vendor", "architecture", "memory_type", "notes")
 _FLOAT_FIELDS = (
     "memory_gb", "memory_bandwidth_gbps", "fp32_tflops", "tf32_tflops", "fp16_tflops", "bf16_tflops",
-    "fp8_tflops", "achievable_bf16_tflops", "l2_cache_mb", "tdp_w", "nvlink_gbps", "nvlink_bridge_gbps",
-    "price_usd_per_hour",
+    "fp8_tflops", "achievable_bf16_tflops", "achievable_memory_gbps", "l2_cache_mb", "tdp_w", "nvlink_gbps",
+    "nvlink_bridge_gbps", "price_usd_per_hour",
 )
 _INT_FIELDS = ("sm_count", "boost_clock_mhz", "pcie_gen", "launch_year")
 NUMERIC_FIELDS = _FLOAT_FIELDS + _INT_FIELDS
 REQUIRED_FIELDS = ("vendor", "memory_gb", "memory_bandwidth_gbps")
 _ENTRY_FIELDS = (*_STR_FIELDS, *NUMERIC_FIELDS, "device_names", "sources")
-_DERIVED_FIELDS = {"name", "achievable_fraction", "achievable_basis"}
+_DERIVED_FIELDS = {"name", "achievable_fraction", "achievable_basis", "achievable_bandwidth_fraction",
+                   "achievable_bandwidth_basis"}
 assert set(_ENTRY_FIELDS) == {f.name for f in fields(GPU)} - _DERIVED_FIELDS, "schema and GPU fields disagree"
 
 
@@ -234,41 +239,47 @@ def _merge(gpus: dict[str, GPU], data: dict[str, Any], label: str, *, user: bool
 
 
 def achievable_fractions(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
-    """Each GPU with the share of its tensor peaks that a large matmul reaches: its own measurement
-    (``achievable_bf16_tflops`` / ``bf16_tflops``) where one is published, else the mean of the
-    measured GPUs of the same chip (the architecture text, e.g. "Ampere (GA100)"), else of the same
-    architecture family ("Ampere"), else of the same vendor; 1 (the datasheet) if none is measured.
-    The same share is applied to the TF32 and FP16 tensor peaks of that GPU: they run on the same
-    tensor cores at the same clocks. Pure: derived from the entries, stated in ``achievable_basis``."""
+    """Each GPU with the share of its datasheet that microbenchmarks reach: of its tensor peaks, a
+    large matmul (``achievable_bf16_tflops`` / ``bf16_tflops``), applied to its TF32 and FP16 tensor
+    peaks too (the same tensor cores at the same clocks); of its memory bandwidth, a STREAM-like
+    triad (``achievable_memory_gbps`` / ``memory_bandwidth_gbps``). Each is the GPU's own measurement
+    where one is published, else the mean of the measured GPUs of the same chip (the architecture
+    text, e.g. "Ampere (GA100)"), else of the same family ("Ampere"), else of the same vendor, else of
+    every measured GPU; 1 (the datasheet) if none is. Pure: derived from the entries, stated in the
+    ``*_basis`` fields."""
     gpus = tuple(gpus)
-    measured = {g.name: g.achievable_bf16_tflops / g.bf16_tflops for g in gpus
-                if g.achievable_bf16_tflops and g.bf16_tflops}
-
-    def mean_of(members: list[GPU]) -> float | None:
-        values = [measured[g.name] for g in members if g.name in measured]
-        return sum(values) / len(values) if values else None
-
+    matmul = {g.name: g.achievable_bf16_tflops / g.bf16_tflops for g in gpus
+              if g.achievable_bf16_tflops and g.bf16_tflops}
+    memory = {g.name: g.achievable_memory_gbps / g.memory_bandwidth_gbps for g in gpus
+              if g.achievable_memory_gbps and g.memory_bandwidth_gbps}
     out = []
     for g in gpus:
-        if g.name in measured:
-            out.append(replace(g, achievable_fraction=measured[g.name],
-                               achievable_basis=f"measured: {g.achievable_bf16_tflops:g} of {g.bf16_tflops:g} TFLOP/s"))
-            continue
-        family = g.architecture.split()[0] if g.architecture else ""
-        for label, members in (
-            (f"the mean of the measured {g.architecture} GPUs", [h for h in gpus if g.architecture
-                                                                and h.architecture == g.architecture]),
-            (f"the mean of the measured {family} GPUs", [h for h in gpus if family
-                                                        and h.architecture.split()[:1] == [family]]),
-            (f"the mean of the measured {g.vendor} GPUs", [h for h in gpus if h.vendor == g.vendor]),
-        ):
-            fraction = mean_of(members)
-            if fraction is not None:
-                out.append(replace(g, achievable_fraction=fraction, achievable_basis=f"{label} ({fraction:.0%})"))
-                break
-        else:
-            out.append(g)
+        mm_share, mm_basis = _share(g, gpus, matmul, f"measured: {g.achievable_bf16_tflops} of {g.bf16_tflops} "
+                                    "TFLOP/s", "the datasheet peak (no measurement)")
+        bw_share, bw_basis = _share(g, gpus, memory, f"measured: {g.achievable_memory_gbps} of "
+                                    f"{g.memory_bandwidth_gbps} GB/s", "the datasheet bandwidth (no measurement)")
+        out.append(replace(g, achievable_fraction=mm_share, achievable_basis=mm_basis,
+                           achievable_bandwidth_fraction=bw_share, achievable_bandwidth_basis=bw_basis))
     return tuple(out)
+
+
+def _share(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], own: str, none: str) -> tuple[float, str]:
+    if g.name in measured:
+        return measured[g.name], own
+    family = g.architecture.split()[0] if g.architecture else ""
+    for label, members in (
+        (f"the mean of the measured {g.architecture} GPUs", [h for h in gpus if g.architecture
+                                                            and h.architecture == g.architecture]),
+        (f"the mean of the measured {family} GPUs", [h for h in gpus if family
+                                                    and h.architecture.split()[:1] == [family]]),
+        (f"the mean of the measured {g.vendor} GPUs", [h for h in gpus if h.vendor == g.vendor]),
+        ("the mean of every measured GPU", list(gpus)),
+    ):
+        values = [measured[h.name] for h in members if h.name in measured]
+        if values:
+            share = sum(values) / len(values)
+            return share, f"{label} ({share:.0%})"
+    return 1.0, none
 
 
 # ------------------------------------------------------------------ the catalog

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 def gpu_rates(gpu: GPU) -> DeviceRates:
     """The rates of a catalog GPU that matrix products reach, by the dtype PyTorch runs them in: the
     tensor-core peaks times the achievable share a matmul microbenchmark measures on that GPU (or on
-    its chip, family or vendor: ``GPU.achievable_basis``); the FP32 CUDA-core peak as published."""
+    its chip, family or vendor: ``GPU.achievable_basis``), the memory bandwidth likewise times a STREAM
+    triad's share (``GPU.achievable_bandwidth_basis``); the FP32 CUDA-core peak as published."""
     if gpu.fp32_tflops is None:
         raise GpuwiseError(f"the catalog has no compute figures for {gpu.name}; add them in your --catalog file")
     tensor = {FP32: gpu.fp32_tflops}
@@ -39,7 +40,8 @@ def gpu_rates(gpu: GPU) -> DeviceRates:
         if value:
             tensor[key] = value * gpu.achievable_fraction
     return DeviceRates(
-        name=gpu.name, tensor_tflops=tensor, vector_tflops=gpu.fp32_tflops, memory_gbps=gpu.memory_bandwidth_gbps,
+        name=gpu.name, tensor_tflops=tensor, vector_tflops=gpu.fp32_tflops,
+        memory_gbps=gpu.memory_bandwidth_gbps * gpu.achievable_bandwidth_fraction,
         sm_count=gpu.sm_count or 0, family=generation_of(gpu),
     )
 
