@@ -29,7 +29,6 @@ from gpuwise.plan import ProfileCache
 from gpuwise.predict.fit import predict_llm_run, shipped_efficiency
 from gpuwise.predict.published import LlmRun, load_llm_runs, map_llm_run
 from gpuwise.predict.roofline import Efficiency
-from gpuwise.predict.step import generation_of
 
 
 def main() -> None:
@@ -47,7 +46,7 @@ def main() -> None:
         if isinstance(run, str):
             skipped.append({"line": row.line, "model": row.model, "gpu": row.gpu, "why": run})
             continue
-        family = generation_of(catalog.get(row.gpu))
+        family = catalog.get(row.gpu).generation
         held_out = replace(shipped, flash_attention={k: v for k, v in shipped.flash_attention.items() if k != family})
         results.append(_predict(run, profiles, shipped) | {
             "generation": family, "held_out_error": _predict(run, profiles, held_out)["error"]})

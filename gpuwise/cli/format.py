@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gpuwise.config import RunSettings
-
 
 def si(value: float, unit: str = "") -> str:
     """1.23e9 -> '1.23 G' + unit."""
@@ -21,8 +19,3 @@ def gib(nbytes: float) -> str:
 
 def count(n: int) -> str:
     return f"{n:,}"
-
-
-def settings_text(settings: RunSettings) -> str:
-    """The run settings that differ from the defaults, as a person reads them ('' if none)."""
-    return settings.describe()

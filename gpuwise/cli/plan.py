@@ -29,7 +29,6 @@ from gpuwise.cli.app import (
     run_settings,
     user_errors,
 )
-from gpuwise.cli.format import settings_text
 from gpuwise.config import OptimizerName, Precision, RunSettings
 from gpuwise.errors import GpuwiseError
 from gpuwise.plan import UNITS, Option, Plan, PlanConfig, ProfileCache, bands_text, plan
@@ -175,7 +174,7 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
     console.print(
         f"[bold]{p.workload}[/bold] ({p.family}) · {_data(p)} × {epochs} · batch "
         f"{p.requested_batch_size} per GPU{shape} · {c.precision.value} · {c.optimizer.value}"
-        + "".join(f" · {x}" for x in (settings_text(c.settings), *constraints) if x)
+        + "".join(f" · {x}" for x in (c.settings.describe(), *constraints) if x)
     )
     r = p.recommendation
     console.print(f"[bold]{r.headline}[/bold]", highlight=False)

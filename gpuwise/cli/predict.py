@@ -26,7 +26,7 @@ from gpuwise.cli.app import (
     run_settings,
     user_errors,
 )
-from gpuwise.cli.format import gib, settings_text
+from gpuwise.cli.format import gib
 from gpuwise.cli.plan import CATALOG_HELP, NETWORK_HELP, network_gbits
 from gpuwise.config import OptimizerName, Precision
 from gpuwise.plan import Option, PredictConfig, option_dict, predict
@@ -76,7 +76,7 @@ def predict_command(
 
 
 def render(o: Option, workload: str, console: Console) -> None:
-    settings = settings_text(o.settings)
+    settings = o.settings.describe()
     console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested"
                   + (f" · {settings}" if settings else ""), highlight=False)
     memory = f"{gib(o.memory_per_gpu_bytes)} per GPU of {gib(o.capacity_bytes)}"

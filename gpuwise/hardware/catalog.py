@@ -84,6 +84,13 @@ class GPU:
             return self.fp32_tflops
         return value
 
+    @property
+    def generation(self) -> str:
+        """The architecture generation ("Hopper"): the first word of ``architecture``, else the first part
+        of the name ("V100") for an entry that gives none. Fits, bands and defaults go by it."""
+        words = self.architecture.split()
+        return words[0] if words else self.name.split("-")[0]
+
     def to_dict(self) -> dict[str, Any]:
         """Every field, units in the names; what ``gpuwise gpus --json`` prints."""
         data = asdict(self)
@@ -266,12 +273,11 @@ def achievable_fractions(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
 def _share(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], own: str, none: str) -> tuple[float, str]:
     if g.name in measured:
         return measured[g.name], own
-    family = g.architecture.split()[0] if g.architecture else ""
     for label, members in (
         (f"the mean of the measured {g.architecture} GPUs", [h for h in gpus if g.architecture
                                                             and h.architecture == g.architecture]),
-        (f"the mean of the measured {family} GPUs", [h for h in gpus if family
-                                                    and h.architecture.split()[:1] == [family]]),
+        (f"the mean of the measured {g.generation} GPUs", [h for h in gpus if g.architecture
+                                                          and h.generation == g.generation]),
         (f"the mean of the measured {g.vendor} GPUs", [h for h in gpus if h.vendor == g.vendor]),
         ("the mean of every measured GPU", list(gpus)),
     ):

@@ -163,11 +163,9 @@ def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalo
     squared log ratio to ``eff.attention``, within the attention bounds. The other constants stay."""
     from scipy.optimize import minimize_scalar
 
-    from gpuwise.predict.step import generation_of
-
     by_generation: dict[str, list[LlmRun]] = {}
     for run in runs:
-        by_generation.setdefault(generation_of(catalog.get(run.row.gpu)), []).append(run)
+        by_generation.setdefault(catalog.get(run.row.gpu).generation, []).append(run)
     fitted: dict[str, float] = {}
     for family, members in sorted(by_generation.items()):
         if family == exclude:
@@ -226,9 +224,7 @@ def generation(m: MappedRow, catalog: Catalog | None = None) -> str:
     "Ampere", "Hopper"), so that two cards of one generation (H100 and GH200, A100 and RTX 3090)
     are never fitted on each other; the name's first part ("V100") for a GPU without one."""
     if catalog is not None and catalog.has(m.row.gpu):
-        architecture = catalog.get(m.row.gpu).architecture.split()
-        if architecture:
-            return architecture[0]
+        return catalog.get(m.row.gpu).generation
     return m.row.gpu.split("-")[0]
 
 

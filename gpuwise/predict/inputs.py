@@ -50,7 +50,7 @@ def shipped_input_rate() -> InputRate:
 
 def default_cpu_threads(gpu: GPU) -> tuple[int, str]:
     """The stated default vCPUs per GPU for a catalog GPU, and the instance class it comes from."""
-    family = gpu.architecture.split()[0].lower() if gpu.architecture.split() else ""
+    family = gpu.generation.lower()
     if gpu.nvlink_gbps and family in ("hopper", "blackwell"):
         return CPU_THREADS_PER_GPU["hopper+"], "AWS p5: 192 vCPUs for 8 GPUs"
     if gpu.nvlink_gbps and family == "ampere":

@@ -323,9 +323,7 @@ class OptionMaker:
         bands give one per generation (``analytical:Ampere``), else ``analytical:unchecked``."""
         if kind != "analytical":
             return self.bands[kind]
-        from gpuwise.predict.step import generation_of
-
-        return self.bands.get(f"analytical:{generation_of(gpu)}",
+        return self.bands.get(f"analytical:{gpu.generation}",
                               self.bands.get("analytical:unchecked", self.bands["analytical"]))
 
     def cpu_option(self, ceilings: Ceilings, ram_bytes: int) -> Option:

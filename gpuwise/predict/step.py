@@ -42,13 +42,8 @@ def gpu_rates(gpu: GPU) -> DeviceRates:
     return DeviceRates(
         name=gpu.name, tensor_tflops=tensor, vector_tflops=gpu.fp32_tflops,
         memory_gbps=gpu.memory_bandwidth_gbps * gpu.achievable_bandwidth_fraction,
-        sm_count=gpu.sm_count or 0, family=generation_of(gpu),
+        sm_count=gpu.sm_count or 0, family=gpu.generation,
     )
-
-
-def generation_of(gpu: GPU) -> str:
-    """The architecture generation of a catalog GPU: the first word of its architecture ("Hopper")."""
-    return gpu.architecture.split()[0] if gpu.architecture.split() else gpu.name.split("-")[0]
 
 
 def profile_for_gpu(
