@@ -94,11 +94,16 @@ class OptimizerName(Choice):
         return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
 
 
+def check_count(value: object, flag: str) -> int:
+    """A count a flag sets (micro batches, CPU threads): a positive integer, else one line naming the flag."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GpuwiseError(f"{flag} must be a positive integer, got {value!r}: use {flag} N with N >= 1")
+    return value
+
+
 def check_grad_accum(value: object) -> int:
     """Micro-batches per optimizer step: a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise GpuwiseError(f"--grad-accum must be a positive integer, got {value!r}: use --grad-accum N with N >= 1")
-    return value
+    return check_count(value, "--grad-accum")
 
 
 def check_batch_size(value: object) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuwise.bench.calibrate import cached_ceilings
-from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy, check_batch_size
+from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy, check_batch_size, check_count
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict import memory
@@ -109,7 +109,8 @@ class PlanConfig:
     cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
 
     def __post_init__(self) -> None:
-        _check_cpu_threads(self.cpu_threads_per_gpu)
+        if self.cpu_threads_per_gpu is not None:
+            check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
         _check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
         _check_positive(self.epochs, "--epochs", "passes over the data set")
         if self.unit is not None and self.unit not in UNITS:
@@ -146,7 +147,8 @@ class PredictConfig:
     cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
 
     def __post_init__(self) -> None:
-        _check_cpu_threads(self.cpu_threads_per_gpu)
+        if self.cpu_threads_per_gpu is not None:
+            check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
         object.__setattr__(self, "precision", Precision.parse(self.precision))
         object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
@@ -159,12 +161,6 @@ class PredictConfig:
         if self.settings.strategy is Strategy.FSDP and self.num_gpus == 1:
             raise GpuwiseError("--strategy fsdp shards over several GPUs: use --num-gpus N with N >= 2, "
                                "or --strategy ddp")
-
-
-def _check_cpu_threads(value: object) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise GpuwiseError(f"--cpu-cores-per-gpu must be a positive integer (CPU threads feeding each GPU), "
-                           f"got {value!r}")
 
 
 def _check_positive(value: float, flag: str, what: str) -> None:

@@ -81,7 +81,7 @@ class LiveMemory:
         self.by_category[category] += nbytes
         self.total_bytes += nbytes
         if category not in STATE:
-            activity = self.total_bytes - sum(self.by_category[c] for c in STATE)
+            activity = self._activity_bytes()
             if phase == OPTIMIZER:
                 # The optimizer's temporaries are as large as the parameters it steps: a rank holding
                 # 1/n of them (FSDP) makes 1/n of these, so they are kept apart.
@@ -109,6 +109,10 @@ class LiveMemory:
         self.by_category[old] -= nbytes
         self.by_category[category] += nbytes
 
+    def _activity_bytes(self) -> int:
+        """Live bytes of the step's own tensors: all but weights, gradients and optimizer state."""
+        return self.total_bytes - sum(self.by_category[c] for c in STATE)
+
     def category_of(self, t: Any) -> str | None:
         """The category of a live tensor's storage, None if it is not tracked (or not a tensor)."""
         if not isinstance(t, torch.Tensor):
@@ -133,7 +137,7 @@ class LiveMemory:
     def reset_peak(self) -> None:
         self.peak_bytes = self.total_bytes
         self.peak_by_category = dict(self.by_category)
-        activity = self.total_bytes - sum(self.by_category[c] for c in STATE)
+        activity = self._activity_bytes()
         self.peak_activity_bytes = activity
         self.peak_activity_no_copies_bytes = activity - self.by_category[WEIGHT_COPIES]
         self.peak_optimizer_activity_bytes = 0
