@@ -35,7 +35,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write every row's numbers here")
     parser.add_argument("--csv", type=Path, help="a file of published runs with the same columns [default: shipped]")
+    parser.add_argument("--attention-sweep", metavar="A,B,...",
+                        help="instead: the errors with one attention efficiency for every generation, per value")
     args = parser.parse_args()
+    if args.attention_sweep:
+        sweep([float(v) for v in args.attention_sweep.split(",")], args.csv)
+        return
     rows = load_llm_runs(args.csv)
     profiles = ProfileCache()
     catalog, shipped = load_catalog(), shipped_efficiency()
@@ -92,6 +97,25 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "rows": results, "skipped": skipped,
                                          "date": str(date.today()), "seconds": round(elapsed)}, indent=2) + "\n")
+
+
+def sweep(values: list[float], csv: Path | None) -> None:
+    """How the runs' errors move with one flash-attention efficiency for all generations (the per-generation
+    values removed): what showed that the A100 and H100 runs want different values."""
+    runs = [r for r in (map_llm_run(row) for row in load_llm_runs(csv)) if not isinstance(r, str)]
+    catalog, shipped, profiles = load_catalog(), shipped_efficiency(), ProfileCache()
+    for value in values:
+        eff = replace(shipped, attention=value, flash_attention={})
+        results = [_predict(run, profiles, eff) | {"generation": catalog.get(run.row.gpu).generation}
+                   for run in runs]
+        errors = [float(r["error"]) for r in results if r["error"] is not None]  # type: ignore[arg-type]
+        by: dict[str, list[float]] = {}
+        for r in results:
+            if r["error"] is not None:
+                by.setdefault(str(r["generation"]), []).append(float(r["error"]))  # type: ignore[arg-type]
+        print(f"attention {value:.2f}: |error| median {_pct(statistics.median(abs(e) for e in errors))}, worst "
+              f"{_pct(max(abs(e) for e in errors))}; signed median by generation: "
+              + ", ".join(f"{g} {_pct(statistics.median(v))}" for g, v in sorted(by.items())), flush=True)
 
 
 def _predict(run: LlmRun, profiles: ProfileCache, eff: Efficiency) -> dict[str, object]:
