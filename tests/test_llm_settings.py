@@ -13,7 +13,7 @@ from torch import nn
 
 from gpuwise import profile
 from gpuwise.errors import GpuwiseError
-from gpuwise.hardware.catalog import load_catalog
+from gpuwise.hardware.catalog import achievable_fractions, load_catalog
 from gpuwise.predict import memory, parallel
 from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.published import PublishedRow, map_llm_run
@@ -278,8 +278,12 @@ def test_validate_leaves_fsdp_and_checkpointed_runs_to_the_llm_benchmark() -> No
 
 def test_achievable_bandwidth_is_a_measured_triad_or_borrowed() -> None:
     catalog = load_catalog()
-    a100, v100_sxm, mi300x = (catalog.get(n) for n in ("A100-SXM4-40GB", "V100-SXM2-16GB", "MI300X"))
+    a100, v100_sxm, mi250x = (catalog.get(n) for n in ("A100-SXM4-40GB", "V100-SXM2-16GB", "MI250X"))
     assert a100.achievable_bandwidth_fraction == pytest.approx(1377.5 / 1555)
     assert "Volta (GV100)" in v100_sxm.achievable_bandwidth_basis  # borrowed from the measured V100 PCIe
-    assert "every measured GPU" in mi300x.achievable_bandwidth_basis
+    assert "measured amd GPUs" in mi250x.achievable_bandwidth_basis  # from the MI300X: no CDNA2 measurement
     assert gpu_rates(a100).memory_gbps == pytest.approx(1377.5)
+    # a vendor nobody measured borrows from every measured GPU
+    other = replace(mi250x, name="X1", vendor="acme", architecture="Foo (F1)", achievable_memory_gbps=None)
+    (x1,) = (g for g in achievable_fractions([*catalog.all(), other]) if g.name == "X1")
+    assert "every measured GPU" in x1.achievable_bandwidth_basis
