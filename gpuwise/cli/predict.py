@@ -105,6 +105,8 @@ def render(o: Option, workload: str, console: Console) -> None:
     if s.compute_s != s.model_compute_s:
         rows.append((f"one GPU's step, {o.provenance}", s.compute_s))
     rows.append((f"exposed communication{' over ' + s.link if s.link else ''}", s.communication_s))
+    if o.num_gpus > 1:
+        rows.append((f"waiting for the slowest of {o.num_gpus} GPUs", s.sync_s))
     rows.append(("step", s.step_s))
     for name, seconds in rows:
         table.add_row(name, _ms(seconds))

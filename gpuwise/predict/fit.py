@@ -1,8 +1,10 @@
 """Fitting the efficiency constants on published measurements, and holding out GPUs to check them.
 
 Only the shipped published files are fitted on: the kernel constants on the NVIDIA
-DeepLearningExamples rows (single-GPU, not SUSPECT), then PyTorch's flash attention per GPU
-generation on the published LLM runs (``fit_flash_attention``), the others held fixed.
+DeepLearningExamples rows (single-GPU, not SUSPECT), then how much a GPU's step varies, per workload
+family, on their multi-GPU rows (``fit_step_spread``: the wait for the slowest GPU), then PyTorch's
+flash attention per GPU generation on the published LLM runs (``fit_flash_attention``), the others
+held fixed.
 `gpuwise validate` reports the error of predictions on GPUs the fit did not see (fit on V100,
 predict A100, and the reverse); ``benchmarks/llm_runs.py`` does the same for the LLM runs.
 """
@@ -12,13 +14,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import Catalog
+from gpuwise.predict import parallel
 from gpuwise.predict.published import LlmRun, MappedRow
 from gpuwise.predict.roofline import Efficiency, Pipeline, tuned_pipeline
 from gpuwise.predict.step import gpu_step, profile_for_gpu, throughput
@@ -120,6 +123,82 @@ def least_squares(
     return to_eff(list(result.x))
 
 
+# ------------------------------------------------------------------ multi-GPU scaling: the slowest GPU
+
+# How strongly a family's step spread is pulled toward the global one: a ridge penalty on its log ratio,
+# the MAP weight of a log-normal prior that a family lies within a factor of 3 of the global spread
+# (sigma = ln 3) against the scatter of published scaling efficiencies around the model (sigma ~ 0.05
+# in log): (0.05 / ln 3)^2. A family with a few pairs stays near the global value.
+SPREAD_SHRINKAGE = (0.05 / math.log(3)) ** 2
+_SPREAD_BOUNDS = (1e-3, 0.5)
+
+
+@dataclass(frozen=True)
+class ScalingPair:
+    """A published multi-GPU row and its single-GPU partner (same workload, GPU, precision, batch)."""
+
+    family: str
+    num_gpus: int
+    compute_s: float  # the model's one-GPU step at that batch
+    communication_s: float  # the model's exposed communication on ``num_gpus``
+    measured: float  # the published scaling efficiency: throughput on n / (n × throughput on one)
+
+    def predicted(self, spread: float) -> float:
+        """The model's scaling efficiency with a step spread of ``spread``."""
+        wait = parallel.sync_wait_s(self.compute_s, spread, self.num_gpus)
+        return self.compute_s / (self.compute_s + self.communication_s + wait)
+
+
+def scaling_pairs(rows: Iterable[MappedRow], catalog: Catalog, eff: Efficiency, profiles: Profiles
+                  ) -> list[ScalingPair]:
+    """Every non-suspect multi-GPU row with a single-GPU partner, as the model with ``eff`` sees it."""
+    usable = [m for m in rows if not m.row.suspect]
+    singles = {(m.workload, m.row.gpu, m.precision, m.batch_size): m for m in usable if m.row.num_gpus == 1}
+    pairs = []
+    for m in usable:
+        one = singles.get((m.workload, m.row.gpu, m.precision, m.batch_size))
+        if m.row.num_gpus == 1 or one is None:
+            continue
+        p = profiles.get(m)
+        step = gpu_step(p, catalog.get(m.row.gpu), replace(eff, step_spread={}, step_spread_global=0.0),
+                        num_gpus=m.row.num_gpus, gpus_per_node=min(m.row.num_gpus, 8), pipeline=row_pipeline(m, p))
+        measured = m.row.throughput / (m.row.num_gpus * one.row.throughput)
+        pairs.append(ScalingPair(p.family, m.row.num_gpus, step.compute.step_s, step.communication_s, measured))
+    return pairs
+
+
+def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog, profiles: Profiles
+                    ) -> Efficiency:
+    """``eff`` with the step spread that makes the model's multi-GPU scaling match the published pairs
+    (``scaling_pairs``): one global spread by least squares on the log scaling efficiencies, then one per
+    workload family, shrunk toward it (``SPREAD_SHRINKAGE``). No pairs: ``eff`` unchanged."""
+    from scipy.optimize import minimize_scalar
+
+    pairs = scaling_pairs(rows, catalog, eff, profiles)
+    if not pairs:
+        return eff
+    low, high = (math.log(b) for b in _SPREAD_BOUNDS)
+
+    def fitted(members: list[ScalingPair], prior: float | None) -> float:
+        def loss(log_spread: float) -> float:
+            spread = math.exp(log_spread)
+            misfit = sum(math.log(m.predicted(spread) / m.measured) ** 2 for m in members)
+            return misfit if prior is None else misfit + SPREAD_SHRINKAGE * (log_spread - math.log(prior)) ** 2
+
+        result = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-4})
+        return math.exp(float(result.x))
+
+    overall = fitted(pairs, None)
+    by_family: dict[str, list[ScalingPair]] = {}
+    for pair in pairs:
+        by_family.setdefault(pair.family, []).append(pair)
+    spreads = {family: fitted(members, overall) for family, members in sorted(by_family.items())}
+    counts = ", ".join(f"{f} {len(m)}" for f, m in sorted(by_family.items()))
+    return replace(eff, step_spread=spreads, step_spread_global=overall,
+                   step_spread_source=f"fitted on {len(pairs)} published multi-GPU rows against their single-GPU "
+                                      f"rows ({counts}), each family shrunk toward the global spread")
+
+
 # ------------------------------------------------------------------ flash attention, from LLM runs
 
 # How strongly a generation's flash-attention efficiency is pulled toward the global ``attention``: a
@@ -212,8 +291,10 @@ def held_out(
     groups = sorted({group(m) for m in mapped})
     fits = {}
     for g in groups:
+        others = [m for m in mapped if group(m) != g]
         try:
-            fits[g] = fit([m for m in mapped if group(m) != g], catalog, profiles, source=f"fitted without {g}")
+            fits[g] = fit_step_spread(others, fit(others, catalog, profiles, source=f"fitted without {g}"),
+                                      catalog, profiles)
         except ValueError:  # every single-GPU row is of this generation: nothing else to fit on
             fits[g] = replace(Efficiency(), source=f"defaults (no single-GPU row outside {g} to fit on)")
     return fits
@@ -236,7 +317,9 @@ def main() -> None:
 
     catalog = load_catalog()
     mapped = [m for r in load_published() if isinstance(m := map_row(r), MappedRow) and catalog.has(r.gpu)]
-    eff = fit(mapped, catalog, Profiles(), source="fitted on the published NVIDIA DeepLearningExamples rows")
+    profiles = Profiles()
+    eff = fit(mapped, catalog, profiles, source="fitted on the published NVIDIA DeepLearningExamples rows")
+    eff = fit_step_spread(mapped, eff, catalog, profiles)
     eff = fit_flash_attention(usable_llm_runs(catalog), eff, catalog, ProfileCache())
     out = Path(str(resources.files("gpuwise.predict").joinpath(FITTED_FILE)))
     save(eff, out)

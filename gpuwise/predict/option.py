@@ -44,7 +44,7 @@ GPUS_PER_NODE = 8
 class StepEstimate:
     """One training step of an option, and what makes it up (seconds)."""
 
-    step_s: float  # compute + exposed communication: what every GPU waits per step
+    step_s: float  # compute + exposed communication + the wait for the slowest GPU
     step_low_s: float
     step_high_s: float
     compute_s: float  # one device's step: measured, extrapolated, or the model's
@@ -61,6 +61,7 @@ class StepEstimate:
     # Images per second the CPU threads can decode and augment for all GPUs (gpuwise.predict.inputs);
     # None where no decode is modelled. The step is slowed to it when it binds ("input pipeline").
     input_ceiling_samples_per_s: float | None = None
+    sync_s: float = 0.0  # every GPU waits for the slowest one (gpuwise.predict.parallel.sync_wait_s)
 
 
 @dataclass(frozen=True)
@@ -298,8 +299,11 @@ class OptionMaker:
         compute_s, provenance, kind = self.gpu_compute(p, gpu, model.compute, sharded)
         link = model.via if num_gpus > 1 else None
         band = self.gpu_band(kind, gpu)
+        # The wait for the slowest GPU is a share of the one-GPU step, whichever way that step was found.
+        sync_s = model.sync_s * compute_s / model.compute.step_s if model.compute.step_s else 0.0
         step = _estimate(p, model.compute, compute_s, model.communication_s, link, num_gpus * model.grad_accum,
-                         band, bound=replace(model, compute=replace(model.compute, step_s=compute_s)).bound)
+                         band, bound=replace(model, compute=replace(model.compute, step_s=compute_s)).bound,
+                         sync_s=sync_s)
         step = self._fed(step, p, gpu, num_gpus)
         return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
                       band=band, step=step, run=None, settings=self.settings)
@@ -357,10 +361,10 @@ def _unfit(band: float, **fields: Any) -> Option:
 
 def _estimate(
     p: Profile, model: StepTime, compute_s: float, communication_s: float, link: str | None, num_batches: int,
-    band: float, *, bound: str,
+    band: float, *, bound: str, sync_s: float = 0.0,
 ) -> StepEstimate:
     """``num_batches``: batches of the profile's size per step, over all devices and micro batches."""
-    step_s = compute_s + communication_s
+    step_s = compute_s + communication_s + sync_s
     samples_per_s = p.batch_size * num_batches / step_s
     return StepEstimate(
         step_s=step_s, step_low_s=step_s * (1 - band), step_high_s=step_s * (1 + band),
@@ -368,6 +372,7 @@ def _estimate(
         memory_bound_s=model.memory_bound_s, latency_s=model.latency_s, host_s=model.host_s,
         communication_s=communication_s, link=link, samples_per_s=samples_per_s,
         tokens_per_s=samples_per_s * p.tokens_per_sample if p.tokens_per_sample else None, bound=bound,
+        sync_s=sync_s,
     )
 
 

@@ -162,6 +162,13 @@ class Efficiency:
     # (``gpuwise.predict.fit.fit_flash_attention``); a generation without runs takes ``attention``.
     flash_attention: dict[str, float] = field(default_factory=dict)
     flash_attention_source: str = ""
+    # How much one GPU's step varies from step to step (standard deviation / mean) by workload family,
+    # fitted on the published multi-GPU rows (``gpuwise.predict.fit.fit_step_spread``); data parallelism
+    # waits for the slowest GPU (``gpuwise.predict.parallel.sync_wait_s``). A family without rows
+    # takes ``step_spread_global``.
+    step_spread: dict[str, float] = field(default_factory=dict)
+    step_spread_global: float = 0.0
+    step_spread_source: str = ""
 
     def for_kind(self, kind: str, *, flash_family: str | None = None) -> float:
         """The efficiency of an op kind; ``flash_family``: attention runs PyTorch's flash kernels on a
@@ -172,6 +179,10 @@ class Efficiency:
             ops.MATMUL: self.matmul, ops.CONV: self.conv, ops.GROUPED_CONV: self.grouped_conv,
             ops.ATTENTION: self.attention, ops.RNN: self.rnn,
         }[kind]
+
+    def spread_for(self, family: str) -> float:
+        """The step-to-step spread of one GPU's step for a workload family (``step_spread``)."""
+        return self.step_spread.get(family, self.step_spread_global)
 
     def on_cuda_cores(self, kind: str) -> float:
         """An FP32 matrix op on CUDA cores: ``simt`` times what the op's kind loses against a large

@@ -77,10 +77,11 @@ class GpuStep:
     communication_s: float  # exposed (not hidden behind backward)
     via: str  # the link the collectives run over
     grad_accum: int = 1
+    sync_s: float = 0.0  # waiting for the slowest GPU (``parallel.sync_wait_s``)
 
     @property
     def step_s(self) -> float:
-        return self.compute.step_s + self.communication_s
+        return self.compute.step_s + self.communication_s + self.sync_s
 
     @property
     def bound(self) -> str:
@@ -125,8 +126,9 @@ def gpu_step(
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
     comm = parallel.ddp_exposed_s(p.memory.gradients_bytes, num_gpus, bandwidth, compute.backward_s)
     via = link.via if num_gpus <= gpus_per_node else f"{link.via} + network {network:g} Gb/s per GPU"
+    sync = parallel.sync_wait_s(compute.step_s, eff.spread_for(p.family), num_gpus, grad_accum)
     return GpuStep(gpu=gpu.name, num_gpus=num_gpus, compute=compute, communication_s=comm, via=via,
-                   grad_accum=grad_accum)
+                   grad_accum=grad_accum, sync_s=sync)
 
 
 def fsdp_step(
@@ -157,8 +159,9 @@ def fsdp_step(
     first_gather = (n - 1) / n * p.block_params * param_bytes if n > 1 else 0.0
     comm = parallel.fsdp_exposed_s(traffic, first_gather, bandwidth, compute.device_s)
     via = link.via if num_gpus <= gpus_per_node else f"{link.via} + network {network:g} Gb/s per GPU"
+    sync = parallel.sync_wait_s(compute.step_s, eff.spread_for(p.family), num_gpus, grad_accum)
     return GpuStep(gpu=gpu.name, num_gpus=num_gpus, compute=compute, communication_s=comm, via=via,
-                   grad_accum=grad_accum)
+                   grad_accum=grad_accum, sync_s=sync)
 
 
 def throughput(p: Profile, step: GpuStep, *, tokens: bool) -> float:
