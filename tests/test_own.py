@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from gpuwise.predict.own import (
 from tests.helpers import run_cli
 
 HOUR = 3600.0
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "my_model.py") + ":build"
 BOXES = """
 [Desk-GPU]
 vendor = "test"
@@ -145,7 +147,8 @@ def test_buy_only_when_it_pays_back_within_the_lifetime(catalog: Catalog) -> Non
     buy = own_plan(options, rented, catalog, OwnConfig(0.20, 3, 0.5, runs_per_month=4))
     assert buy.verdict.buy and buy.verdict.label == "2× Desk-GPU"
     assert buy.verdict.headline.startswith("Buy 2× Desk-GPU ($3,198, GPUs only): it pays back after 84 runs")
-    assert "within its 3-year life" in buy.verdict.reason and "$40.00 rented on 8× Rented-GPU" in buy.verdict.reason
+    assert "pay back within their 3-year life" in buy.verdict.reason
+    assert "$40.00 rented on 8× Rented-GPU" in buy.verdict.reason
     assert [o.label for o in buy.options] == ["2× Desk-GPU"]  # a cluster and an unfit option cannot be owned
     assert buy.rental is not None and buy.rental.why == "the plan's recommendation"
 
@@ -235,3 +238,55 @@ def test_own_cli_mistakes_are_one_line(args: list[str], message: str) -> None:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gpuwise: error: ")
     assert re.search(message, lines[0]), lines[0]
+
+
+# ------------------------------------------------------------------ the report's chart
+
+
+def test_the_rent_vs_own_chart_is_the_plans_numbers(catalog: Catalog) -> None:
+    from gpuwise.report.own import own_section, rent_vs_own
+
+    rented = option("Rented-GPU", 8, 1, cost_usd=40.0)
+    own = own_plan([rented, option("Desk-GPU", 2, 10)], rented, catalog, OwnConfig(0.20, 3, 0.5, runs_per_month=4))
+    fig = rent_vs_own(own)
+    assert fig is not None
+    rent, owned, mark = fig["data"]
+    end = rent["x"][1]
+    assert end >= 144 and rent["y"] == [0.0, pytest.approx(40.0 * end)]
+    assert owned["y"] == [3198, pytest.approx(3198 + 1.80 * end)]
+    assert mark["x"] == [pytest.approx(83.717, abs=1e-3)] and mark["y"] == [pytest.approx(40 * 83.717, abs=0.1)]
+    assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(144)  # the end of its 3-year life
+    page = own_section(own, {"chart-rent-own": fig})
+    assert 'id="chart-rent-own"' in page and "Buy 2× Desk-GPU" in page
+    assert rent_vs_own(None) is None and own_section(None, {}) == ""
+
+
+def test_plan_own_json_and_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real command on a tiny workload: the JSON's boxes are n × the catalog's price, and the page
+    carries the rent-vs-own chart."""
+    import json
+
+    import gpuwise.plan as plan_module
+    import gpuwise.report.data as data_module
+    from gpuwise.bench.result import Ceilings
+    from gpuwise.report.html import FIGURES_ID
+
+    ceilings = Ceilings(device="cpu", device_name="Test CPU", matmul_tflops={"float32": 0.2, "bfloat16": 0.05},
+                        memory_gbps=10.0, measured_at="2026-01-01T00:00:00+00:00")
+    for module in (plan_module, data_module):
+        monkeypatch.setattr(module, "cached_ceilings", lambda device, store_path=None, **kw: ceilings)
+    monkeypatch.setattr(plan_module, "_ram_bytes", lambda: 8 * 2**30)
+    page = tmp_path / "p.html"
+    code, out, err = run_cli("plan", EXAMPLE, "--dataset-size", "5e7", "--epochs", "2", "--gpus", "RTX-4090,T4",
+                             "--max-gpus", "2", "--own", "--runs-per-month", "4", "--electricity", "0.30",
+                             "--db", str(tmp_path / "r.db"), "--json", "--html", str(page))
+    assert code == 0, err
+    own = json.loads(out)["own"]
+    assert own["config"]["electricity_usd_per_kwh"] == 0.30 and own["config"]["runs_per_month"] == 4
+    assert {b["label"] for b in own["options"]} == {"1× RTX-4090", "2× RTX-4090"}
+    for b in own["options"]:
+        assert b["purchase_usd"] == b["num_gpus"] * 1599
+        assert b["energy_usd"] == pytest.approx(b["num_gpus"] * 450 / 1000 * b["run_s"] / 3600 * 0.30)
+    assert any("T4" in n for n in own["notes"])
+    figures = json.loads(re.search(rf'id="{FIGURES_ID}">(.*?)</script>', page.read_text(), re.S).group(1))
+    assert own["rental"] is not None and "chart-rent-own" in figures

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import typer
@@ -17,6 +18,7 @@ from gpuwise.predict.own import (
     DEFAULT_LIFETIME_YEARS,
     DEFAULT_UTILIZATION,
     OwnConfig,
+    Ownership,
     OwnPlan,
     check_purchasable,
     own_plan,
@@ -83,7 +85,20 @@ def plan_ownership(p: Plan, catalog: Catalog, config: OwnConfig) -> OwnPlan:
                     cpu_is_enough=rec is not None and not rec.is_gpu)
 
 
-def render_own(o: OwnPlan, console: Console) -> None:
+def shown_boxes(o: OwnPlan, *, show_all: bool) -> list[Ownership]:
+    """Every box with --all; else the cheapest run of each GPU kind, and the verdict's box."""
+    if show_all:
+        return list(o.options)
+    seen: set[str] = set()
+    shown = []
+    for b in o.options:  # cheapest run first
+        if b.device not in seen or b.label == o.verdict.label:
+            shown.append(b)
+            seen.add(b.device)
+    return shown
+
+
+def render_own(o: OwnPlan, console: Console, *, show_all: bool = False) -> None:
     c = o.config
     console.print()
     console.print(f"[bold]Rent or buy[/bold] · electricity ${c.electricity_usd_per_kwh:g}/kWh · written off over "
@@ -92,14 +107,15 @@ def render_own(o: OwnPlan, console: Console) -> None:
     console.print(f"[bold]{o.verdict.headline}[/bold]", highlight=False)
     console.print(f"  why: {o.verdict.reason}", highlight=False)
     if o.options:
-        table = Table(title="owning each box (cheapest run first); rented: "
+        which = "every box" if show_all else "the cheapest box of each GPU (--all: every count)"
+        table = Table(title=f"owning {which}, cheapest run first; rented: "
                       + (f"{o.rental.label}, {money(o.rental.cost_usd)} a run" if o.rental else "none"),
                       title_justify="left")
         for col in ("box", "purchase", "priced at", "power", "run", "electricity", "write-off", "owned/run",
                     "break-even", "pays back"):
             table.add_column(col, justify="left" if col in ("box", "priced at", "pays back") else "right",
                              no_wrap=col != "pays back")
-        for b in o.options:
+        for b in shown_boxes(o, show_all=show_all):
             table.add_row(
                 b.label, money(b.purchase_usd), b.slot_basis + ("" if b.includes_host else ", GPUs only"),
                 f"{b.power_w:,.0f} W" + (f" ×{b.pue:g}" if b.pue != 1 else ""), duration(b.run_s),
@@ -120,4 +136,4 @@ def _breakeven(runs: float | None, months: float | None) -> str:
     if runs is None or months is None:
         return "never"
     span = f"{months:.1f} mo" if months < 24 else f"{months / 12:.1f} y"
-    return f"{runs:,.0f} runs, {span}"
+    return f"{math.ceil(runs):,} runs, {span}"  # a whole run: the one after which owning has cost less

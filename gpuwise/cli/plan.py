@@ -142,7 +142,7 @@ def plan_command(
         console = Console(width=190)
         render(result, console, show_all=show_all)
         if owned is not None:
-            render_own(owned, console)
+            render_own(owned, console, show_all=show_all)
     if html is not None:
         print(f"wrote {html}", file=sys.stderr)
     from gpuwise.train.recommended import save_recommendation

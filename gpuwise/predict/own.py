@@ -337,9 +337,10 @@ def _verdict(boxes: list[Ownership], rental: Rental | None, config: OwnConfig, c
             f"Buy {best.label} ({money(best.purchase_usd)}{host}): it pays back after "
             f"{math.ceil(best.breakeven_runs or 0):,} runs ({_months(best.breakeven_months)} at "
             f"{_pace(config, best.runs_per_month)}).",
-            f"within its {config.lifetime_years:g}-year life it does {best.lifetime_runs:,.0f} such runs; each costs "
-            f"{money(best.run_cost_usd)} owned (write-off {money(best.write_off_usd)} + electricity "
-            f"{money(best.energy_usd)}) against {money(rental.cost_usd)} rented on {rental.label} ({rental.why})",
+            f"of the boxes that pay back within their {config.lifetime_years:g}-year life ({best.label}: "
+            f"{best.lifetime_runs:,.0f} such runs), it has the cheapest run: {money(best.run_cost_usd)} owned "
+            f"(write-off {money(best.write_off_usd)} + electricity {money(best.energy_usd)}) against "
+            f"{money(rental.cost_usd)} rented on {rental.label} ({rental.why})",
         )
     closest = min(boxes, key=lambda b: (b.breakeven_runs is None, b.breakeven_runs or 0.0))
     reason = closest.why_not or f"it takes {duration(closest.run_s)}, past your deadline"

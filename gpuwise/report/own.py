@@ -8,6 +8,7 @@ is drawn through its two ends and the break-even: no arithmetic here beyond thos
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Any
 
@@ -51,7 +52,8 @@ def rent_vs_own(own: OwnPlan | None) -> Figure | None:
         "text": f"end of its {own.config.lifetime_years:g}-year life ", "font": {"color": "#555"}}]
     if box.breakeven_runs is not None and box.breakeven_runs <= end:
         y = rent.cost_usd * box.breakeven_runs
-        traces.append({"type": "scatter", "mode": "markers", "name": f"break-even: {box.breakeven_runs:,.0f} runs",
+        traces.append({"type": "scatter", "mode": "markers",
+                       "name": f"break-even: {math.ceil(box.breakeven_runs):,} runs",
                        "x": [box.breakeven_runs], "y": [y],
                        "marker": {"size": 14, "color": _MARK, "symbol": "x", "line": {"width": 1}},
                        "hovertemplate": "break-even after %{x:,.1f} runs ($%{y:,.0f})<extra></extra>"})
@@ -80,7 +82,7 @@ def own_section(own: OwnPlan | None, figs: dict[str, Any]) -> str:
         f"<tr><td>{escape(b.label)}</td><td class=\"num\">{money(b.purchase_usd)}</td><td>{escape(b.slot_basis)}"
         f"{'' if b.includes_host else ', GPUs only'}</td><td class=\"num\">{money(b.energy_usd)}</td>"
         f"<td class=\"num\">{money(b.run_cost_usd)}</td><td class=\"num\">"
-        f"{'never' if b.breakeven_runs is None else f'{b.breakeven_runs:,.0f}'}</td>"
+        f"{'never' if b.breakeven_runs is None else f'{math.ceil(b.breakeven_runs):,}'}</td>"
         f"<td>{_pays_back(b)}</td></tr>" for b in own.options)
     table = ("<div class=\"table-wrap\"><table><thead><tr><th>box</th><th class=\"num\">purchase</th><th>priced at"
              "</th><th class=\"num\">electricity a run</th><th class=\"num\">owned, a run</th><th class=\"num\">"
