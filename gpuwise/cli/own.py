@@ -121,13 +121,12 @@ def render_own(o: OwnPlan, console: Console, *, show_all: bool = False) -> None:
                 f"{b.power_w:,.0f} W" + (f" ×{b.pue:g}" if b.pue != 1 else ""), duration(b.run_s),
                 money(b.energy_usd), money(b.write_off_usd), money(b.run_cost_usd), _breakeven(b.breakeven_runs,
                                                                                                b.breakeven_months),
-                "yes" if b.pays_back and not b.misses_deadline else ("misses the deadline" if b.pays_back
-                                                                     else "no"),
+                "yes" if b.pays_back and not b.misses_deadline else b.short_why or "misses the deadline",
             )
         console.print(table)
     for note in o.notes:
         console.print(f"note: {note}", highlight=False)
-    console.print(f"electricity default: {o.electricity_source}", highlight=False)
+    console.print(f"electricity: {o.electricity_source}", highlight=False)
     console.print(f"power: TDP unless the catalog has a training-load figure; ×{DATACENTER_PUE:g} = datacenter PUE, "
                   f"{o.pue_source}", highlight=False)
 

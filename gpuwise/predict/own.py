@@ -160,6 +160,7 @@ class Ownership:
     runs_per_month: float  # as given, or what `utilization` allows
     pays_back: bool
     why_not: str  # "" when it pays back, else the reason in words
+    short_why: str  # the same in a table's few words: "after its life", "never", "too slow for 4 a month"
     misses_deadline: bool = False
 
 
@@ -226,31 +227,41 @@ def ownership(option: Option, slot: SlotPrice, rental: Rental | None, config: Ow
         capacity_per_month * config.utilization)
     lifetime_runs = runs_per_month * config.lifetime_years * 12
     breakeven = None
-    why_not = ""
-    if rental is None:
-        why_not = "there is no rental option to compare with"
-    elif rental.cost_usd <= energy_usd:
-        why_not = (f"its electricity per run ({money(energy_usd)}) is not below the rent per run "
-                   f"({money(rental.cost_usd)}), so it never pays back")
-    else:
+    if rental is not None and rental.cost_usd > energy_usd:
         breakeven = purchase / (rental.cost_usd - energy_usd)
     breakeven_months = None if breakeven is None else breakeven / runs_per_month
-    if config.runs_per_month is not None and config.runs_per_month > capacity_per_month:
-        why_not = (f"it cannot do {config.runs_per_month:g} runs a month: each takes {duration(run_s)}, "
-                   f"so at most {capacity_per_month:.3g} fit in a month")
-    elif breakeven is not None and breakeven > lifetime_runs:
-        why_not = (f"it pays back only after {math.ceil(breakeven):,} runs ({_months(breakeven_months)}), "
-                   f"beyond its {config.lifetime_years:g}-year life ({lifetime_runs:,.0f} runs at "
-                   f"{_pace(config, runs_per_month)})")
+    short, why_not = _why_not(rental, energy_usd, breakeven, breakeven_months, run_s, capacity_per_month,
+                              lifetime_runs, runs_per_month, config)
     return Ownership(
         label=option.label, device=option.device, num_gpus=n, run_s=run_s, purchase_usd=purchase,
         purchase_basis=f"{n} × {money(slot.usd)} {slot.basis}", slot_basis=slot.basis, includes_host=slot.includes_host,
         power_w=power_w, power_basis=slot.power_basis, pue=slot.pue, pue_basis=slot.pue_basis,
         energy_kwh=energy_kwh, energy_usd=energy_usd, write_off_usd=write_off, run_cost_usd=write_off + energy_usd,
         breakeven_runs=breakeven, breakeven_months=breakeven_months, lifetime_runs=lifetime_runs,
-        runs_per_month=runs_per_month, pays_back=not why_not, why_not=why_not,
+        runs_per_month=runs_per_month, pays_back=not why_not, why_not=why_not, short_why=short,
         misses_deadline=deadline_s is not None and run_s > deadline_s,
     )
+
+
+def _why_not(rental: Rental | None, energy_usd: float, breakeven: float | None, breakeven_months: float | None,
+             run_s: float, capacity_per_month: float, lifetime_runs: float, runs_per_month: float,
+             config: OwnConfig) -> tuple[str, str]:
+    """Why a box does not pay back within its lifetime, in a table's few words and in a sentence;
+    ("", "") when it does."""
+    if config.runs_per_month is not None and config.runs_per_month > capacity_per_month:
+        return (f"too slow for {config.runs_per_month:g} a month",
+                f"it cannot do {config.runs_per_month:g} runs a month: each takes {duration(run_s)}, "
+                f"so at most {capacity_per_month:.3g} fit in a month")
+    if rental is None:
+        return "no rental to compare", "there is no rental option to compare with"
+    if breakeven is None:
+        return ("never", f"its electricity per run ({money(energy_usd)}) is not below the rent per run "
+                f"({money(rental.cost_usd)}), so it never pays back")
+    if breakeven > lifetime_runs:
+        return ("after its life", f"it pays back only after {math.ceil(breakeven):,} runs "
+                f"({_months(breakeven_months)}), beyond its {config.lifetime_years:g}-year life "
+                f"({lifetime_runs:,.0f} runs at {_pace(config, runs_per_month)})")
+    return "", ""
 
 
 def _months(months: float | None) -> str:
@@ -294,6 +305,8 @@ def own_plan(options: Sequence[Option], recommended: Option | None, catalog: Cat
     ``recommended`` is the plan's recommended option; ``cpu_is_enough`` when that is your own CPU.
     """
     rental = rental_reference(options, recommended)
+    yours = config.electricity_usd_per_kwh != DEFAULT_ELECTRICITY_USD_PER_KWH
+    electricity_source = "yours (--electricity)" if yours else ELECTRICITY_SOURCE
     boxes: list[Ownership] = []
     unpriced: set[str] = set()
     for o in options:
@@ -313,7 +326,7 @@ def own_plan(options: Sequence[Option], recommended: Option | None, catalog: Cat
                      "server_usd_per_gpu to your catalog file to count it")
     notes.append("energy counts the GPUs' board power only, not the host's")
     verdict = _verdict(boxes, rental, config, cpu_is_enough)
-    return OwnPlan(config, rental, tuple(boxes), verdict, ELECTRICITY_SOURCE, PUE_SOURCE, tuple(notes))
+    return OwnPlan(config, rental, tuple(boxes), verdict, electricity_source, PUE_SOURCE, tuple(notes))
 
 
 def _verdict(boxes: list[Ownership], rental: Rental | None, config: OwnConfig, cpu_is_enough: bool) -> OwnVerdict:
