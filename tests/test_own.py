@@ -160,6 +160,15 @@ def test_buy_only_when_it_pays_back_within_the_lifetime(catalog: Catalog) -> Non
     assert not late.verdict.buy and "past your deadline" in late.verdict.reason
 
 
+def test_the_short_list_is_the_cheapest_box_of_each_gpu(catalog: Catalog) -> None:
+    """Equal cost per run (the write-off and electricity of n GPUs for 1/n of the time): fewer GPUs first."""
+    rented = option("Rented-GPU", 8, 1, cost_usd=40.0)
+    p = own_plan([rented, option("Desk-GPU", 2, 10), option("Desk-GPU", 1, 20), option("Rack-GPU", 8, 1)],
+                 rented, catalog, OwnConfig(0.20, 3, 0.5, runs_per_month=4))
+    assert [b.label for b in p.options] == ["1× Desk-GPU", "2× Desk-GPU", "8× Rack-GPU"]
+    assert [b.label for b in p.per_gpu()] == ["1× Desk-GPU", "8× Rack-GPU"] and p.verdict.label == "1× Desk-GPU"
+
+
 def test_unpriced_gpus_are_noted_and_an_all_unpriced_plan_is_a_user_error(catalog: Catalog) -> None:
     rented = option("Rented-GPU", 1, 1, cost_usd=4.0)
     p = own_plan([rented], rented, catalog, OwnConfig())

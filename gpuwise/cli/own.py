@@ -18,7 +18,6 @@ from gpuwise.predict.own import (
     DEFAULT_LIFETIME_YEARS,
     DEFAULT_UTILIZATION,
     OwnConfig,
-    Ownership,
     OwnPlan,
     check_purchasable,
     own_plan,
@@ -85,19 +84,6 @@ def plan_ownership(p: Plan, catalog: Catalog, config: OwnConfig) -> OwnPlan:
                     cpu_is_enough=rec is not None and not rec.is_gpu)
 
 
-def shown_boxes(o: OwnPlan, *, show_all: bool) -> list[Ownership]:
-    """Every box with --all; else the cheapest run of each GPU kind, and the verdict's box."""
-    if show_all:
-        return list(o.options)
-    seen: set[str] = set()
-    shown = []
-    for b in o.options:  # cheapest run first
-        if b.device not in seen or b.label == o.verdict.label:
-            shown.append(b)
-            seen.add(b.device)
-    return shown
-
-
 def render_own(o: OwnPlan, console: Console, *, show_all: bool = False) -> None:
     c = o.config
     console.print()
@@ -115,7 +101,7 @@ def render_own(o: OwnPlan, console: Console, *, show_all: bool = False) -> None:
                     "break-even", "pays back"):
             table.add_column(col, justify="left" if col in ("box", "priced at", "pays back") else "right",
                              no_wrap=col != "pays back")
-        for b in shown_boxes(o, show_all=show_all):
+        for b in (o.options if show_all else o.per_gpu()):
             table.add_row(
                 b.label, money(b.purchase_usd), b.slot_basis + ("" if b.includes_host else ", GPUs only"),
                 f"{b.power_w:,.0f} W" + (f" ×{b.pue:g}" if b.pue != 1 else ""), duration(b.run_s),

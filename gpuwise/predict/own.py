@@ -192,6 +192,16 @@ class OwnPlan:
     pue_source: str
     notes: tuple[str, ...]
 
+    def per_gpu(self) -> list[Ownership]:
+        """The cheapest box of each GPU kind (and the verdict's box), cheapest run first: the short list."""
+        seen: set[str] = set()
+        shown = []
+        for b in self.options:
+            if b.device not in seen or b.label == self.verdict.label:
+                shown.append(b)
+                seen.add(b.device)
+        return shown
+
     @property
     def best(self) -> Ownership | None:
         """The option the verdict names (to buy, or the closest to paying back)."""

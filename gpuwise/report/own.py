@@ -48,7 +48,8 @@ def rent_vs_own(own: OwnPlan | None) -> Figure | None:
         "type": "line", "xref": "x", "yref": "paper", "x0": box.lifetime_runs, "x1": box.lifetime_runs, "y0": 0,
         "y1": 1, "line": {"color": "#555", "dash": "dash", "width": 1}}]
     notes: list[dict[str, Any]] = [{
-        "x": box.lifetime_runs, "xref": "x", "y": 1, "yref": "paper", "xanchor": "right", "showarrow": False,
+        "x": box.lifetime_runs, "xref": "x", "y": 0.02, "yref": "paper", "xanchor": "right", "yanchor": "bottom",
+        "showarrow": False,
         "text": f"end of its {own.config.lifetime_years:g}-year life ", "font": {"color": "#555"}}]
     if box.breakeven_runs is not None and box.breakeven_runs <= end:
         y = rent.cost_usd * box.breakeven_runs
@@ -94,6 +95,7 @@ def own_section(own: OwnPlan | None, figs: dict[str, Any]) -> str:
         f'<p class="headline">{escape(v.headline)}</p><p>Why: {escape(v.reason)}.</p>'
         f'<p class="muted">Electricity ${c.electricity_usd_per_kwh:g}/kWh; written off over {c.lifetime_years:g} years '
         f'at {c.utilization:.0%} use. The chart: cumulative cost of renting against owning the box named above; '
-        'the lines cross at the break-even.</p>'
+        'the lines cross at the break-even. The table: the cheapest box of each GPU (every count: gpuwise plan '
+        '--own --all).</p>'
         f'{chart}{table}<ul class="note">{notes}</ul>\n</section>'
     )
