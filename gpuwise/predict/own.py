@@ -66,7 +66,7 @@ class OwnConfig:
         _check_number(self.utilization, "--utilization", "a share of the time in (0, 1], e.g. 0.5")
         if self.utilization > 1:
             raise GpuwiseError(f"--utilization must be a share of the time in (0, 1], e.g. 0.5 for 50%, "
-                               f"got {self.utilization!r}")
+                               f"got {self.utilization:g}")
         if self.runs_per_month is not None:
             _check_number(self.runs_per_month, "--runs-per-month", "a number of runs above zero, e.g. 4")
 
@@ -75,7 +75,8 @@ def _check_number(value: float, flag: str, what: str, *, allow_zero: bool = Fals
     ok = (not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
           and (value >= 0 if allow_zero else value > 0))
     if not ok:
-        raise GpuwiseError(f"{flag} must be {what}, got {value!r}")
+        shown = f"{value:g}" if isinstance(value, float | int) and not isinstance(value, bool) else repr(value)
+        raise GpuwiseError(f"{flag} must be {what}, got {shown}")
 
 
 # ------------------------------------------------------------------ one GPU slot
@@ -120,9 +121,9 @@ def unpriced_message(names: Sequence[str]) -> str:
     """The one line for --own when none of the planned GPUs has a purchase price."""
     example = names[0] if names else "RTX-4090"
     return (f"--own: no purchase price in the catalog for {', '.join(names) or 'the GPUs planned'}; add one to your "
-            f"catalog file (--catalog PATH or {USER_FILE_NAME} in the gpuwise config directory), e.g. "
-            f"[{example}] street_price_usd = 1800, street_price_date = \"2026-01\", and its source under "
-            f"[{example}.sources]; or plan GPUs that have one (gpuwise gpus --json: launch_msrp_usd, street_price_usd)")
+            f"catalog file (--catalog PATH or {USER_FILE_NAME} in the gpuwise config directory): under [{example}] "
+            f"street_price_usd = <US dollars> and street_price_date = \"YYYY-MM\", its source under "
+            f"[{example}.sources]; or plan GPUs that have one (gpuwise gpus: the 'buy $' column)")
 
 
 def check_purchasable(gpus: Sequence[GPU]) -> None:
