@@ -167,6 +167,11 @@ def test_the_short_list_is_the_cheapest_box_of_each_gpu(catalog: Catalog) -> Non
                  rented, catalog, OwnConfig(0.20, 3, 0.5, runs_per_month=4))
     assert [b.label for b in p.options] == ["1× Desk-GPU", "2× Desk-GPU", "8× Rack-GPU"]
     assert [b.label for b in p.per_gpu()] == ["1× Desk-GPU", "8× Rack-GPU"] and p.verdict.label == "1× Desk-GPU"
+    # 40 runs a month of 20 h do not fit in a month on one card; on two (10 h) they do: the short list shows two.
+    busy = own_plan([rented, option("Desk-GPU", 2, 10), option("Desk-GPU", 1, 20)], rented, catalog,
+                    OwnConfig(0.20, 3, 0.5, runs_per_month=40))
+    assert busy.options[0].short_why == "too slow for 40/month"
+    assert [b.label for b in busy.per_gpu()] == ["2× Desk-GPU"] and busy.verdict.label == "2× Desk-GPU"
 
 
 def test_unpriced_gpus_are_noted_and_an_all_unpriced_plan_is_a_user_error(catalog: Catalog) -> None:

@@ -100,7 +100,7 @@ def render_own(o: OwnPlan, console: Console, *, show_all: bool = False) -> None:
         for col in ("box", "purchase", "priced at", "power", "run", "electricity", "write-off", "owned/run",
                     "break-even", "pays back"):
             table.add_column(col, justify="left" if col in ("box", "priced at", "pays back") else "right",
-                             no_wrap=col != "pays back")
+                             no_wrap=True)
         for b in (o.options if show_all else o.per_gpu()):
             table.add_row(
                 b.label, money(b.purchase_usd), b.slot_basis + ("" if b.includes_host else ", GPUs only"),

@@ -87,7 +87,7 @@ class SlotPrice:
     """What one GPU slot of a box costs and draws, and what each number rests on."""
 
     usd: float
-    basis: str  # "server list price per GPU slot (2024-08-22)", "street price (2026-03-20)", "launch MSRP (2022-09-20)"
+    basis: str  # "server price per GPU slot (2024-08-22)", "street price (2026-03-20)", "launch MSRP (2022-09-20)"
     includes_host: bool  # a server price includes the host; a card's price does not
     power_w: float | None  # None: the catalog gives neither a training-load power nor a TDP
     power_basis: str
@@ -98,7 +98,7 @@ class SlotPrice:
 def slot_price(gpu: GPU) -> SlotPrice | None:
     """The price of one GPU slot of ``gpu`` (None if the catalog has no purchase price for it)."""
     if gpu.server_usd_per_gpu is not None:
-        usd, basis, host = gpu.server_usd_per_gpu, f"server list price per GPU slot ({gpu.server_price_date})", True
+        usd, basis, host = gpu.server_usd_per_gpu, f"server price per GPU slot ({gpu.server_price_date})", True
     elif gpu.street_price_usd is not None:
         usd, basis, host = gpu.street_price_usd, f"street price ({gpu.street_price_date})", False
     elif gpu.launch_msrp_usd is not None:
@@ -194,14 +194,15 @@ class OwnPlan:
     notes: tuple[str, ...]
 
     def per_gpu(self) -> list[Ownership]:
-        """The cheapest box of each GPU kind (and the verdict's box), cheapest run first: the short list."""
-        seen: set[str] = set()
-        shown = []
-        for b in self.options:
-            if b.device not in seen or b.label == self.verdict.label:
-                shown.append(b)
-                seen.add(b.device)
-        return shown
+        """The short list, one box per GPU kind, cheapest run first: of each kind the cheapest box that
+        pays back (and meets the deadline), else its cheapest box; the verdict's box always."""
+        chosen: dict[str, Ownership] = {}
+        for b in self.options:  # cheapest run first
+            mine = chosen.get(b.device)
+            if mine is None or (_good(b) and not _good(mine)):
+                chosen[b.device] = b
+        keep = {id(b) for b in chosen.values()}
+        return [b for b in self.options if id(b) in keep or b.label == self.verdict.label]
 
     @property
     def best(self) -> Ownership | None:
@@ -214,6 +215,10 @@ class OwnPlan:
                             "lifetime_years": DEFAULT_LIFETIME_YEARS, "utilization": DEFAULT_UTILIZATION,
                             "datacenter_pue": DATACENTER_PUE}
         return data
+
+
+def _good(b: Ownership) -> bool:
+    return b.pays_back and not b.misses_deadline
 
 
 def ownable(option: Option) -> bool:
@@ -260,7 +265,7 @@ def _why_not(rental: Rental | None, energy_usd: float, breakeven: float | None, 
     """Why a box does not pay back within its lifetime, in a table's few words and in a sentence;
     ("", "") when it does."""
     if config.runs_per_month is not None and config.runs_per_month > capacity_per_month:
-        return (f"too slow for {config.runs_per_month:g} a month",
+        return (f"too slow for {config.runs_per_month:g}/month",
                 f"it cannot do {config.runs_per_month:g} runs a month: each takes {duration(run_s)}, "
                 f"so at most {capacity_per_month:.3g} fit in a month")
     if rental is None:
@@ -352,7 +357,7 @@ def _verdict(boxes: list[Ownership], rental: Rental | None, config: OwnConfig, c
     if rental is None:
         return OwnVerdict(False, None, "Nothing to compare with: no rental option that fits has a price.",
                           "add rental prices (price_usd_per_hour) to your catalog file")
-    paying = [b for b in boxes if b.pays_back and not b.misses_deadline]
+    paying = [b for b in boxes if _good(b)]
     if paying:
         best = paying[0]  # boxes are sorted by cost per run
         host = "" if best.includes_host else ", GPUs only"
