@@ -151,6 +151,8 @@ def test_buy_only_when_it_pays_back_within_the_lifetime(catalog: Catalog) -> Non
     assert "$40.00 rented on 8× Rented-GPU" in buy.verdict.reason
     assert [o.label for o in buy.options] == ["2× Desk-GPU"]  # a cluster and an unfit option cannot be owned
     assert buy.rental is not None and buy.rental.why == "the plan's recommendation"
+    # 4 runs of 10 h a month keep the box busy 40 / 730.5 h = 5%, not the 50% the write-off assumes: said.
+    assert "at 4 runs a month 2× Desk-GPU is busy 5% of the time; the write-off assumes --utilization 0.5" in buy.notes
 
     rent = own_plan(options, rented, catalog, OwnConfig(0.20, 1, 0.5, runs_per_month=4))
     assert not rent.verdict.buy and rent.verdict.headline.startswith("Keep renting 8× Rented-GPU ($40.00 a run)")

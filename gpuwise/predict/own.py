@@ -342,6 +342,12 @@ def own_plan(options: Sequence[Option], recommended: Option | None, catalog: Cat
                      "server_usd_per_gpu to your catalog file to count it")
     notes.append("energy counts the GPUs' board power only, not the host's")
     verdict = _verdict(boxes, rental, config, cpu_is_enough)
+    named = next((b for b in boxes if b.label == verdict.label), None)
+    if named is not None and config.runs_per_month is not None:
+        busy = config.runs_per_month * named.run_s / MONTH_S
+        if abs(busy - config.utilization) > 0.05:
+            notes.append(f"at {config.runs_per_month:g} runs a month {named.label} is busy {busy:.0%} of the time; "
+                         f"the write-off assumes --utilization {config.utilization:g}")
     return OwnPlan(config, rental, tuple(boxes), verdict, electricity_source, PUE_SOURCE, tuple(notes))
 
 
