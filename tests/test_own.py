@@ -245,7 +245,7 @@ def test_a_bad_purchase_field_names_the_fix() -> None:
         (["--own", "--utilization", "50%"], r"--utilization must be a share of the time in \(0, 1\]"),
         (["--own", "--runs-per-month", "0"], r"--runs-per-month must be a number of runs above zero"),
         (["--electricity", "0.3"], r"--electricity prices owning a box: add --own"),
-        (["--own", "--gpus", "T4,L4"], r"--own: no purchase price in the catalog for T4, L4; add one"),
+        (["--own", "--gpus", "A10,L4"], r"--own: no purchase price in the catalog for A10, L4; add one"),
     ],
 )
 def test_own_cli_mistakes_are_one_line(args: list[str], message: str) -> None:
@@ -293,7 +293,7 @@ def test_plan_own_json_and_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setattr(module, "cached_ceilings", lambda device, store_path=None, **kw: ceilings)
     monkeypatch.setattr(plan_module, "_ram_bytes", lambda: 8 * 2**30)
     page = tmp_path / "p.html"
-    code, out, err = run_cli("plan", EXAMPLE, "--dataset-size", "5e7", "--epochs", "2", "--gpus", "RTX-4090,T4",
+    code, out, err = run_cli("plan", EXAMPLE, "--dataset-size", "5e7", "--epochs", "2", "--gpus", "RTX-4090,A10",
                              "--max-gpus", "2", "--own", "--runs-per-month", "4", "--electricity", "0.30",
                              "--db", str(tmp_path / "r.db"), "--json", "--html", str(page))
     assert code == 0, err
@@ -303,6 +303,6 @@ def test_plan_own_json_and_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     for b in own["options"]:
         assert b["purchase_usd"] == b["num_gpus"] * 1599
         assert b["energy_usd"] == pytest.approx(b["num_gpus"] * 450 / 1000 * b["run_s"] / 3600 * 0.30)
-    assert any("T4" in n for n in own["notes"])
+    assert any("A10" in n for n in own["notes"])
     figures = json.loads(re.search(rf'id="{FIGURES_ID}">(.*?)</script>', page.read_text(), re.S).group(1))
     assert own["rental"] is not None and "chart-rent-own" in figures
