@@ -306,3 +306,10 @@ def test_plan_own_json_and_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert any("A10" in n for n in own["notes"])
     figures = json.loads(re.search(rf'id="{FIGURES_ID}">(.*?)</script>', page.read_text(), re.S).group(1))
     assert own["rental"] is not None and "chart-rent-own" in figures
+
+
+def test_report_takes_the_own_flags_too(tmp_path: Path) -> None:
+    code, _, err = run_cli("report", "resnet18", "--dataset-size", "1e6", "--epochs", "1", "--utilization", "0.5",
+                           "-o", str(tmp_path / "r.html"))
+    assert code == 2 and err.strip() == "gpuwise: error: --utilization prices owning a box: add --own"
+    assert not (tmp_path / "r.html").exists()
