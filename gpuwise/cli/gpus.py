@@ -69,14 +69,14 @@ def _num(value: float | None, fmt: str = "g") -> str:
 def render(gpus: list[GPU], console: Console) -> None:
     table = Table(title="gpuwise GPU catalog: peak dense TFLOP/s (no sparsity)", title_justify="left")
     heads = ("name", "memory GB", "GB/s", "FP32", "TF32", "BF16", "FP16", "FP8", "SMs", "NVLink GB/s", "TDP W",
-             "year", "$/h")
+             "year", "$/h", "buy $")
     for head in heads:
         table.add_column(head, justify="left" if head == "name" else "right")
     for g in gpus:
         table.add_row(
             g.name, _num(g.memory_gb), _num(g.memory_bandwidth_gbps), _num(g.fp32_tflops), _num(g.tf32_tflops),
             _num(g.bf16_tflops), _num(g.fp16_tflops), _num(g.fp8_tflops), _num(g.sm_count), _num(g.nvlink_gbps),
-            _num(g.tdp_w), _num(g.launch_year), _num(g.price_usd_per_hour, ".2f"),
+            _num(g.tdp_w), _num(g.launch_year), _num(g.price_usd_per_hour, ".2f"), _purchase(g),
         )
     if gpus:
         console.print(table)
@@ -86,7 +86,20 @@ def render(gpus: list[GPU], console: Console) -> None:
                   "what PyTorch AMP gets. '-': not supported or not published.")
     console.print("NVLink: total bidirectional GB/s per GPU across an NVLink node (MI300X: Infinity Fabric). "
                   "$/h: median on-demand price of dated 2026 offers.")
+    console.print("buy $: per GPU, s = a server's list price per GPU slot (host included), m = launch MSRP, "
+                  "otherwise a dated street price; dates and sources in --json.")
     console.print("Every number's source and the notes: gpuwise gpus --json")
+
+
+def _purchase(g: GPU) -> str:
+    """The price ``gpuwise plan --own`` uses for one GPU slot, marked with what it is."""
+    if g.server_usd_per_gpu is not None:
+        return f"{g.server_usd_per_gpu:,.0f} s"
+    if g.street_price_usd is not None:
+        return f"{g.street_price_usd:,.0f}"
+    if g.launch_msrp_usd is not None:
+        return f"{g.launch_msrp_usd:,.0f} m"
+    return "-"
 
 
 def local_line(cpu: LocalCPU, detected: list[DetectedGPU]) -> str:

@@ -29,8 +29,20 @@ from gpuwise.cli.app import (
     run_settings,
     user_errors,
 )
+from gpuwise.cli.own import (
+    ELECTRICITY_OPTION,
+    LIFETIME_OPTION,
+    OWN_OPTION,
+    RUNS_PER_MONTH_OPTION,
+    UTILIZATION_OPTION,
+    check_before_planning,
+    own_config,
+    plan_ownership,
+    render_own,
+)
 from gpuwise.config import OptimizerName, Precision, RunSettings
 from gpuwise.errors import GpuwiseError
+from gpuwise.hardware.catalog import load_catalog
 from gpuwise.plan import UNITS, Option, Plan, PlanConfig, ProfileCache, bands_text, plan
 from gpuwise.predict import parallel
 from gpuwise.predict.memory import GIB
@@ -91,6 +103,11 @@ def plan_command(
     html: Path | None = typer.Option(
         None, "--html", metavar="PATH", help="Also write the plan as one HTML page (what gpuwise report writes)."
     ),
+    own: bool = OWN_OPTION,
+    electricity: str = ELECTRICITY_OPTION,
+    lifetime_years: str = LIFETIME_OPTION,
+    utilization: str = UTILIZATION_OPTION,
+    runs_per_month: str = RUNS_PER_MONTH_OPTION,
 ) -> None:
     """Plan a training run on your CPU and on every catalog GPU × count: time, cost, and what to pick."""
     config = plan_config(
@@ -99,19 +116,33 @@ def plan_command(
         image_size=image_size, network=network, catalog=catalog,
         settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
     )
+    owning = own_config(own, electricity=electricity, lifetime_years=lifetime_years, utilization=utilization,
+                        runs_per_month=runs_per_month)
+    cat = load_catalog(config.catalog_path)
+    if owning is not None:
+        check_before_planning(config, cat)  # before the slow work
+    owned = None
     if html is None:
-        result = plan(config, store_path=db)
+        result = plan(config, cat, store_path=db)
+        owned = plan_ownership(result, cat, owning) if owning is not None else None
     else:
         from gpuwise.report import check_writable, write_report
 
         check_writable(html, "--html")  # before the slow work
         profiles = ProfileCache()
-        result = plan(config, store_path=db, profiles=profiles)
-        write_report(result, html, profiles=profiles, store_path=db)
+        result = plan(config, cat, store_path=db, profiles=profiles)
+        owned = plan_ownership(result, cat, owning) if owning is not None else None
+        write_report(result, html, profiles=profiles, catalog=cat, store_path=db, own=owned)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        data = result.to_dict()
+        if owned is not None:
+            data["own"] = owned.to_dict()
+        print(json.dumps(data, indent=2))
     else:
-        render(result, Console(width=190), show_all=show_all)
+        console = Console(width=190)
+        render(result, console, show_all=show_all)
+        if owned is not None:
+            render_own(owned, console, show_all=show_all)
     if html is not None:
         print(f"wrote {html}", file=sys.stderr)
     from gpuwise.train.recommended import save_recommendation

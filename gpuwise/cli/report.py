@@ -23,6 +23,16 @@ from gpuwise.cli.app import (
     run_settings,
     user_errors,
 )
+from gpuwise.cli.own import (
+    ELECTRICITY_OPTION,
+    LIFETIME_OPTION,
+    OWN_OPTION,
+    RUNS_PER_MONTH_OPTION,
+    UTILIZATION_OPTION,
+    check_before_planning,
+    own_config,
+    plan_ownership,
+)
 from gpuwise.cli.plan import (
     ALL_OPTION,
     BATCH_SIZE_OPTION,
@@ -71,6 +81,11 @@ def report_command(
     show_all: bool = ALL_OPTION,
     output: Path = typer.Option(Path("gpuwise-report.html"), "--output", "-o", metavar="PATH",
                                 help="The HTML file to write."),
+    own: bool = OWN_OPTION,
+    electricity: str = ELECTRICITY_OPTION,
+    lifetime_years: str = LIFETIME_OPTION,
+    utilization: str = UTILIZATION_OPTION,
+    runs_per_month: str = RUNS_PER_MONTH_OPTION,
 ) -> None:
     """Write the plan as one HTML page: recommendation, time vs cost, roofline, memory, measurements."""
     if as_json:
@@ -84,12 +99,17 @@ def report_command(
         image_size=image_size, network=network, catalog=catalog,
         settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
     )
+    owning = own_config(own, electricity=electricity, lifetime_years=lifetime_years, utilization=utilization,
+                        runs_per_month=runs_per_month)
     from gpuwise.report import check_writable, write_report
 
     check_writable(output)  # before the slow work
     profiles = ProfileCache()
     cat = load_catalog(config.catalog_path)
+    if owning is not None:
+        check_before_planning(config, cat)
     result = plan(config, cat, store_path=db, profiles=profiles)
-    write_report(result, output, profiles=profiles, catalog=cat, store_path=db)
+    owned = plan_ownership(result, cat, owning) if owning is not None else None
+    write_report(result, output, profiles=profiles, catalog=cat, store_path=db, own=owned)
     print(result.recommendation.headline)
     print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)

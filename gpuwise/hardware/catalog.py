@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -62,6 +63,15 @@ class GPU:
     pcie_gen: int | None = None
     launch_year: int | None = None
     price_usd_per_hour: float | None = None  # typical on-demand price of one GPU-hour
+    # Owning one (gpuwise.predict.own): US dollars as published, each with the date it was published.
+    launch_msrp_usd: float | None = None  # the vendor's launch list price of one card
+    launch_msrp_date: str | None = None  # "YYYY-MM-DD", "YYYY-MM" or "YYYY"
+    street_price_usd: float | None = None  # a dated selling price of one new card (or a range's midpoint)
+    street_price_date: str | None = None
+    server_usd_per_gpu: float | None = None  # a typical server's list price / its GPU slots, GPUs included
+    server_price_date: str | None = None
+    training_power_w: float | None = None  # board power measured under training load; None: tdp_w is used
+    segment: str | None = None  # "datacenter" | "workstation" | "consumer": a datacenter part pays its site's PUE
     device_names: tuple[str, ...] = ()  # as torch.cuda.get_device_name() reports them
     sources: dict[str, str] = field(default_factory=dict, hash=False)  # field -> where it was read
     notes: str = ""
@@ -100,16 +110,20 @@ class GPU:
 
 # ------------------------------------------------------------------ the schema of a catalog entry
 
-_STR_FIELDS = ("vendor", "architecture", "memory_type", "notes")
+_STR_FIELDS = ("vendor", "architecture", "memory_type", "notes", "segment")
+_DATE_FIELDS = ("launch_msrp_date", "street_price_date", "server_price_date")
+SEGMENTS = ("datacenter", "workstation", "consumer")
+_DATE = re.compile(r"(19|20)\d\d(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
 _FLOAT_FIELDS = (
     "memory_gb", "memory_bandwidth_gbps", "fp32_tflops", "tf32_tflops", "fp16_tflops", "bf16_tflops",
     "fp8_tflops", "achievable_bf16_tflops", "achievable_memory_gbps", "l2_cache_mb", "tdp_w", "nvlink_gbps",
-    "nvlink_bridge_gbps", "price_usd_per_hour",
+    "nvlink_bridge_gbps", "price_usd_per_hour", "launch_msrp_usd", "street_price_usd", "server_usd_per_gpu",
+    "training_power_w",
 )
 _INT_FIELDS = ("sm_count", "boost_clock_mhz", "pcie_gen", "launch_year")
 NUMERIC_FIELDS = _FLOAT_FIELDS + _INT_FIELDS
 REQUIRED_FIELDS = ("vendor", "memory_gb", "memory_bandwidth_gbps")
-_ENTRY_FIELDS = (*_STR_FIELDS, *NUMERIC_FIELDS, "device_names", "sources")
+_ENTRY_FIELDS = (*_STR_FIELDS, *_DATE_FIELDS, *NUMERIC_FIELDS, "device_names", "sources")
 _DERIVED_FIELDS = {"name", "achievable_fraction", "achievable_basis", "achievable_bandwidth_fraction",
                    "achievable_bandwidth_basis"}
 assert set(_ENTRY_FIELDS) == {f.name for f in fields(GPU)} - _DERIVED_FIELDS, "schema and GPU fields disagree"
@@ -150,6 +164,8 @@ class _Entry:
                 values["sources"] = self._sources(value)
             elif key in _STR_FIELDS:
                 values[key] = self._text(key, value)
+            elif key in _DATE_FIELDS:
+                values[key] = self._date(key, value)
             elif key in NUMERIC_FIELDS:
                 values[key] = self._number(key, value)
             elif key == "device_names":
@@ -167,7 +183,16 @@ class _Entry:
             if not value.strip():
                 raise self.error("must not be empty (e.g. vendor = \"nvidia\")", key)
             return value.strip().lower()
+        if key == "segment" and value not in SEGMENTS:
+            raise self.error(f"must be one of {', '.join(SEGMENTS)}, got {value!r}", key)
         return value
+
+    def _date(self, key: str, value: object) -> str:
+        """A publication date as people write one: 2022-09-20, 2022-09 or 2022 (a date tells how stale a price is)."""
+        if not isinstance(value, str) or not _DATE.fullmatch(value.strip()):
+            raise self.error(f"expected a date in quotes, \"YYYY-MM-DD\", \"YYYY-MM\" or \"YYYY\", got "
+                             f"{_type_name(value)}", key)
+        return value.strip()
 
     def _number(self, key: str, value: object) -> float | int:
         whole = key in _INT_FIELDS

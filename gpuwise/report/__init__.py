@@ -9,6 +9,7 @@ from pathlib import Path
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog
 from gpuwise.plan import Plan, ProfileCache
+from gpuwise.predict.own import OwnPlan
 from gpuwise.report.data import ReportData, gather
 
 __all__ = ["ReportData", "check_writable", "gather", "write_report"]
@@ -37,12 +38,13 @@ def check_writable(path: Path, flag: str = "--output") -> None:
 
 def write_report(
     p: Plan, path: Path, *, profiles: ProfileCache | None = None, catalog: Catalog | None = None,
-    store_path: Path | None = None,
+    store_path: Path | None = None, own: OwnPlan | None = None,
 ) -> ReportData:
-    """Gather the page's data for plan ``p``, render it and write it atomically to ``path``."""
+    """Gather the page's data for plan ``p``, render it and write it atomically to ``path``; ``own``: the
+    rent-or-buy comparison (``--own``), which adds its section and chart."""
     from gpuwise.report.html import render
 
-    data = gather(p, profiles=profiles, catalog=catalog, store_path=store_path)
+    data = gather(p, profiles=profiles, catalog=catalog, store_path=store_path, own=own)
     page = render(data)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".gpuwise-report-", suffix=".tmp")
     try:

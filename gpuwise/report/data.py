@@ -34,6 +34,7 @@ from gpuwise.plan import BAND, Option, Plan, ProfileCache
 from gpuwise.predict import memory
 from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.option import modellable
+from gpuwise.predict.own import OwnPlan
 from gpuwise.predict.roofline import BF16, FP16, FP32, Efficiency, step_time
 from gpuwise.predict.step import cpu_rates, cpu_step, gpu_rates
 from gpuwise.profile.result import Profile
@@ -203,6 +204,7 @@ class ReportData:
     checks: ChecksData
     environment: Environment
     provenance: Provenance
+    own: OwnPlan | None = None  # rent or buy (--own)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -215,7 +217,7 @@ class ReportData:
 
 def gather(
     p: Plan, *, profiles: ProfileCache | None = None, catalog: Catalog | None = None, store_path: Path | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, own: OwnPlan | None = None,
 ) -> ReportData:
     """The page's data for plan ``p``; pass the ``profiles`` the plan filled so nothing is profiled twice."""
     c = p.config
@@ -245,6 +247,7 @@ def gather(
         checks=measured.checks(p, profile, workload, results),
         environment=_environment(p, now or datetime.now(UTC)),
         provenance=_provenance(p, catalog, ceilings),
+        own=own,
     )
 
 

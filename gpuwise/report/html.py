@@ -17,6 +17,7 @@ from typing import Any
 from gpuwise.plan import bands_text
 from gpuwise.report.charts import figures
 from gpuwise.report.data import OptionPoint, ReportData
+from gpuwise.report.own import own_section, rent_vs_own
 from gpuwise.units import duration_span, money
 
 DATA_ID, FIGURES_ID = "gpuwise-data", "gpuwise-figures"
@@ -89,8 +90,12 @@ def render(d: ReportData) -> str:
     from plotly.offline import get_plotlyjs
 
     figs = figures(d)
+    rent_own = rent_vs_own(d.own)
+    if rent_own is not None:
+        figs["chart-rent-own"] = rent_own
     body = "\n".join([
-        _header(d), _verdict(d), _time_cost(d, figs), _roofline(d), _memory(d), _speedups(d, figs), _checks(d, figs),
+        _header(d), _verdict(d), _time_cost(d, figs), own_section(d.own, figs), _roofline(d), _memory(d),
+        _speedups(d, figs), _checks(d, figs),
         _environment(d), _provenance(d),
     ])
     return f"""<!DOCTYPE html>
