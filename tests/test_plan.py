@@ -320,7 +320,8 @@ def test_predict_gives_one_option_in_full(catalog: Catalog, profiles: ProfileCac
     o = predict(PredictConfig("resnet18", "H100-SXM5-80GB", num_gpus=4, batch_size=16), catalog,
                 tmp_path / "r.db", profiles=profiles)
     assert o.fits and o.step is not None and o.run is None and o.strategy == "DDP"
-    assert o.step.step_s == pytest.approx(o.step.compute_s + o.step.communication_s)
+    assert o.step.sync_s > 0  # four GPUs wait for the slowest
+    assert o.step.step_s == pytest.approx(o.step.compute_s + o.step.communication_s + o.step.sync_s)
     assert o.step.samples_per_s == pytest.approx(16 * 4 / o.step.step_s)
     assert o.step.link == "NVLink"
 
@@ -476,7 +477,7 @@ def test_an_analytical_band_is_its_generations(make_plan: MakePlan) -> None:
     assert band["T4"] == plan_module.BAND["analytical:unchecked"]  # Turing: no published training run checks it
     assert band["L4"] == plan_module.BAND["analytical:Ada"]
     text = plan_module.bands_text()
-    assert "±40% Hopper" in text and "±50% other generations" in text and "on your CPU ±30%" in text
+    assert "±45% Hopper" in text and "±55% other generations" in text and "on your CPU ±30%" in text
 
 
 def test_the_cpu_option_is_priced_on_the_cpus_own_profile(catalog: Catalog, profiles: ProfileCache,

@@ -29,11 +29,13 @@ def test_one_gpu_waits_for_nobody() -> None:
     assert parallel.sync_wait_s(0.1, 0.0, 8) == 0.0
 
 
-def test_the_wait_grows_with_the_gpus_and_averages_out_over_micro_batches() -> None:
+def test_the_wait_grows_with_the_gpus_and_with_the_square_root_of_the_step() -> None:
     waits = [parallel.sync_wait_s(1.0, 0.1, n) for n in (2, 8, 64, 512)]
     assert waits == sorted(waits) and waits[0] > 0
-    # four micro batches: four times the step, half the relative spread (sqrt 4)
-    assert parallel.sync_wait_s(4.0, 0.1, 8, grad_accum=4) == pytest.approx(2 * parallel.sync_wait_s(1.0, 0.1, 8))
+    # a 100 ms step deviates by the spread itself
+    assert parallel.sync_wait_s(0.1, 0.1, 8) == pytest.approx(0.1 * parallel.slowest_of(8) * 0.1)
+    # four times the step (four micro batches, a slower GPU): twice the wait, half of it relative to the step
+    assert parallel.sync_wait_s(0.4, 0.1, 8) == pytest.approx(2 * parallel.sync_wait_s(0.1, 0.1, 8))
 
 
 def test_a_family_without_a_fitted_spread_takes_the_global_one() -> None:
@@ -49,7 +51,7 @@ def test_gpu_step_adds_the_wait_for_the_family_spread() -> None:
     one = gpu_step(p, gpu, eff)
     eight = gpu_step(p, gpu, eff, num_gpus=8)
     assert one.sync_s == 0.0
-    assert eight.sync_s == pytest.approx(0.1 * parallel.slowest_of(8) * eight.compute.step_s)
+    assert eight.sync_s == pytest.approx(0.1 * parallel.slowest_of(8) * (0.1 * eight.compute.step_s) ** 0.5)
     assert eight.step_s == pytest.approx(eight.compute.step_s + eight.communication_s + eight.sync_s)
     assert gpu_step(p, gpu, replace(eff, step_spread={}), num_gpus=8).sync_s == 0.0
 

@@ -27,7 +27,7 @@ from typing import Any
 from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy
 from gpuwise.hardware.catalog import GPU, Catalog
-from gpuwise.predict import memory
+from gpuwise.predict import memory, parallel
 from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.inputs import default_cpu_threads, input_ceiling
 from gpuwise.predict.roofline import Efficiency, Pipeline, StepTime
@@ -299,8 +299,8 @@ class OptionMaker:
         compute_s, provenance, kind = self.gpu_compute(p, gpu, model.compute, sharded)
         link = model.via if num_gpus > 1 else None
         band = self.gpu_band(kind, gpu)
-        # The wait for the slowest GPU is a share of the one-GPU step, whichever way that step was found.
-        sync_s = model.sync_s * compute_s / model.compute.step_s if model.compute.step_s else 0.0
+        # The wait for the slowest GPU grows with the one-GPU step, whichever way that step was found.
+        sync_s = parallel.sync_wait_s(compute_s, self.eff.spread_for(p.family), num_gpus)
         step = _estimate(p, model.compute, compute_s, model.communication_s, link, num_gpus * model.grad_accum,
                          band, bound=replace(model, compute=replace(model.compute, step_s=compute_s)).bound,
                          sync_s=sync_s)

@@ -162,10 +162,10 @@ class Efficiency:
     # (``gpuwise.predict.fit.fit_flash_attention``); a generation without runs takes ``attention``.
     flash_attention: dict[str, float] = field(default_factory=dict)
     flash_attention_source: str = ""
-    # How much one GPU's step varies from step to step (standard deviation / mean) by workload family,
-    # fitted on the published multi-GPU rows (``gpuwise.predict.fit.fit_step_spread``); data parallelism
-    # waits for the slowest GPU (``gpuwise.predict.parallel.sync_wait_s``). A family without rows
-    # takes ``step_spread_global``.
+    # How much one GPU's step varies from step to step (standard deviation / mean of a 100 ms step) by
+    # workload family, fitted on the published multi-GPU rows (``gpuwise.predict.fit.fit_step_spread``);
+    # data parallelism waits for the slowest GPU (``gpuwise.predict.parallel.sync_wait_s``). A family
+    # without rows takes ``step_spread_global``.
     step_spread: dict[str, float] = field(default_factory=dict)
     step_spread_global: float = 0.0
     step_spread_source: str = ""

@@ -126,7 +126,7 @@ def gpu_step(
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
     comm = parallel.ddp_exposed_s(p.memory.gradients_bytes, num_gpus, bandwidth, compute.backward_s)
     via = link.via if num_gpus <= gpus_per_node else f"{link.via} + network {network:g} Gb/s per GPU"
-    sync = parallel.sync_wait_s(compute.step_s, eff.spread_for(p.family), num_gpus, grad_accum)
+    sync = parallel.sync_wait_s(compute.step_s, eff.spread_for(p.family), num_gpus)
     return GpuStep(gpu=gpu.name, num_gpus=num_gpus, compute=compute, communication_s=comm, via=via,
                    grad_accum=grad_accum, sync_s=sync)
 
@@ -159,7 +159,7 @@ def fsdp_step(
     first_gather = (n - 1) / n * p.block_params * param_bytes if n > 1 else 0.0
     comm = parallel.fsdp_exposed_s(traffic, first_gather, bandwidth, compute.device_s)
     via = link.via if num_gpus <= gpus_per_node else f"{link.via} + network {network:g} Gb/s per GPU"
-    sync = parallel.sync_wait_s(compute.step_s, eff.spread_for(p.family), num_gpus, grad_accum)
+    sync = parallel.sync_wait_s(compute.step_s, eff.spread_for(p.family), num_gpus)
     return GpuStep(gpu=gpu.name, num_gpus=num_gpus, compute=compute, communication_s=comm, via=via,
                    grad_accum=grad_accum, sync_s=sync)
 
