@@ -399,6 +399,8 @@ def load_catalog(user_file: Path | None = None) -> Catalog:
         if not default.is_file():
             return catalog
         user_file = default
+    elif user_file.is_dir():
+        raise GpuwiseError(f"--catalog {user_file} is a directory: pass a TOML file, e.g. {user_file / USER_FILE_NAME}")
     elif not user_file.is_file():
         raise GpuwiseError(f"catalog file {user_file} does not exist: pass an existing TOML file to --catalog")
     gpus = {g.name.lower(): g for g in catalog.gpus}
