@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -255,3 +257,25 @@ def test_seeds_are_bounded_and_the_largest_trains(tiny: str, db: Path) -> None:
         one_line_error(code, err, "--seed")
     code, _, err = train(tiny, "--seed", str(2**63 - 1), "--steps", "1", "--db", str(db))
     assert code == 0, err
+
+
+# ------------------------------------------------------------------ 4, continued: two runs at the same time
+
+
+def test_a_second_run_into_a_folder_being_written_is_refused(tiny: str, db: Path, tmp_path: Path) -> None:
+    from tests.test_train_processes import finish, gpuwise
+
+    run = tmp_path / "run"
+    first = gpuwise("train", tiny, "--steps", "30", "--checkpoint-dir", str(run), "--db", str(db),
+                    env={"GPUWISE_TEST_STEP_SLEEP_S": "0.1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / checkpoint.LOCK_NAME).exists():  # the first run holds the folder, no checkpoint yet
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        code, _, err = train(tiny, "--steps", "3", "--checkpoint-dir", str(run), "--db", str(db))
+        one_line_error(code, err, "is being written by another run now")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        finish(first)
+    assert checkpoint.find(run) is not None and not (run / checkpoint.LOCK_NAME).exists()  # saved, and released

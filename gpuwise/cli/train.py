@@ -127,14 +127,24 @@ def train_command(
         console.print(_header(config, prepared, devices, launch))
         if note:
             console.print(note)
-    if not launch.in_process:
-        code = execute(launch)
-        if code:
-            raise typer.Exit(code)
-        return
-    with _Progress(enabled=not as_json) as progress:
-        result = train(config, devices, on_step=progress.update)
+    with _claimed(config.output_dir):
+        if not launch.in_process:
+            code = execute(launch)
+            if code:
+                raise typer.Exit(code)
+            return
+        with _Progress(enabled=not as_json) as progress:
+            result = train(config, devices, on_step=progress.update)
     _finish(config, result, as_json)
+
+
+def _claimed(folder: Path | None) -> Any:
+    """The checkpoint folder held by this run (the launcher: its workers write under its claim)."""
+    import contextlib
+
+    from gpuwise.train.checkpoint import claim
+
+    return claim(folder) if folder is not None else contextlib.nullcontext()
 
 
 def _grad_accum(text: str | None) -> int | None:

@@ -126,6 +126,37 @@ def find(folder: Path) -> Found | None:
     return None
 
 
+LOCK_NAME = ".gpuwise-run.lock"
+
+
+@contextlib.contextmanager
+def claim(folder: Path) -> Iterator[None]:
+    """Hold ``folder`` for one run while it trains: a second run into it at the same time is refused instead of
+    overwriting the first one's checkpoints (an advisory ``flock``, released when the process ends, however it
+    ends). Leaves nothing behind: the lock file, and the folder if this run made it and wrote nothing."""
+    import fcntl
+
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise GpuwiseError(f"--checkpoint-dir {folder} is being written by another run now: wait for it, or "
+                           "choose another --checkpoint-dir") from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+        if made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+
+
 def problems(folder: Path) -> list[tuple[str, str]]:
     """Every checkpoint in ``folder`` that cannot be trusted, newest first, and why."""
     found = ((path, _check(path)) for _, path in sorted(_candidates(folder), reverse=True))
