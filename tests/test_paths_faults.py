@@ -126,3 +126,9 @@ def test_an_item_call_under_fused_attention_still_names_the_users_file(tmp_path:
     path.write_text(USER_MODEL)
     code, _, err = run_cli("train", f"{path}:build", "--steps", "1", "--db", str(tmp_path / "r.db"))
     assert code == 2 and err.count("\n") == 1 and f"at {path}:M.forward:12 " in err
+
+
+def test_predict_reads_the_database_without_creating_one(tmp_path: Path) -> None:
+    code, _, err = run_cli("predict", "resnet18", "--gpu", "T4", "--db", str(tmp_path / "no" / "r.db"))
+    assert code == 0, err
+    assert files_under(tmp_path) == []

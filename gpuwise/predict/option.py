@@ -396,8 +396,11 @@ def modellable(gpu: GPU) -> bool:
 
 
 def _stored_results(workload: str, store_path: Path | None) -> list[BenchResult]:
-    from gpuwise.store import open_store
+    """What is stored, read only: predicting creates no database (there is nothing measured without one)."""
+    from gpuwise.store import default_db_path, open_store
 
-    with open_store(store_path) as store:
+    if not (Path(store_path).expanduser() if store_path is not None else default_db_path()).exists():
+        return []
+    with open_store(store_path, read_only=True) as store:
         # One device's step: a multi-process `gpuwise train` measured something else (N processes).
         return [r for r in store.results(workload=workload) if r.num_devices == 1]
