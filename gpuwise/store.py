@@ -199,9 +199,11 @@ class Store:
         try:
             yield
             self._conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as e:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error) and _disk_full(self.path):
+                raise _no_space(self.path) from None
             raise
 
 
@@ -227,10 +229,14 @@ def open_store(path: Path | None = None, *, read_only: bool = False) -> Store:
             for f in new_files:
                 with contextlib.suppress(OSError):
                     f.unlink()
-            free = shutil.disk_usage(db_path.parent).free
-            raise GpuwiseError(f"no space left on device for results database {db_path} ({free:,} bytes free): "
-                               "free some space, or use --db with a file on another disk") from None
+            raise _no_space(db_path) from None
         raise
+
+
+def _no_space(db_path: Path) -> GpuwiseError:
+    free = shutil.disk_usage(db_path.parent).free
+    return GpuwiseError(f"no space left on device for results database {db_path} ({free:,} bytes free): "
+                        "free some space, or use --db with a file on another disk")
 
 
 def _disk_full(path: Path) -> bool:

@@ -132,3 +132,16 @@ def test_predict_reads_the_database_without_creating_one(tmp_path: Path) -> None
     code, _, err = run_cli("predict", "resnet18", "--gpu", "T4", "--db", str(tmp_path / "no" / "r.db"))
     assert code == 0, err
     assert files_under(tmp_path) == []
+
+
+def test_a_disk_that_fills_while_storing_is_named(tmp_path: Path) -> None:
+    from tests.test_store import make_result
+
+    with tmpfs(tmp_path / "disk", "1m") as disk, open_store(disk / "r.db") as store:
+        store.add(make_result())
+        with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
+            f.write(b"\0" * (2 << 20))
+        with pytest.raises(GpuwiseError, match="no space left on device for results database"):
+            for _ in range(200):  # until the -wal cannot grow
+                store.add(make_result())
+        assert len(store.results()) >= 1  # what was stored before is still there
