@@ -59,6 +59,7 @@ from gpuwise.train.distributed import (
     unwrap,
     wrap,
 )
+from gpuwise.train.launch import WORKER_ENV
 from gpuwise.train.step import AccumulatingStep, no_sync_for
 from gpuwise.workloads import Workload, get_workload
 from gpuwise.workloads.registry import Shape
@@ -279,7 +280,9 @@ def check_output_dir(config: TrainConfig) -> None:
         raise GpuwiseError(f"--checkpoint-dir {folder}: no space left on device ({free:,} bytes free in "
                            f"{existing}): free some space or {fix}")
     resuming_here = config.resume is not None and config.resume.resolve() == folder.resolve()
-    if folder.is_dir() and not resuming_here:
+    # A torchrun worker (restarted too) runs under its launcher's check and claim (checkpoint.claim).
+    launched = os.environ.get(WORKER_ENV) == "1"
+    if folder.is_dir() and not resuming_here and not launched:
         steps = checkpoint.steps_in(folder)
         if steps:
             whose = checkpoint.describe_run(folder)
