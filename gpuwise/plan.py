@@ -83,6 +83,12 @@ DEFAULT_DEADLINE_S = 24 * HOUR_S
 # times the cheaper wins.
 TIE = 0.02
 UNITS = ("sample", "token")
+# Sane bounds on what a plan is asked for, so that a slip (1e300) is one line, not an overflow or a 31-digit
+# answer: 1e15 is some 60× the largest published training corpora (~15 trillion tokens, 2024), 1e4 epochs
+# over a hundred times the longest ImageNet schedules; the whole run is bounded by the same 1e15 × 10.
+MAX_DATASET_SIZE = 1e15
+MAX_EPOCHS = 1e4
+MAX_RUN_SIZE = 1e16
 
 
 # ------------------------------------------------------------------ configs
@@ -115,6 +121,10 @@ class PlanConfig:
             check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
         _check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
         _check_positive(self.epochs, "--epochs", "passes over the data set")
+        _check_at_most(self.dataset_size, MAX_DATASET_SIZE, "--dataset-size", "samples (or tokens)")
+        _check_at_most(self.epochs, MAX_EPOCHS, "--epochs", "passes")
+        _check_at_most(self.dataset_size * self.epochs, MAX_RUN_SIZE, "--dataset-size × --epochs",
+                       "samples (or tokens) passed over")
         if self.unit is not None and self.unit not in UNITS:
             raise GpuwiseError(f"unknown unit '{self.unit}': use --unit {' | '.join(UNITS)}")
         if self.batch_size is not None:
@@ -163,6 +173,12 @@ class PredictConfig:
         if self.settings.strategy is Strategy.FSDP and self.num_gpus == 1:
             raise GpuwiseError("--strategy fsdp shards over several GPUs: use --num-gpus N with N >= 2, "
                                "or --strategy ddp")
+
+
+def _check_at_most(value: float, limit: float, flag: str, what: str) -> None:
+    if value > limit:
+        raise GpuwiseError(f"{flag} is {value:g}, more than gpuwise plans for ({limit:g} {what}): check the number "
+                           "(a typo, or another unit?)")
 
 
 def _check_positive(value: float, flag: str, what: str) -> None:
@@ -314,6 +330,7 @@ def plan(
             continue
         options += [planner.gpu_option(gpu, n) for n in _gpu_counts(config.max_gpus)]
     options = [_with_run(o, samples, config.epochs) for o in options]
+    notes += list(dict.fromkeys(note for o in options for note in o.notes))  # each GPU's once, not per count
     unpriced = sorted({o.device for o in options if o.is_gpu and o.price_usd_per_hour is None})
     if unpriced:
         notes.append(f"no price in the catalog, so never recommended: {', '.join(unpriced)}")
@@ -435,9 +452,10 @@ def recommend(options: Sequence[Option], *, deadline_s: float | None = None,
         best = _cheapest(in_a_day)
         return Recommendation(True, best, _headline(best), "without --deadline or --budget: the cheapest "
                               f"option that finishes within {duration(DEFAULT_DEADLINE_S)}")
-    best = _fastest(gpus)
-    return Recommendation(True, best, _headline(best), "without --deadline or --budget: nothing finishes "
-                          f"within {duration(DEFAULT_DEADLINE_S)}, so the fastest option")
+    best = _fastest(priced)  # every option, the CPU too: it may beat a GPU the catalog makes absurdly slow
+    return Recommendation(True, best, _headline(best) if best.is_gpu else f"Use your CPU: {_span(best)}.",
+                          "without --deadline or --budget: nothing finishes within "
+                          f"{duration(DEFAULT_DEADLINE_S)}, so the fastest option")
 
 
 def _unmet(priced: list[Option], deadline_s: float | None, budget_usd: float | None) -> Recommendation:

@@ -14,11 +14,14 @@ for its ``-wal`` and ``-shm`` side files.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import shutil
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields, is_dataclass, replace
@@ -196,21 +199,106 @@ class Store:
         try:
             yield
             self._conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as e:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error) and _disk_full(self.path):
+                raise _no_space(self.path) from None
             raise
 
 
-def open_store(path: Path | None = None) -> Store:
+def open_store(path: Path | None = None, *, read_only: bool = False) -> Store:
     """Open (creating and migrating as needed) the results database at ``path``.
 
     ``path`` None means ``$GPUWISE_DB`` or the default in the user's data directory.
     Raises ``GpuwiseError`` for a path that cannot be written, a file that is not a SQLite
-    database, or a database written by a newer gpuwise.
+    database, or a database written by a newer gpuwise. ``read_only``: for listing, which
+    creates nothing (no folder, file or side file) and needs read access only, so works on
+    a read-only file system; the file must exist (``Store.missing`` says whether it does).
     """
     db_path = Path(path).expanduser() if path is not None else default_db_path()
+    if read_only:
+        return _open_read_only(db_path)
     _check_writable(db_path)
+    side_files = [db_path, *(db_path.with_name(db_path.name + suffix) for suffix in ("-wal", "-shm"))]
+    new_files = [f for f in side_files if not f.exists()]
+    try:
+        return _open(db_path)
+    except GpuwiseError:
+        if _disk_full(db_path):  # leave no empty database, -wal or -shm behind: they are ours, and useless
+            for f in new_files:
+                with contextlib.suppress(OSError):
+                    f.unlink()
+            raise _no_space(db_path) from None
+        raise
+
+
+def _no_space(db_path: Path) -> GpuwiseError:
+    free = shutil.disk_usage(db_path.parent).free
+    return GpuwiseError(f"no space left on device for results database {db_path} ({free:,} bytes free): "
+                        "free some space, or use --db with a file on another disk")
+
+
+def _disk_full(path: Path) -> bool:
+    """Whether the disk of ``path`` is (all but) full: SQLite reports it as "disk I/O error" when it cannot
+    even create its -shm file."""
+    try:
+        return shutil.disk_usage(path.parent).free < _MIN_FREE_BYTES
+    except OSError:
+        return False
+
+
+_MIN_FREE_BYTES = 256 * 1024  # less than this and SQLite's journal and -shm (32 KiB) may not fit
+
+
+def _open_read_only(db_path: Path) -> Store:
+    """The database, for reading: as an existing file (``mode=rw`` creates none), so that the last connection
+    to close removes SQLite's -wal and -shm files as usual. Where they cannot be made (a read-only file system,
+    a full disk), ``immutable``: the file as it is on disk (what a writer left in its -wal unmerged is not
+    seen), which creates nothing."""
+    if db_path.is_dir():
+        raise GpuwiseError(f"results database {db_path} is a directory: give the database file to --db")
+    if not db_path.exists():
+        raise GpuwiseError(f"no results database at {db_path} (no such file): check --db, or make one with "
+                           f"'gpuwise bench WORKLOAD --db {db_path}'")
+    if not os.access(db_path, os.R_OK):
+        raise GpuwiseError(f"results database {db_path} is not readable: check its permissions, or use --db")
+    uri = "file:" + urllib.parse.quote(str(db_path.resolve()))
+    problem: sqlite3.Error | None = None
+    writable = os.access(db_path.parent, os.W_OK | os.X_OK) and os.access(db_path, os.W_OK)
+    side_files = [db_path.with_name(db_path.name + suffix) for suffix in ("-wal", "-shm")]
+    new_files = [f for f in side_files if not f.exists()]
+    for mode in (["mode=rw"] if writable and not _disk_full(db_path) else []) + ["mode=ro&immutable=1"]:
+        for f in new_files:  # what a failed attempt left: empty, and ours
+            with contextlib.suppress(OSError):
+                if f.stat().st_size == 0:
+                    f.unlink()
+        try:
+            conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as e:
+            problem = e
+            continue
+        try:
+            version = _user_version(conn)
+        except sqlite3.Error as e:
+            conn.close()
+            problem = e
+            if isinstance(e, sqlite3.DatabaseError) and "not a database" in str(e):
+                break
+            continue
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise GpuwiseError(f"results database {db_path} has schema version {version}, newer than this gpuwise "
+                               f"knows ({SCHEMA_VERSION}): upgrade gpuwise, or use --db with another file")
+        if version < SCHEMA_VERSION:  # an older schema is brought up to date by any command that writes
+            conn.close()
+            return _open(db_path)
+        return Store(conn, db_path)
+    assert problem is not None
+    raise _open_error(db_path, problem) from problem
+
+
+def _open(db_path: Path) -> Store:
     try:
         conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     except sqlite3.Error as e:

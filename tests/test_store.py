@@ -385,6 +385,7 @@ def test_cli_filters_and_json(filled_db: Path) -> None:
 
 
 def test_cli_empty_store_says_what_to_run(tmp_path: Path) -> None:
+    open_store(tmp_path / "new.db").close()
     code, out, _ = cli("--db", str(tmp_path / "new.db"))
     assert code == 0
     assert "no results yet in" in out and "run gpuwise bench WORKLOAD" in out

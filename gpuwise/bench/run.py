@@ -162,11 +162,11 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
     from gpuwise.store import open_store
 
     check_counts(config.steps, config.warmup)
+    device = check_device(config.device)
+    w = get_workload(config.workload)  # a misspelt name, before the --db is made
     if store:
         with open_store(store_path):
             pass  # an unusable --db fails now, not after the measurement
-    device = check_device(config.device)
-    w = get_workload(config.workload)
     shape = w.resolve_shape(config.seq_len, config.image_size)
     batch_size = (
         find_batch_size(w, config, device) if config.auto_batch

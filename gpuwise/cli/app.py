@@ -35,10 +35,23 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except GpuwiseError as e:
-            print(f"gpuwise: error: {e}", file=sys.stderr)
+            print(f"gpuwise: error: {one_line(e)}", file=sys.stderr)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]  # wraps keeps the signature typer reads
+
+
+def one_line(e: GpuwiseError) -> str:
+    """The error's own line. A ``GpuwiseError`` raised in a DataLoader worker process reaches this process
+    re-raised with the worker's whole traceback as its message ("Caught GpuwiseError in DataLoader worker
+    process 0. Original Traceback ..."); its last line holds the original message."""
+    lines = str(e).strip().splitlines()
+    if len(lines) > 1 and lines[0].startswith(f"Caught {GpuwiseError.__name__}"):
+        prefix = f"{GpuwiseError.__module__}.{GpuwiseError.__name__}: "
+        original = [line[len(prefix):] for line in lines if line.startswith(prefix)]
+        if original:
+            return original[-1]
+    return " ".join(line.strip() for line in lines)
 
 
 def positive_int(value: str | None, flag: str) -> int | None:

@@ -118,6 +118,8 @@ def render(o: Option, workload: str, console: Console) -> None:
                       f"benchmarks/input_pipeline.py); {binds}", highlight=False)
     rate = f"{s.samples_per_s:,.1f} samples/s" + (f", {s.tokens_per_s:,.0f} tokens/s" if s.tokens_per_s else "")
     console.print(f"throughput over {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''}: {rate}", highlight=False)
+    for note in o.notes:
+        console.print(f"note: {note}", highlight=False)
 
 
 def _ms(seconds: float) -> str:

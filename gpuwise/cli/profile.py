@@ -37,6 +37,7 @@ def profile_command(
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
 ) -> None:
     """Profile one training step on fake tensors: nothing real is allocated."""
+    num_top = positive_int(top, "--top") or 10
     result = profile(
         workload,
         batch_size=positive_int(batch_size, "--batch-size"),
@@ -46,7 +47,6 @@ def profile_command(
         image_size=positive_int(image_size, "--image-size"),
         activation_checkpointing=checkpointing,
     )
-    num_top = positive_int(top, "--top") or 10
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from rich.table import Table
 from gpuwise.bench.result import BenchResult
 from gpuwise.cli.app import DB_OPTION, app, user_errors
 from gpuwise.cli.format import gib
-from gpuwise.store import export_format, export_results, open_store
+from gpuwise.store import ENV_VAR, default_db_path, export_format, export_results, open_store
 
 
 @app.command("results")
@@ -31,7 +32,10 @@ def results_command(
     """List stored benchmark results, newest first."""
     if export is not None:
         export_format(export)  # a bad suffix fails before anything is read
-    with open_store(db) as store:
+    if db is None and not os.environ.get(ENV_VAR) and not default_db_path().exists():
+        print(f"no results yet in {default_db_path()}: run gpuwise bench WORKLOAD")  # a new user: nothing measured
+        return
+    with open_store(db, read_only=True) as store:
         results = store.results(workload=workload, device=device)
         num_stored = len(results) if workload is None and device is None else len(store.results())
         path = store.path

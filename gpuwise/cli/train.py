@@ -101,6 +101,8 @@ def train_command(
     base, devices_text, note = _base(workload, use_plan, resume, devices_text, db, num_gpus, dry_run)
     if workload is not None:
         given["workload"] = workload
+    if "steps" in given or "epochs" in given:  # the run's length as given replaces the checkpoint's, either way
+        base = dataclasses.replace(base, steps=None, epochs=None)
     config = dataclasses.replace(base, **given)
 
     if os.environ.get(WORKER_ENV) == "1":
@@ -125,14 +127,24 @@ def train_command(
         console.print(_header(config, prepared, devices, launch))
         if note:
             console.print(note)
-    if not launch.in_process:
-        code = execute(launch)
-        if code:
-            raise typer.Exit(code)
-        return
-    with _Progress(enabled=not as_json) as progress:
-        result = train(config, devices, on_step=progress.update)
+    with _claimed(config.output_dir):
+        if not launch.in_process:
+            code = execute(launch)
+            if code:
+                raise typer.Exit(code)
+            return
+        with _Progress(enabled=not as_json) as progress:
+            result = train(config, devices, on_step=progress.update)
     _finish(config, result, as_json)
+
+
+def _claimed(folder: Path | None) -> Any:
+    """The checkpoint folder held by this run (the launcher: its workers write under its claim)."""
+    import contextlib
+
+    from gpuwise.train.checkpoint import claim
+
+    return claim(folder) if folder is not None else contextlib.nullcontext()
 
 
 def _grad_accum(text: str | None) -> int | None:
@@ -153,21 +165,25 @@ def _base(workload: str | None, use_plan: bool, resume: Path | None, devices_tex
     from gpuwise.train.loop import resumed_config
 
     if use_plan:
-        return _from_plan(db, devices_text, num_gpus, dry_run)
-    if resume is not None and workload is None:
+        return _from_plan(workload, db, devices_text, num_gpus, dry_run)
+    if resume is not None:  # every setting from the checkpoint; the flags given (and a workload) then override
         return resumed_config(TrainConfig(workload="", resume=resume)), devices_text, ""
     if workload is None:
         raise GpuwiseError("name the workload to train (see 'gpuwise workloads'), or use --resume DIR or --plan")
     return TrainConfig(workload=workload), devices_text, ""
 
 
-def _from_plan(db: Path | None, devices_text: str, num_gpus: int, dry_run: bool) -> tuple[TrainConfig, str, str]:
+def _from_plan(workload: str | None, db: Path | None, devices_text: str, num_gpus: int,
+               dry_run: bool) -> tuple[TrainConfig, str, str]:
     import torch
 
     from gpuwise.hardware.catalog import load_catalog
     from gpuwise.train.recommended import check_here, load_recommendation
 
     rec = load_recommendation(db)
+    if workload is not None and workload != rec.workload:
+        raise GpuwiseError(f"--plan: the saved plan is for workload {rec.workload}, not {workload}: run "
+                           f"'gpuwise plan {workload} ...' first, or drop the workload to train the plan's")
     names = [torch.cuda.get_device_name(i) for i in range(num_gpus)]
     catalog = load_catalog(None)
     matches = [(g.name if (g := catalog.match_device(n)) else None) for n in names]

@@ -47,6 +47,10 @@ def validate_command(
 
     if include_shipped and not frozen:
         raise GpuwiseError("--include-shipped goes with --frozen (without it the shipped rows are always used)")
+    if db is not None and db.exists():  # a bad --db fails now, not after minutes of fitting (read only)
+        from gpuwise.store import open_store
+
+        open_store(db, read_only=True).close()
     if frozen:
         result = validate_frozen(load_catalog(catalog), published=published, include_shipped=include_shipped,
                                  store_path=db, local=db is not None)

@@ -123,6 +123,22 @@ _FLOAT_FIELDS = (
 _INT_FIELDS = ("sm_count", "boost_clock_mhz", "pcie_gen", "launch_year")
 NUMERIC_FIELDS = _FLOAT_FIELDS + _INT_FIELDS
 REQUIRED_FIELDS = ("vendor", "memory_gb", "memory_bandwidth_gbps")
+# What any GPU, past or foreseeable, has: generous bounds (a 2 GB card of 2016 to a hundred times today's
+# largest) that catch a typo or a unit slip (1e-9 GB/s, TFLOP/s entered as FLOP/s) before it plans
+# "64 GPUs for 137,167 years". Each with its unit, for the message.
+PHYSICAL_RANGES: dict[str, tuple[float, float, str]] = {
+    "memory_gb": (0.5, 10_000, "GB"), "memory_bandwidth_gbps": (10, 100_000, "GB/s"),
+    "fp32_tflops": (0.1, 10_000, "TFLOP/s"), "tf32_tflops": (0.1, 100_000, "TFLOP/s"),
+    "fp16_tflops": (0.1, 100_000, "TFLOP/s"), "bf16_tflops": (0.1, 100_000, "TFLOP/s"),
+    "fp8_tflops": (0.1, 100_000, "TFLOP/s"), "achievable_bf16_tflops": (0.1, 100_000, "TFLOP/s"),
+    "achievable_memory_gbps": (10, 100_000, "GB/s"), "l2_cache_mb": (0.01, 100_000, "MB"),
+    "tdp_w": (1, 100_000, "W"), "nvlink_gbps": (1, 100_000, "GB/s"), "nvlink_bridge_gbps": (1, 100_000, "GB/s"),
+    "price_usd_per_hour": (0.001, 1_000, "US$ per GPU-hour"), "sm_count": (1, 100_000, "SMs"),
+    "boost_clock_mhz": (100, 10_000, "MHz"), "pcie_gen": (1, 10, ""), "launch_year": (1990, 2100, ""),
+    "launch_msrp_usd": (1, 10_000_000, "US$"), "street_price_usd": (1, 10_000_000, "US$"),
+    "server_usd_per_gpu": (1, 10_000_000, "US$"), "training_power_w": (1, 100_000, "W"),
+}
+assert set(PHYSICAL_RANGES) == set(NUMERIC_FIELDS), "every number has its physical range"
 _ENTRY_FIELDS = (*_STR_FIELDS, *_DATE_FIELDS, *NUMERIC_FIELDS, "device_names", "sources")
 _DERIVED_FIELDS = {"name", "achievable_fraction", "achievable_basis", "achievable_bandwidth_fraction",
                    "achievable_bandwidth_basis"}
@@ -204,6 +220,11 @@ class _Entry:
         if value <= 0:
             raise self.error(f"must be positive, got {value} (leave a field out when the GPU lacks it or "
                              "no source gives it; never 0)", key)
+        low, high, unit = PHYSICAL_RANGES[key]
+        if not low <= value <= high:
+            units = f" {unit}" if unit else ""
+            raise self.error(f"{value:g} is outside the physical range {low:,g} .. {high:,g}{units} (a typo or "
+                             "another unit?)", key)
         return int(value) if whole else float(value)
 
     def _names(self, key: str, value: object) -> tuple[str, ...]:
@@ -405,6 +426,8 @@ def load_catalog(user_file: Path | None = None) -> Catalog:
         if not default.is_file():
             return catalog
         user_file = default
+    elif user_file.is_dir():
+        raise GpuwiseError(f"--catalog {user_file} is a directory: pass a TOML file, e.g. {user_file / USER_FILE_NAME}")
     elif not user_file.is_file():
         raise GpuwiseError(f"catalog file {user_file} does not exist: pass an existing TOML file to --catalog")
     gpus = {g.name.lower(): g for g in catalog.gpus}

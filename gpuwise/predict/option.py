@@ -103,6 +103,7 @@ class Option:
     step: StepEstimate | None  # None when nothing fits
     run: RunEstimate | None  # None when nothing fits, or when no data set was given (predict)
     settings: RunSettings = field(default_factory=RunSettings)  # as priced: strategy, recompute, accumulation, compile
+    notes: tuple[str, ...] = ()  # what the prediction assumes that the user should know (a precision run otherwise)
 
     @property
     def global_batch_size(self) -> int:
@@ -282,11 +283,13 @@ class OptionMaker:
 
     def gpu_option(self, gpu: GPU, num_gpus: int) -> Option:
         capacity = memory.gpu_capacity_bytes(gpu.memory_gb)
-        nodes = max(1, num_gpus // GPUS_PER_NODE)
+        nodes = math.ceil(num_gpus / GPUS_PER_NODE)  # 9 GPUs: two nodes, as the communication is priced
         label = f"{num_gpus}× {gpu.name}" + (f" ({nodes} nodes)" if nodes > 1 else "")
         found = self.fit(capacity, num_gpus=num_gpus, on_gpu=True)
+        note = precision_note(gpu, self.precision)
         base: dict[str, Any] = dict(
-            device=gpu.name, label=label, is_gpu=True, num_gpus=num_gpus, num_nodes=nodes,
+            notes=(note,) if note else (), device=gpu.name, label=label, is_gpu=True, num_gpus=num_gpus,
+            num_nodes=nodes,
             price_usd_per_hour=gpu.price_usd_per_hour, requested_batch_size=self.requested,
             batch_size=found.batch_size, strategy=found.strategy, capacity_bytes=capacity,
             memory_per_gpu_bytes=found.device_bytes,
@@ -376,14 +379,33 @@ def _estimate(
     )
 
 
+def precision_note(gpu: GPU, precision: Precision) -> str | None:
+    """What PyTorch does with ``precision`` on a GPU without the tensor cores for it, as predicted; None if it has
+    them. TF32 is a flag PyTorch ignores where there is no TF32 (FP32 runs); BF16 autocast runs, but its
+    products go to the CUDA cores (V100, T4: no BF16 tensor cores)."""
+    if precision is Precision.TF32 and gpu.tf32_tflops is None:
+        return (f"{gpu.name} has no TF32 tensor cores: PyTorch runs --precision tf32 as fp32 there, and it is "
+                "predicted as fp32")
+    dtype = {Precision.AMP_BF16: ("BF16", gpu.bf16_tflops), Precision.AMP_FP16: ("FP16", gpu.fp16_tflops)}
+    if precision in dtype and dtype[precision][1] is None:
+        name = dtype[precision][0]
+        other = " (amp-fp16 uses its FP16 tensor cores)" if name == "BF16" and gpu.fp16_tflops else ""
+        return (f"{gpu.name} has no {name} tensor cores: PyTorch runs --precision {precision.value}'s matrix "
+                f"products without them, at about its FP32 rate, and it is predicted so{other}")
+    return None
+
+
 def modellable(gpu: GPU) -> bool:
     """The roofline needs the FP32 rate and the bandwidth; an entry without them cannot be predicted."""
     return gpu.fp32_tflops is not None
 
 
 def _stored_results(workload: str, store_path: Path | None) -> list[BenchResult]:
-    from gpuwise.store import open_store
+    """What is stored, read only: predicting creates no database (there is nothing measured without one)."""
+    from gpuwise.store import default_db_path, open_store
 
-    with open_store(store_path) as store:
+    if not (Path(store_path).expanduser() if store_path is not None else default_db_path()).exists():
+        return []
+    with open_store(store_path, read_only=True) as store:
         # One device's step: a multi-process `gpuwise train` measured something else (N processes).
         return [r for r in store.results(workload=workload) if r.num_devices == 1]

@@ -61,6 +61,10 @@ class DeviceRates:
             return self.tensor_tflops[TF32]
         return self.tensor_tflops.get(FP32, self.vector_tflops)
 
+    def runs_tf32(self, precision: Precision) -> bool:
+        """Whether FP32 products run on TF32 tensor cores: with ``tf32`` on a GPU that has them."""
+        return precision is Precision.TF32 and TF32 in self.tensor_tflops
+
 
 # A recurrent layer on a GPU (cuDNN's standard algorithm, which PyTorch picks for every FP32/TF32
 # layer: aten/src/ATen/native/cudnn/RNN.cpp, get_algo) computes the input projections of all time
@@ -242,9 +246,12 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
             compute = g.flops / (vector * eff.grouped_conv)
         elif g.kind in ops.TENSOR_KINDS:
             peak = device.matmul_tflops(g.dtype, precision)
-            if peak is None:  # e.g. BF16 on a V100: PyTorch would fail; treat as FP32 speed
+            # Without tensor cores for its dtype a product runs on the CUDA cores: FP32 (TF32 where the GPU has
+            # no TF32: PyTorch's flag is then a no-op), and BF16 on a V100 or T4, which PyTorch runs, slowly,
+            # without tensor cores: priced at the FP32 rate and the CUDA cores' efficiency.
+            on_cuda_cores = device.is_gpu and (peak is None or (g.dtype == FP32 and not device.runs_tf32(precision)))
+            if peak is None:
                 peak = device.matmul_tflops(FP32, Precision.FP32) or device.vector_tflops
-            on_cuda_cores = device.is_gpu and g.dtype == FP32 and precision is not Precision.TF32
             flash = device.family if device.is_gpu and pipeline.sdpa_attention else None
             efficiency = eff.on_cuda_cores(g.kind) if on_cuda_cores else eff.for_kind(g.kind, flash_family=flash)
             rate = peak * 1e12 * efficiency

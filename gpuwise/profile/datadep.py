@@ -278,13 +278,17 @@ def _call_site() -> Site:
     while frame is not None:
         frames.append(frame)
         frame = frame.f_back
+    from gpuwise.workloads.user import USER_MODULE_PREFIX
+
     start = max((i for i, f in enumerate(frames) if f.f_code.co_name == "__torch_dispatch__"), default=-1) + 1
     for frame in frames[start:]:
         module = frame.f_globals.get("__name__", "")
-        if module != "torch" and not module.startswith("torch."):
+        # gpuwise's own tracing modes (fused attention's __torch_function__) sit between the model and torch
+        if module != "torch" and not module.startswith(("torch.", "gpuwise.profile.")):
             code = frame.f_code
             line = linecache.getline(code.co_filename, frame.f_lineno).strip()
-            return Site(f"{module}:{code.co_qualname}", frame.f_lineno, line, frame)
+            where = code.co_filename if module.startswith(USER_MODULE_PREFIX) else module  # the user's own file
+            return Site(f"{where}:{code.co_qualname}", frame.f_lineno, line, frame)
     raise AssertionError("data-dependent op issued from no Python frame outside torch")
 
 

@@ -25,6 +25,7 @@ folder without a manifest, or with a file that does not match it, is passed over
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ FORMAT = 1  # one file, written by rank 0
 SHARDED_FORMAT = 2  # a DCP folder, written by every rank
 _NAME = re.compile(r"step-(\d{9})\.(pt|dcp)")
 _TEMP_SHARDED = re.compile(r"\.step-(\d{9})\.dcp\.tmp")
+NO_MANIFEST = "no manifest (the write was cut short)"
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,36 @@ def save(folder: Path, step: int, state: dict[str, Any], *, keep: int, info: dic
         torch.save(state, hashing)  # type: ignore[arg-type]  # torch.save needs only write() and flush()
         size = hashing.size
 
-    _atomic_write(path, write)
-    record = {"format": FORMAT, "file": path.name, "sha256": digest.hexdigest(), "bytes": size, "step": step,
-                **(info or {})}
-    _atomic_write(path.with_suffix(".json"), lambda out: out.write(json.dumps(record, indent=1).encode()))
+    try:
+        _atomic_write(path, write)
+        record = {"format": FORMAT, "file": path.name, "sha256": digest.hexdigest(), "bytes": size, "step": step,
+                  **(info or {})}
+        _atomic_write(path.with_suffix(".json"), lambda out: out.write(json.dumps(record, indent=1).encode()))
+    except (OSError, RuntimeError) as e:  # torch reports a short write as RuntimeError("... unexpected pos")
+        if not _disk_full(e):
+            raise
+        _remove(path.with_suffix(".json"))  # a checkpoint without its manifest is never trusted anyway
+        _remove(path)
+        raise _no_space(folder, step) from None
     _prune(folder, keep)
     return path
+
+
+def _disk_full(e: BaseException | None) -> bool:
+    """Whether ``e``, or an error it was raised in (torch wraps the OSError of a short write), is a full disk."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _no_space(folder: Path, step: int) -> GpuwiseError:
+    previous = find(folder)
+    kept = (f"the previous checkpoint {previous.path.name} is intact; free some space and continue with "
+            f"'gpuwise train --resume {folder}'") if previous else "no earlier checkpoint there"
+    return GpuwiseError(f"no space left on device: writing the checkpoint of step {step} in {folder} "
+                        f"({shutil.disk_usage(folder).free:,} bytes free) failed and was removed; {kept}")
 
 
 def find(folder: Path) -> Found | None:
@@ -98,6 +124,61 @@ def find(folder: Path) -> Found | None:
             return Found(path=path, step=step, skipped=tuple(skipped))
         skipped.append(f"{path.name}: {problem}")
     return None
+
+
+LOCK_NAME = ".gpuwise-run.lock"
+
+
+@contextlib.contextmanager
+def claim(folder: Path) -> Iterator[None]:
+    """Hold ``folder`` for one run while it trains: a second run into it at the same time is refused instead of
+    overwriting the first one's checkpoints (an advisory ``flock``, released when the process ends, however it
+    ends). Leaves nothing behind: the lock file, and the folder if this run made it and wrote nothing."""
+    import fcntl
+
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise GpuwiseError(f"--checkpoint-dir {folder} is being written by another run now: wait for it, or "
+                           "choose another --checkpoint-dir") from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+        if made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+
+
+def problems(folder: Path) -> list[tuple[str, str]]:
+    """Every checkpoint in ``folder`` that cannot be trusted, newest first, and why."""
+    found = ((path, _check(path)) for _, path in sorted(_candidates(folder), reverse=True))
+    return [(path.name, problem) for path, problem in found if problem is not None]
+
+
+def steps_in(folder: Path) -> list[int]:
+    """The steps of the checkpoints in ``folder``, good or not, and of manifests left without one."""
+    manifests = (int(p.name[5:14]) for p in folder.glob("step-*.json") if _NAME.fullmatch(p.name[:14] + ".pt"))
+    return sorted({step for step, _ in _candidates(folder)} | set(manifests))
+
+
+def describe_run(folder: Path) -> str:
+    """Whose checkpoints ``folder`` holds, from the newest manifest: 'workload resnet18, seed 0'."""
+    for path in sorted(folder.glob("step-*.json"), reverse=True):
+        try:
+            settings = json.loads(path.read_text()).get("settings", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(settings, dict) and settings.get("workload"):
+            return f"workload {settings['workload']}, seed {settings.get('seed')}"
+    return "no readable manifest"
 
 
 def manifest(path: Path) -> dict[str, Any]:
@@ -290,7 +371,7 @@ def _check(path: Path, *, full: bool = True) -> str | None:
     try:
         vouched = json.loads(manifest_path.read_text())
     except FileNotFoundError:
-        return "no manifest (the write was cut short)"
+        return NO_MANIFEST
     except (OSError, ValueError):
         return "its manifest is unreadable"
     if is_sharded(path):
@@ -302,7 +383,18 @@ def _check(path: Path, *, full: bool = True) -> str | None:
             if problem:
                 return f"{name}: {problem}"
         return None
-    return _check_file(path, vouched, full=full)
+    return _check_file(path, vouched, full=full) or (_check_loads(path) if full else None)
+
+
+def _check_loads(path: Path) -> str | None:
+    """Why torch refuses to load a checkpoint whose bytes match its manifest (a crafted or foreign pickle: the
+    manifest proves the bytes whole, not harmless), or None. Memory-mapped: no tensor data is read."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # UnpicklingError, or RuntimeError for a file that is no torch archive
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        return f"torch will not load it safely ({type(e).__name__}: {first})"
+    return None
 
 
 def _check_file(path: Path, vouched: dict[str, Any], *, full: bool) -> str | None:

@@ -15,6 +15,7 @@ from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, St
 from gpuwise.errors import GpuwiseError
 
 DEFAULT_WARMUP = 3  # steps run before the clock starts, as bench discards them
+MAX_SEED = 2**63  # seeds are 0 .. 2**63 - 1: torch's generators take 64 bits, and derived seeds stay below them
 DEFAULT_KEEP_CHECKPOINTS = 3  # the newest good ones; older ones are deleted after a save
 
 
@@ -61,6 +62,9 @@ class TrainConfig:
                             ("--keep-checkpoints", self.keep_checkpoints)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise GpuwiseError(f"{flag} must be a positive integer, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < MAX_SEED:
+            raise GpuwiseError(f"--seed must be a whole number from 0 to 2**63 - 1 (what torch's generators take), "
+                               f"got {self.seed!r}")
         if self.warmup < 1:
             raise GpuwiseError(f"--warmup must be at least 1 (the first steps pay for allocation), got {self.warmup}")
         if self.checkpoint_every is not None and self.checkpoint_dir is None and self.resume is None:
@@ -88,7 +92,10 @@ class TrainConfig:
         rounding; the strategy and the micro batches per step, like the number of processes, change how
         the samples of a step are spread, and the data continues from the same sample."""
         return {"activation_checkpointing": self.activation_checkpointing.value, "compile": self.compile,
-                "strategy": self.strategy.value, "grad_accum": self.grad_accum}
+                "strategy": self.strategy.value, "grad_accum": self.grad_accum,
+                # the run's length and checkpointing: a bare --resume continues the same run, to the same end
+                "steps": self.steps, "epochs": self.epochs, "checkpoint_every": self.checkpoint_every,
+                "keep_checkpoints": self.keep_checkpoints, "warmup": self.warmup}
 
 
 @dataclass(frozen=True)

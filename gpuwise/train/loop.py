@@ -59,6 +59,7 @@ from gpuwise.train.distributed import (
     unwrap,
     wrap,
 )
+from gpuwise.train.launch import WORKER_ENV
 from gpuwise.train.step import AccumulatingStep, no_sync_for
 from gpuwise.workloads import Workload, get_workload
 from gpuwise.workloads.registry import Shape
@@ -145,6 +146,7 @@ def prepare(config: TrainConfig, world_size: int) -> Prepared:
             f"{world_size} process{'es' if world_size > 1 else ''}: use a smaller --batch-size"
             + (" or --grad-accum" if accum else "")
         )
+    check_output_dir(config)
     found = _find_resume(config.resume, settings) if config.resume is not None else None
     position = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
     note, theirs_world = "", None
@@ -162,6 +164,12 @@ def prepare(config: TrainConfig, world_size: int) -> Prepared:
         left_in_epoch = (micro_per_epoch - position["batch_in_epoch"]) // config.grad_accum
         later_epochs = (config.epochs or 1) - position["epoch"] - 1
         total_steps = max(position["step"], position["step"] + left_in_epoch + later_epochs * steps_per_epoch)
+    if found is not None and position["step"] >= total_steps:
+        target = f"--steps {config.steps}" if config.steps else f"{config.epochs or 1} epoch(s), {total_steps} steps"
+        raise GpuwiseError(
+            f"--resume {config.resume}: its checkpoint is at step {position['step']}, already at or past the "
+            f"target ({target}): nothing to train; give a larger --steps or --epochs to continue it"
+        )
     return Prepared(w, shape, batch_size, data, world_size, settings, found, position, steps_per_epoch, total_steps,
                     micro_per_epoch, note, theirs_world)
 
@@ -186,13 +194,7 @@ def _position_on(world_size: int, batch_size: int, theirs: int, position: dict[s
 
 
 def _find_resume(folder: Path, settings: dict[str, Any]) -> checkpoint.Found:
-    if not folder.is_dir():
-        raise GpuwiseError(f"--resume {folder}: no such folder; give the --checkpoint-dir of the run to continue")
-    found = checkpoint.find(folder)
-    if found is None:
-        names = sorted(p.name for p in folder.iterdir())[:3]
-        what = f"it holds {', '.join(names)}{' ...' if len(names) == 3 else ''}" if names else "it is empty"
-        raise GpuwiseError(f"--resume {folder}: no good checkpoint there ({what}); start without --resume")
+    found = _newest_good(folder)
     theirs = checkpoint.manifest(found.path).get("settings", {})
     differ = [f"{k} {theirs.get(k)!r} (this run: {v!r})" for k, v in settings.items() if theirs.get(k) != v]
     if differ:
@@ -211,20 +213,83 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
     from gpuwise.config import OptimizerName, Precision
 
     assert config.resume is not None
-    found = checkpoint.find(config.resume) if config.resume.is_dir() else None
-    if found is None:
-        raise GpuwiseError(f"--resume {config.resume}: no good checkpoint there; "
-                           "give the --checkpoint-dir of the run to continue")
-    record = checkpoint.manifest(found.path)
+    record = checkpoint.manifest(_newest_good(config.resume).path)
     s, o = record["settings"], record.get("options", {})
+    # How long the run is and how it checkpoints shape it too (not its result: free to change on resume).
+    length = {key: o[key] for key in ("steps", "epochs", "checkpoint_every", "keep_checkpoints", "warmup")
+              if o.get(key) is not None}
     return replace(
         config, workload=s["workload"], data=s["data"], batch_size=s["batch_size"],
         precision=Precision(s["precision"]), optimizer=OptimizerName(s["optimizer"]), seed=s["seed"],
         seq_len=s["seq_len"], image_size=s["image_size"],
         synthetic_samples=s["synthetic_samples"] or config.synthetic_samples, grad_accum=o.get("grad_accum", 1),
         activation_checkpointing=o.get("activation_checkpointing", config.activation_checkpointing.value),
-        compile=o.get("compile", config.compile), strategy=o.get("strategy", config.strategy.value),
+        compile=o.get("compile", config.compile), strategy=o.get("strategy", config.strategy.value), **length,
     )
+
+
+def _newest_good(folder: Path) -> checkpoint.Found:
+    """The checkpoint a resume starts from, or one line saying why there is none."""
+    if not folder.is_dir():
+        what = "it is a file, not a folder" if folder.exists() else "no such folder"
+        raise GpuwiseError(f"--resume {folder}: {what}; give the --checkpoint-dir of the run to continue")
+    found = checkpoint.find(folder)
+    if found is not None:
+        return found
+    problems = checkpoint.problems(folder)
+    if problems and all(problem == checkpoint.NO_MANIFEST for _, problem in problems):
+        names = ", ".join(name for name, _ in problems[:3]) + (" ..." if len(problems) > 3 else "")
+        raise GpuwiseError(
+            f"--resume {folder}: its checkpoints ({names}) have no manifests (step-N.json, written after each "
+            "checkpoint with its size and sha256, to tell a whole checkpoint from one a crash cut short): copy "
+            "the .json files along with the checkpoints, or start without --resume"
+        )
+    if problems:
+        why = "; ".join(f"{name}: {problem}" for name, problem in problems[:3])
+        raise GpuwiseError(f"--resume {folder}: no good checkpoint there ({why}); start without --resume")
+    held = sorted(p.name for p in folder.iterdir())[:3]
+    what = f"it holds {', '.join(held)}{' ...' if len(held) == 3 else ''}" if held else "it is empty"
+    raise GpuwiseError(f"--resume {folder}: no good checkpoint there ({what}); start without --resume")
+
+
+MIN_FREE_BYTES = 1 << 20  # a folder with less cannot hold even a small model's checkpoint
+
+
+def check_output_dir(config: TrainConfig) -> None:
+    """The checkpoint folder, checked before any model is built: a folder (or one that can be made), writable,
+    with some free space, and not holding another run's checkpoints (unless this run resumes them)."""
+    import shutil
+    import tempfile
+
+    folder = config.output_dir
+    if folder is None:
+        return
+    fix = "choose another --checkpoint-dir"
+    if folder.exists() and not folder.is_dir():
+        raise GpuwiseError(f"--checkpoint-dir {folder} is a file, not a folder: {fix}")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise GpuwiseError(f"--checkpoint-dir {folder}: {existing} is a file, not a folder: {fix}")
+    try:
+        with tempfile.TemporaryFile(dir=existing):  # unnamed: leaves nothing behind
+            pass
+    except OSError as e:
+        raise GpuwiseError(f"--checkpoint-dir {folder}: cannot write in {existing} ({e.strerror}): {fix}") from None
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise GpuwiseError(f"--checkpoint-dir {folder}: no space left on device ({free:,} bytes free in "
+                           f"{existing}): free some space or {fix}")
+    resuming_here = config.resume is not None and config.resume.resolve() == folder.resolve()
+    # A torchrun worker (restarted too) runs under its launcher's check and claim (checkpoint.claim).
+    launched = os.environ.get(WORKER_ENV) == "1"
+    if folder.is_dir() and not resuming_here and not launched:
+        steps = checkpoint.steps_in(folder)
+        if steps:
+            whose = checkpoint.describe_run(folder)
+            raise GpuwiseError(
+                f"--checkpoint-dir {folder} holds the checkpoints of another run ({whose}, up to step "
+                f"{max(steps)}): continue it with 'gpuwise train --resume {folder}', or {fix}"
+            )
 
 
 # ------------------------------------------------------------------ the run
@@ -348,7 +413,7 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
         p.data.set_epoch(epoch)  # augmentations differ per epoch, and are the same again on resume
         order = list(sampler)
         batches = [order[i * p.batch_size:(i + 1) * p.batch_size] for i in range(p.micro_per_epoch)]
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) % 2**64)  # any seed < 2**63
         loader = DataLoader(p.data.dataset, batch_sampler=batches[done_in_epoch:], collate_fn=p.data.collate,
                             num_workers=workers, generator=generator, pin_memory=device.startswith("cuda"))
         batch_iter = iter(loader)
@@ -430,7 +495,7 @@ def _restore(p: Prepared, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     if rng is not None and p.resumed_world_size == ranks.world_size:
         checkpoint.set_rng_state(rng)
     else:  # other processes than the checkpoint's: no rank's stream continues, each starts anew
-        _seed_everything(seed * 1_000_003 + p.position["step"] * 1_009 + ranks.rank)
+        _seed_everything((seed * 1_000_003 + p.position["step"] * 1_009 + ranks.rank) % 2**63)
     del state
 
 

@@ -137,7 +137,10 @@ def get_workload(name: str) -> Workload:
         return _REGISTRY[name]
     except KeyError:
         pass
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    by_lower = {known.lower(): known for known in _REGISTRY}  # as GPU names: RESNET50 is resnet50
+    if name.strip().lower() in by_lower:
+        return _REGISTRY[by_lower[name.strip().lower()]]
+    close = [by_lower[m] for m in difflib.get_close_matches(name.strip().lower(), list(by_lower), n=3, cutoff=0.5)]
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise GpuwiseError(
         f"unknown workload '{name}': {hint}"

@@ -50,6 +50,10 @@ def _user_code(spec: str, what: str) -> Iterator[None]:
         raise GpuwiseError(f"{spec}: {what} raised {type(e).__name__}: {e}") from e
 
 
+# The module a user's model file is imported as; errors name the file instead of this made-up name.
+USER_MODULE_PREFIX = "gpuwise_user_"
+
+
 def _load_factory(spec: str) -> Callable[[], Any]:
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
@@ -58,9 +62,10 @@ def _load_factory(spec: str) -> Callable[[], Any]:
         path = Path(target)
         if not path.is_file():
             raise GpuwiseError(f"{spec}: no such file '{target}'; give the path to your model file")
-        module_name = f"gpuwise_user_{abs(hash(str(path.resolve())))}"
+        module_name = f"{USER_MODULE_PREFIX}{abs(hash(str(path.resolve())))}"
         module_spec = importlib.util.spec_from_file_location(module_name, path)
-        assert module_spec is not None and module_spec.loader is not None
+        if module_spec is None or module_spec.loader is None:  # Python imports .py files only
+            raise GpuwiseError(f"{spec}: '{target}' is not a Python file (.py); give path/to/file.py:factory")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
         with _user_code(spec, f"importing {target}"):
