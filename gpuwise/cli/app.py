@@ -111,6 +111,7 @@ def get_app() -> typer.Typer:
         bench,
         calibrate,
         gpus,
+        launch,
         plan,
         predict,
         profile,

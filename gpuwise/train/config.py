@@ -45,6 +45,7 @@ class TrainConfig:
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
     resume: Path | None = None  # continue from the newest good checkpoint in this folder
     store_path: Path | None = None  # the results database; None: the default one
+    log_dir: Path | None = None  # per-step metrics (JSONL) and TensorBoard events; None: the checkpoint folder's
 
     def __post_init__(self) -> None:
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.

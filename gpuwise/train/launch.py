@@ -116,6 +116,7 @@ def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
         ("--keep-checkpoints", config.keep_checkpoints, defaults.keep_checkpoints),
         ("--resume", config.resume, None),
         ("--db", config.store_path, None),
+        ("--log-dir", config.log_dir, None),
     ]
     for flag, value, default in flags:
         if value is not None and value != default:
