@@ -22,7 +22,16 @@ from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors, whole_num
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train.config import Devices, TrainConfig, parse_devices
-from gpuwise.train.launch import WORKER_ENV, Launch, Nodes, build_launch, execute, format_launch
+from gpuwise.train.launch import (
+    WORKER_ENV,
+    Launch,
+    Nodes,
+    build_launch,
+    execute,
+    format_launch,
+    restart_resume,
+    worker_devices,
+)
 
 EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -69,6 +78,11 @@ def train_command(
     node_rank: str = typer.Option("0", "--node-rank", help="This node's rank, 0 .. nodes-1."),
     master_addr: str = typer.Option(None, "--master-addr", help="Host of node 0 (several nodes)."),
     master_port: str = typer.Option(str(Nodes.master_port), "--master-port", help="Port on node 0."),
+    max_restarts: str = typer.Option(None, "--max-restarts", help="Under torchrun: restart the workers up to N "
+                                                                  "times after one dies; they resume from the "
+                                                                  "newest good checkpoint [default: 0]."),
+    log_dir: Path | None = typer.Option(None, "--log-dir", help="Per-step metrics (metrics.jsonl) and TensorBoard "
+                                                                "events here [default: the checkpoint folder]."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the launch (command, environment) and stop."),
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="The result, machine-readable."),
@@ -94,7 +108,7 @@ def train_command(
         "num_workers": whole_number(workers, "--workers"), "checkpoint_dir": checkpoint_dir,
         "checkpoint_every": positive_int(checkpoint_every, "--checkpoint-every"),
         "keep_checkpoints": positive_int(keep_checkpoints, "--keep-checkpoints"), "resume": resume,
-        "store_path": db,
+        "store_path": db, "log_dir": log_dir,
     }
     given = {k: v for k, v in given.items() if v is not None}
     num_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -104,7 +118,7 @@ def train_command(
     config = dataclasses.replace(base, **given)
 
     if os.environ.get(WORKER_ENV) == "1":
-        _worker(config, parse_devices(devices_text, num_gpus=num_gpus), as_json)
+        _worker(_after_restart(config), worker_devices(devices_text, num_gpus), as_json)
         return
     devices = parse_devices(devices_text, num_gpus=num_gpus, check=not dry_run)
     node_count = positive_int(nodes, "--nodes") or 1
@@ -113,8 +127,12 @@ def train_command(
         Nodes(count=node_count, rank=whole_number(node_rank, "--node-rank") or 0, master_addr=master_addr,
               master_port=positive_int(master_port, "--master-port") or Nodes.master_port),
         python=sys.executable, cpu_threads=os.cpu_count() or 1, output_args=("--json",) if as_json else (),
+        max_restarts=whole_number(max_restarts, "--max-restarts") or 0,
     )
     check_strategy(config.strategy, devices.kind, launch.world_size)
+    if launch.max_restarts and launch.in_process:
+        raise GpuwiseError("--max-restarts restarts torchrun's workers: use it with several processes "
+                           "(--devices cpu:N, N GPUs or --nodes N)")
     if dry_run:
         _print_launch(launch, devices, num_gpus, note)
         return
@@ -184,6 +202,17 @@ def _from_plan(db: Path | None, devices_text: str, num_gpus: int, dry_run: bool)
         devices_text = "cpu" if rec.device == "cpu" else str(rec.gpus_per_node)
     note = f"from the plan: {rec.label}, batch {rec.batch_size} per device, {rec.whole_epochs} epoch(s)"
     return config, devices_text, note + (f"; note: {problem}" if problem else "")
+
+
+def _after_restart(config: TrainConfig) -> TrainConfig:
+    """A worker torchrun restarted continues from the newest good checkpoint (rank 0 says so)."""
+    from gpuwise.train.distributed import Ranks
+
+    resumed = restart_resume(config)
+    if resumed is not config and Ranks.from_env().is_main:
+        print(f"gpuwise: workers restarted ({os.environ.get('TORCHELASTIC_RESTART_COUNT')} of --max-restarts): "
+              f"resuming from the newest good checkpoint in {resumed.resume}", file=sys.stderr)
+    return resumed
 
 
 def _worker(config: TrainConfig, devices: Devices, as_json: bool) -> None:

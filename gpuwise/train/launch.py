@@ -21,7 +21,7 @@ from types import FrameType
 
 from gpuwise.config import Strategy
 from gpuwise.errors import GpuwiseError
-from gpuwise.train.config import Devices, TrainConfig
+from gpuwise.train.config import Devices, TrainConfig, parse_devices
 
 WORKER_ENV = "GPUWISE_TRAIN_WORKER"
 DEFAULT_MASTER_PORT = 29500  # torchrun's own default
@@ -62,10 +62,11 @@ class Launch:
     node_rank: int = 0
     rendezvous: str | None = None  # "host:port" of node 0; None: standalone, on this host
     backend: str = "gloo"  # "nccl" on GPUs
+    max_restarts: int = 0  # torchrun restarts the workers this often after one dies; they resume (``restart_resume``)
 
 
 def build_launch(config: TrainConfig, devices: Devices, nodes: Nodes = Nodes(), *, python: str = "python",
-                 cpu_threads: int = 1, output_args: tuple[str, ...] = ()) -> Launch:
+                 cpu_threads: int = 1, output_args: tuple[str, ...] = (), max_restarts: int = 0) -> Launch:
     """The launch for this node. ``cpu_threads`` is this node's logical CPUs, shared among its processes;
     ``output_args`` are flags that change only what rank 0 prints (``--json``)."""
     nproc = devices.count
@@ -76,10 +77,12 @@ def build_launch(config: TrainConfig, devices: Devices, nodes: Nodes = Nodes(), 
     if devices.kind == "cuda" and devices.index is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(devices.index)
     if world == 1:
-        return Launch(in_process=True, argv=(python, *worker), env=env, backend=backend)
+        return Launch(in_process=True, argv=(python, *worker), env=env, backend=backend, max_restarts=max_restarts)
     # torchrun sets OMP_NUM_THREADS=1 (with a warning) when unset: CPU workers would crawl. Share the cores.
     env["OMP_NUM_THREADS"] = str(max(1, cpu_threads // nproc))
     run = [python, "-m", "torch.distributed.run", f"--nnodes={nodes.count}", f"--nproc-per-node={nproc}"]
+    if max_restarts:
+        run.append(f"--max-restarts={max_restarts}")
     rendezvous = None
     if nodes.count == 1:
         run.append("--standalone")
@@ -88,7 +91,8 @@ def build_launch(config: TrainConfig, devices: Devices, nodes: Nodes = Nodes(), 
         run += [f"--node-rank={nodes.rank}", f"--master-addr={nodes.master_addr}",
                 f"--master-port={nodes.master_port}"]
     return Launch(in_process=False, argv=(*run, *worker), env=env, world_size=world, nproc_per_node=nproc,
-                  nnodes=nodes.count, node_rank=nodes.rank, rendezvous=rendezvous, backend=backend)
+                  nnodes=nodes.count, node_rank=nodes.rank, rendezvous=rendezvous, backend=backend,
+                  max_restarts=max_restarts)
 
 
 def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
@@ -124,6 +128,29 @@ def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
     if config.compile:
         args.append("--compile")
     return args
+
+
+def worker_devices(text: str, num_gpus: int) -> Devices:
+    """A torchrun worker's devices. ``--devices cuda`` in a worker's command means one GPU per worker, the
+    one of its LOCAL_RANK (torchrun starts a worker per GPU); elsewhere it means cuda:0."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if text.strip().lower() == "cuda" and local > 1:
+        return Devices("cuda", local)
+    return parse_devices(text, num_gpus=num_gpus)
+
+
+def restart_resume(config: TrainConfig) -> TrainConfig:
+    """After torchrun restarted the workers (a worker died; ``--max-restarts``), continue from the newest good
+    checkpoint in the run's folder instead of starting over; unchanged on the first start or without one."""
+    from dataclasses import replace
+
+    from gpuwise.train import checkpoint
+
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    folder = config.checkpoint_dir
+    if restarts < 1 or config.resume is not None or folder is None or checkpoint.find(folder) is None:
+        return config
+    return replace(config, resume=folder)
 
 
 def format_launch(launch: Launch) -> str:
