@@ -124,6 +124,7 @@ def launch_command(
         time_s=parse_duration(time, "--time") if time is not None else None, python=python,
         max_restarts=whole_number(max_restarts, "--max-restarts") or 0,
         rdzv_port=positive_int(rdzv_port, "--rdzv-port") or DEFAULT_MASTER_PORT, name=name, log_dir=log_dir,
+        store_path=db.absolute() if db is not None else None,
         options=TargetOptions(partition=partition, account=account, image=image, namespace=namespace, pvc=pvc,
                               bucket=bucket, workdir=workdir),
     )

@@ -149,7 +149,8 @@ def layout_for(rec: Recommended, *, nodes: int | None, devices: Devices | None,
 
 
 def train_config(rec: Recommended, *, data: str, checkpoint_dir: str, steps: int | None,
-                 checkpoint_every: int | None, log_dir: str | None = None) -> TrainConfig:
+                 checkpoint_every: int | None, log_dir: str | None = None,
+                 store_path: Path | None = None) -> TrainConfig:
     """The ``gpuwise train`` settings the plan priced: batch, precision, optimizer, strategy, recompute,
     accumulation, compilation, and its epochs (or ``steps``)."""
     config = TrainConfig(
@@ -160,7 +161,7 @@ def train_config(rec: Recommended, *, data: str, checkpoint_dir: str, steps: int
         activation_checkpointing=ActivationCheckpointing.parse(rec.activation_checkpointing), compile=rec.compile,
         synthetic_samples=max(1, int(rec.samples_per_epoch)) if data == "synthetic" else 10_000,
         checkpoint_dir=Path(checkpoint_dir), checkpoint_every=checkpoint_every,
-        log_dir=Path(log_dir) if log_dir is not None else None,
+        log_dir=Path(log_dir) if log_dir is not None else None, store_path=store_path,
     )
     return config
 
@@ -168,7 +169,7 @@ def train_config(rec: Recommended, *, data: str, checkpoint_dir: str, steps: int
 def time_limit(rec: Recommended, layout: Layout, given_s: float | None) -> tuple[int, str]:
     """The job's limit in seconds and how it was set: ``given_s`` (``--time``), else the plan's prediction."""
     if given_s is not None:
-        return math.ceil(given_s), "--time"
+        return math.ceil(given_s), "as given by --time"
     if rec.total_s is None or rec.band is None:
         raise GpuwiseError("the saved plan has no predicted time (saved by an older gpuwise): run gpuwise plan "
                            "again, or give --time")
@@ -193,18 +194,20 @@ def check_paths(layout: Layout, data: str, checkpoint_dir: str) -> None:
 
 
 def job_name(workload: str) -> str:
-    """A name every scheduler accepts (Kubernetes: lowercase letters, digits and '-', at most 63)."""
-    base = re.sub(r"[^a-z0-9-]+", "-", PurePosixPath(workload.split(":")[-1] if ":" in workload else workload)
-                  .name.lower()).strip("-") or "run"
-    return f"gpuwise-{base}"[:63].rstrip("-")
+    """A name every scheduler accepts (Kubernetes: lowercase letters, digits and '-', at most 63): the zoo
+    name, or the file's name of path/to/file.py:factory."""
+    base = PurePosixPath(workload.split(":")[0]).stem if ".py:" in workload else workload
+    return f"gpuwise-{re.sub(r'[^a-z0-9-]+', '-', base.lower()).strip('-') or 'run'}"[:63].rstrip("-")
 
 
 def build_job(rec: Recommended, *, target: str, data: str, checkpoint_dir: str, nodes: int | None = None,
               devices: Devices | None = None, elastic: tuple[int, int] | None = None, steps: int | None = None,
               checkpoint_every: int | None = None, time_s: float | None = None, python: str = "python3",
               max_restarts: int = DEFAULT_MAX_RESTARTS, rdzv_port: int = DEFAULT_MASTER_PORT,
-              name: str | None = None, log_dir: str | None = None,
+              name: str | None = None, log_dir: str | None = None, store_path: Path | None = None,
               options: TargetOptions = TargetOptions()) -> Job:
+    """The job for ``rec`` (see the module docstring); ``store_path``: the results database the run writes to
+    (None: the default one on the first node)."""
     target = check_target(target)
     layout = layout_for(rec, nodes=nodes, devices=devices, elastic=elastic)
     check_paths(layout, data, checkpoint_dir)
@@ -213,11 +216,12 @@ def build_job(rec: Recommended, *, target: str, data: str, checkpoint_dir: str, 
     if target == "kubernetes" and not options.image:
         raise GpuwiseError("--target kubernetes needs --image: a container image with gpuwise and PyTorch installed")
     limit, basis = time_limit(rec, layout, time_s)
+    strategy = "DDP" if rec.strategy == "single" and layout.world_size > 1 else rec.strategy
     config = train_config(rec, data=data, checkpoint_dir=checkpoint_dir, steps=steps,
-                          checkpoint_every=checkpoint_every, log_dir=log_dir)
+                          checkpoint_every=checkpoint_every, log_dir=log_dir, store_path=store_path)
     return Job(name=name or job_name(rec.workload), target=target, workload=rec.workload, layout=layout,
                train=config, time_limit_s=limit, time_basis=basis, python=python, max_restarts=max_restarts,
-               rdzv_port=rdzv_port, strategy=rec.strategy, planned=rec.label, options=options)
+               rdzv_port=rdzv_port, strategy=strategy, planned=rec.label, options=options)
 
 
 def node_script(job: Job, *, rdzv_host: str, rdzv_id: str, cores: str = "$(nproc)", prefix: str = "") -> list[str]:
