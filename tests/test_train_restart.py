@@ -34,6 +34,7 @@ def test_a_killed_worker_restarts_and_ends_like_an_uninterrupted_run(tiny: str, 
                                                                       tmp_path: Path) -> None:
     run, whole = tmp_path / "run", tmp_path / "whole"
     common = ["--devices", "cpu:2", "--steps", "16", "--synthetic-samples", "64", "--checkpoint-every", "2",
+              "--lr-schedule", "cosine", "--warmup-steps", "3",
               "--db", str(db)]
     process = gpuwise("train", tiny, *common, "--checkpoint-dir", str(run), "--max-restarts", "1",
                       env={"GPUWISE_TEST_STEP_SLEEP_S": "0.1"})

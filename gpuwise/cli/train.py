@@ -81,6 +81,14 @@ def train_command(
     max_restarts: str = typer.Option(None, "--max-restarts", help="Under torchrun: restart the workers up to N "
                                                                   "times after one dies; they resume from the "
                                                                   "newest good checkpoint [default: 0]."),
+    lr: str = typer.Option(None, "--lr", help="Base learning rate [default: the optimizer's: 1e-3 adam/adamw, "
+                                              "1e-2 sgd]."),
+    warmup_steps: str = typer.Option(None, "--warmup-steps", help="Steps of linear learning-rate warm-up "
+                                                                  "[default: 0]."),
+    lr_schedule: str = typer.Option(None, "--lr-schedule", help="constant | cosine | linear (to zero at the last "
+                                                                "step) [default: constant]."),
+    weight_decay: str = typer.Option(None, "--weight-decay", help="[default: the optimizer's: 0.01 adamw, 0 "
+                                                                  "otherwise]."),
     log_dir: Path | None = typer.Option(None, "--log-dir", help="Per-step metrics (metrics.jsonl) and TensorBoard "
                                                                 "events here [default: the checkpoint folder]."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the launch (command, environment) and stop."),
@@ -108,7 +116,10 @@ def train_command(
         "num_workers": whole_number(workers, "--workers"), "checkpoint_dir": checkpoint_dir,
         "checkpoint_every": positive_int(checkpoint_every, "--checkpoint-every"),
         "keep_checkpoints": positive_int(keep_checkpoints, "--keep-checkpoints"), "resume": resume,
-        "store_path": db, "log_dir": log_dir,
+        "store_path": db, "log_dir": log_dir, "lr": _number(lr, "--lr"),
+        "warmup_steps": whole_number(warmup_steps, "--warmup-steps"),
+        "lr_schedule": lr_schedule.strip().lower() if lr_schedule is not None else None,
+        "weight_decay": _number(weight_decay, "--weight-decay"),
     }
     given = {k: v for k, v in given.items() if v is not None}
     num_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -151,6 +162,15 @@ def train_command(
     with _Progress(enabled=not as_json) as progress:
         result = train(config, devices, on_step=progress.update)
     _finish(config, result, as_json)
+
+
+def _number(text: str | None, flag: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise GpuwiseError(f"{flag} must be a number, e.g. 3e-4, got '{text}'") from None
 
 
 def _grad_accum(text: str | None) -> int | None:
@@ -273,7 +293,33 @@ def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch) -> st
                    " · compiled per block" if config.compile else ""])
     return (f"[bold]{p.workload.name}[/bold] · {where} · {procs} · {batch}{shape} · "
             f"{config.precision.value} · {config.optimizer.value} · seed {config.seed}{how}\n"
-            f"data: {p.data.description} · {p.total_steps} steps ({p.steps_per_epoch} per epoch)" + resume)
+            f"data: {p.data.description} · {p.total_steps} steps ({p.steps_per_epoch} per epoch)\n"
+            f"{_learning_rate(config)}{_metrics_where(config)}" + resume)
+
+
+def _learning_rate(config: TrainConfig) -> str:
+    """The schedule, defaults named as such."""
+    import torch
+
+    optimizer = config.optimizer.build([torch.nn.Parameter(torch.zeros(1))])
+    default_lr, default_decay = optimizer.param_groups[0]["lr"], optimizer.param_groups[0].get("weight_decay", 0.0)
+    lr = f"lr {config.lr:g}" if config.lr is not None else f"lr {default_lr:g} ({config.optimizer.value}'s default)"
+    decay = (f"weight decay {config.weight_decay:g}" if config.weight_decay is not None
+             else f"weight decay {default_decay:g} (default)")
+    warmup = f"{config.warmup_steps} warm-up step{'s' if config.warmup_steps != 1 else ''}"
+    given = config.lr_schedule != "constant" or config.warmup_steps
+    return f"{lr} · {config.lr_schedule} schedule{'' if given else ' (default)'}, {warmup} · {decay}"
+
+
+def _metrics_where(config: TrainConfig) -> str:
+    from gpuwise.train.metrics import FILE_NAME, tensorboard_available
+
+    folder = config.log_dir if config.log_dir is not None else config.output_dir
+    if folder is None:
+        return " · per-step metrics: none (give --log-dir or --checkpoint-dir)"
+    events = "and TensorBoard events" if tensorboard_available() else \
+        "(TensorBoard events: pip install 'gpuwise[tensorboard]')"
+    return f"\nper-step metrics: {folder / FILE_NAME} {events}"
 
 
 def _render(result: Any, c: Any, console: Console) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy, check_grad_accum
 from gpuwise.errors import GpuwiseError
+from gpuwise.train.schedule import check_schedule
 
 DEFAULT_WARMUP = 3  # steps run before the clock starts, as bench discards them
 DEFAULT_KEEP_CHECKPOINTS = 3  # the newest good ones; older ones are deleted after a save
@@ -46,6 +47,11 @@ class TrainConfig:
     resume: Path | None = None  # continue from the newest good checkpoint in this folder
     store_path: Path | None = None  # the results database; None: the default one
     log_dir: Path | None = None  # per-step metrics (JSONL) and TensorBoard events; None: the checkpoint folder's
+    # The learning rate (gpuwise.train.schedule): None keeps the optimizer's default rate and decay.
+    lr: float | None = None
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"  # constant | cosine | linear
+    weight_decay: float | None = None
 
     def __post_init__(self) -> None:
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
@@ -55,6 +61,7 @@ class TrainConfig:
         object.__setattr__(self, "activation_checkpointing",
                            ActivationCheckpointing.parse(self.activation_checkpointing))
         check_grad_accum(self.grad_accum)
+        check_schedule(self.lr, self.warmup_steps, self.lr_schedule, self.weight_decay)
         if self.epochs is not None and self.steps is not None:
             raise GpuwiseError("give --epochs or --steps, not both")
         for flag, value in (("--epochs", self.epochs), ("--steps", self.steps), ("--warmup", self.warmup),

@@ -121,6 +121,10 @@ def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
         ("--resume", config.resume, None),
         ("--db", config.store_path, None),
         ("--log-dir", config.log_dir, None),
+        ("--lr", config.lr, None),
+        ("--warmup-steps", config.warmup_steps, defaults.warmup_steps),
+        ("--lr-schedule", config.lr_schedule, defaults.lr_schedule),
+        ("--weight-decay", config.weight_decay, None),
     ]
     for flag, value, default in flags:
         if value is not None and value != default:
