@@ -77,3 +77,15 @@ def test_without_the_flags_the_rate_is_the_optimizers_and_the_header_says_so(tin
 def test_bad_schedule_flags_are_one_line(tiny: str, args: list[str], message: str) -> None:  # noqa: F811
     code, _, err = run_cli("train", tiny, "--steps", "1", *args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_bare_resume_continues_the_schedule(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+    run = tmp_path / "run"
+    schedule = ["--lr", "0.01", "--warmup-steps", "2", "--lr-schedule", "linear", "--weight-decay", "0.05"]
+    assert run_cli("train", tiny, "--steps", "4", "--synthetic-samples", "64", *schedule, "--checkpoint-dir",
+                   str(run), "--db", str(db))[0] == 0
+    code, out, err = run_cli("train", "--resume", str(run), "--steps", "8", "--db", str(db))
+    assert code == 0, err
+    assert "lr 0.01 · linear schedule, 2 warm-up steps · weight decay 0.05" in out
+    expected = LRSchedule(0.01, 2, "linear", 8)
+    assert [m["lr"] for m in read(run / FILE_NAME)][4:] == pytest.approx([expected.lr(s) for s in range(4, 8)])

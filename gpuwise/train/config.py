@@ -98,6 +98,12 @@ class TrainConfig:
         return {"activation_checkpointing": self.activation_checkpointing.value, "compile": self.compile,
                 "strategy": self.strategy.value, "grad_accum": self.grad_accum}
 
+    def learning_rate(self) -> dict[str, Any]:
+        """The schedule's settings, kept in each checkpoint's manifest (beside ``options``) so that a bare
+        ``--resume`` continues it; free to change on resume like the options."""
+        return {"lr": self.lr, "warmup_steps": self.warmup_steps, "lr_schedule": self.lr_schedule,
+                "weight_decay": self.weight_decay}
+
 
 @dataclass(frozen=True)
 class Devices:

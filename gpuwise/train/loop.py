@@ -226,6 +226,7 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
         synthetic_samples=s["synthetic_samples"] or config.synthetic_samples, grad_accum=o.get("grad_accum", 1),
         activation_checkpointing=o.get("activation_checkpointing", config.activation_checkpointing.value),
         compile=o.get("compile", config.compile), strategy=o.get("strategy", config.strategy.value),
+        **{k: record.get("learning_rate", {}).get(k, v) for k, v in config.learning_rate().items()},
     )
 
 
@@ -465,7 +466,8 @@ def _save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
     """Under FSDP every rank writes its shards (``checkpoint.save_sharded``); otherwise every rank sends its
     RNG states to rank 0, which writes one file. All wait for the write."""
     info = {**position, "samples_in_epoch": position["batch_in_epoch"] * p.batch_size * ranks.world_size,
-            "world_size": ranks.world_size, "settings": p.settings, "options": config.options()}
+            "world_size": ranks.world_size, "settings": p.settings, "options": config.options(),
+            "learning_rate": config.learning_rate()}
     scaler = step_fn.scaler.state_dict() if step_fn.scaler else None
     if sharded:
         return checkpoint.save_sharded(folder, position["step"], sharded_state(model, optimizer),
