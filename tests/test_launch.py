@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from gpuwise.launch.job import STARTUP_ALLOWANCE_S, Job, TargetOptions, build_jo
 from gpuwise.train.config import Devices
 from gpuwise.train.recommended import FILE_NAME, Recommended
 from tests.helpers import run_cli
+from tests.test_train import db, tiny  # noqa: F401  # fixtures
 
 SCHEMA = Path(__file__).parent / "data" / "kubeflow_pytorchjob_v1_schema.json"
 
@@ -146,9 +148,8 @@ def test_skypilot_task_without_skypilot() -> None:
 
 @pytest.fixture
 def saved_plan(tmp_path: Path) -> Path:
-    db = tmp_path / "results.db"
     (tmp_path / FILE_NAME).write_text(json.dumps(dataclasses.asdict(recommended())))
-    return db
+    return tmp_path / "results.db"
 
 
 def test_launch_from_the_saved_plan_writes_the_file(saved_plan: Path, tmp_path: Path) -> None:
@@ -195,3 +196,24 @@ def test_devices_override_for_a_cpu_job() -> None:
             nodes=2, devices=Devices("cpu", 1), time_s=600)
     text = slurm.render(j)
     assert "--gpus-per-node" not in text and "export OMP_NUM_THREADS=" in text and "--devices cpu" in text
+
+
+def test_launch_plans_here_and_submits(tiny: str, db: Path, tmp_path: Path,  # noqa: F811
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --from-plan the command plans with plan's flags; --submit hands the file to sbatch."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/sbatch-args\necho '4242;cluster'\n")
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    out_file = tmp_path / "tiny.sbatch"
+    code, out, err = run_cli("launch", tiny, "--target", "slurm", "--dataset-size", "640", "--epochs", "2",
+                             "--gpus", "T4", "--max-gpus", "1", "--data", "synthetic", "--checkpoint-dir",
+                             str(tmp_path / "ckpt"), "--db", str(db), "--output", str(out_file), "--submit")
+    assert code == 0, err
+    assert "submitted: 4242" in out and (tmp_path / "sbatch-args").read_text().split() == ["--parsable",
+                                                                                           str(out_file)]
+    rec = json.loads((db.parent / FILE_NAME).read_text()) if (db.parent / FILE_NAME).exists() else None
+    assert rec is None  # launch plans without replacing the saved plan
+    assert "--epochs 2" in out_file.read_text() and "predicted" in out_file.read_text()
