@@ -63,3 +63,27 @@ def test_a_worker_on_gpus_takes_its_local_ranks_gpu(monkeypatch: pytest.MonkeyPa
     assert worker_devices("cuda", num_gpus=8) == Devices("cuda", 8)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     assert worker_devices("cuda", num_gpus=1) == Devices("cuda", 1, index=0)
+
+
+def test_elastic_nodes_use_the_c10d_rendezvous() -> None:
+    from gpuwise.train.config import TrainConfig
+    from gpuwise.train.launch import Nodes, build_launch
+
+    nodes = Nodes(count=4, min_count=2, master_addr="node0", master_port=29400)
+    launch = build_launch(TrainConfig(workload="resnet50"), Devices("cuda", 8), nodes, python="py", max_restarts=3)
+    argv = list(launch.argv)
+    assert argv[3:10] == ["--nnodes=2:4", "--nproc-per-node=8", "--max-restarts=3", "--rdzv-backend=c10d",
+                          "--rdzv-endpoint=node0:29400", "--rdzv-id=gpuwise-train", "-m"]
+    assert not any(a.startswith("--node-rank") for a in argv)
+
+
+def test_elastic_nodes_on_the_command_line() -> None:
+    code, out, err = run_cli("train", "resnet50", "--nodes", "2:4", "--master-addr", "node0", "--devices", "8",
+                             "--steps", "10", "--dry-run")
+    assert code == 0, err
+    assert "--nnodes=2:4" in out and "--rdzv-endpoint=node0:29500" in out
+    for bad, message in (("3:2", "--nodes 3:2: give MIN:MAX with 1 <= MIN <= MAX"),
+                         ("two", "--nodes must be a positive integer or MIN:MAX, got 'two'"),
+                         ("0", "--nodes must be a positive integer, got 0")):
+        code, _, err = run_cli("train", "resnet50", "--nodes", bad, "--master-addr", "h", "--dry-run")
+        assert code == 2 and message in err, err

@@ -29,6 +29,7 @@ from gpuwise.train.launch import (
     build_launch,
     execute,
     format_launch,
+    parse_nodes,
     restart_resume,
     worker_devices,
 )
@@ -74,7 +75,8 @@ def train_command(
     resume: Path | None = typer.Option(None, "--resume", help="Continue exactly from the newest good checkpoint "
                                                               "in this folder."),
     use_plan: bool = typer.Option(False, "--plan", help="Run the option 'gpuwise plan' recommended last."),
-    nodes: str = typer.Option("1", "--nodes", help="Nodes in the run (torchrun, one command per node)."),
+    nodes: str = typer.Option("1", "--nodes", help="Nodes in the run (torchrun, one command per node); MIN:MAX "
+                                                   "for an elastic run (c10d rendezvous on --master-addr)."),
     node_rank: str = typer.Option("0", "--node-rank", help="This node's rank, 0 .. nodes-1."),
     master_addr: str = typer.Option(None, "--master-addr", help="Host of node 0 (several nodes)."),
     master_port: str = typer.Option(str(Nodes.master_port), "--master-port", help="Port on node 0."),
@@ -132,11 +134,11 @@ def train_command(
         _worker(_after_restart(config), worker_devices(devices_text, num_gpus), as_json)
         return
     devices = parse_devices(devices_text, num_gpus=num_gpus, check=not dry_run)
-    node_count = positive_int(nodes, "--nodes") or 1
+    node_count, min_nodes = parse_nodes(nodes)
     launch = build_launch(
         config, devices,
         Nodes(count=node_count, rank=whole_number(node_rank, "--node-rank") or 0, master_addr=master_addr,
-              master_port=positive_int(master_port, "--master-port") or Nodes.master_port),
+              master_port=positive_int(master_port, "--master-port") or Nodes.master_port, min_count=min_nodes),
         python=sys.executable, cpu_threads=os.cpu_count() or 1, output_args=("--json",) if as_json else (),
         max_restarts=whole_number(max_restarts, "--max-restarts") or 0,
     )

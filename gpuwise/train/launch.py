@@ -35,8 +35,11 @@ class Nodes:
     rank: int = 0
     master_addr: str | None = None  # the host of node 0; needed with several nodes
     master_port: int = DEFAULT_MASTER_PORT
+    min_count: int | None = None  # elastic (--nodes MIN:MAX): torchrun's c10d rendezvous admits MIN to count nodes
 
     def __post_init__(self) -> None:
+        if self.min_count is not None and not 1 <= self.min_count <= self.count:
+            raise GpuwiseError(f"--nodes {self.min_count}:{self.count}: give MIN:MAX with 1 <= MIN <= MAX")
         if self.count < 1:
             raise GpuwiseError(f"--nodes must be at least 1, got {self.count}")
         if not 0 <= self.rank < self.count:
@@ -86,6 +89,10 @@ def build_launch(config: TrainConfig, devices: Devices, nodes: Nodes = Nodes(), 
     rendezvous = None
     if nodes.count == 1:
         run.append("--standalone")
+    elif nodes.min_count is not None:  # elastic: c10d assigns node ranks as nodes join (and rejoin)
+        rendezvous = f"{nodes.master_addr}:{nodes.master_port}"
+        run[3] = f"--nnodes={nodes.min_count}:{nodes.count}"
+        run += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rendezvous}", "--rdzv-id=gpuwise-train"]
     else:
         rendezvous = f"{nodes.master_addr}:{nodes.master_port}"
         run += [f"--node-rank={nodes.rank}", f"--master-addr={nodes.master_addr}",
@@ -132,6 +139,25 @@ def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
     if config.compile:
         args.append("--compile")
     return args
+
+
+def parse_nodes(text: str) -> tuple[int, int | None]:
+    """``--nodes N`` or, elastic, ``MIN:MAX``: (the most nodes, the fewest or None)."""
+    if ":" in text:
+        low, _, high = text.partition(":")
+        try:
+            least, most = int(low), int(high)
+        except ValueError:
+            raise GpuwiseError(f"--nodes {text}: give N or MIN:MAX nodes, e.g. --nodes 2:4") from None
+        Nodes(count=most, min_count=least, master_addr="-")  # checks them
+        return most, least
+    try:
+        count = int(text)
+    except ValueError:
+        raise GpuwiseError(f"--nodes must be a positive integer or MIN:MAX, got '{text}'") from None
+    if count < 1:
+        raise GpuwiseError(f"--nodes must be a positive integer, got {count}")
+    return count, None
 
 
 def worker_devices(text: str, num_gpus: int) -> Devices:
