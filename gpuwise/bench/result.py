@@ -96,6 +96,7 @@ class BenchResult:
     activation_checkpointing: str = "none"
     grad_accum: int = 1
     compiled: bool = False
+    log_path: str | None = None  # train: the run's per-step metrics (metrics.jsonl), if it kept them
     id: int | None = None  # row id once stored
 
     def to_dict(self) -> dict[str, Any]:

@@ -124,6 +124,7 @@ def get_app() -> typer.Typer:
         bench,
         calibrate,
         gpus,
+        launch,
         plan,
         predict,
         profile,

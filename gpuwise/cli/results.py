@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from gpuwise.bench.result import BenchResult
 from gpuwise.cli.app import DB_OPTION, app, user_errors
@@ -65,8 +66,12 @@ def render(results: list[BenchResult], console: Console) -> None:
         # workload and device names fold when the table is wider than the console
         wrap = col in ("workload", "device")
         table.add_column(col, justify="left" if left else "right", no_wrap=not wrap, overflow="fold")
+    logs = any(r.log_path for r in results)  # train runs that kept per-step metrics
+    if logs:
+        table.add_column("logs", justify="left", overflow="fold")
     for r in results:
         t = r.timing
+        link = [_log_link(r.log_path)] if logs else []
         table.add_row(
             str(r.id),
             _when(r.created_at),
@@ -81,8 +86,16 @@ def render(results: list[BenchResult], console: Console) -> None:
             f"{r.mfu:.1%}" if r.mfu is not None else "",
             gib(r.peak_memory_bytes),
             r.software.torch,
+            *link,
         )
     console.print(table)
+
+
+def _log_link(path: str | None) -> Text | str:
+    """The metrics file, as a link a terminal can open."""
+    if not path:
+        return ""
+    return Text(path, style=f"link {Path(path).absolute().as_uri()}")
 
 
 def _when(iso: str) -> str:

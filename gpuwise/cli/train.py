@@ -22,7 +22,17 @@ from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors, whole_num
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train.config import Devices, TrainConfig, parse_devices
-from gpuwise.train.launch import WORKER_ENV, Launch, Nodes, build_launch, execute, format_launch
+from gpuwise.train.launch import (
+    WORKER_ENV,
+    Launch,
+    Nodes,
+    build_launch,
+    execute,
+    format_launch,
+    parse_nodes,
+    restart_resume,
+    worker_devices,
+)
 
 EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -65,10 +75,24 @@ def train_command(
     resume: Path | None = typer.Option(None, "--resume", help="Continue exactly from the newest good checkpoint "
                                                               "in this folder."),
     use_plan: bool = typer.Option(False, "--plan", help="Run the option 'gpuwise plan' recommended last."),
-    nodes: str = typer.Option("1", "--nodes", help="Nodes in the run (torchrun, one command per node)."),
+    nodes: str = typer.Option("1", "--nodes", help="Nodes in the run (torchrun, one command per node); MIN:MAX "
+                                                   "for an elastic run (c10d rendezvous on --master-addr)."),
     node_rank: str = typer.Option("0", "--node-rank", help="This node's rank, 0 .. nodes-1."),
     master_addr: str = typer.Option(None, "--master-addr", help="Host of node 0 (several nodes)."),
     master_port: str = typer.Option(str(Nodes.master_port), "--master-port", help="Port on node 0."),
+    max_restarts: str = typer.Option(None, "--max-restarts", help="Under torchrun: restart the workers up to N "
+                                                                  "times after one dies; they resume from the "
+                                                                  "newest good checkpoint [default: 0]."),
+    lr: str = typer.Option(None, "--lr", help="Base learning rate [default: the optimizer's: 1e-3 adam/adamw, "
+                                              "1e-2 sgd]."),
+    warmup_steps: str = typer.Option(None, "--warmup-steps", help="Steps of linear learning-rate warm-up "
+                                                                  "[default: 0]."),
+    lr_schedule: str = typer.Option(None, "--lr-schedule", help="constant | cosine | linear (to zero at the last "
+                                                                "step) [default: constant]."),
+    weight_decay: str = typer.Option(None, "--weight-decay", help="[default: the optimizer's: 0.01 adamw, 0 "
+                                                                  "otherwise]."),
+    log_dir: Path | None = typer.Option(None, "--log-dir", help="Per-step metrics (metrics.jsonl) and TensorBoard "
+                                                                "events here [default: the checkpoint folder]."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the launch (command, environment) and stop."),
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="The result, machine-readable."),
@@ -94,7 +118,10 @@ def train_command(
         "num_workers": whole_number(workers, "--workers"), "checkpoint_dir": checkpoint_dir,
         "checkpoint_every": positive_int(checkpoint_every, "--checkpoint-every"),
         "keep_checkpoints": positive_int(keep_checkpoints, "--keep-checkpoints"), "resume": resume,
-        "store_path": db,
+        "store_path": db, "log_dir": log_dir, "lr": _number(lr, "--lr"),
+        "warmup_steps": whole_number(warmup_steps, "--warmup-steps"),
+        "lr_schedule": lr_schedule.strip().lower() if lr_schedule is not None else None,
+        "weight_decay": _number(weight_decay, "--weight-decay"),
     }
     given = {k: v for k, v in given.items() if v is not None}
     num_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -106,17 +133,21 @@ def train_command(
     config = dataclasses.replace(base, **given)
 
     if os.environ.get(WORKER_ENV) == "1":
-        _worker(config, parse_devices(devices_text, num_gpus=num_gpus), as_json)
+        _worker(_after_restart(config), worker_devices(devices_text, num_gpus), as_json)
         return
     devices = parse_devices(devices_text, num_gpus=num_gpus, check=not dry_run)
-    node_count = positive_int(nodes, "--nodes") or 1
+    node_count, min_nodes = parse_nodes(nodes)
     launch = build_launch(
         config, devices,
         Nodes(count=node_count, rank=whole_number(node_rank, "--node-rank") or 0, master_addr=master_addr,
-              master_port=positive_int(master_port, "--master-port") or Nodes.master_port),
+              master_port=positive_int(master_port, "--master-port") or Nodes.master_port, min_count=min_nodes),
         python=sys.executable, cpu_threads=os.cpu_count() or 1, output_args=("--json",) if as_json else (),
+        max_restarts=whole_number(max_restarts, "--max-restarts") or 0,
     )
     check_strategy(config.strategy, devices.kind, launch.world_size)
+    if launch.max_restarts and launch.in_process:
+        raise GpuwiseError("--max-restarts restarts torchrun's workers: use it with several processes "
+                           "(--devices cpu:N, N GPUs or --nodes N)")
     if dry_run:
         _print_launch(launch, devices, num_gpus, note)
         return
@@ -145,6 +176,15 @@ def _claimed(folder: Path | None) -> Any:
     from gpuwise.train.checkpoint import claim
 
     return claim(folder) if folder is not None else contextlib.nullcontext()
+
+
+def _number(text: str | None, flag: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise GpuwiseError(f"{flag} must be a number, e.g. 3e-4, got '{text}'") from None
 
 
 def _grad_accum(text: str | None) -> int | None:
@@ -200,6 +240,17 @@ def _from_plan(workload: str | None, db: Path | None, devices_text: str, num_gpu
         devices_text = "cpu" if rec.device == "cpu" else str(rec.gpus_per_node)
     note = f"from the plan: {rec.label}, batch {rec.batch_size} per device, {rec.whole_epochs} epoch(s)"
     return config, devices_text, note + (f"; note: {problem}" if problem else "")
+
+
+def _after_restart(config: TrainConfig) -> TrainConfig:
+    """A worker torchrun restarted continues from the newest good checkpoint (rank 0 says so)."""
+    from gpuwise.train.distributed import Ranks
+
+    resumed = restart_resume(config)
+    if resumed is not config and Ranks.from_env().is_main:
+        print(f"gpuwise: workers restarted ({os.environ.get('TORCHELASTIC_RESTART_COUNT')} of --max-restarts): "
+              f"resuming from the newest good checkpoint in {resumed.resume}", file=sys.stderr)
+    return resumed
 
 
 def _worker(config: TrainConfig, devices: Devices, as_json: bool) -> None:
@@ -260,7 +311,33 @@ def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch) -> st
                    " · compiled per block" if config.compile else ""])
     return (f"[bold]{p.workload.name}[/bold] · {where} · {procs} · {batch}{shape} · "
             f"{config.precision.value} · {config.optimizer.value} · seed {config.seed}{how}\n"
-            f"data: {p.data.description} · {p.total_steps} steps ({p.steps_per_epoch} per epoch)" + resume)
+            f"data: {p.data.description} · {p.total_steps} steps ({p.steps_per_epoch} per epoch)\n"
+            f"{_learning_rate(config)}{_metrics_where(config)}" + resume)
+
+
+def _learning_rate(config: TrainConfig) -> str:
+    """The schedule, defaults named as such."""
+    import torch
+
+    optimizer = config.optimizer.build([torch.nn.Parameter(torch.zeros(1))])
+    default_lr, default_decay = optimizer.param_groups[0]["lr"], optimizer.param_groups[0].get("weight_decay", 0.0)
+    lr = f"lr {config.lr:g}" if config.lr is not None else f"lr {default_lr:g} ({config.optimizer.value}'s default)"
+    decay = (f"weight decay {config.weight_decay:g}" if config.weight_decay is not None
+             else f"weight decay {default_decay:g} (default)")
+    warmup = f"{config.warmup_steps} warm-up step{'s' if config.warmup_steps != 1 else ''}"
+    given = config.lr_schedule != "constant" or config.warmup_steps
+    return f"{lr} · {config.lr_schedule} schedule{'' if given else ' (default)'}, {warmup} · {decay}"
+
+
+def _metrics_where(config: TrainConfig) -> str:
+    from gpuwise.train.metrics import FILE_NAME, tensorboard_available
+
+    folder = config.log_dir if config.log_dir is not None else config.output_dir
+    if folder is None:
+        return " · per-step metrics: none (give --log-dir or --checkpoint-dir)"
+    events = "and TensorBoard events" if tensorboard_available() else \
+        "(TensorBoard events: pip install 'gpuwise[tensorboard]')"
+    return f"\nper-step metrics: {folder / FILE_NAME} {events}"
 
 
 def _render(result: Any, c: Any, console: Console) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy, check_grad_accum
 from gpuwise.errors import GpuwiseError
+from gpuwise.train.schedule import check_schedule
 
 DEFAULT_WARMUP = 3  # steps run before the clock starts, as bench discards them
 MAX_SEED = 2**63  # seeds are 0 .. 2**63 - 1: torch's generators take 64 bits, and derived seeds stay below them
@@ -46,6 +47,12 @@ class TrainConfig:
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
     resume: Path | None = None  # continue from the newest good checkpoint in this folder
     store_path: Path | None = None  # the results database; None: the default one
+    log_dir: Path | None = None  # per-step metrics (JSONL) and TensorBoard events; None: the checkpoint folder's
+    # The learning rate (gpuwise.train.schedule): None keeps the optimizer's default rate and decay.
+    lr: float | None = None
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"  # constant | cosine | linear
+    weight_decay: float | None = None
 
     def __post_init__(self) -> None:
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
@@ -55,6 +62,7 @@ class TrainConfig:
         object.__setattr__(self, "activation_checkpointing",
                            ActivationCheckpointing.parse(self.activation_checkpointing))
         check_grad_accum(self.grad_accum)
+        check_schedule(self.lr, self.warmup_steps, self.lr_schedule, self.weight_decay)
         if self.epochs is not None and self.steps is not None:
             raise GpuwiseError("give --epochs or --steps, not both")
         for flag, value in (("--epochs", self.epochs), ("--steps", self.steps), ("--warmup", self.warmup),
@@ -96,6 +104,12 @@ class TrainConfig:
                 # the run's length and checkpointing: a bare --resume continues the same run, to the same end
                 "steps": self.steps, "epochs": self.epochs, "checkpoint_every": self.checkpoint_every,
                 "keep_checkpoints": self.keep_checkpoints, "warmup": self.warmup}
+
+    def learning_rate(self) -> dict[str, Any]:
+        """The schedule's settings, kept in each checkpoint's manifest (beside ``options``) so that a bare
+        ``--resume`` continues it; free to change on resume like the options."""
+        return {"lr": self.lr, "warmup_steps": self.warmup_steps, "lr_schedule": self.lr_schedule,
+                "weight_decay": self.weight_decay}
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,20 @@ def process_group(ranks: Ranks, device: str) -> Iterator[None]:
     import torch.distributed as dist
 
     backend = "nccl" if device.startswith("cuda") else "gloo"
-    dist.init_process_group(backend, device_id=torch.device(device) if backend == "nccl" else None)
+    device_id = torch.device(device) if backend == "nccl" else None
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    if restart:
+        # Workers torchrun restarted (--max-restarts) meet in the agent's store again, which still holds the
+        # addresses the dead workers published: gloo would connect to those ("Connection refused"). Each
+        # attempt gets keys of its own.
+        from torch.distributed import PrefixStore  # type: ignore[attr-defined]  # exported at runtime
+        from torch.distributed.rendezvous import rendezvous
+
+        store, rank, world_size = next(rendezvous("env://"))
+        dist.init_process_group(backend, store=PrefixStore(f"gpuwise/restart-{restart}", store), rank=rank,
+                                world_size=world_size, device_id=device_id)
+    else:
+        dist.init_process_group(backend, device_id=device_id)
     try:
         yield
         # FSDP's modules sit in reference cycles: collect them, and let every rank finish its

@@ -21,7 +21,7 @@ from types import FrameType
 
 from gpuwise.config import Strategy
 from gpuwise.errors import GpuwiseError
-from gpuwise.train.config import Devices, TrainConfig
+from gpuwise.train.config import Devices, TrainConfig, parse_devices
 
 WORKER_ENV = "GPUWISE_TRAIN_WORKER"
 DEFAULT_MASTER_PORT = 29500  # torchrun's own default
@@ -35,8 +35,11 @@ class Nodes:
     rank: int = 0
     master_addr: str | None = None  # the host of node 0; needed with several nodes
     master_port: int = DEFAULT_MASTER_PORT
+    min_count: int | None = None  # elastic (--nodes MIN:MAX): torchrun's c10d rendezvous admits MIN to count nodes
 
     def __post_init__(self) -> None:
+        if self.min_count is not None and not 1 <= self.min_count <= self.count:
+            raise GpuwiseError(f"--nodes {self.min_count}:{self.count}: give MIN:MAX with 1 <= MIN <= MAX")
         if self.count < 1:
             raise GpuwiseError(f"--nodes must be at least 1, got {self.count}")
         if not 0 <= self.rank < self.count:
@@ -62,10 +65,11 @@ class Launch:
     node_rank: int = 0
     rendezvous: str | None = None  # "host:port" of node 0; None: standalone, on this host
     backend: str = "gloo"  # "nccl" on GPUs
+    max_restarts: int = 0  # torchrun restarts the workers this often after one dies; they resume (``restart_resume``)
 
 
 def build_launch(config: TrainConfig, devices: Devices, nodes: Nodes = Nodes(), *, python: str = "python",
-                 cpu_threads: int = 1, output_args: tuple[str, ...] = ()) -> Launch:
+                 cpu_threads: int = 1, output_args: tuple[str, ...] = (), max_restarts: int = 0) -> Launch:
     """The launch for this node. ``cpu_threads`` is this node's logical CPUs, shared among its processes;
     ``output_args`` are flags that change only what rank 0 prints (``--json``)."""
     nproc = devices.count
@@ -76,19 +80,26 @@ def build_launch(config: TrainConfig, devices: Devices, nodes: Nodes = Nodes(), 
     if devices.kind == "cuda" and devices.index is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(devices.index)
     if world == 1:
-        return Launch(in_process=True, argv=(python, *worker), env=env, backend=backend)
+        return Launch(in_process=True, argv=(python, *worker), env=env, backend=backend, max_restarts=max_restarts)
     # torchrun sets OMP_NUM_THREADS=1 (with a warning) when unset: CPU workers would crawl. Share the cores.
     env["OMP_NUM_THREADS"] = str(max(1, cpu_threads // nproc))
     run = [python, "-m", "torch.distributed.run", f"--nnodes={nodes.count}", f"--nproc-per-node={nproc}"]
+    if max_restarts:
+        run.append(f"--max-restarts={max_restarts}")
     rendezvous = None
     if nodes.count == 1:
         run.append("--standalone")
+    elif nodes.min_count is not None:  # elastic: c10d assigns node ranks as nodes join (and rejoin)
+        rendezvous = f"{nodes.master_addr}:{nodes.master_port}"
+        run[3] = f"--nnodes={nodes.min_count}:{nodes.count}"
+        run += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rendezvous}", "--rdzv-id=gpuwise-train"]
     else:
         rendezvous = f"{nodes.master_addr}:{nodes.master_port}"
         run += [f"--node-rank={nodes.rank}", f"--master-addr={nodes.master_addr}",
                 f"--master-port={nodes.master_port}"]
     return Launch(in_process=False, argv=(*run, *worker), env=env, world_size=world, nproc_per_node=nproc,
-                  nnodes=nodes.count, node_rank=nodes.rank, rendezvous=rendezvous, backend=backend)
+                  nnodes=nodes.count, node_rank=nodes.rank, rendezvous=rendezvous, backend=backend,
+                  max_restarts=max_restarts)
 
 
 def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
@@ -116,6 +127,11 @@ def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
         ("--keep-checkpoints", config.keep_checkpoints, defaults.keep_checkpoints),
         ("--resume", config.resume, None),
         ("--db", config.store_path, None),
+        ("--log-dir", config.log_dir, None),
+        ("--lr", config.lr, None),
+        ("--warmup-steps", config.warmup_steps, defaults.warmup_steps),
+        ("--lr-schedule", config.lr_schedule, defaults.lr_schedule),
+        ("--weight-decay", config.weight_decay, None),
     ]
     for flag, value, default in flags:
         if value is not None and value != default:
@@ -123,6 +139,48 @@ def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
     if config.compile:
         args.append("--compile")
     return args
+
+
+def parse_nodes(text: str) -> tuple[int, int | None]:
+    """``--nodes N`` or, elastic, ``MIN:MAX``: (the most nodes, the fewest or None)."""
+    if ":" in text:
+        low, _, high = text.partition(":")
+        try:
+            least, most = int(low), int(high)
+        except ValueError:
+            raise GpuwiseError(f"--nodes {text}: give N or MIN:MAX nodes, e.g. --nodes 2:4") from None
+        Nodes(count=most, min_count=least, master_addr="-")  # checks them
+        return most, least
+    try:
+        count = int(text)
+    except ValueError:
+        raise GpuwiseError(f"--nodes must be a positive integer or MIN:MAX, got '{text}'") from None
+    if count < 1:
+        raise GpuwiseError(f"--nodes must be a positive integer, got {count}")
+    return count, None
+
+
+def worker_devices(text: str, num_gpus: int) -> Devices:
+    """A torchrun worker's devices. ``--devices cuda`` in a worker's command means one GPU per worker, the
+    one of its LOCAL_RANK (torchrun starts a worker per GPU); elsewhere it means cuda:0."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if text.strip().lower() == "cuda" and local > 1:
+        return Devices("cuda", local)
+    return parse_devices(text, num_gpus=num_gpus)
+
+
+def restart_resume(config: TrainConfig) -> TrainConfig:
+    """After torchrun restarted the workers (a worker died; ``--max-restarts``), continue from the newest good
+    checkpoint in the run's folder instead of starting over; unchanged on the first start or without one."""
+    from dataclasses import replace
+
+    from gpuwise.train import checkpoint
+
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    folder = config.checkpoint_dir
+    if restarts < 1 or config.resume is not None or folder is None or checkpoint.find(folder) is None:
+        return config
+    return replace(config, resume=folder)
 
 
 def format_launch(launch: Launch) -> str:

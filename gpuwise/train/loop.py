@@ -41,7 +41,7 @@ from gpuwise.bench.run import precision_flags
 from gpuwise.compiling import cannot_compile, compile_blocks, explain_compile_failure
 from gpuwise.config import ActivationCheckpointing, Precision, Strategy
 from gpuwise.errors import GpuwiseError
-from gpuwise.train import checkpoint
+from gpuwise.train import checkpoint, schedule
 from gpuwise.train.config import Devices, TrainConfig
 from gpuwise.train.data import TrainData, open_data
 from gpuwise.train.distributed import (
@@ -60,6 +60,8 @@ from gpuwise.train.distributed import (
     wrap,
 )
 from gpuwise.train.launch import WORKER_ENV
+from gpuwise.train.metrics import MetricsLog, StepMetrics
+from gpuwise.train.metrics import now as metrics_now
 from gpuwise.train.step import AccumulatingStep, no_sync_for
 from gpuwise.workloads import Workload, get_workload
 from gpuwise.workloads.registry import Shape
@@ -225,6 +227,7 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
         synthetic_samples=s["synthetic_samples"] or config.synthetic_samples, grad_accum=o.get("grad_accum", 1),
         activation_checkpointing=o.get("activation_checkpointing", config.activation_checkpointing.value),
         compile=o.get("compile", config.compile), strategy=o.get("strategy", config.strategy.value), **length,
+        **{k: record.get("learning_rate", {}).get(k, v) for k, v in config.learning_rate().items()},
     )
 
 
@@ -379,6 +382,10 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
 
     if p.resume_from is not None:
         _restore(p, model, optimizer, step_fn, ranks, strategy, config.seed)
+    lr_schedule = schedule.configure(optimizer, lr=config.lr, weight_decay=config.weight_decay,
+                                     warmup_steps=config.warmup_steps, kind=config.lr_schedule,
+                                     total_steps=p.total_steps)
+    log = _metrics_log(config, ranks)
 
     from torch.utils.data import DataLoader, DistributedSampler
 
@@ -420,6 +427,7 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
         micro_batches = (tree_map(_mover(device), b) for b in batch_iter)  # fetched as the step asks
         while step < p.total_steps and p.micro_per_epoch - done_in_epoch >= accum:
             sync()
+            schedule.set_lr(optimizer, lr_schedule.lr(step))
             start = time.perf_counter()
             with _explain_out_of_memory(p, device, estimate_bytes), \
                     explain_compile_failure(config.compile and not losses, p.workload.name):
@@ -430,6 +438,9 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
             if len(losses) >= config.warmup:
                 times.append(elapsed)
             losses.append(float(loss.item()))
+            if log is not None:
+                log.write(_step_metrics(step, epoch, losses[-1], lr_schedule.lr(step - 1), elapsed,
+                                        p.batch_size * accum * ranks.world_size, device))
             if on_step is not None and ranks.is_main:
                 on_step(step, p.total_steps, losses[-1], elapsed, p.batch_size * accum * ranks.world_size)
             if any_rank(bool(received), ranks, device):
@@ -438,6 +449,8 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < p.total_steps:
                 saved = save()
         del micro_batches, batch_iter, loader
+    if log is not None:
+        log.close()
 
     if config.output_dir is not None and (saved is None or saved != checkpoint.checkpoint_path(
             config.output_dir, step, sharded=sharded)):
@@ -462,9 +475,23 @@ def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
         checkpoint=saved, resumed_from=p.resume_from.path if p.resume_from else None,
         skipped_checkpoints=p.resume_from.skipped if p.resume_from else (), parameter_digests=digests,
         grad_accum=accum, activation_checkpointing=config.activation_checkpointing.value, compiled=config.compile,
-        extra={"peak_rss_bytes": _peak_rss_bytes(),
+        extra={"peak_rss_bytes": _peak_rss_bytes(), "metrics_path": str(log.path) if log is not None else None,
                "peak_cuda_bytes": torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None},
     )
+
+
+def _metrics_log(config: TrainConfig, ranks: Ranks) -> MetricsLog | None:
+    """Rank 0's per-step log in --log-dir, else the checkpoint folder; None without either (or on other ranks)."""
+    folder = config.log_dir if config.log_dir is not None else config.output_dir
+    return MetricsLog(folder) if folder is not None and ranks.is_main else None
+
+
+def _step_metrics(step: int, epoch: int, loss: float, lr: float, elapsed: float, samples: int,
+                  device: str) -> StepMetrics:
+    cuda = device.startswith("cuda")
+    return StepMetrics(step=step, epoch=epoch, loss=loss, lr=lr, step_s=elapsed, samples_per_s=samples / elapsed,
+                       memory_bytes=torch.cuda.max_memory_allocated(device) if cuda else _peak_rss_bytes(),
+                       memory_kind="cuda peak allocated" if cuda else "peak resident set", time=metrics_now())
 
 
 def _strategy(strategy: Strategy, ranks: Ranks) -> Strategy:
@@ -504,7 +531,8 @@ def _save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
     """Under FSDP every rank writes its shards (``checkpoint.save_sharded``); otherwise every rank sends its
     RNG states to rank 0, which writes one file. All wait for the write."""
     info = {**position, "samples_in_epoch": position["batch_in_epoch"] * p.batch_size * ranks.world_size,
-            "world_size": ranks.world_size, "settings": p.settings, "options": config.options()}
+            "world_size": ranks.world_size, "settings": p.settings, "options": config.options(),
+            "learning_rate": config.learning_rate()}
     scaler = step_fn.scaler.state_dict() if step_fn.scaler else None
     if sharded:
         return checkpoint.save_sharded(folder, position["step"], sharded_state(model, optimizer),

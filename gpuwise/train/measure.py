@@ -115,7 +115,7 @@ def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         origin="train", num_devices=result.world_size, predicted_step_s=predicted,
         prediction_provenance=provenance, activation_checkpointing=result.activation_checkpointing,
-        grad_accum=result.grad_accum, compiled=result.compiled,
+        grad_accum=result.grad_accum, compiled=result.compiled, log_path=result.extra.get("metrics_path"),
     )
     with open_store(store_path) as db:
         stored = db.add(record)

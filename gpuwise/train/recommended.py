@@ -36,6 +36,13 @@ class Recommended:
     num_gpus: int  # in all (1 for the CPU)
     num_nodes: int
     strategy: str  # "single", "DDP", "FSDP"
+    # The plan's prediction and run settings (``gpuwise launch`` sets the job's time limit from them); a plan
+    # saved before they were recorded has None / the defaults.
+    total_s: float | None = None  # predicted time of the whole run
+    band: float | None = None  # its relative error: the run takes total × (1 ± band)
+    activation_checkpointing: str = "none"
+    grad_accum: int = 1
+    compile: bool = False
 
     @property
     def gpus_per_node(self) -> int:
@@ -62,19 +69,27 @@ def save_recommendation(plan: Any, store_path: Path | None) -> Path | None:
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
         return None
-    c = plan.config
-    rec = Recommended(
-        workload=c.workload, batch_size=option.batch_size,
-        precision=c.precision.value, optimizer=c.optimizer.value, seq_len=c.seq_len, image_size=c.image_size,
-        epochs=c.epochs, samples_per_epoch=plan.samples_per_epoch, device=option.device, label=option.label,
-        num_gpus=option.num_gpus, num_nodes=option.num_nodes, strategy=option.strategy,
-    )
+    rec = recommended_from(plan, option)
     try:  # the plan itself must not fail for want of a writable folder: --plan will say none was saved
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(rec), indent=2) + "\n")
     except OSError:
         return None
     return path
+
+
+def recommended_from(plan: Any, option: Any) -> Recommended:
+    """One option of a ``gpuwise.plan.Plan`` as the run it stands for."""
+    c = plan.config
+    return Recommended(
+        workload=c.workload, batch_size=option.batch_size,
+        precision=c.precision.value, optimizer=c.optimizer.value, seq_len=c.seq_len, image_size=c.image_size,
+        epochs=c.epochs, samples_per_epoch=plan.samples_per_epoch, device=option.device, label=option.label,
+        num_gpus=option.num_gpus, num_nodes=option.num_nodes, strategy=option.strategy,
+        total_s=option.run.total_s if option.run is not None else None, band=option.band,
+        activation_checkpointing=option.settings.activation_checkpointing.value,
+        grad_accum=option.settings.grad_accum, compile=option.settings.compile,
+    )
 
 
 def load_recommendation(store_path: Path | None) -> Recommended:
