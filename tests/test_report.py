@@ -256,9 +256,7 @@ def _no_plan(*args: object, **kwargs: object) -> None:
 )
 def test_report_cli_checks_the_output_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str,
                                             message: str) -> None:
-    import gpuwise.cli.report as report_cli
-
-    monkeypatch.setattr(report_cli, "plan", _no_plan)
+    monkeypatch.setattr(plan_module, "plan", _no_plan)  # the command imports plan when it runs
     (tmp_path / "file.txt").write_text("x")
     code, out, err = run_cli("report", "resnet18", "--dataset-size", "1e6", "--epochs", "1",
                              "-o", str(tmp_path / output))

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -21,20 +21,24 @@ from gpuwise.cli.app import (
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
+    QUIET_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
-    positive_int,
+    count_option,
     run_settings,
     user_errors,
 )
+from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, is_narrow
+from gpuwise.cli.progress import working
 from gpuwise.config import OptimizerName, Precision, RunSettings
 from gpuwise.errors import GpuwiseError
-from gpuwise.plan import UNITS, Option, Plan, PlanConfig, ProfileCache, bands_text, plan
 from gpuwise.predict import parallel
-from gpuwise.predict.memory import GIB
 from gpuwise.units import duration, duration_span, money, parse_duration, parse_money, parse_positive
+
+if TYPE_CHECKING:
+    from gpuwise.plan import Option, Plan, PlanConfig
 
 _BY_CLASS = parallel.NETWORK_GBITS_BY_CLASS
 NETWORK_HELP = (
@@ -53,9 +57,11 @@ UNIT_OPTION: Any = typer.Option(
 )
 DEADLINE_OPTION: Any = typer.Option(None, "--deadline", help="Finish within: 90m, 48h, 2d, 3600s.")
 BUDGET_OPTION: Any = typer.Option(None, "--budget", help="Spend at most this many US dollars: 5000, 5k.")
-GPUS_OPTION: Any = typer.Option(None, "--gpus", help="Only these catalog GPUs, comma-separated [default: all].")
-MAX_GPUS_OPTION: Any = typer.Option(None, "--max-gpus", help="The most GPUs to consider [default: 64].")
-BATCH_SIZE_OPTION: Any = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's].")
+GPUS_OPTION: Any = typer.Option(
+    None, "--gpus", "--gpu", help="Only these catalog GPUs, comma-separated [default: all]."
+)
+MAX_GPUS_OPTION: Any = count_option(None, "--max-gpus", help="The most GPUs to consider [default: 64].")
+BATCH_SIZE_OPTION: Any = count_option(None, "--batch-size", "-b", help="Per GPU [default: the workload's].")
 NETWORK_OPTION: Any = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP)
 CATALOG_OPTION: Any = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP)
 JSON_OPTION: Any = typer.Option(False, "--json", help="Everything, machine-readable, units in field names.")
@@ -72,17 +78,17 @@ def plan_command(
     deadline: str = DEADLINE_OPTION,
     budget: str = BUDGET_OPTION,
     gpus: str = GPUS_OPTION,
-    max_gpus: str = MAX_GPUS_OPTION,
-    batch_size: str = BATCH_SIZE_OPTION,
+    max_gpus: int | None = MAX_GPUS_OPTION,
+    batch_size: int | None = BATCH_SIZE_OPTION,
     precision: str = PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
-    seq_len: str = SEQ_LEN_OPTION,
-    image_size: str = IMAGE_SIZE_OPTION,
+    seq_len: int | None = SEQ_LEN_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
     strategy: str = STRATEGY_OPTION,
     checkpointing: str = CHECKPOINTING_OPTION,
-    grad_accum: str = GRAD_ACCUM_OPTION,
+    grad_accum: int | None = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
-    cpu_threads: str = CPU_THREADS_OPTION,
+    cpu_threads: int | None = CPU_THREADS_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
@@ -91,6 +97,7 @@ def plan_command(
     html: Path | None = typer.Option(
         None, "--html", metavar="PATH", help="Also write the plan as one HTML page (what gpuwise report writes)."
     ),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Plan a training run on your CPU and on every catalog GPU × count: time, cost, and what to pick."""
     config = plan_config(
@@ -99,19 +106,23 @@ def plan_command(
         image_size=image_size, network=network, catalog=catalog,
         settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
     )
-    if html is None:
-        result = plan(config, store_path=db)
-    else:
-        from gpuwise.report import check_writable, write_report
+    from gpuwise.plan import ProfileCache, plan
 
-        check_writable(html, "--html")  # before the slow work
-        profiles = ProfileCache()
-        result = plan(config, store_path=db, profiles=profiles)
-        write_report(result, html, profiles=profiles, store_path=db)
+    with working(f"planning {workload}: profiling the step, then every device and count", quiet=quiet) as say:
+        if html is None:
+            result = plan(config, store_path=db)
+        else:
+            from gpuwise.report import check_writable, write_report
+
+            check_writable(html, "--html")  # before the slow work
+            profiles = ProfileCache()
+            result = plan(config, store_path=db, profiles=profiles)
+            say(f"writing {html}")
+            write_report(result, html, profiles=profiles, store_path=db)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        render(result, Console(width=190), show_all=show_all)
+        render(result, console(), show_all=show_all)
     if html is not None:
         print(f"wrote {html}", file=sys.stderr)
     from gpuwise.train.recommended import save_recommendation
@@ -124,11 +135,13 @@ def plan_command(
 
 def plan_config(
     workload: str, *, dataset_size: str, epochs: str, unit: str | None, deadline: str | None, budget: str | None,
-    gpus: str | None, max_gpus: str | None, batch_size: str | None, precision: str, optimizer: str,
-    seq_len: str | None, image_size: str | None, network: str | None, catalog: Path | None,
-    settings: RunSettings | None = None, cpu_threads: str | None = None,
+    gpus: str | None, max_gpus: int | None, batch_size: int | None, precision: str, optimizer: str,
+    seq_len: int | None, image_size: int | None, network: str | None, catalog: Path | None,
+    settings: RunSettings | None = None, cpu_threads: int | None = None,
 ) -> PlanConfig:
     """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``)."""
+    from gpuwise.plan import UNITS, PlanConfig
+
     if unit is not None and unit not in UNITS:
         raise GpuwiseError(f"unknown unit '{unit}': use --unit {' | '.join(UNITS)}")
     return PlanConfig(
@@ -136,19 +149,19 @@ def plan_config(
         dataset_size=parse_positive(dataset_size, "--dataset-size", "a number of samples above zero, e.g. 2e9"),
         epochs=parse_positive(epochs, "--epochs", "a number of passes above zero, e.g. 90 or 0.5"),
         unit=unit,
-        batch_size=positive_int(batch_size, "--batch-size"),
+        batch_size=batch_size,
         precision=Precision.parse(precision),
         optimizer=OptimizerName.parse(optimizer),
-        seq_len=positive_int(seq_len, "--seq-len"),
-        image_size=positive_int(image_size, "--image-size"),
+        seq_len=seq_len,
+        image_size=image_size,
         deadline_s=parse_duration(deadline, "--deadline") if deadline is not None else None,
         budget_usd=parse_money(budget, "--budget") if budget is not None else None,
         gpus=gpu_names(gpus) if gpus is not None else None,
-        max_gpus=positive_int(max_gpus, "--max-gpus") or PlanConfig.max_gpus,
+        max_gpus=max_gpus or PlanConfig.max_gpus,
         network_gbits=network_gbits(network),
         catalog_path=catalog,
         settings=settings or RunSettings(),
-        cpu_threads_per_gpu=positive_int(cpu_threads, "--cpu-cores-per-gpu"),
+        cpu_threads_per_gpu=cpu_threads,
     )
 
 
@@ -177,25 +190,30 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
         + "".join(f" · {x}" for x in (c.settings.describe(), *constraints) if x)
     )
     r = p.recommendation
-    console.print(f"[bold]{r.headline}[/bold]", highlight=False)
-    console.print(f"  why: {r.reason}", highlight=False)
+    console.print(f"[bold]{r.headline}[/bold]")
+    console.print(f"  why: {r.reason}")
     for other in r.also:
         assert other.run is not None and other.run.cost_usd is not None
         console.print(f"  fastest within the budget: {other.label}, {duration(other.run.total_s)} for "
-                      f"{money(other.run.cost_usd)}", highlight=False)
+                      f"{money(other.run.cost_usd)}")
     tokens = p.sample_unit == "token"
+    narrow = is_narrow(console)
     if p.pareto:
         title = "time vs cost: the Pareto front (nothing else is both faster and cheaper), fastest first"
-        console.print(options_table(p.pareto, title, p.sample_unit, tokens=tokens))
+        console.print(options_table(p.pareto, title, p.sample_unit, tokens=tokens, narrow=narrow))
     if show_all:
-        console.print(options_table(p.options, "every option", p.sample_unit, tokens=tokens))
+        console.print(options_table(p.options, "every option", p.sample_unit, tokens=tokens, narrow=narrow))
     for note in p.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}")
+    from gpuwise.plan import bands_text
+
     console.print(
-        f"bands (validation error, benchmarks/RESULTS.md): {bands_text()}; cost has the band of time · "
-        f"↓ = the largest batch that fits (the requested one does not) · efficiency constants: {p.efficiency_source}",
-        highlight=False,
+        f"bands (the held-out error gpuwise validate measures): {bands_text()}; cost has the band of time · "
+        f"↓ = the largest batch that fits (the requested one does not) · efficiency constants: {p.efficiency_source}"
     )
+    if narrow and (p.pareto or show_all):
+        console.print(f"narrow terminal ({console.width} columns): the step, rate, epoch, global batch and source of "
+                      f"each option show from {NARROW_BELOW_COLUMNS} columns, and in --json")
 
 
 def _data(p: Plan) -> str:
@@ -206,26 +224,42 @@ def _data(p: Plan) -> str:
     return f"{size:,.0f} {noun}s"
 
 
-def options_table(options: Sequence[Option], title: str, sample_unit: str, *, tokens: bool) -> Table:
+# The columns of the options table; the narrow layout (under NARROW_BELOW_COLUMNS) keeps the marked ones.
+_COLUMNS = (  # (name, right-aligned, kept when narrow, may wrap)
+    ("option", False, True, True), ("batch/GPU", True, True, False), ("global", True, False, False),
+    ("memory/GPU", True, True, False), ("step", True, False, False), ("rate", True, False, False),
+    ("epoch", True, False, False), ("total (band)", True, True, True), ("cost", True, True, False),
+    ("bound", False, True, True), ("source", False, False, False),
+)
+
+
+def options_table(
+    options: Sequence[Option], title: str, sample_unit: str, *, tokens: bool, narrow: bool = False
+) -> Table:
+    from gpuwise.predict.memory import GIB
+
     table = Table(title=title, title_justify="left")
-    rate = "tokens/s" if tokens else f"{sample_unit}s/s"
-    for col in ("option", "batch/GPU", "global", "memory/GPU", "step", rate, "epoch", "total (band)", "cost",
-                "bound", "source"):
-        table.add_column(col, justify="left" if col in ("option", "bound", "source") else "right", no_wrap=True)
+    columns = [(name, right, wraps) for name, right, keep, wraps in _COLUMNS if keep or not narrow]
+    for name, right, wraps in columns:
+        head = ("tokens/s" if tokens else f"{sample_unit}s/s") if name == "rate" else name
+        table.add_column(head, justify="right" if right else "left", no_wrap=not wraps)
     for o in options:
         memory = f"{o.memory_per_gpu_bytes / GIB:.1f} / {o.capacity_bytes / GIB:.0f} GiB"
+        cells = {"option": o.label, "memory/GPU": memory, "bound": o.bound}
         if o.step is None or o.run is None:
-            table.add_row(o.label, "does not fit", "", memory, "", "", "", "", "", o.bound, "")
-            continue
-        run = o.run
-        batch = f"{o.batch_size}" + (" FSDP" if o.strategy == "FSDP" else "") + (" ↓" if o.batch_reduced else "")
-        speed = o.step.tokens_per_s if tokens and o.step.tokens_per_s else o.step.samples_per_s
-        table.add_row(
-            o.label, batch, f"{o.global_batch_size:,}", memory, _ms(o.step.step_s),
-            f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}",
-            duration(run.epoch_s), duration_span(run.total_s, run.total_low_s, run.total_high_s), _cost(o),
-            o.bound, _SOURCE[o.provenance_kind],
-        )
+            cells["batch/GPU"] = "does not fit"
+        else:
+            run = o.run
+            speed = o.step.tokens_per_s if tokens and o.step.tokens_per_s else o.step.samples_per_s
+            cells |= {
+                "batch/GPU": f"{o.batch_size}" + (" FSDP" if o.strategy == "FSDP" else "")
+                + (" ↓" if o.batch_reduced else ""),
+                "global": f"{o.global_batch_size:,}", "step": _ms(o.step.step_s),
+                "rate": f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}", "epoch": duration(run.epoch_s),
+                "total (band)": duration_span(run.total_s, run.total_low_s, run.total_high_s), "cost": _cost(o),
+                "source": _SOURCE[o.provenance_kind],
+            }
+        table.add_row(*(cells.get(name, "") for name, _right, _wraps in columns))
     return table
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors, whole_number
+from gpuwise.cli.app import DB_OPTION, app, count_option, user_errors
+from gpuwise.cli.format import console as cli_console
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train.config import Devices, TrainConfig, parse_devices
@@ -34,17 +35,20 @@ def train_command(
                                               "taken from the checkpoint or the plan]."),
     data: str = typer.Option(None, "--data", help="'synthetic' or a folder/file in the workload's layout "
                                                   "[default: synthetic]."),
-    devices_text: str = typer.Option("auto", "--devices", help="auto | cpu | cpu:N (N CPU processes) | N (GPUs) "
-                                                               "| cuda:K."),
-    epochs: str = typer.Option(None, "--epochs", help="Passes over the data [default: 1]."),
-    steps: str = typer.Option(None, "--steps", help="Optimizer steps in all (instead of --epochs)."),
-    batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per device [default: the workload's]."),
+    devices_text: str = typer.Option(
+        "auto", "--devices", "--device", help="auto | cpu | cpu:N (N CPU processes) | N (GPUs) | cuda:K."
+    ),
+    epochs: int | None = count_option(None, "--epochs", help="Passes over the data [default: 1]."),
+    steps: int | None = count_option(None, "--steps", help="Optimizer steps in all (instead of --epochs)."),
+    batch_size: int | None = count_option(None, "--batch-size", "-b", help="Per device [default: the workload's]."),
     precision: str = typer.Option(None, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16 [default: fp32]."),
     optimizer: str = typer.Option(None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: adamw]."),
-    seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
-    image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
-    seed: str = typer.Option(None, "--seed", help="Model initialisation and data order [default: 0]."),
-    warmup: str = typer.Option(None, "--warmup", help="Steps not timed, as in bench [default: 3]."),
+    seq_len: int | None = count_option(None, "--seq-len", help="Sequence length (sequence workloads)."),
+    image_size: int | None = count_option(None, "--image-size", help="Image side in pixels (vision workloads)."),
+    seed: int | None = count_option(
+        None, "--seed", minimum=0, help="Model initialisation and data order [default: 0]."
+    ),
+    warmup: int | None = count_option(None, "--warmup", help="Steps not timed, as in bench [default: 3]."),
     strategy: str = typer.Option(None, "--strategy", help="auto | ddp | fsdp (several devices) [default: auto: "
                                                           "DDP, or what --plan recommends]."),
     grad_accum: str = typer.Option(None, "--grad-accum", help="Micro batches of --batch-size per optimizer step "
@@ -54,21 +58,24 @@ def train_command(
                                                       "in backward [default: none]."),
     compile_model: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile each block "
                                                                                  "[default: off]."),
-    synthetic_samples: str = typer.Option(None, "--synthetic-samples", help="Samples per epoch of synthetic "
-                                                                            "data [default: 10000]."),
-    workers: str = typer.Option(None, "--workers", help="Data-loading processes per device [default: 0 for "
-                                                        "synthetic, else up to 4, no more than the cores]."),
+    synthetic_samples: int | None = count_option(
+        None, "--synthetic-samples", help="Samples per epoch of synthetic data [default: 10000]."
+    ),
+    workers: int | None = count_option(
+        None, "--workers", minimum=0,
+        help="Data-loading processes per device [default: 0 for synthetic, else up to 4, no more than the cores].",
+    ),
     checkpoint_dir: Path | None = typer.Option(None, "--checkpoint-dir", help="Write checkpoints here (at the end, "
                                                                               "on Ctrl-C/SIGTERM, every N steps)."),
-    checkpoint_every: str = typer.Option(None, "--checkpoint-every", help="Also every N steps."),
-    keep_checkpoints: str = typer.Option(None, "--keep-checkpoints", help="Keep the newest N [default: 3]."),
+    checkpoint_every: int | None = count_option(None, "--checkpoint-every", help="Also every N steps."),
+    keep_checkpoints: int | None = count_option(None, "--keep-checkpoints", help="Keep the newest N [default: 3]."),
     resume: Path | None = typer.Option(None, "--resume", help="Continue exactly from the newest good checkpoint "
                                                               "in this folder."),
     use_plan: bool = typer.Option(False, "--plan", help="Run the option 'gpuwise plan' recommended last."),
-    nodes: str = typer.Option("1", "--nodes", help="Nodes in the run (torchrun, one command per node)."),
-    node_rank: str = typer.Option("0", "--node-rank", help="This node's rank, 0 .. nodes-1."),
+    nodes: int | None = count_option(1, "--nodes", help="Nodes in the run (torchrun, one command per node)."),
+    node_rank: int | None = count_option(0, "--node-rank", minimum=0, help="This node's rank, 0 .. nodes-1."),
     master_addr: str = typer.Option(None, "--master-addr", help="Host of node 0 (several nodes)."),
-    master_port: str = typer.Option(str(Nodes.master_port), "--master-port", help="Port on node 0."),
+    master_port: int | None = count_option(Nodes.master_port, "--master-port", help="Port on node 0."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the launch (command, environment) and stop."),
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="The result, machine-readable."),
@@ -79,21 +86,21 @@ def train_command(
     from gpuwise.train.loop import check_options, check_strategy, prepare, train
 
     given: dict[str, Any] = {
-        "data": data, "batch_size": positive_int(batch_size, "--batch-size"),
+        "data": data, "batch_size": batch_size,
         "precision": Precision.parse(precision) if precision is not None else None,
         "optimizer": OptimizerName.parse(optimizer) if optimizer is not None else None,
-        "seq_len": positive_int(seq_len, "--seq-len"), "image_size": positive_int(image_size, "--image-size"),
-        "seed": whole_number(seed, "--seed"), "epochs": positive_int(epochs, "--epochs"),
-        "steps": positive_int(steps, "--steps"), "warmup": positive_int(warmup, "--warmup"),
+        "seq_len": seq_len, "image_size": image_size,
+        "seed": seed, "epochs": epochs,
+        "steps": steps, "warmup": warmup,
         "strategy": Strategy.parse(strategy) if strategy is not None else None,
         "grad_accum": _grad_accum(grad_accum),
         "activation_checkpointing": ActivationCheckpointing.parse(activation_checkpointing)
         if activation_checkpointing is not None else None,
         "compile": compile_model,
-        "synthetic_samples": positive_int(synthetic_samples, "--synthetic-samples"),
-        "num_workers": whole_number(workers, "--workers"), "checkpoint_dir": checkpoint_dir,
-        "checkpoint_every": positive_int(checkpoint_every, "--checkpoint-every"),
-        "keep_checkpoints": positive_int(keep_checkpoints, "--keep-checkpoints"), "resume": resume,
+        "synthetic_samples": synthetic_samples,
+        "num_workers": workers, "checkpoint_dir": checkpoint_dir,
+        "checkpoint_every": checkpoint_every,
+        "keep_checkpoints": keep_checkpoints, "resume": resume,
         "store_path": db,
     }
     given = {k: v for k, v in given.items() if v is not None}
@@ -107,11 +114,11 @@ def train_command(
         _worker(config, parse_devices(devices_text, num_gpus=num_gpus), as_json)
         return
     devices = parse_devices(devices_text, num_gpus=num_gpus, check=not dry_run)
-    node_count = positive_int(nodes, "--nodes") or 1
+    node_count = nodes or 1
     launch = build_launch(
         config, devices,
-        Nodes(count=node_count, rank=whole_number(node_rank, "--node-rank") or 0, master_addr=master_addr,
-              master_port=positive_int(master_port, "--master-port") or Nodes.master_port),
+        Nodes(count=node_count, rank=node_rank or 0, master_addr=master_addr,
+              master_port=master_port or Nodes.master_port),
         python=sys.executable, cpu_threads=os.cpu_count() or 1, output_args=("--json",) if as_json else (),
     )
     check_strategy(config.strategy, devices.kind, launch.world_size)
@@ -121,7 +128,7 @@ def train_command(
     prepared = prepare(config, launch.world_size)  # a bad folder or flag: one line here, not in every worker
     check_options(config, prepared, devices.kind)
     if not as_json:
-        console = Console(highlight=False, width=140)
+        console = cli_console()
         console.print(_header(config, prepared, devices, launch))
         if note:
             console.print(note)
@@ -211,7 +218,7 @@ def _finish(config: TrainConfig, result: Any, as_json: bool) -> None:
         data["comparison"] = dataclasses.asdict(comparison) if comparison else None
         print(json.dumps(data, indent=2, default=str))
     else:
-        _render(result, comparison, Console(highlight=False, width=140))
+        _render(result, comparison, cli_console())
     if result.interrupted:
         where = f"; checkpoint {result.checkpoint}; continue with --resume {result.checkpoint.parent}" \
             if result.checkpoint else " (no --checkpoint-dir: nothing saved)"
