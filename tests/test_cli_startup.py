@@ -123,3 +123,28 @@ def test_prose_is_not_highlighted() -> None:
         out.print("costs $2.49/h in 2026")
     assert captured.get() == "costs $2.49/h in 2026\n"
     assert out.highlighter is not None and not out._highlight  # rich's switch for numbers and symbols in prose
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_the_plan_reads_at_80_columns_and_shows_everything_when_wide(
+    columns: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    from tests.test_plan import CEILINGS, RAM_BYTES
+
+    plan_module = sys.modules["gpuwise.plan"]
+    monkeypatch.setattr(plan_module, "cached_ceilings", lambda device, store_path=None, **kw: CEILINGS)
+    monkeypatch.setattr(plan_module, "_ram_bytes", lambda: RAM_BYTES)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run_cli("plan", str(ROOT / "examples" / "my_model.py") + ":build", "--dataset-size", "2e6",
+                           "--epochs", "1", "--gpus", "T4,L4,H100-SXM5-80GB", "--db", str(tmp_path / "r.db"))
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= columns
+    assert "…" not in out  # nothing cut: the narrow layout leaves whole columns out, and says so
+    header = next(line for line in out.splitlines() if "option" in line and "memory/GPU" in line).split()
+    wide_only = {"global", "step", "epoch", "source"}
+    if columns < 140:
+        assert "narrow terminal (80 columns)" in out and not wide_only & set(header)
+    else:
+        assert wide_only <= set(header) and "narrow terminal" not in out

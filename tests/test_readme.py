@@ -23,7 +23,7 @@ def _text(page: Path) -> str:
 
 def _shown_commands(text: str) -> list[str]:
     """The ``$ gpuwise ...`` lines of a page's code blocks, shell comments dropped."""
-    return [m.group(1) for m in re.finditer(r"^\$ gpuwise (.+)$", text, re.M)]
+    return [m.group(1) for m in re.finditer(r"^\$ (?:[A-Z_]+=\S+ )*gpuwise (.+)$", text, re.M)]
 
 
 def test_the_two_commands_come_first_and_ci_runs_the_test_command() -> None:

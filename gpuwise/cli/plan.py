@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -212,8 +213,8 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
         f"↓ = the largest batch that fits (the requested one does not) · efficiency constants: {p.efficiency_source}"
     )
     if narrow and (p.pareto or show_all):
-        console.print(f"narrow terminal ({console.width} columns): the step, rate, epoch, global batch and source of "
-                      f"each option show from {NARROW_BELOW_COLUMNS} columns, and in --json")
+        console.print(f"narrow terminal ({console.width} columns): the step, rate, epoch, global batch, bound and "
+                      f"source of each option show from {NARROW_BELOW_COLUMNS} columns, and in --json")
 
 
 def _data(p: Plan) -> str:
@@ -229,8 +230,9 @@ _COLUMNS = (  # (name, right-aligned, kept when narrow, may wrap)
     ("option", False, True, True), ("batch/GPU", True, True, False), ("global", True, False, False),
     ("memory/GPU", True, True, False), ("step", True, False, False), ("rate", True, False, False),
     ("epoch", True, False, False), ("total (band)", True, True, True), ("cost", True, True, False),
-    ("bound", False, True, True), ("source", False, False, False),
+    ("bound", False, False, True), ("source", False, False, False),
 )
+_OPTION_MIN_WIDTH = len("64× H200-SXM-141GB")  # a count and a catalog name on one line; "(8 nodes)" below
 
 
 def options_table(
@@ -238,14 +240,17 @@ def options_table(
 ) -> Table:
     from gpuwise.predict.memory import GIB
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+                  pad_edge=not narrow, show_lines=narrow)
     columns = [(name, right, wraps) for name, right, keep, wraps in _COLUMNS if keep or not narrow]
     for name, right, wraps in columns:
         head = ("tokens/s" if tokens else f"{sample_unit}s/s") if name == "rate" else name
-        table.add_column(head, justify="right" if right else "left", no_wrap=not wraps)
+        table.add_column(head, justify="right" if right else "left", no_wrap=not wraps, overflow="fold",
+                         min_width=_OPTION_MIN_WIDTH if narrow and name == "option" else None)
     for o in options:
         memory = f"{o.memory_per_gpu_bytes / GIB:.1f} / {o.capacity_bytes / GIB:.0f} GiB"
-        cells = {"option": o.label, "memory/GPU": memory, "bound": o.bound}
+        label = o.label.replace(" (", "\n(", 1) if narrow else o.label  # "(8 nodes)" on a line of its own
+        cells = {"option": label, "memory/GPU": memory, "bound": o.bound}
         if o.step is None or o.run is None:
             cells["batch/GPU"] = "does not fit"
         else:
@@ -256,11 +261,19 @@ def options_table(
                 + (" ↓" if o.batch_reduced else ""),
                 "global": f"{o.global_batch_size:,}", "step": _ms(o.step.step_s),
                 "rate": f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}", "epoch": duration(run.epoch_s),
-                "total (band)": duration_span(run.total_s, run.total_low_s, run.total_high_s), "cost": _cost(o),
+                "total (band)": _total(run.total_s, run.total_low_s, run.total_high_s, narrow=narrow),
+                "cost": _cost(o),
                 "source": _SOURCE[o.provenance_kind],
             }
         table.add_row(*(cells.get(name, "") for name, _right, _wraps in columns))
     return table
+
+
+def _total(total_s: float, low_s: float, high_s: float, *, narrow: bool) -> str:
+    """The total time and its band; in the narrow layout the band goes on a second line."""
+    if not narrow:
+        return duration_span(total_s, low_s, high_s)
+    return f"{duration(total_s)}\n{duration_span(total_s, low_s, high_s).removeprefix(duration(total_s)).strip()}"
 
 
 _SOURCE = {"measured": "measured here", "extrapolated": "extrapolated", "analytical": "model"}
