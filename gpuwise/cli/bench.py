@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +26,7 @@ from gpuwise.cli.app import (
     positive_int,
     user_errors,
 )
-from gpuwise.cli.format import console, gib, si
+from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, gib, is_narrow, si
 from gpuwise.cli.progress import working
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision
 
@@ -93,13 +94,19 @@ def render(report: BenchReport, console: Console) -> None:
         f"[bold]{first.workload}[/bold] · {first.precision} · {first.optimizer}{' · ' + shape if shape else ''}"
         f" · {first.timing.num_steps} timed steps after {first.timing.num_warmup} warm-up"
     )
-    table = Table()
-    for col in ("device", "batch", "step median", "p10–p90", "samples/s", "tokens/s",
-                "TFLOP/s", "MFU", "peak memory", "stored as"):
-        table.add_column(col, justify="left" if col == "device" else "right")
+    narrow = is_narrow(console)
+    columns = ("device", "batch", "step median", "p10–p90", "samples/s", "tokens/s", "TFLOP/s", "MFU", "peak memory",
+               "stored as")
+    hidden = set(_WIDE_ONLY if narrow else ())
+    if not any(r.tokens_per_s for r in report.results):
+        hidden.add("tokens/s")
+    shown = [c for c in columns if c not in hidden]
+    table = Table(box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
+    for col in shown:
+        table.add_column(col, justify="left" if col == "device" else "right", no_wrap=col != "device")
     for r in report.results:
         t = r.timing
-        table.add_row(
+        cells = dict(zip(columns, (
             f"{r.device} ({r.device_name})",
             f"{r.batch_size}{' (auto)' if r.batch_size_auto else ''}",
             f"{t.median_s * 1e3:.1f} ms",
@@ -110,7 +117,8 @@ def render(report: BenchReport, console: Console) -> None:
             f"{100 * r.mfu:.1f}%" if r.mfu is not None else "n/a",
             gib(r.peak_memory_bytes),
             f"#{r.id}" if r.id is not None else "",
-        )
+        ), strict=True))
+        table.add_row(*(cells[c] for c in shown))
     console.print(table)
     console.print(
         "TFLOP/s = training FLOPs of the step (the profile's matrix products, fwd + bwd) / median step time; "
@@ -120,4 +128,9 @@ def render(report: BenchReport, console: Console) -> None:
         console.print(f"speed-up over the CPU on {device}: {speedup:.1f}x")
     if len(report.results) == 1 and report.results[0].device == "cpu":
         console.print("no GPU here: the CPU is the only device measured")
+    if narrow:
+        console.print(f"the spread and the result's id show from {NARROW_BELOW_COLUMNS} columns, and in --json")
+
+
+_WIDE_ONLY = ("p10–p90", "stored as")  # left out of the narrow layout
 
