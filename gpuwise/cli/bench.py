@@ -57,26 +57,26 @@ def bench_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Time real training steps (warm-up discarded, device synchronised) and store the results."""
-    from gpuwise.bench.run import BenchConfig, bench_all
-    from gpuwise.hardware.local import available_devices, check_device
+    with working("loading torch and the workload", quiet=quiet) as say:
+        from gpuwise.bench.run import BenchConfig, bench_all
+        from gpuwise.hardware.local import available_devices, check_device
 
-    auto = batch_size is not None and batch_size.strip().lower() == "auto"
-    config = BenchConfig(
-        workload=workload,
-        batch_size=None if auto else positive_int(batch_size, "--batch-size"),
-        auto_batch=auto,
-        precision=Precision.parse(precision),
-        optimizer=OptimizerName.parse(optimizer),
-        seq_len=seq_len,
-        image_size=image_size,
-        steps=steps,
-        warmup=warmup,
-        activation_checkpointing=ActivationCheckpointing.parse(checkpointing),
-        compile=compile,
-    )
-    devices = [check_device(d) for d in device] if device else available_devices()
-    with working(f"timing {workload} on {', '.join(devices)}: {warmup} warm-up and {steps} timed steps each",
-                 quiet=quiet):
+        auto = batch_size is not None and batch_size.strip().lower() == "auto"
+        config = BenchConfig(
+            workload=workload,
+            batch_size=None if auto else positive_int(batch_size, "--batch-size"),
+            auto_batch=auto,
+            precision=Precision.parse(precision),
+            optimizer=OptimizerName.parse(optimizer),
+            seq_len=seq_len,
+            image_size=image_size,
+            steps=steps,
+            warmup=warmup,
+            activation_checkpointing=ActivationCheckpointing.parse(checkpointing),
+            compile=compile,
+        )
+        devices = [check_device(d) for d in device] if device else available_devices()
+        say(f"timing {workload} on {', '.join(devices)}: {warmup} warm-up and {steps} timed steps each")
         report = bench_all(config, devices, store_path=db)
     if as_json:
         print(json.dumps(

@@ -31,13 +31,14 @@ def calibrate_command(
 
     bench reads the stored ceilings for MFU (measuring them on first use if this was never run).
     """
-    from gpuwise.bench.calibrate import calibrate
-    from gpuwise.hardware.local import available_devices, check_device, device_name, machine_key
-    from gpuwise.store import open_store
+    with working("loading torch", quiet=quiet):
+        from gpuwise.bench.calibrate import calibrate
+        from gpuwise.hardware.local import available_devices, check_device, device_name, machine_key
+        from gpuwise.store import open_store
 
-    devices = [check_device(device)] if device is not None else available_devices()
-    machine = machine_key()
-    measured = []
+        devices = [check_device(device)] if device is not None else available_devices()
+        machine = machine_key()
+        measured = []
     with open_store(db) as store, working("measuring", quiet=quiet) as say:
         for d in devices:
             say(f"measuring {d} ({device_name(d)}): dense matmul per dtype, then memory bandwidth")

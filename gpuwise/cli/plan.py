@@ -101,15 +101,16 @@ def plan_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Plan a training run on your CPU and on every catalog GPU × count: time, cost, and what to pick."""
-    config = plan_config(
-        workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
-        max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
-        image_size=image_size, network=network, catalog=catalog,
-        settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
-    )
-    from gpuwise.plan import ProfileCache, plan
+    with working("loading torch and the workload", quiet=quiet) as say:
+        config = plan_config(
+            workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget,
+            gpus=gpus, max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer,
+            seq_len=seq_len, image_size=image_size, network=network, catalog=catalog,
+            settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+        )
+        from gpuwise.plan import ProfileCache, plan
 
-    with working(f"planning {workload}: profiling the step, then every device and count", quiet=quiet) as say:
+        say(f"planning {workload}: profiling the step, then every device and count")
         if html is None:
             result = plan(config, store_path=db)
         else:

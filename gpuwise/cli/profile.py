@@ -45,9 +45,10 @@ def profile_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Profile one training step on fake tensors: nothing real is allocated."""
-    from gpuwise.profile import profile
+    with working("loading torch and the workload", quiet=quiet) as say:
+        from gpuwise.profile import profile
 
-    with working(f"profiling a training step of {workload} on fake tensors", quiet=quiet):
+        say(f"profiling a training step of {workload} on fake tensors")
         result = profile(
             workload, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
             image_size=image_size, activation_checkpointing=checkpointing,

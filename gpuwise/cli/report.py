@@ -79,18 +79,19 @@ def report_command(
                            "gpuwise plan --json with the same options")
     # --all is accepted and changes nothing: the page's time-vs-cost chart already shows every option.
     del show_all
-    config = plan_config(
-        workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
-        max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
-        image_size=image_size, network=network, catalog=catalog,
-        settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
-    )
-    from gpuwise.hardware.catalog import load_catalog
-    from gpuwise.plan import ProfileCache, plan
-    from gpuwise.report import check_writable, write_report
+    with working("loading torch and the workload", quiet=quiet) as say:
+        config = plan_config(
+            workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget,
+            gpus=gpus, max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer,
+            seq_len=seq_len, image_size=image_size, network=network, catalog=catalog,
+            settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+        )
+        from gpuwise.hardware.catalog import load_catalog
+        from gpuwise.plan import ProfileCache, plan
+        from gpuwise.report import check_writable, write_report
 
-    check_writable(output)  # before the slow work
-    with working(f"planning {workload}: profiling the step, then every device and count", quiet=quiet) as say:
+        check_writable(output)  # before the slow work
+        say(f"planning {workload}: profiling the step, then every device and count")
         profiles = ProfileCache()
         cat = load_catalog(config.catalog_path)
         result = plan(config, cat, store_path=db, profiles=profiles)

@@ -49,18 +49,18 @@ def validate_command(
 ) -> None:
     """Compare predictions with published measurements (held-out error) and with your stored measurements."""
     from gpuwise.errors import GpuwiseError
-    from gpuwise.hardware.catalog import load_catalog
-    from gpuwise.validate import validate, validate_frozen
-
     if include_shipped and not frozen:
         raise GpuwiseError("--include-shipped goes with --frozen (without it the shipped rows are always used)")
-    if frozen:
-        with working("predicting each row with the shipped constants", quiet=quiet):
+    with working("loading torch and the published measurements", quiet=quiet) as say:
+        from gpuwise.hardware.catalog import load_catalog
+        from gpuwise.validate import validate, validate_frozen
+
+        if frozen:
+            say("predicting each row with the shipped constants")
             result = validate_frozen(load_catalog(catalog), published=published, include_shipped=include_shipped,
                                      store_path=db, local=db is not None)
-    else:
-        with working("fitting the constants with each GPU generation held out, then predicting its rows "
-                     "(a few minutes)", quiet=quiet):
+        else:
+            say("fitting the constants with each GPU generation held out, then predicting its rows (minutes)")
             result = validate(load_catalog(catalog), published=published, store_path=db)
     if as_json:
         print(json.dumps(_to_dict(result), indent=2))
