@@ -97,7 +97,8 @@ def render(o: Option, workload: str, console: Console) -> None:
     s = o.step
     console.print(f"step: {_ms(s.step_s)} ({_ms(s.step_low_s)}–{_ms(s.step_high_s)}, ±{o.band:.0%}) · "
                   f"{o.provenance} · bound: {o.bound}")
-    table = Table(title="what makes up the step (the roofline model's parts, one GPU)", title_justify="left")
+    console.print("what makes up the step (the roofline model's parts, one GPU)")  # a title would wrap to the table
+    table = Table()
     table.add_column("part")
     table.add_column("time", justify="right")
     rows = [
