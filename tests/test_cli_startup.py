@@ -148,3 +148,26 @@ def test_the_plan_reads_at_80_columns_and_shows_everything_when_wide(
         assert "narrow terminal (80 columns)" in out and not wide_only & set(header)
     else:
         assert wide_only <= set(header) and "narrow terminal" not in out
+
+
+def test_gpus_are_listed_through_nvidia_smi_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`gpuwise gpus` reads nvidia-smi where its numbering is CUDA's; where it may not be, CUDA answers."""
+    from gpuwise.hardware import local
+    from gpuwise.hardware.catalog import detect_gpus, load_catalog
+
+    catalog = load_catalog()
+    name = catalog.get("H100-SXM5-80GB").device_names[0]
+    answers = {"out": f"{name}, 81559\n{name}, 81559"}
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(local.shutil, "which", lambda cmd: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(local, "_run", lambda cmd: answers["out"])
+    monkeypatch.setattr(local, "Path", lambda p: type("P", (), {"exists": lambda self: False})())
+    found = detect_gpus(catalog)
+    assert [(g.device, g.catalog_name, g.memory_bytes) for g in found] == [
+        ("cuda:0", "H100-SXM5-80GB", 81559 * 2**20), ("cuda:1", "H100-SXM5-80GB", 81559 * 2**20)]
+
+    answers["out"] = f"{name}, 81559\nNVIDIA A100-SXM4-80GB, 81920"  # mixed: CUDA orders them, not the PCI bus
+    assert local.nvidia_smi_gpus() is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # renumbered: only CUDA knows
+    answers["out"] = f"{name}, 81559"
+    assert local.nvidia_smi_gpus() is None
