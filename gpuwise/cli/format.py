@@ -23,10 +23,13 @@ def count(n: int) -> str:
     return f"{n:,}"
 
 
-def console(*, stderr: bool = False) -> Console:
+def console(*, stderr: bool = False, soft_wrap: bool = False) -> Console:
     """The terminal's width (rich's default: 80 columns when not a terminal, or $COLUMNS), and no colouring of
-    numbers and words inside prose ("$/h", "2026"): tables and headlines mark up what they mean to."""
-    return Console(stderr=stderr, highlight=False)
+    numbers and words inside prose ("$/h", "2026"): tables and headlines mark up what they mean to.
+
+    ``soft_wrap``: lines are never broken by rich, only by the terminal, so a log keeps each line whole (train's
+    lines name paths and checkpoints that a reader searches for)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
 
 
 def is_narrow(c: Console) -> bool:

@@ -128,7 +128,7 @@ def train_command(
     prepared = prepare(config, launch.world_size)  # a bad folder or flag: one line here, not in every worker
     check_options(config, prepared, devices.kind)
     if not as_json:
-        console = cli_console()
+        console = cli_console(soft_wrap=True)
         console.print(_header(config, prepared, devices, launch))
         if note:
             console.print(note)
@@ -218,7 +218,7 @@ def _finish(config: TrainConfig, result: Any, as_json: bool) -> None:
         data["comparison"] = dataclasses.asdict(comparison) if comparison else None
         print(json.dumps(data, indent=2, default=str))
     else:
-        _render(result, comparison, cli_console())
+        _render(result, comparison, cli_console(soft_wrap=True))
     if result.interrupted:
         where = f"; checkpoint {result.checkpoint}; continue with --resume {result.checkpoint.parent}" \
             if result.checkpoint else " (no --checkpoint-dir: nothing saved)"
