@@ -2,7 +2,7 @@
 
     python benchmarks/plan_speed.py [--repeats 5] [--db PATH]
 
-Target (PRODUCT.md): the whole catalog in under 1 s once profiled. The first call of each case
+Target: the whole catalog in under 1 s once profiled. The first call of each case
 profiles the step once per distinct batch size (and, on a fresh results store, calibrates the
 CPU once); the timed calls reuse those profiles (``ProfileCache``) and do everything else
 again: load the catalog, read the results store and the cached CPU ceilings, make and cost

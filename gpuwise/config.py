@@ -8,11 +8,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Self
-
-import torch
+from typing import TYPE_CHECKING, Self
 
 from gpuwise.errors import GpuwiseError
+
+if TYPE_CHECKING:  # torch is imported where a step is built, not here: the CLI's help starts without it
+    import torch
 
 
 def _nearest(value: str, choices: list[str]) -> str:
@@ -50,6 +51,8 @@ class Precision(Choice):
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
+        import torch
+
         return {Precision.AMP_BF16: torch.bfloat16, Precision.AMP_FP16: torch.float16}.get(self)
 
 
@@ -85,6 +88,8 @@ class OptimizerName(Choice):
 
     def build(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """The optimizer as a training script would make it (the learning rates do not change the cost)."""
+        import torch
+
         if self is OptimizerName.SGD:
             return torch.optim.SGD(params, lr=0.01)
         if self is OptimizerName.SGD_MOMENTUM:

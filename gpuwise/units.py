@@ -99,3 +99,12 @@ def money(usd: float) -> str:
     if usd < 100:
         return f"${usd:,.2f}"
     return f"${usd:,.0f}"
+
+
+def number(x: float) -> str:
+    """A measured or predicted quantity as the tables print it, never in exponent form: '1,390', '12.3', '0.0954'."""
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if x == 0 or abs(x) >= 0.001:
+        return f"{x:.3g}"
+    return f"{x:.6f}".rstrip("0")

@@ -191,7 +191,7 @@ def test_cached_ceilings_use_the_results_store(tmp_path: Path, monkeypatch: pyte
 
 def test_cli_calibrate_stores_and_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     measure = CountingCalibrate()
-    monkeypatch.setattr("gpuwise.cli.calibrate.calibrate", measure)
+    monkeypatch.setattr(cal, "calibrate", measure)
     db = str(tmp_path / "results.db")
     runner = CliRunner()
     result = runner.invoke(get_app(), ["calibrate", "--device", "cpu", "--db", db, "--json"])
@@ -202,10 +202,10 @@ def test_cli_calibrate_stores_and_prints(tmp_path: Path, monkeypatch: pytest.Mon
     with open_store(Path(db)) as store:
         assert store.get_ceilings("cpu", machine_key()) == fake_ceilings()
 
-    monkeypatch.setattr("gpuwise.cli.calibrate.calibrate", lambda d, quick: replace(fake_ceilings(d), memory_gbps=25))
+    monkeypatch.setattr(cal, "calibrate", lambda d, quick: replace(fake_ceilings(d), memory_gbps=25))
     result = runner.invoke(get_app(), ["calibrate", "--db", db])
     assert result.exit_code == 0, result.output
-    for text in ("float32 TFLOP/s", "bfloat16 TFLOP/s", "memory GB/s", "25.0", "0.4"):
+    for text in ("dense matmul TFLOP/s per dtype", "float32", "bfloat16", "GB/s", "25.0", "0.4"):
         assert text in result.stdout
     with open_store(Path(db)) as store:  # calibrate always measures: the newer record wins
         stored = store.get_ceilings("cpu", machine_key())

@@ -25,6 +25,7 @@ from gpuwise.hardware.catalog import PACKAGED_LABEL, Catalog, parse_catalog_text
 from gpuwise.plan import Plan, PlanConfig, ProfileCache, plan
 from gpuwise.predict.published import MappedRow, load_published, map_row
 from gpuwise.report import gather
+from gpuwise.report.charts import GREEN, RED
 from gpuwise.report.data import GPU_OVERHEAD_LABEL
 from gpuwise.report.html import DATA_ID, FIGURES_ID, render, script_json
 from gpuwise.store import open_store
@@ -100,14 +101,14 @@ def test_page_data_and_time_cost_chart_are_the_plans_numbers(catalog: Catalog, p
 
     traces = {t["name"]: t for t in figs["chart-time-cost"]["data"]}
     front = [o for o in p.pareto if o.is_gpu]
-    drawn_front = traces["Pareto front (nothing is both faster and cheaper)"]
+    drawn_front = traces["Pareto front"]
     assert [x * 3600 for x in drawn_front["x"]] == pytest.approx([o.run.total_s for o in front if o.run])
     assert drawn_front["y"] == [o.run.cost_usd for o in front if o.run]
     # every priced GPU option is drawn exactly once among the option traces
     priced = sorted((o.run.total_s, o.run.cost_usd) for o in p.options
                     if o.is_gpu and o.run is not None and o.run.cost_usd is not None)
     option_traces = [t for name, t in traces.items() if name in (
-        "Pareto front (nothing is both faster and cheaper)", "other options", "misses the deadline or budget")]
+        "Pareto front", "other options", "misses the deadline or budget")]
     drawn = sorted((x * 3600, y) for t in option_traces for x, y in zip(t["x"], t["y"], strict=True))
     assert len(drawn) == len(priced) and len(priced) > 3
     for (x, y), (total_s, cost_usd) in zip(drawn, priced, strict=True):
@@ -138,13 +139,45 @@ def test_roofline_and_memory_charts_are_the_profiles_numbers(catalog: Catalog, p
     assert max(cpu_roof["y"]) == pytest.approx(0.2)  # the CPU's measured fp32 GEMM ceiling, TFLOP/s
 
     bars = figs["chart-memory"]["data"]
-    parts = {t["name"]: t["x"][0] * 2**30 for t in bars[:-1]}
+    devices = [t for t in bars if t["name"].endswith(" at this batch")]
+    parts = {t["name"]: t["x"][0] * 2**30 for t in bars if t not in devices}
     overhead = parts.pop(GPU_OVERHEAD_LABEL)
     assert sum(parts.values()) == pytest.approx(profile.memory.peak_bytes)
-    assert sum(parts.values()) + overhead == pytest.approx(
-        next(o for o in p.options if o.device == "T4" and o.num_gpus == 1).memory_per_gpu_bytes)
-    capacities = dict(zip(bars[-1]["y"], bars[-1]["x"], strict=True))
+    need = next(o for o in p.options if o.device == "T4" and o.num_gpus == 1).memory_per_gpu_bytes
+    assert sum(parts.values()) + overhead == pytest.approx(need)
+    capacities = {y: x for t in devices for y, x in zip(t["y"], t["x"], strict=True)}
     assert capacities["H100-SXM5-80GB"] * 2**30 == pytest.approx(80 * 2**30)
+    # each legend swatch has the colour its text names: one trace per colour
+    swatches = {"fits at this batch": GREEN, "too small at this batch": RED}
+    assert devices and all(swatches[t["name"]] == t["marker"]["color"] for t in devices)
+    line = figs["chart-memory"]["layout"]["shapes"][0]  # the step's requirement on one GPU
+    assert line["x0"] * 2**30 == pytest.approx(need)
+
+
+def test_the_cpus_memory_bar_is_coloured_by_the_cpus_own_plan(catalog: Catalog, profiles: ProfileCache,
+                                                              db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not by a GPU profile's peak: the plan cut the CPU's batch, so its bar is red even where that peak fits."""
+    monkeypatch.setattr(plan_module, "_ram_bytes", lambda: 400 * 2**20)
+    p = make(catalog, profiles, db, batch_size=256, gpus=("T4",))
+    cpu = next(o for o in p.options if not o.is_gpu)
+    assert cpu.batch_reduced
+    small = profiles.get(plan_module.get_workload("resnet18"), batch_size=1, precision=Precision.FP32,
+                         optimizer=p.config.optimizer, seq_len=None, image_size=None)
+    assert small.memory.peak_bytes < cpu.capacity_bytes  # a peak that fits: the old rule said green
+    [ram] = [c for c in data_module._memory(p, small).capacities if not c.is_gpu]
+    assert not ram.fits and f"batch {cpu.batch_size}, the largest that fits" in ram.planned
+
+
+def test_no_number_in_exponent_form_and_the_cost_axis_in_dollars(catalog: Catalog, profiles: ProfileCache,
+                                                                  db: Path) -> None:
+    page = render(gather(make(catalog, profiles, db), profiles=profiles, catalog=catalog, store_path=db))
+    text = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+    assert not re.search(r"\d\.?\d*e[+-]\d", text)  # e.g. 1.39e+03 in a table
+    layout = page_json(page, FIGURES_ID)["chart-time-cost"]["layout"]
+    assert all(label.startswith("$") for label in layout["yaxis"]["ticktext"])
+    assert len(layout["yaxis"]["ticktext"]) >= 2 and len(layout["xaxis"]["ticktext"]) >= 2
+    named = [a["text"] for a in layout["annotations"] if "recommended" in a.get("text", "")]
+    assert len(named) == 1  # the recommendation is named on the chart, not only on hover
 
 
 def test_speedups_from_stored_benches_and_said_in_words_without(catalog: Catalog, profiles: ProfileCache,
@@ -256,9 +289,7 @@ def _no_plan(*args: object, **kwargs: object) -> None:
 )
 def test_report_cli_checks_the_output_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str,
                                             message: str) -> None:
-    import gpuwise.cli.report as report_cli
-
-    monkeypatch.setattr(report_cli, "plan", _no_plan)
+    monkeypatch.setattr(plan_module, "plan", _no_plan)  # the command imports plan when it runs
     (tmp_path / "file.txt").write_text("x")
     code, out, err = run_cli("report", "resnet18", "--dataset-size", "1e6", "--epochs", "1",
                              "-o", str(tmp_path / output))

@@ -50,7 +50,7 @@ def browser() -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(binary)
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,900", "--hide-scrollbars"):
+                 "--window-size=1400,900", "--hide-scrollbars"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # An explicit driver path: selenium then never tries to download one; and no usage statistics.
@@ -112,12 +112,19 @@ return out;
 """
 
 
+# The text a chart draws in its SVG (point labels, annotations, tick labels), as a screenshot shows it.
+_CHART_TEXT = """
+return Array.from(document.getElementById(arguments[0]).querySelectorAll("svg text"))
+  .map(function (e) { return e.textContent; }).filter(function (s) { return s.length > 0; });
+"""
+
+
 def test_the_page_draws_in_headless_chromium(browser: Any, page: Path, tmp_path: Path) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     figures = page_json(page.read_text(), FIGURES_ID)
     assert set(figures) == {"chart-time-cost", "chart-roofline", "chart-memory", "chart-speedups", "chart-checks"}
-    browser.set_window_size(1280, 900)
+    browser.set_window_size(1400, 900)
     browser.get(page.as_uri())
     WebDriverWait(browser, 60).until(lambda d: d.find_element("tag name", "body").get_attribute(
         "data-charts-rendered") is not None)
@@ -133,12 +140,20 @@ def test_the_page_draws_in_headless_chromium(browser: Any, page: Path, tmp_path:
         assert (drawn["traces"], drawn["points"]) == (traces, points), ident
         assert points > 0, ident
 
+    # What a screenshot or a printout shows without hovering: the recommendation and the Pareto points named on
+    # the chart, op kinds named on the roofline, and no toolbar over a legend.
+    drawn_text = browser.execute_script(_CHART_TEXT, "chart-time-cost")
+    assert "recommended" in drawn_text, drawn_text
+    assert sum("×" in t for t in drawn_text) >= 2, drawn_text
+    assert set(browser.execute_script(_CHART_TEXT, "chart-roofline")) >= {"conv", "matmul"}
+    assert browser.execute_script("return document.querySelectorAll('.modebar-btn').length") == 0
+
     text = browser.find_element("tag name", "body").text
     assert EVIL in text  # the GPU's name is shown as text; had it run, an alert would have stopped the driver
     assert re.search(r"Use \d+× ", text) or "No GPU needed" in text
 
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1280, min(int(height) + 100, 16000))
+    browser.set_window_size(1400, min(int(height) + 100, 16000))
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 

@@ -364,7 +364,8 @@ def filled_db(tmp_path: Path) -> Path:
     return path
 
 
-def test_cli_table_lists_what_was_measured(filled_db: Path) -> None:
+def test_cli_table_lists_what_was_measured(filled_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: every column
     code, out, _ = cli("--db", str(filled_db))
     assert code == 0
     for text in ("2 benchmark results", "resnet50", "gpt2", "2025-03-02 08:30", "256 auto", "amp-bf16",
@@ -372,6 +373,14 @@ def test_cli_table_lists_what_was_measured(filled_db: Path) -> None:
                  "38.40 GiB", "2.14.1+cu124"):
         assert text in out, text
     assert out.index("gpt2") < out.index("resnet50")  # newest first
+
+
+def test_cli_table_fits_80_columns(filled_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = cli("--db", str(filled_db))
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 80
+    for text in ("resnet50", "gpt2", "256 auto", "amp-bf16", "NVIDIA H100", "100.5 ms", "2,547.3", "--json"):
+        assert text in out, text
 
 
 def test_cli_filters_and_json(filled_db: Path) -> None:

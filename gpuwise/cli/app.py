@@ -1,6 +1,8 @@
 """The ``gpuwise`` command: one module per subcommand, each only maps flags onto the library.
 
-User mistakes (``GpuwiseError``) become one line on stderr and exit status 2.
+User mistakes (``GpuwiseError``) become one line on stderr and exit status 2. Nothing here or in a
+command module imports torch at import time: ``--help``, ``--version``, ``gpus`` and ``workloads``
+start without it, and a command imports the library it needs inside its function.
 """
 
 from __future__ import annotations
@@ -19,10 +21,28 @@ app = typer.Typer(
     name="gpuwise",
     help="Know what your deep-learning training needs before you pay for it.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from gpuwise import __version__
+
+        print(f"gpuwise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Know what your deep-learning training needs before you pay for it."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,12 +74,35 @@ def one_line(e: GpuwiseError) -> str:
     return " ".join(line.strip() for line in lines)
 
 
-def positive_int(value: str | None, flag: str) -> int | None:
+class OneLineError(typer.BadParameter):
+    """A flag's value that does not parse: one line naming the fix and exit 2, as a ``GpuwiseError`` gets,
+    instead of click's usage block."""
+
+    def show(self, file: Any = None) -> None:
+        print(f"gpuwise: error: {self.message}", file=sys.stderr)
+
+
+def count_option(default: int | None, *flags: str, minimum: int = 1, **kwargs: Any) -> Any:
+    """An integer option (shown as ``<int>`` in the help) of at least ``minimum``; a bad value gets our one line."""
+    flag = max(flags, key=len)
+
+    def parse(value: str) -> int:
+        try:
+            number = whole_number(value, flag, minimum=minimum)
+        except GpuwiseError as e:
+            raise OneLineError(str(e)) from None
+        assert number is not None
+        return number
+
+    return typer.Option(default, *flags, parser=parse, **kwargs)
+
+
+def positive_int(value: str | int | None, flag: str) -> int | None:
     """Parse a count flag ourselves so that a bad value gets our one-line error."""
     return whole_number(value, flag, minimum=1)
 
 
-def whole_number(value: str | None, flag: str, *, minimum: int = 0) -> int | None:
+def whole_number(value: str | int | None, flag: str, *, minimum: int = 0) -> int | None:
     """An integer flag of at least ``minimum``, or one line saying what it must be."""
     if value is None:
         return None
@@ -89,8 +132,8 @@ PRECISION_OPTION: Any = typer.Option(Precision.FP32.value, "--precision", help="
 OPTIMIZER_OPTION: Any = typer.Option(
     OptimizerName.ADAMW.value, "--optimizer", help="sgd | sgd-momentum | adam | adamw"
 )
-SEQ_LEN_OPTION: Any = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads).")
-IMAGE_SIZE_OPTION: Any = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads).")
+SEQ_LEN_OPTION: Any = count_option(None, "--seq-len", help="Sequence length (sequence workloads).")
+IMAGE_SIZE_OPTION: Any = count_option(None, "--image-size", help="Image side in pixels (vision workloads).")
 # How the step runs (gpuwise.config.RunSettings): the same flags on predict, plan and report.
 STRATEGY_OPTION: Any = typer.Option(
     "auto", "--strategy", help="auto | ddp | fsdp: shard the model over the GPUs (FSDP2) "
@@ -99,18 +142,23 @@ STRATEGY_OPTION: Any = typer.Option(
 CHECKPOINTING_OPTION: Any = typer.Option(
     "none", "--activation-checkpointing", help="none | selective | full: recompute activations in backward."
 )
-GRAD_ACCUM_OPTION: Any = typer.Option(
-    None, "--grad-accum", metavar="N", help="Micro batches per optimizer step [default: 1]; global batch = "
+GRAD_ACCUM_OPTION: Any = count_option(
+    None, "--grad-accum", help="Micro batches per optimizer step [default: 1]; global batch = "
     "batch × N × GPUs."
 )
 COMPILE_OPTION: Any = typer.Option(False, "--compile", help="Run the step under torch.compile.")
-CPU_THREADS_OPTION: Any = typer.Option(
-    None, "--cpu-cores-per-gpu", metavar="N", help="CPU threads (vCPUs) decoding images for each GPU [default: "
+CPU_THREADS_OPTION: Any = count_option(
+    None, "--cpu-cores-per-gpu", help="CPU threads (vCPUs) decoding images for each GPU [default: "
     "by GPU class, the cloud instances it is rented in: 24 H100, 12 A100, ...]."
 )
 
 
-def run_settings(strategy: str, checkpointing: str, grad_accum: str | None, compile: bool) -> RunSettings:
+QUIET_OPTION: Any = typer.Option(
+    False, "--quiet", "-q", help="No progress on stderr (it is off anyway when stderr is not a terminal)."
+)
+
+
+def run_settings(strategy: str, checkpointing: str, grad_accum: int | None, compile: bool) -> RunSettings:
     """The run flags, as typed, onto ``RunSettings``."""
     return RunSettings(
         strategy=Strategy.parse(strategy), activation_checkpointing=ActivationCheckpointing.parse(checkpointing),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from gpuwise.bench.run import BenchConfig, BenchReport, bench_all
 from gpuwise.cli.app import (
     CHECKPOINTING_OPTION,
     COMPILE_OPTION,
@@ -17,59 +18,73 @@ from gpuwise.cli.app import (
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
+    QUIET_OPTION,
     SEQ_LEN_OPTION,
     WORKLOAD_ARGUMENT,
     app,
+    count_option,
     positive_int,
     user_errors,
 )
-from gpuwise.cli.format import gib, si
+from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, gib, is_narrow, si
+from gpuwise.cli.progress import working
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision
+
+if TYPE_CHECKING:
+    from gpuwise.bench.run import BenchReport
 
 
 @app.command("bench")
 @user_errors
 def bench_command(
     workload: str = WORKLOAD_ARGUMENT,
-    device: list[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N; repeat for several [default: all]."),
-    batch_size: str = typer.Option(None, "--batch-size", "-b", help="N, or 'auto' for the largest that fits."),
+    device: list[str] = typer.Option(
+        None, "--device", "--devices", "-d", help="cpu, cuda, cuda:N; repeat for several [default: all]."
+    ),
+    batch_size: str = typer.Option(
+        None, "--batch-size", "-b", metavar="<int|auto>", help="N, or 'auto' for the largest that fits."
+    ),
     precision: str = PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
-    seq_len: str = SEQ_LEN_OPTION,
-    image_size: str = IMAGE_SIZE_OPTION,
-    steps: str = typer.Option("10", "--steps", help="Timed steps."),
-    warmup: str = typer.Option("3", "--warmup", help="Untimed warm-up steps, discarded."),
+    seq_len: int | None = SEQ_LEN_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
+    steps: int = count_option(10, "--steps", help="Timed steps."),
+    warmup: int = count_option(3, "--warmup", help="Untimed warm-up steps, discarded."),
     checkpointing: str = CHECKPOINTING_OPTION,
     compile: bool = COMPILE_OPTION,
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Time real training steps (warm-up discarded, device synchronised) and store the results."""
-    from gpuwise.hardware.local import available_devices, check_device
+    with working("loading torch and the workload", quiet=quiet) as say:
+        from gpuwise.bench.run import BenchConfig, bench_all
+        from gpuwise.hardware.local import available_devices, check_device
 
-    auto = batch_size is not None and batch_size.strip().lower() == "auto"
-    config = BenchConfig(
-        workload=workload,
-        batch_size=None if auto else positive_int(batch_size, "--batch-size"),
-        auto_batch=auto,
-        precision=Precision.parse(precision),
-        optimizer=OptimizerName.parse(optimizer),
-        seq_len=positive_int(seq_len, "--seq-len"),
-        image_size=positive_int(image_size, "--image-size"),
-        steps=_required_count(steps, "--steps"),
-        warmup=_required_count(warmup, "--warmup"),
-        activation_checkpointing=ActivationCheckpointing.parse(checkpointing),
-        compile=compile,
-    )
-    devices = [check_device(d) for d in device] if device else available_devices()
-    report = bench_all(config, devices, store_path=db)
+        auto = batch_size is not None and batch_size.strip().lower() == "auto"
+        config = BenchConfig(
+            workload=workload,
+            batch_size=None if auto else positive_int(batch_size, "--batch-size"),
+            auto_batch=auto,
+            precision=Precision.parse(precision),
+            optimizer=OptimizerName.parse(optimizer),
+            seq_len=seq_len,
+            image_size=image_size,
+            steps=steps,
+            warmup=warmup,
+            activation_checkpointing=ActivationCheckpointing.parse(checkpointing),
+            compile=compile,
+        )
+        devices = [check_device(d) for d in device] if device else available_devices()
+        say(f"timing {workload} on {', '.join(devices)}: {warmup} warm-up and {steps} timed steps each")
+        report = bench_all(config, devices, store_path=db)
     if as_json:
         print(json.dumps(
             {"results": [r.to_dict() for r in report.results], "speedup_over_cpu": report.speedup_over_cpu},
             indent=2,
         ))
     else:
-        render(report, Console(width=140))
+        render(report, console())
 
 
 def render(report: BenchReport, console: Console) -> None:
@@ -79,13 +94,19 @@ def render(report: BenchReport, console: Console) -> None:
         f"[bold]{first.workload}[/bold] · {first.precision} · {first.optimizer}{' · ' + shape if shape else ''}"
         f" · {first.timing.num_steps} timed steps after {first.timing.num_warmup} warm-up"
     )
-    table = Table()
-    for col in ("device", "batch", "step median", "p10–p90", "samples/s", "tokens/s",
-                "TFLOP/s", "MFU", "peak memory", "stored as"):
-        table.add_column(col, justify="left" if col == "device" else "right")
+    narrow = is_narrow(console)
+    columns = ("device", "batch", "step median", "p10–p90", "samples/s", "tokens/s", "TFLOP/s", "MFU", "peak memory",
+               "stored as")
+    hidden = set(_WIDE_ONLY if narrow else ())
+    if not any(r.tokens_per_s for r in report.results):
+        hidden.add("tokens/s")
+    shown = [c for c in columns if c not in hidden]
+    table = Table(box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
+    for col in shown:
+        table.add_column(col, justify="left" if col == "device" else "right", no_wrap=col != "device")
     for r in report.results:
         t = r.timing
-        table.add_row(
+        cells = dict(zip(columns, (
             f"{r.device} ({r.device_name})",
             f"{r.batch_size}{' (auto)' if r.batch_size_auto else ''}",
             f"{t.median_s * 1e3:.1f} ms",
@@ -96,7 +117,8 @@ def render(report: BenchReport, console: Console) -> None:
             f"{100 * r.mfu:.1f}%" if r.mfu is not None else "n/a",
             gib(r.peak_memory_bytes),
             f"#{r.id}" if r.id is not None else "",
-        )
+        ), strict=True))
+        table.add_row(*(cells[c] for c in shown))
     console.print(table)
     console.print(
         "TFLOP/s = training FLOPs of the step (the profile's matrix products, fwd + bwd) / median step time; "
@@ -106,9 +128,9 @@ def render(report: BenchReport, console: Console) -> None:
         console.print(f"speed-up over the CPU on {device}: {speedup:.1f}x")
     if len(report.results) == 1 and report.results[0].device == "cpu":
         console.print("no GPU here: the CPU is the only device measured")
+    if narrow:
+        console.print(f"the spread and the result's id show from {NARROW_BELOW_COLUMNS} columns, and in --json")
 
 
-def _required_count(value: str, flag: str) -> int:
-    number = positive_int(value, flag)
-    assert number is not None
-    return number
+_WIDE_ONLY = ("p10–p90", "stored as")  # left out of the narrow layout
+

@@ -10,32 +10,38 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gpuwise.bench.calibrate import CUDA_DTYPES, calibrate
 from gpuwise.bench.result import Ceilings
-from gpuwise.cli.app import DB_OPTION, app, user_errors
-from gpuwise.hardware.local import available_devices, check_device, device_name, machine_key
-from gpuwise.store import open_store
+from gpuwise.cli.app import DB_OPTION, QUIET_OPTION, app, user_errors
+from gpuwise.cli.format import console
+from gpuwise.cli.progress import working
 
 
 @app.command("calibrate")
 @user_errors
 def calibrate_command(
-    device: str = typer.Option(None, "--device", "-d", help="cpu, cuda or cuda:N [default: every local device]."),
+    device: str = typer.Option(
+        None, "--device", "--devices", "-d", help="cpu, cuda or cuda:N [default: every local device]."
+    ),
     quick: bool = typer.Option(False, "--quick", help="Smaller sizes, fewer repetitions: seconds, less exact."),
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output, units in field names."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Measure each device's dense matmul rate per dtype and its memory bandwidth; store them.
 
     bench reads the stored ceilings for MFU (measuring them on first use if this was never run).
     """
-    devices = [check_device(device)] if device is not None else available_devices()
-    status = Console(stderr=True)
-    machine = machine_key()
-    measured = []
-    with open_store(db) as store:
+    with working("loading torch", quiet=quiet):
+        from gpuwise.bench.calibrate import calibrate
+        from gpuwise.hardware.local import available_devices, check_device, device_name, machine_key
+        from gpuwise.store import open_store
+
+        devices = [check_device(device)] if device is not None else available_devices()
+        machine = machine_key()
+        measured = []
+    with open_store(db) as store, working("measuring", quiet=quiet) as say:
         for d in devices:
-            status.print(f"measuring {d} ({device_name(d)})…")
+            say(f"measuring {d} ({device_name(d)}): dense matmul per dtype, then memory bandwidth")
             ceilings = calibrate(d, quick=quick)
             store.put_ceilings(ceilings, machine)
             measured.append(ceilings)
@@ -43,21 +49,23 @@ def calibrate_command(
     if as_json:
         print(json.dumps([{**asdict(c), "machine": machine} for c in measured], indent=2))
     else:
-        render(measured, Console(width=160))
+        render(measured, console())
         print(f"stored in {path}")
 
 
 def render(measured: list[Ceilings], console: Console) -> None:
+    from gpuwise.bench.calibrate import CUDA_DTYPES
+
     dtypes = [d for d in CUDA_DTYPES if any(d in c.matmul_tflops for c in measured)]
-    table = Table(title="measured device ceilings (dense matmul, 2 FLOPs per multiply-add; copy = read + write)")
+    table = Table(title="measured device ceilings: dense matmul TFLOP/s per dtype (2 FLOPs per multiply-add) and "
+                        "memory GB/s (copy = read + write)", title_justify="left")
     table.add_column("device")
-    table.add_column("name")
     for dtype in dtypes:
-        table.add_column(f"{dtype} TFLOP/s", justify="right")
-    table.add_column("memory GB/s", justify="right")
+        table.add_column(dtype, justify="right")
+    table.add_column("GB/s", justify="right")
     table.add_column("measured (UTC)")
     for c in measured:
         rates = [f"{c.matmul_tflops[d]:.3g}" if d in c.matmul_tflops else "" for d in dtypes]
         when = c.measured_at.replace("T", " ").removesuffix("+00:00")
-        table.add_row(c.device, c.device_name, *rates, f"{c.memory_gbps:.1f}", when)
+        table.add_row(f"{c.device} ({c.device_name})", *rates, f"{c.memory_gbps:.1f}", when)
     console.print(table)

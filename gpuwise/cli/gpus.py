@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from gpuwise.cli.app import app, user_errors
+from gpuwise.cli.format import NARROW_BELOW_COLUMNS, is_narrow
+from gpuwise.cli.format import console as cli_console
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import (
     GPU,
@@ -43,7 +46,7 @@ def gpus_command(
         print(json.dumps({"catalog_files": list(catalog.files), "gpus": [g.to_dict() for g in gpus],
                           "local": local}, indent=2))
         return
-    console = Console(width=160)
+    console = cli_console()
     render(gpus, console)
     if len(catalog.files) > 1:
         console.print(f"catalog: {PACKAGED_LABEL} + {', '.join(catalog.files[1:])}")
@@ -67,17 +70,22 @@ def _num(value: float | None, fmt: str = "g") -> str:
 
 
 def render(gpus: list[GPU], console: Console) -> None:
-    table = Table(title="gpuwise GPU catalog: peak dense TFLOP/s (no sparsity)", title_justify="left")
+    narrow = is_narrow(console)
+    table = Table(title="gpuwise GPU catalog: peak dense TFLOP/s (no sparsity)", title_justify="left",
+                  box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
     heads = ("name", "memory GB", "GB/s", "FP32", "TF32", "BF16", "FP16", "FP8", "SMs", "NVLink GB/s", "TDP W",
              "year", "$/h", "buy $")
-    for head in heads:
-        table.add_column(head, justify="left" if head == "name" else "right")
+    shown = [h for h in heads if not narrow or h not in _WIDE_ONLY]
+    for head in shown:
+        label = "GB" if narrow and head == "memory GB" else head
+        table.add_column(label, justify="left" if head == "name" else "right")
     for g in gpus:
-        table.add_row(
+        cells = dict(zip(heads, (
             g.name, _num(g.memory_gb), _num(g.memory_bandwidth_gbps), _num(g.fp32_tflops), _num(g.tf32_tflops),
             _num(g.bf16_tflops), _num(g.fp16_tflops), _num(g.fp8_tflops), _num(g.sm_count), _num(g.nvlink_gbps),
             _num(g.tdp_w), _num(g.launch_year), _num(g.price_usd_per_hour, ".2f"), _purchase(g),
-        )
+        ), strict=True))
+        table.add_row(*(cells[h] for h in shown))
     if gpus:
         console.print(table)
     else:
@@ -86,9 +94,18 @@ def render(gpus: list[GPU], console: Console) -> None:
                   "what PyTorch AMP gets. '-': not supported or not published.")
     console.print("NVLink: total bidirectional GB/s per GPU across an NVLink node (MI300X: Infinity Fabric). "
                   "$/h: median on-demand price of dated 2026 offers.")
-    console.print("buy $: per GPU, s = a server's list price per GPU slot (host included), m = launch MSRP, "
-                  "otherwise a dated street price; dates and sources in --json.")
+    if not narrow:
+        console.print("buy $: per GPU, s = a server's list price per GPU slot (host included), m = launch MSRP, "
+                      "otherwise a dated street price; dates and sources in --json.")
+    if narrow:
+        console.print(f"TF32, SMs, NVLink, TDP, year and buy $ show from {NARROW_BELOW_COLUMNS} columns, "
+                      "and in --json.")
     console.print("Every number's source and the notes: gpuwise gpus --json")
+
+
+# Left out of the narrow layout: what a choice of GPU for training rarely turns on (TF32: about half of BF16 on
+# every GPU that has both).
+_WIDE_ONLY = ("TF32", "SMs", "NVLink GB/s", "TDP W", "year", "buy $")
 
 
 def _purchase(g: GPU) -> str:
@@ -103,7 +120,7 @@ def _purchase(g: GPU) -> str:
 
 
 def local_line(cpu: LocalCPU, detected: list[DetectedGPU]) -> str:
-    head = (f"this machine: {cpu.model}, {cpu.num_cores} cores ({cpu.num_threads} threads), "
+    head = (f"this machine: {cpu.model}, {cpu.num_cores} cores ({cpu.num_threads} logical CPUs), "
             f"{cpu.memory_gb:.1f} GB RAM; ")
     if not detected:
         return head + "GPUs: none detected"

@@ -185,9 +185,11 @@ def _planned(workload: str | None, *, dataset_size: str | None, epochs: str | No
                            "gpuwise plan")
     config = plan_config(
         workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
-        max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
-        image_size=image_size, network=None, catalog=catalog,
-        settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+        max_gpus=positive_int(max_gpus, "--max-gpus"), batch_size=positive_int(batch_size, "--batch-size"),
+        precision=precision, optimizer=optimizer, seq_len=positive_int(seq_len, "--seq-len"),
+        image_size=positive_int(image_size, "--image-size"), network=None, catalog=catalog,
+        settings=run_settings(strategy, checkpointing, positive_int(grad_accum, "--grad-accum"), compile),
+        cpu_threads=positive_int(cpu_threads, "--cpu-cores-per-gpu"),
     )
     result = plan(config, store_path=db)
     option = result.recommendation.option

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from gpuwise.errors import GpuwiseError
-from gpuwise.hardware.catalog import Catalog
-from gpuwise.plan import Plan, PlanConfig
 from gpuwise.predict.own import (
     DATACENTER_PUE,
     DEFAULT_ELECTRICITY_USD_PER_KWH,
@@ -23,6 +21,10 @@ from gpuwise.predict.own import (
     own_plan,
 )
 from gpuwise.units import duration, money
+
+if TYPE_CHECKING:  # gpuwise.plan imports torch; `gpuwise --help` must not
+    from gpuwise.hardware.catalog import Catalog
+    from gpuwise.plan import Plan, PlanConfig
 
 OWN_OPTION: Any = typer.Option(
     False, "--own", help="Also price each option of 1-8 GPUs as a box you buy: purchase, electricity, break-even "

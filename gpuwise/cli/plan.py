@@ -6,9 +6,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -21,14 +22,16 @@ from gpuwise.cli.app import (
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
+    QUIET_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
-    positive_int,
+    count_option,
     run_settings,
     user_errors,
 )
+from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, is_narrow
 from gpuwise.cli.own import (
     ELECTRICITY_OPTION,
     LIFETIME_OPTION,
@@ -40,13 +43,14 @@ from gpuwise.cli.own import (
     plan_ownership,
     render_own,
 )
+from gpuwise.cli.progress import working
 from gpuwise.config import OptimizerName, Precision, RunSettings
 from gpuwise.errors import GpuwiseError
-from gpuwise.hardware.catalog import load_catalog
-from gpuwise.plan import UNITS, Option, Plan, PlanConfig, ProfileCache, bands_text, plan
 from gpuwise.predict import parallel
-from gpuwise.predict.memory import GIB
 from gpuwise.units import duration, duration_span, money, parse_duration, parse_money, parse_positive
+
+if TYPE_CHECKING:
+    from gpuwise.plan import Option, Plan, PlanConfig
 
 _BY_CLASS = parallel.NETWORK_GBITS_BY_CLASS
 NETWORK_HELP = (
@@ -65,9 +69,11 @@ UNIT_OPTION: Any = typer.Option(
 )
 DEADLINE_OPTION: Any = typer.Option(None, "--deadline", help="Finish within: 90m, 48h, 2d, 3600s.")
 BUDGET_OPTION: Any = typer.Option(None, "--budget", help="Spend at most this many US dollars: 5000, 5k.")
-GPUS_OPTION: Any = typer.Option(None, "--gpus", help="Only these catalog GPUs, comma-separated [default: all].")
-MAX_GPUS_OPTION: Any = typer.Option(None, "--max-gpus", help="The most GPUs to consider [default: 64].")
-BATCH_SIZE_OPTION: Any = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's].")
+GPUS_OPTION: Any = typer.Option(
+    None, "--gpus", "--gpu", help="Only these catalog GPUs, comma-separated [default: all]."
+)
+MAX_GPUS_OPTION: Any = count_option(None, "--max-gpus", help="The most GPUs to consider [default: 64].")
+BATCH_SIZE_OPTION: Any = count_option(None, "--batch-size", "-b", help="Per GPU [default: the workload's].")
 NETWORK_OPTION: Any = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP)
 CATALOG_OPTION: Any = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP)
 JSON_OPTION: Any = typer.Option(False, "--json", help="Everything, machine-readable, units in field names.")
@@ -84,17 +90,17 @@ def plan_command(
     deadline: str = DEADLINE_OPTION,
     budget: str = BUDGET_OPTION,
     gpus: str = GPUS_OPTION,
-    max_gpus: str = MAX_GPUS_OPTION,
-    batch_size: str = BATCH_SIZE_OPTION,
+    max_gpus: int | None = MAX_GPUS_OPTION,
+    batch_size: int | None = BATCH_SIZE_OPTION,
     precision: str = PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
-    seq_len: str = SEQ_LEN_OPTION,
-    image_size: str = IMAGE_SIZE_OPTION,
+    seq_len: int | None = SEQ_LEN_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
     strategy: str = STRATEGY_OPTION,
     checkpointing: str = CHECKPOINTING_OPTION,
-    grad_accum: str = GRAD_ACCUM_OPTION,
+    grad_accum: int | None = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
-    cpu_threads: str = CPU_THREADS_OPTION,
+    cpu_threads: int | None = CPU_THREADS_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
@@ -108,41 +114,48 @@ def plan_command(
     lifetime_years: str = LIFETIME_OPTION,
     utilization: str = UTILIZATION_OPTION,
     runs_per_month: str = RUNS_PER_MONTH_OPTION,
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Plan a training run on your CPU and on every catalog GPU × count: time, cost, and what to pick."""
-    config = plan_config(
-        workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
-        max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
-        image_size=image_size, network=network, catalog=catalog,
-        settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
-    )
     owning = own_config(own, electricity=electricity, lifetime_years=lifetime_years, utilization=utilization,
                         runs_per_month=runs_per_month)
-    cat = load_catalog(config.catalog_path)
-    if owning is not None:
-        check_before_planning(config, cat)  # before the slow work
     owned = None
-    if html is None:
-        result = plan(config, cat, store_path=db)
-        owned = plan_ownership(result, cat, owning) if owning is not None else None
-    else:
-        from gpuwise.report import check_writable, write_report
+    with working("loading torch and the workload", quiet=quiet) as say:
+        config = plan_config(
+            workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget,
+            gpus=gpus, max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer,
+            seq_len=seq_len, image_size=image_size, network=network, catalog=catalog,
+            settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+        )
+        from gpuwise.hardware.catalog import load_catalog
+        from gpuwise.plan import ProfileCache, plan
 
-        check_writable(html, "--html")  # before the slow work
-        profiles = ProfileCache()
-        result = plan(config, cat, store_path=db, profiles=profiles)
-        owned = plan_ownership(result, cat, owning) if owning is not None else None
-        write_report(result, html, profiles=profiles, catalog=cat, store_path=db, own=owned)
+        cat = load_catalog(config.catalog_path)
+        if owning is not None:
+            check_before_planning(config, cat)  # before the slow work
+        say(f"planning {workload}: profiling the step, then every device and count")
+        if html is None:
+            result = plan(config, cat, store_path=db)
+            owned = plan_ownership(result, cat, owning) if owning is not None else None
+        else:
+            from gpuwise.report import check_writable, write_report
+
+            check_writable(html, "--html")  # before the slow work
+            profiles = ProfileCache()
+            result = plan(config, cat, store_path=db, profiles=profiles)
+            owned = plan_ownership(result, cat, owning) if owning is not None else None
+            say(f"writing {html}")
+            write_report(result, html, profiles=profiles, catalog=cat, store_path=db, own=owned)
     if as_json:
         data = result.to_dict()
         if owned is not None:
             data["own"] = owned.to_dict()
         print(json.dumps(data, indent=2))
     else:
-        console = Console(width=190)
-        render(result, console, show_all=show_all)
+        out = console()
+        render(result, out, show_all=show_all)
         if owned is not None:
-            render_own(owned, console, show_all=show_all)
+            render_own(owned, out, show_all=show_all)
     if html is not None:
         print(f"wrote {html}", file=sys.stderr)
     from gpuwise.train.recommended import save_recommendation
@@ -155,11 +168,13 @@ def plan_command(
 
 def plan_config(
     workload: str, *, dataset_size: str, epochs: str, unit: str | None, deadline: str | None, budget: str | None,
-    gpus: str | None, max_gpus: str | None, batch_size: str | None, precision: str, optimizer: str,
-    seq_len: str | None, image_size: str | None, network: str | None, catalog: Path | None,
-    settings: RunSettings | None = None, cpu_threads: str | None = None,
+    gpus: str | None, max_gpus: int | None, batch_size: int | None, precision: str, optimizer: str,
+    seq_len: int | None, image_size: int | None, network: str | None, catalog: Path | None,
+    settings: RunSettings | None = None, cpu_threads: int | None = None,
 ) -> PlanConfig:
     """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``)."""
+    from gpuwise.plan import UNITS, PlanConfig
+
     if unit is not None and unit not in UNITS:
         raise GpuwiseError(f"unknown unit '{unit}': use --unit {' | '.join(UNITS)}")
     return PlanConfig(
@@ -167,19 +182,19 @@ def plan_config(
         dataset_size=parse_positive(dataset_size, "--dataset-size", "a number of samples above zero, e.g. 2e9"),
         epochs=parse_positive(epochs, "--epochs", "a number of passes above zero, e.g. 90 or 0.5"),
         unit=unit,
-        batch_size=positive_int(batch_size, "--batch-size"),
+        batch_size=batch_size,
         precision=Precision.parse(precision),
         optimizer=OptimizerName.parse(optimizer),
-        seq_len=positive_int(seq_len, "--seq-len"),
-        image_size=positive_int(image_size, "--image-size"),
+        seq_len=seq_len,
+        image_size=image_size,
         deadline_s=parse_duration(deadline, "--deadline") if deadline is not None else None,
         budget_usd=parse_money(budget, "--budget") if budget is not None else None,
         gpus=gpu_names(gpus) if gpus is not None else None,
-        max_gpus=positive_int(max_gpus, "--max-gpus") or PlanConfig.max_gpus,
+        max_gpus=max_gpus or PlanConfig.max_gpus,
         network_gbits=network_gbits(network),
         catalog_path=catalog,
         settings=settings or RunSettings(),
-        cpu_threads_per_gpu=positive_int(cpu_threads, "--cpu-cores-per-gpu"),
+        cpu_threads_per_gpu=cpu_threads,
     )
 
 
@@ -208,25 +223,30 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
         + "".join(f" · {x}" for x in (c.settings.describe(), *constraints) if x)
     )
     r = p.recommendation
-    console.print(f"[bold]{r.headline}[/bold]", highlight=False)
-    console.print(f"  why: {r.reason}", highlight=False)
+    console.print(f"[bold]{r.headline}[/bold]")
+    console.print(f"  why: {r.reason}")
     for other in r.also:
         assert other.run is not None and other.run.cost_usd is not None
         console.print(f"  fastest within the budget: {other.label}, {duration(other.run.total_s)} for "
-                      f"{money(other.run.cost_usd)}", highlight=False)
+                      f"{money(other.run.cost_usd)}")
     tokens = p.sample_unit == "token"
+    narrow = is_narrow(console)
     if p.pareto:
         title = "time vs cost: the Pareto front (nothing else is both faster and cheaper), fastest first"
-        console.print(options_table(p.pareto, title, p.sample_unit, tokens=tokens))
+        console.print(options_table(p.pareto, title, p.sample_unit, tokens=tokens, narrow=narrow))
     if show_all:
-        console.print(options_table(p.options, "every option", p.sample_unit, tokens=tokens))
+        console.print(options_table(p.options, "every option", p.sample_unit, tokens=tokens, narrow=narrow))
     for note in p.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}")
+    from gpuwise.plan import bands_text
+
     console.print(
-        f"bands (validation error, benchmarks/RESULTS.md): {bands_text()}; cost has the band of time · "
-        f"↓ = the largest batch that fits (the requested one does not) · efficiency constants: {p.efficiency_source}",
-        highlight=False,
+        f"bands (the held-out error gpuwise validate measures): {bands_text()}; cost has the band of time · "
+        f"↓ = the largest batch that fits (the requested one does not) · efficiency constants: {p.efficiency_source}"
     )
+    if narrow and (p.pareto or show_all):
+        console.print(f"narrow terminal ({console.width} columns): the step, rate, epoch, global batch, bound and "
+                      f"source of each option show from {NARROW_BELOW_COLUMNS} columns, and in --json")
 
 
 def _data(p: Plan) -> str:
@@ -237,27 +257,55 @@ def _data(p: Plan) -> str:
     return f"{size:,.0f} {noun}s"
 
 
-def options_table(options: Sequence[Option], title: str, sample_unit: str, *, tokens: bool) -> Table:
-    table = Table(title=title, title_justify="left")
-    rate = "tokens/s" if tokens else f"{sample_unit}s/s"
-    for col in ("option", "batch/GPU", "global", "memory/GPU", "step", rate, "epoch", "total (band)", "cost",
-                "bound", "source"):
-        table.add_column(col, justify="left" if col in ("option", "bound", "source") else "right", no_wrap=True)
+# The columns of the options table; the narrow layout (under NARROW_BELOW_COLUMNS) keeps the marked ones.
+_COLUMNS = (  # (name, right-aligned, kept when narrow, may wrap)
+    ("option", False, True, True), ("batch/GPU", True, True, False), ("global", True, False, False),
+    ("memory/GPU", True, True, False), ("step", True, False, False), ("rate", True, False, False),
+    ("epoch", True, False, False), ("total (band)", True, True, True), ("cost", True, True, False),
+    ("bound", False, False, True), ("source", False, False, False),
+)
+_OPTION_MIN_WIDTH = len("64× H200-SXM-141GB")  # a count and a catalog name on one line; "(8 nodes)" below
+
+
+def options_table(
+    options: Sequence[Option], title: str, sample_unit: str, *, tokens: bool, narrow: bool = False
+) -> Table:
+    from gpuwise.predict.memory import GIB
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+                  pad_edge=not narrow, show_lines=narrow)
+    columns = [(name, right, wraps) for name, right, keep, wraps in _COLUMNS if keep or not narrow]
+    for name, right, wraps in columns:
+        head = ("tokens/s" if tokens else f"{sample_unit}s/s") if name == "rate" else name
+        table.add_column(head, justify="right" if right else "left", no_wrap=not wraps, overflow="fold",
+                         min_width=_OPTION_MIN_WIDTH if narrow and name == "option" else None)
     for o in options:
         memory = f"{o.memory_per_gpu_bytes / GIB:.1f} / {o.capacity_bytes / GIB:.0f} GiB"
+        label = o.label.replace(" (", "\n(", 1) if narrow else o.label  # "(8 nodes)" on a line of its own
+        cells = {"option": label, "memory/GPU": memory, "bound": o.bound}
         if o.step is None or o.run is None:
-            table.add_row(o.label, "does not fit", "", memory, "", "", "", "", "", o.bound, "")
-            continue
-        run = o.run
-        batch = f"{o.batch_size}" + (" FSDP" if o.strategy == "FSDP" else "") + (" ↓" if o.batch_reduced else "")
-        speed = o.step.tokens_per_s if tokens and o.step.tokens_per_s else o.step.samples_per_s
-        table.add_row(
-            o.label, batch, f"{o.global_batch_size:,}", memory, _ms(o.step.step_s),
-            f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}",
-            duration(run.epoch_s), duration_span(run.total_s, run.total_low_s, run.total_high_s), _cost(o),
-            o.bound, _SOURCE[o.provenance_kind],
-        )
+            cells["batch/GPU"] = "does not fit"
+        else:
+            run = o.run
+            speed = o.step.tokens_per_s if tokens and o.step.tokens_per_s else o.step.samples_per_s
+            cells |= {
+                "batch/GPU": f"{o.batch_size}" + (" FSDP" if o.strategy == "FSDP" else "")
+                + (" ↓" if o.batch_reduced else ""),
+                "global": f"{o.global_batch_size:,}", "step": _ms(o.step.step_s),
+                "rate": f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}", "epoch": duration(run.epoch_s),
+                "total (band)": _total(run.total_s, run.total_low_s, run.total_high_s, narrow=narrow),
+                "cost": _cost(o),
+                "source": _SOURCE[o.provenance_kind],
+            }
+        table.add_row(*(cells.get(name, "") for name, _right, _wraps in columns))
     return table
+
+
+def _total(total_s: float, low_s: float, high_s: float, *, narrow: bool) -> str:
+    """The total time and its band; in the narrow layout the band goes on a second line."""
+    if not narrow:
+        return duration_span(total_s, low_s, high_s)
+    return f"{duration(total_s)}\n{duration_span(total_s, low_s, high_s).removeprefix(duration(total_s)).strip()}"
 
 
 _SOURCE = {"measured": "measured here", "extrapolated": "extrapolated", "analytical": "model"}

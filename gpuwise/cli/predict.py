@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -22,77 +23,82 @@ from gpuwise.cli.app import (
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
-    positive_int,
+    count_option,
     run_settings,
     user_errors,
 )
-from gpuwise.cli.format import gib
+from gpuwise.cli.format import console, gib
 from gpuwise.cli.plan import CATALOG_HELP, NETWORK_HELP, network_gbits
 from gpuwise.config import OptimizerName, Precision
-from gpuwise.plan import Option, PredictConfig, option_dict, predict
+
+if TYPE_CHECKING:
+    from gpuwise.plan import Option
 
 
 @app.command("predict")
 @user_errors
 def predict_command(
     workload: str = WORKLOAD_ARGUMENT,
-    gpu: str = typer.Option(..., "--gpu", help="A catalog GPU (see 'gpuwise gpus')."),
-    num_gpus: str = typer.Option("1", "--num-gpus", "-n", help="How many (more than 8: nodes of 8)."),
-    batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
+    gpu: str = typer.Option(..., "--gpu", "--gpus", help="A catalog GPU (see 'gpuwise gpus')."),
+    num_gpus: int = count_option(1, "--num-gpus", "-n", help="How many (more than 8: nodes of 8)."),
+    batch_size: int | None = count_option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
     precision: str = PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
-    seq_len: str = SEQ_LEN_OPTION,
-    image_size: str = IMAGE_SIZE_OPTION,
+    seq_len: int | None = SEQ_LEN_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
     strategy: str = STRATEGY_OPTION,
     checkpointing: str = CHECKPOINTING_OPTION,
-    grad_accum: str = GRAD_ACCUM_OPTION,
+    grad_accum: int | None = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
-    cpu_threads: str = CPU_THREADS_OPTION,
+    cpu_threads: int | None = CPU_THREADS_OPTION,
     network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
 ) -> None:
     """Predict one training step on n GPUs of one kind: its time and parts, throughput, memory, provenance."""
+    from gpuwise.plan import PredictConfig, option_dict, predict
+
     config = PredictConfig(
         workload=workload,
         gpu=gpu,
-        num_gpus=positive_int(num_gpus, "--num-gpus") or 1,
-        batch_size=positive_int(batch_size, "--batch-size"),
+        num_gpus=num_gpus,
+        batch_size=batch_size,
         precision=Precision.parse(precision),
         optimizer=OptimizerName.parse(optimizer),
-        seq_len=positive_int(seq_len, "--seq-len"),
-        image_size=positive_int(image_size, "--image-size"),
+        seq_len=seq_len,
+        image_size=image_size,
         network_gbits=network_gbits(network),
         catalog_path=catalog,
         settings=run_settings(strategy, checkpointing, grad_accum, compile),
-        cpu_threads_per_gpu=positive_int(cpu_threads, "--cpu-cores-per-gpu"),
+        cpu_threads_per_gpu=cpu_threads,
     )
     option = predict(config, store_path=db)
     if as_json:
         print(json.dumps(dict(option_dict(option), workload=workload), indent=2))
     else:
-        render(option, workload, Console(width=120))
+        render(option, workload, console())
 
 
 def render(o: Option, workload: str, console: Console) -> None:
     settings = o.settings.describe()
     console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested"
-                  + (f" · {settings}" if settings else ""), highlight=False)
+                  + (f" · {settings}" if settings else ""))
     memory = f"{gib(o.memory_per_gpu_bytes)} per GPU of {gib(o.capacity_bytes)}"
     if o.step is None:
         console.print(f"does not fit: needs {memory}, even at batch 1"
-                      + (" sharded with FSDP" if o.strategy == "FSDP" else ""), highlight=False)
+                      + (" sharded with FSDP" if o.strategy == "FSDP" else ""))
         return
     how = {"single": "one GPU", "DDP": "data parallel (DDP)", "FSDP": "sharded (FSDP2)"}[o.strategy]
     batch = (f"at batch {o.batch_size} per GPU, the largest that fits ({o.requested_batch_size} does not)"
              if o.batch_reduced else f"at batch {o.batch_size} per GPU")
     console.print(f"fits: {memory} (CUDA context and allocator included), {how}, {batch}; global batch "
-                  f"{o.global_batch_size:,}", highlight=False)
+                  f"{o.global_batch_size:,}")
     s = o.step
     console.print(f"step: {_ms(s.step_s)} ({_ms(s.step_low_s)}–{_ms(s.step_high_s)}, ±{o.band:.0%}) · "
-                  f"{o.provenance} · bound: {o.bound}", highlight=False)
-    table = Table(title="what makes up the step (the roofline model's parts, one GPU)", title_justify="left")
+                  f"{o.provenance} · bound: {o.bound}")
+    console.print("what makes up the step (the roofline model's parts, one GPU)")  # a title would wrap to the table
+    table = Table()
     table.add_column("part")
     table.add_column("time", justify="right")
     rows = [
@@ -114,12 +120,12 @@ def render(o: Option, workload: str, console: Console) -> None:
     if s.input_ceiling_samples_per_s is not None:
         binds = "it binds: the GPUs wait for images" if o.bound == "input pipeline" else "it does not bind"
         console.print(f"input pipeline: the CPU threads decode and augment {s.input_ceiling_samples_per_s:,.0f} "
-                      f"images/s for {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''} (--cpu-cores-per-gpu; "
-                      f"benchmarks/input_pipeline.py); {binds}", highlight=False)
+                      f"images/s for {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''} (--cpu-cores-per-gpu); "
+                      f"{binds}")
     rate = f"{s.samples_per_s:,.1f} samples/s" + (f", {s.tokens_per_s:,.0f} tokens/s" if s.tokens_per_s else "")
-    console.print(f"throughput over {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''}: {rate}", highlight=False)
+    console.print(f"throughput over {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''}: {rate}")
     for note in o.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}")
 
 
 def _ms(seconds: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,44 +14,49 @@ from gpuwise.cli.app import (
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
+    QUIET_OPTION,
     SEQ_LEN_OPTION,
     WORKLOAD_ARGUMENT,
     app,
-    positive_int,
+    count_option,
     user_errors,
 )
-from gpuwise.cli.format import count, gib, si
-from gpuwise.profile import Profile, profile
+from gpuwise.cli.format import console, count, gib, si
+from gpuwise.cli.progress import working
+
+if TYPE_CHECKING:
+    from gpuwise.profile import Profile
 
 
 @app.command("profile")
 @user_errors
 def profile_command(
     workload: str = WORKLOAD_ARGUMENT,
-    batch_size: str = typer.Option(None, "--batch-size", "-b", help="Samples per step [default: the workload's]."),
+    batch_size: int | None = count_option(
+        None, "--batch-size", "-b", help="Samples per step [default: the workload's]."
+    ),
     precision: str = PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
-    seq_len: str = SEQ_LEN_OPTION,
-    image_size: str = IMAGE_SIZE_OPTION,
+    seq_len: int | None = SEQ_LEN_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
     checkpointing: str = CHECKPOINTING_OPTION,
-    top: str = typer.Option("10", "--top", help="How many layers to list."),
+    top: int = count_option(10, "--top", help="How many layers to list."),
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Profile one training step on fake tensors: nothing real is allocated."""
-    num_top = positive_int(top, "--top") or 10
-    result = profile(
-        workload,
-        batch_size=positive_int(batch_size, "--batch-size"),
-        precision=precision,
-        optimizer=optimizer,
-        seq_len=positive_int(seq_len, "--seq-len"),
-        image_size=positive_int(image_size, "--image-size"),
-        activation_checkpointing=checkpointing,
-    )
+    with working("loading torch and the workload", quiet=quiet) as say:
+        from gpuwise.profile import profile
+
+        say(f"profiling a training step of {workload} on fake tensors")
+        result = profile(
+            workload, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
+            image_size=image_size, activation_checkpointing=checkpointing,
+        )
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        render(result, num_top, Console(width=120))
+        render(result, top, console())
 
 
 def _noun(p: Profile) -> str:

@@ -16,6 +16,7 @@ from gpuwise.cli.app import (
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
+    QUIET_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
@@ -48,9 +49,8 @@ from gpuwise.cli.plan import (
     UNIT_OPTION,
     plan_config,
 )
+from gpuwise.cli.progress import working
 from gpuwise.errors import GpuwiseError
-from gpuwise.hardware.catalog import load_catalog
-from gpuwise.plan import ProfileCache, plan
 
 
 @app.command("report")
@@ -63,17 +63,17 @@ def report_command(
     deadline: str = DEADLINE_OPTION,
     budget: str = BUDGET_OPTION,
     gpus: str = GPUS_OPTION,
-    max_gpus: str = MAX_GPUS_OPTION,
-    batch_size: str = BATCH_SIZE_OPTION,
+    max_gpus: int | None = MAX_GPUS_OPTION,
+    batch_size: int | None = BATCH_SIZE_OPTION,
     precision: str = PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
-    seq_len: str = SEQ_LEN_OPTION,
-    image_size: str = IMAGE_SIZE_OPTION,
+    seq_len: int | None = SEQ_LEN_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
     strategy: str = STRATEGY_OPTION,
     checkpointing: str = CHECKPOINTING_OPTION,
-    grad_accum: str = GRAD_ACCUM_OPTION,
+    grad_accum: int | None = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
-    cpu_threads: str = CPU_THREADS_OPTION,
+    cpu_threads: int | None = CPU_THREADS_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
@@ -86,6 +86,7 @@ def report_command(
     lifetime_years: str = LIFETIME_OPTION,
     utilization: str = UTILIZATION_OPTION,
     runs_per_month: str = RUNS_PER_MONTH_OPTION,
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Write the plan as one HTML page: recommendation, time vs cost, roofline, memory, measurements."""
     if as_json:
@@ -93,23 +94,28 @@ def report_command(
                            "gpuwise plan --json with the same options")
     # --all is accepted and changes nothing: the page's time-vs-cost chart already shows every option.
     del show_all
-    config = plan_config(
-        workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget, gpus=gpus,
-        max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
-        image_size=image_size, network=network, catalog=catalog,
-        settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
-    )
     owning = own_config(own, electricity=electricity, lifetime_years=lifetime_years, utilization=utilization,
                         runs_per_month=runs_per_month)
-    from gpuwise.report import check_writable, write_report
+    with working("loading torch and the workload", quiet=quiet) as say:
+        config = plan_config(
+            workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget,
+            gpus=gpus, max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer,
+            seq_len=seq_len, image_size=image_size, network=network, catalog=catalog,
+            settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+        )
+        from gpuwise.hardware.catalog import load_catalog
+        from gpuwise.plan import ProfileCache, plan
+        from gpuwise.report import check_writable, write_report
 
-    check_writable(output)  # before the slow work
-    profiles = ProfileCache()
-    cat = load_catalog(config.catalog_path)
-    if owning is not None:
-        check_before_planning(config, cat)
-    result = plan(config, cat, store_path=db, profiles=profiles)
-    owned = plan_ownership(result, cat, owning) if owning is not None else None
-    write_report(result, output, profiles=profiles, catalog=cat, store_path=db, own=owned)
+        check_writable(output)  # before the slow work
+        cat = load_catalog(config.catalog_path)
+        if owning is not None:
+            check_before_planning(config, cat)
+        say(f"planning {workload}: profiling the step, then every device and count")
+        profiles = ProfileCache()
+        result = plan(config, cat, store_path=db, profiles=profiles)
+        owned = plan_ownership(result, cat, owning) if owning is not None else None
+        say(f"drawing the report into {output}")
+        write_report(result, output, profiles=profiles, catalog=cat, store_path=db, own=owned)
     print(result.recommendation.headline)
     print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)

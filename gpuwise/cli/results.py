@@ -8,13 +8,14 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from gpuwise.bench.result import BenchResult
 from gpuwise.cli.app import DB_OPTION, app, user_errors
-from gpuwise.cli.format import gib
+from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, gib, is_narrow
 from gpuwise.store import ENV_VAR, default_db_path, export_format, export_results, open_store
 
 
@@ -47,7 +48,7 @@ def results_command(
         print(json.dumps([r.to_dict() for r in results], indent=2))
     elif export is None:
         if results:
-            render(results, Console(width=160))
+            render(results, console())
         elif num_stored == 0:
             print(f"no results yet in {path}: run gpuwise bench WORKLOAD")
         else:
@@ -56,23 +57,27 @@ def results_command(
 
 def render(results: list[BenchResult], console: Console) -> None:
     plural = "s" if len(results) != 1 else ""
-    table = Table(title=f"{len(results)} benchmark result{plural}, newest first (times UTC, step time median)")
+    narrow = is_narrow(console)
+    table = Table(title=f"{len(results)} benchmark result{plural}, newest first (times UTC, step time median)",
+                  title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
     columns = (
         "id", "when", "workload", "batch", "precision", "device", "median", "p10–p90",
         "samples/s", "TFLOP/s", "MFU", "peak mem", "torch",
     )
-    for col in columns:
+    shown = [c for c in columns if not narrow or c not in _WIDE_ONLY]
+    for col in shown:
         left = col in ("when", "workload", "precision", "device", "torch")
         # workload and device names fold when the table is wider than the console
         wrap = col in ("workload", "device")
-        table.add_column(col, justify="left" if left else "right", no_wrap=not wrap, overflow="fold")
+        table.add_column(col, justify="left" if left else "right", no_wrap=not wrap, overflow="fold",
+                         min_width=_MIN_WIDTH.get(col))
     logs = any(r.log_path for r in results)  # train runs that kept per-step metrics
     if logs:
         table.add_column("logs", justify="left", overflow="fold")
     for r in results:
         t = r.timing
         link = [_log_link(r.log_path)] if logs else []
-        table.add_row(
+        cells = dict(zip(columns, (
             str(r.id),
             _when(r.created_at),
             r.workload,
@@ -86,9 +91,17 @@ def render(results: list[BenchResult], console: Console) -> None:
             f"{r.mfu:.1%}" if r.mfu is not None else "",
             gib(r.peak_memory_bytes),
             r.software.torch,
-            *link,
-        )
+        ), strict=True))
+        table.add_row(*(cells[c] for c in shown), *link)
     console.print(table)
+    if narrow:
+        console.print(f"when, the spread, TFLOP/s, MFU, peak memory and torch version show from "
+                      f"{NARROW_BELOW_COLUMNS} columns, and in --json")
+
+
+# Left out of the narrow layout: the step's median and samples/s say how fast it ran.
+_WIDE_ONLY = ("when", "p10–p90", "TFLOP/s", "MFU", "peak mem", "torch")
+_MIN_WIDTH = {"workload": 10, "device": 14}
 
 
 def _log_link(path: str | None) -> Text | str:

@@ -18,7 +18,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from gpuwise.cli.app import DB_OPTION, app, positive_int, user_errors, whole_number
+from gpuwise.cli.app import DB_OPTION, app, count_option, user_errors
+from gpuwise.cli.format import console as cli_console
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train.config import Devices, TrainConfig, parse_devices
@@ -44,17 +45,20 @@ def train_command(
                                               "taken from the checkpoint or the plan]."),
     data: str = typer.Option(None, "--data", help="'synthetic' or a folder/file in the workload's layout "
                                                   "[default: synthetic]."),
-    devices_text: str = typer.Option("auto", "--devices", help="auto | cpu | cpu:N (N CPU processes) | N (GPUs) "
-                                                               "| cuda:K."),
-    epochs: str = typer.Option(None, "--epochs", help="Passes over the data [default: 1]."),
-    steps: str = typer.Option(None, "--steps", help="Optimizer steps in all (instead of --epochs)."),
-    batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per device [default: the workload's]."),
+    devices_text: str = typer.Option(
+        "auto", "--devices", "--device", help="auto | cpu | cpu:N (N CPU processes) | N (GPUs) | cuda:K."
+    ),
+    epochs: int | None = count_option(None, "--epochs", help="Passes over the data [default: 1]."),
+    steps: int | None = count_option(None, "--steps", help="Optimizer steps in all (instead of --epochs)."),
+    batch_size: int | None = count_option(None, "--batch-size", "-b", help="Per device [default: the workload's]."),
     precision: str = typer.Option(None, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16 [default: fp32]."),
     optimizer: str = typer.Option(None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: adamw]."),
-    seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
-    image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
-    seed: str = typer.Option(None, "--seed", help="Model initialisation and data order [default: 0]."),
-    warmup: str = typer.Option(None, "--warmup", help="Steps not timed, as in bench [default: 3]."),
+    seq_len: int | None = count_option(None, "--seq-len", help="Sequence length (sequence workloads)."),
+    image_size: int | None = count_option(None, "--image-size", help="Image side in pixels (vision workloads)."),
+    seed: int | None = count_option(
+        None, "--seed", minimum=0, help="Model initialisation and data order [default: 0]."
+    ),
+    warmup: int | None = count_option(None, "--warmup", help="Steps not timed, as in bench [default: 3]."),
     strategy: str = typer.Option(None, "--strategy", help="auto | ddp | fsdp (several devices) [default: auto: "
                                                           "DDP, or what --plan recommends]."),
     grad_accum: str = typer.Option(None, "--grad-accum", help="Micro batches of --batch-size per optimizer step "
@@ -64,29 +68,32 @@ def train_command(
                                                       "in backward [default: none]."),
     compile_model: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile each block "
                                                                                  "[default: off]."),
-    synthetic_samples: str = typer.Option(None, "--synthetic-samples", help="Samples per epoch of synthetic "
-                                                                            "data [default: 10000]."),
-    workers: str = typer.Option(None, "--workers", help="Data-loading processes per device [default: 0 for "
-                                                        "synthetic, else up to 4, no more than the cores]."),
+    synthetic_samples: int | None = count_option(
+        None, "--synthetic-samples", help="Samples per epoch of synthetic data [default: 10000]."
+    ),
+    workers: int | None = count_option(
+        None, "--workers", minimum=0,
+        help="Data-loading processes per device [default: 0 for synthetic, else up to 4, no more than the cores].",
+    ),
     checkpoint_dir: Path | None = typer.Option(None, "--checkpoint-dir", help="Write checkpoints here (at the end, "
                                                                               "on Ctrl-C/SIGTERM, every N steps)."),
-    checkpoint_every: str = typer.Option(None, "--checkpoint-every", help="Also every N steps."),
-    keep_checkpoints: str = typer.Option(None, "--keep-checkpoints", help="Keep the newest N [default: 3]."),
+    checkpoint_every: int | None = count_option(None, "--checkpoint-every", help="Also every N steps."),
+    keep_checkpoints: int | None = count_option(None, "--keep-checkpoints", help="Keep the newest N [default: 3]."),
     resume: Path | None = typer.Option(None, "--resume", help="Continue exactly from the newest good checkpoint "
                                                               "in this folder."),
     use_plan: bool = typer.Option(False, "--plan", help="Run the option 'gpuwise plan' recommended last."),
     nodes: str = typer.Option("1", "--nodes", help="Nodes in the run (torchrun, one command per node); MIN:MAX "
                                                    "for an elastic run (c10d rendezvous on --master-addr)."),
-    node_rank: str = typer.Option("0", "--node-rank", help="This node's rank, 0 .. nodes-1."),
+    node_rank: int | None = count_option(0, "--node-rank", minimum=0, help="This node's rank, 0 .. nodes-1."),
     master_addr: str = typer.Option(None, "--master-addr", help="Host of node 0 (several nodes)."),
-    master_port: str = typer.Option(str(Nodes.master_port), "--master-port", help="Port on node 0."),
-    max_restarts: str = typer.Option(None, "--max-restarts", help="Under torchrun: restart the workers up to N "
-                                                                  "times after one dies; they resume from the "
-                                                                  "newest good checkpoint [default: 0]."),
+    master_port: int | None = count_option(Nodes.master_port, "--master-port", help="Port on node 0."),
+    max_restarts: int | None = count_option(None, "--max-restarts", minimum=0,
+                                            help="Under torchrun: restart the workers up to N times after one dies; "
+                                                 "they resume from the newest good checkpoint [default: 0]."),
     lr: str = typer.Option(None, "--lr", help="Base learning rate [default: the optimizer's: 1e-3 adam/adamw, "
                                               "1e-2 sgd]."),
-    warmup_steps: str = typer.Option(None, "--warmup-steps", help="Steps of linear learning-rate warm-up "
-                                                                  "[default: 0]."),
+    warmup_steps: int | None = count_option(None, "--warmup-steps", minimum=0,
+                                            help="Steps of linear learning-rate warm-up [default: 0]."),
     lr_schedule: str = typer.Option(None, "--lr-schedule", help="constant | cosine | linear (to zero at the last "
                                                                 "step) [default: constant]."),
     weight_decay: str = typer.Option(None, "--weight-decay", help="[default: the optimizer's: 0.01 adamw, 0 "
@@ -103,23 +110,22 @@ def train_command(
     from gpuwise.train.loop import check_options, check_strategy, prepare, train
 
     given: dict[str, Any] = {
-        "data": data, "batch_size": positive_int(batch_size, "--batch-size"),
+        "data": data, "batch_size": batch_size,
         "precision": Precision.parse(precision) if precision is not None else None,
         "optimizer": OptimizerName.parse(optimizer) if optimizer is not None else None,
-        "seq_len": positive_int(seq_len, "--seq-len"), "image_size": positive_int(image_size, "--image-size"),
-        "seed": whole_number(seed, "--seed"), "epochs": positive_int(epochs, "--epochs"),
-        "steps": positive_int(steps, "--steps"), "warmup": positive_int(warmup, "--warmup"),
+        "seq_len": seq_len, "image_size": image_size,
+        "seed": seed, "epochs": epochs,
+        "steps": steps, "warmup": warmup,
         "strategy": Strategy.parse(strategy) if strategy is not None else None,
         "grad_accum": _grad_accum(grad_accum),
         "activation_checkpointing": ActivationCheckpointing.parse(activation_checkpointing)
         if activation_checkpointing is not None else None,
         "compile": compile_model,
-        "synthetic_samples": positive_int(synthetic_samples, "--synthetic-samples"),
-        "num_workers": whole_number(workers, "--workers"), "checkpoint_dir": checkpoint_dir,
-        "checkpoint_every": positive_int(checkpoint_every, "--checkpoint-every"),
-        "keep_checkpoints": positive_int(keep_checkpoints, "--keep-checkpoints"), "resume": resume,
-        "store_path": db, "log_dir": log_dir, "lr": _number(lr, "--lr"),
-        "warmup_steps": whole_number(warmup_steps, "--warmup-steps"),
+        "synthetic_samples": synthetic_samples,
+        "num_workers": workers, "checkpoint_dir": checkpoint_dir,
+        "checkpoint_every": checkpoint_every,
+        "keep_checkpoints": keep_checkpoints, "resume": resume,
+        "store_path": db, "log_dir": log_dir, "lr": _number(lr, "--lr"), "warmup_steps": warmup_steps,
         "lr_schedule": lr_schedule.strip().lower() if lr_schedule is not None else None,
         "weight_decay": _number(weight_decay, "--weight-decay"),
     }
@@ -139,10 +145,10 @@ def train_command(
     node_count, min_nodes = parse_nodes(nodes)
     launch = build_launch(
         config, devices,
-        Nodes(count=node_count, rank=whole_number(node_rank, "--node-rank") or 0, master_addr=master_addr,
-              master_port=positive_int(master_port, "--master-port") or Nodes.master_port, min_count=min_nodes),
+        Nodes(count=node_count, rank=node_rank or 0, master_addr=master_addr,
+              master_port=master_port or Nodes.master_port, min_count=min_nodes),
         python=sys.executable, cpu_threads=os.cpu_count() or 1, output_args=("--json",) if as_json else (),
-        max_restarts=whole_number(max_restarts, "--max-restarts") or 0,
+        max_restarts=max_restarts or 0,
     )
     check_strategy(config.strategy, devices.kind, launch.world_size)
     if launch.max_restarts and launch.in_process:
@@ -154,7 +160,7 @@ def train_command(
     prepared = prepare(config, launch.world_size)  # a bad folder or flag: one line here, not in every worker
     check_options(config, prepared, devices.kind)
     if not as_json:
-        console = Console(highlight=False, width=140)
+        console = cli_console(soft_wrap=True)
         console.print(_header(config, prepared, devices, launch))
         if note:
             console.print(note)
@@ -278,7 +284,7 @@ def _finish(config: TrainConfig, result: Any, as_json: bool) -> None:
         data["comparison"] = dataclasses.asdict(comparison) if comparison else None
         print(json.dumps(data, indent=2, default=str))
     else:
-        _render(result, comparison, Console(highlight=False, width=140))
+        _render(result, comparison, cli_console(soft_wrap=True))
     if result.interrupted:
         where = f"; checkpoint {result.checkpoint}; continue with --resume {result.checkpoint.parent}" \
             if result.checkpoint else " (no --checkpoint-dir: nothing saved)"

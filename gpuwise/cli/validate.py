@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gpuwise.cli.app import DB_OPTION, app, user_errors
+from gpuwise.cli.app import DB_OPTION, QUIET_OPTION, app, user_errors
+from gpuwise.cli.format import console
 from gpuwise.cli.plan import CATALOG_OPTION
-from gpuwise.validate import METHODS, ErrorStats, Validation, validate, validate_frozen
+from gpuwise.cli.progress import working
+
+if TYPE_CHECKING:
+    from gpuwise.validate import ErrorStats, Validation
 
 
 def _pct(x: float) -> str:
@@ -40,26 +45,31 @@ def validate_command(
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Compare predictions with published measurements (held-out error) and with your stored measurements."""
     from gpuwise.errors import GpuwiseError
-    from gpuwise.hardware.catalog import load_catalog
-
     if include_shipped and not frozen:
         raise GpuwiseError("--include-shipped goes with --frozen (without it the shipped rows are always used)")
     if db is not None and db.exists():  # a bad --db fails now, not after minutes of fitting (read only)
         from gpuwise.store import open_store
 
         open_store(db, read_only=True).close()
-    if frozen:
-        result = validate_frozen(load_catalog(catalog), published=published, include_shipped=include_shipped,
-                                 store_path=db, local=db is not None)
-    else:
-        result = validate(load_catalog(catalog), published=published, store_path=db)
+    with working("loading torch and the published measurements", quiet=quiet) as say:
+        from gpuwise.hardware.catalog import load_catalog
+        from gpuwise.validate import validate, validate_frozen
+
+        if frozen:
+            say("predicting each row with the shipped constants")
+            result = validate_frozen(load_catalog(catalog), published=published, include_shipped=include_shipped,
+                                     store_path=db, local=db is not None)
+        else:
+            say("fitting the constants with each GPU generation held out, then predicting its rows (minutes)")
+            result = validate(load_catalog(catalog), published=published, store_path=db)
     if as_json:
         print(json.dumps(_to_dict(result), indent=2))
     else:
-        render(result, Console(width=140), rows)
+        render(result, console(), rows)
 
 
 def _stats_dict(s: ErrorStats) -> dict[str, float | int | None]:
@@ -152,6 +162,8 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
 
 
 def render_cross(v: Validation, console: Console) -> None:
+    from gpuwise.validate import METHODS
+
     """Every method on the same pairs, overall and by the generation predicted: median / p90 of |error|."""
     held = "" if v.frozen else ", the model fitted without B's generation"
     cross = Table(title=f"cross-GPU: predict GPU B from a measurement on GPU A (median / p90 of |error|{held})",

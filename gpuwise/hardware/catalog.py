@@ -444,7 +444,7 @@ class LocalCPU:
 
     model: str
     num_cores: int  # physical
-    num_threads: int  # logical CPUs torch may use
+    num_threads: int  # logical CPUs this process may run on
     memory_gb: float  # RAM, 1e9 bytes
     fp32_tflops: float | None = None  # measured dense float32 GEMM
     bf16_tflops: float | None = None  # measured dense bfloat16 GEMM (fast or emulated)
@@ -470,16 +470,15 @@ def local_cpu_entry(ceilings: Ceilings | None = None) -> LocalCPU:
     Calibration is the caller's choice (``gpuwise.bench.calibrate.cached_ceilings``): the catalog
     never measures.
     """
-    from gpuwise.hardware.local import local_hardware
+    from gpuwise.hardware import local
 
     if ceilings is not None and ceilings.device != "cpu":
         raise ValueError(f"local_cpu_entry needs the CPU's ceilings, got {ceilings.device}'s")
-    hw = local_hardware("cpu")
     detected = "detected on this machine (/proc/cpuinfo or the OS, psutil)"
-    sources = {"model": detected, "num_cores": detected, "num_threads": "torch.get_num_threads()",
-               "memory_gb": detected}
-    cpu = LocalCPU(model=hw.cpu_model, num_cores=hw.cpu_cores, num_threads=hw.cpu_threads,
-                   memory_gb=hw.ram_bytes / 1e9, sources=sources)
+    sources = {"model": detected, "num_cores": detected, "memory_gb": detected,
+               "num_threads": "os.sched_getaffinity: the logical CPUs this process may run on"}
+    cpu = LocalCPU(model=local.cpu_model(), num_cores=local.physical_cores(), num_threads=local.logical_cpus(),
+                   memory_gb=local.ram_bytes() / 1e9, sources=sources)
     if ceilings is None:
         return cpu
     measured = f"measured by gpuwise calibrate at {ceilings.measured_at}"
@@ -505,16 +504,28 @@ class DetectedGPU:
 
 
 def detect_gpus(catalog: Catalog) -> list[DetectedGPU]:
-    """The CUDA devices visible now, each matched to a catalog entry by its reported name."""
+    """The CUDA devices visible now, each matched to a catalog entry by its reported name.
+
+    ``nvidia-smi`` answers where it can (no CUDA initialised, no torch imported: ``gpuwise gpus`` stays
+    fast); CUDA answers the rest (ROCm, ``CUDA_VISIBLE_DEVICES``, mixed GPUs).
+    """
+    from gpuwise.hardware.local import nvidia_smi_gpus
+
+    listed = nvidia_smi_gpus()
+    if listed is None:
+        listed = _cuda_gpus()
+    found = []
+    for i, (name, memory_bytes) in enumerate(listed):
+        match = catalog.match_device(name)
+        found.append(DetectedGPU(device=f"cuda:{i}", device_name=name, memory_bytes=memory_bytes,
+                                 catalog_name=match.name if match else None))
+    return found
+
+
+def _cuda_gpus() -> list[tuple[str, int]]:
     import torch
 
     if not torch.cuda.is_available():
         return []
-    found = []
-    for i in range(torch.cuda.device_count()):
-        name = torch.cuda.get_device_name(i)
-        match = catalog.match_device(name)
-        found.append(DetectedGPU(device=f"cuda:{i}", device_name=name,
-                                 memory_bytes=int(torch.cuda.get_device_properties(i).total_memory),
-                                 catalog_name=match.name if match else None))
-    return found
+    return [(torch.cuda.get_device_name(i), int(torch.cuda.get_device_properties(i).total_memory))
+            for i in range(torch.cuda.device_count())]

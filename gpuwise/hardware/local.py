@@ -1,11 +1,12 @@
 """The machine gpuwise runs on: CPU, RAM, GPUs, driver and library versions.
 
-This is the only module of ``gpuwise.hardware`` that does I/O (``/proc/cpuinfo``, NVML or
-``nvidia-smi``, CUDA queries). Nothing runs at import; each function detects when called.
+Nothing runs at import; each function detects when called. torch is imported only by the functions
+that ask CUDA, so describing the CPU and listing NVIDIA GPUs through ``nvidia-smi`` stay fast.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import shutil
@@ -13,9 +14,9 @@ import socket
 import subprocess
 from dataclasses import replace
 from importlib import metadata
+from pathlib import Path
 
 import psutil
-import torch
 
 from gpuwise.bench.result import Hardware, Software
 from gpuwise.errors import GpuwiseError
@@ -63,6 +64,8 @@ def cpu_cache_bytes() -> int:
 
 def local_hardware(device: str = "cpu") -> Hardware:
     """Describe this machine; for a ``cuda:N`` device also that GPU."""
+    import torch
+
     device = check_device(device)
     num_threads = torch.get_num_threads()
     cores = psutil.cpu_count(logical=False) or psutil.cpu_count(logical=True) or num_threads
@@ -105,6 +108,8 @@ def gpu_driver_version() -> str | None:
 
 
 def local_software() -> Software:
+    import torch
+
     from gpuwise import __version__
 
     return Software(
@@ -117,6 +122,8 @@ def local_software() -> Software:
 
 def available_devices() -> list[str]:
     """``cpu`` and ``cuda:0``, ``cuda:1``, … for each visible GPU."""
+    import torch
+
     num_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return ["cpu", *(f"cuda:{i}" for i in range(num_gpus))]
 
@@ -140,6 +147,8 @@ def check_device(name: str) -> str:
 
 def device_name(device: str) -> str:
     """The CPU model for ``cpu``, the GPU's name for ``cuda:N``."""
+    import torch
+
     device = check_device(device)
     return cpu_model() if device == "cpu" else torch.cuda.get_device_name(_cuda_index(device))
 
@@ -150,6 +159,8 @@ def machine_key() -> str:
     Changing which GPUs are visible (``CUDA_VISIBLE_DEVICES``) changes the key, so a cached
     ``cuda:0`` ceiling is never read for a different card.
     """
+    import torch
+
     gpus = [torch.cuda.get_device_name(i) for i in range(len(available_devices()) - 1)]
     return " | ".join([socket.gethostname(), cpu_model(), ", ".join(gpus) if gpus else "no GPU"])
 
@@ -159,8 +170,50 @@ def free_memory_bytes(device: str) -> int:
     device = check_device(device)
     if device == "cpu":
         return int(psutil.virtual_memory().available)
+    import torch
+
     free_bytes, _total = torch.cuda.mem_get_info(_cuda_index(device))
     return int(free_bytes)
+
+
+def physical_cores() -> int:
+    return int(psutil.cpu_count(logical=False) or psutil.cpu_count(logical=True) or 1)
+
+
+def logical_cpus() -> int:
+    """The logical CPUs this process may run on (its affinity mask: a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def ram_bytes() -> int:
+    return int(psutil.virtual_memory().total)
+
+
+def nvidia_smi_gpus() -> list[tuple[str, int]] | None:
+    """The NVIDIA GPUs here as (name, memory bytes) in CUDA's numbering, read without initialising CUDA.
+
+    ``[]`` when there is no NVIDIA driver and no ROCm device; ``None`` when only CUDA can tell: ROCm,
+    ``CUDA_VISIBLE_DEVICES`` set (it renumbers), no ``nvidia-smi``, or GPUs of several kinds (CUDA puts
+    the fastest first, ``nvidia-smi`` orders them by PCI bus).
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None or Path("/dev/kfd").exists():
+        return None
+    has_driver = Path("/proc/driver/nvidia/gpus").exists()
+    if shutil.which("nvidia-smi") is None:
+        return None if has_driver else []
+    out = _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"])
+    if out is None:
+        return None if has_driver else []
+    rows = []
+    for line in out.splitlines():
+        name, _, mib = line.rpartition(",")
+        if not name or not mib.strip().isdigit():
+            return None
+        rows.append((name.strip(), int(mib) * 2**20))
+    return rows if len({name for name, _ in rows}) <= 1 else None
 
 
 def _cuda_index(device: str) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
-from gpuwise.predict.option import GPUS_PER_NODE
+from gpuwise.predict.parallel import GPUS_PER_NODE
 from gpuwise.train.config import Devices, TrainConfig
 from gpuwise.train.launch import DEFAULT_MASTER_PORT, WORKER_ENV, worker_args
 from gpuwise.train.recommended import Recommended

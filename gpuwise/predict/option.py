@@ -37,7 +37,7 @@ from gpuwise.profile.result import Profile
 from gpuwise.profile.run import has_gpu_kernels
 from gpuwise.workloads import Workload
 
-GPUS_PER_NODE = 8
+GPUS_PER_NODE = parallel.GPUS_PER_NODE
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import GPU, USER_FILE_NAME, Catalog
-from gpuwise.predict.option import GPUS_PER_NODE, Option
+from gpuwise.predict.parallel import GPUS_PER_NODE
 from gpuwise.units import HOUR_S, YEAR_S, duration, money
+
+if TYPE_CHECKING:  # gpuwise.predict.option imports torch; the CLI reads this module's defaults without it
+    from gpuwise.predict.option import Option
 
 MONTH_S = YEAR_S / 12
 # The U.S. average retail price of electricity, all customers, January 2024 (EIA). A data center's

@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
+GPUS_PER_NODE = 8  # GPUs in one node (HGX/DGX boards); more GPUs are nodes of 8
+
 # Achievable fraction of a link's per-direction bandwidth for NCCL rings (an assumption,
 # stated: NCCL's bus bandwidth on NVLink/InfiniBand typically reaches 75-85%).
 LINK_EFFICIENCY = 0.8

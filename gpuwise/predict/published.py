@@ -184,7 +184,7 @@ def _zoo_row(row: PublishedRow, precision: str) -> MappedRow | str:
     checkpointing = (_note(row.notes, "activation checkpointing") or "none").lower()
     if strategy.startswith(("fsdp", "hsdp")) or not checkpointing.startswith("none"):
         return ("a run with FSDP or activation checkpointing: validate predicts data-parallel steps; "
-                "benchmarks/llm_runs.py predicts such runs (--csv FILE)")
+                "benchmarks/llm_runs.py in the gpuwise repository predicts such runs (--csv FILE)")
     match = re.search(r"seq len (\d+)", row.notes)
     seq_len = int(match.group(1)) if match else w.default_shape.seq_len
     match = re.search(r"optimizer ([a-z-]+)", row.notes)

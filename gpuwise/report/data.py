@@ -149,7 +149,11 @@ class RooflineData:
 class Capacity:
     name: str
     bytes: int
-    fits: bool  # does the requested batch fit one of them (DDP adds the gradients' buckets on 2+)
+    # Does the requested batch fit one of them: a GPU against the GPU step's need (DDP adds the gradients'
+    # buckets on 2+); the CPU by its own plan, whose step (CPU autocast lists, no CUDA context) is not the GPU's.
+    fits: bool
+    is_gpu: bool = True
+    planned: str = ""  # what the plan does on this device, in words (the CPU's batch and memory)
 
 
 @dataclass(frozen=True)
@@ -398,14 +402,31 @@ def _memory(p: Plan, profile: Profile) -> MemoryData:
     parts.append((GPU_OVERHEAD_LABEL, gpu_bytes - m.peak_bytes))
     capacities: dict[str, Capacity] = {}
     for o in p.options:
-        name = o.device if o.is_gpu else o.label + ": usable RAM"
-        if name not in capacities:
-            need = gpu_bytes if o.is_gpu else m.peak_bytes
-            capacities[name] = Capacity(name=name, bytes=o.capacity_bytes, fits=need <= o.capacity_bytes)
+        name = o.device if o.is_gpu else "your CPU: usable RAM"  # short on a phone; its model is in the hover
+        if name in capacities:
+            continue
+        if o.is_gpu:
+            capacities[name] = Capacity(name=name, bytes=o.capacity_bytes, fits=gpu_bytes <= o.capacity_bytes)
+        else:
+            capacities[name] = _cpu_capacity(name, o)
     return MemoryData(
         batch_size=profile.batch_size, parts=tuple(parts), peak_bytes=m.peak_bytes, gpu_bytes=gpu_bytes,
         peak_phase=m.peak_phase, capacities=tuple(sorted(capacities.values(), key=lambda c: (c.bytes, c.name))),
     )
+
+
+def _cpu_capacity(name: str, o: Option) -> Capacity:
+    """The CPU's RAM, coloured by the CPU's own plan: its step is profiled for the CPU, not the GPU's."""
+    gib = o.memory_per_gpu_bytes / memory.GIB
+    if not o.fits:
+        planned = "the step does not fit even at batch 1"
+    elif o.batch_reduced:
+        planned = (f"the plan runs it at batch {o.batch_size}, the largest that fits "
+                   f"(batch {o.requested_batch_size} does not): {gib:.1f} GiB")
+    else:
+        planned = f"the plan runs it at batch {o.batch_size}: {gib:.1f} GiB"
+    return Capacity(name=name, bytes=o.capacity_bytes, fits=o.fits and not o.batch_reduced, is_gpu=False,
+                    planned=f"{o.label}: {planned}")
 
 
 # -- where and how the page was made

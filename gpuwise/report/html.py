@@ -18,7 +18,7 @@ from gpuwise.plan import bands_text
 from gpuwise.report.charts import figures
 from gpuwise.report.data import OptionPoint, ReportData
 from gpuwise.report.own import own_section, rent_vs_own
-from gpuwise.units import duration_span, money
+from gpuwise.units import duration_span, money, number
 
 DATA_ID, FIGURES_ID = "gpuwise-data", "gpuwise-figures"
 
@@ -27,7 +27,7 @@ _CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
        background: var(--bg); }
-main { max-width: 1100px; margin: 0 auto; padding: 16px; }
+main { max-width: 1280px; margin: 0 auto; padding: 16px; }
 header h1 { font-size: 1.5rem; margin: 8px 0 2px; overflow-wrap: anywhere; }
 .setting { color: var(--muted); margin: 0 0 12px; overflow-wrap: anywhere; }
 section { background: white; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px;
@@ -53,9 +53,22 @@ code { font-size: 0.9em; overflow-wrap: anywhere; }
 _BOOT = """
 (function () {
   var figures = JSON.parse(document.getElementById("%(figures)s").textContent);
-  var config = {responsive: true, displaylogo: false};
+  // No toolbar over the legend: drag to zoom, double-click to reset, hover for numbers.
+  var config = {responsive: true, displaylogo: false, displayModeBar: false};
+  var narrow = document.documentElement.clientWidth < 700;
   var drawn = Object.keys(figures).map(function (id) {
     var f = figures[id];
+    if (narrow) {  // a phone: points keep their hover, but names beside every point would overlap
+      f.data.forEach(function (t) { if (t.mode) { t.mode = t.mode.replace("+text", ""); } });
+      if (f.layout.legend) { f.layout.legend.font = {size: 11}; }
+      var meta = f.layout.meta || {};
+      if (meta.narrow_annotations) { f.layout.annotations = meta.narrow_annotations; }
+      var legend = f.layout.legend;
+      if (legend && legend.orientation === "h" && legend.y < 0 && legend.yanchor === "top" && !meta.legend_sized) {
+        legend.y = -0.32;  // under the axis title, which a wrapped legend would otherwise cover
+        f.layout.height = (f.layout.height || 460) + 90;
+      }
+    }
     return Plotly.newPlot(document.getElementById(id), f.data, f.layout, config);
   });
   Promise.all(drawn).then(function () { document.body.setAttribute("data-charts-rendered", drawn.length); });
@@ -178,8 +191,9 @@ def _time_cost(d: ReportData, figs: dict[str, Any]) -> str:
     missing = "".join(f"<li>{escape(x)}</li>" for x in d.off_chart)
     inner = (
         "<p>Every option: the CPU and each GPU × count, total time against rental cost. The line joins the "
-        "Pareto front; grey points miss the deadline or the budget; the star is the recommendation; the dotted "
-        "line is your own CPU, which costs no rent. Hover a point for its numbers and where they come from.</p>"
+        "Pareto front, each point named; grey points miss the deadline or the budget; the star is the "
+        "recommendation; the dotted line is your own CPU, which costs no rent (in a panel of its own when it is "
+        "far slower than every GPU). Hover a point for its numbers and where they come from.</p>"
         + _chart("chart-time-cost", figs, "No option that fits has a price, so there is nothing to place on a "
                  "cost axis; see the recommendation above and the memory chart below.")
         + (f'<p class="note">Not on the chart:</p><ul class="note">{missing}</ul>' if missing else "")
@@ -191,11 +205,11 @@ def _time_cost(d: ReportData, figs: dict[str, Any]) -> str:
 
 def _roofline(d: ReportData) -> str:
     r = d.roofline
-    rows = [[f.device, f"{f.compute_tflops:.3g}", f"{f.bandwidth_gbps:,.0f}", f"{f.ridge_flops_per_byte:.3g}"]
+    rows = [[f.device, number(f.compute_tflops), number(f.bandwidth_gbps), number(f.ridge_flops_per_byte)]
             for f in r.roofs]
     sources = "".join(f"<li>{escape(f.device)}: compute {escape(f.compute_source)}; bandwidth "
                       f"{escape(f.bandwidth_source)}</li>" for f in r.roofs)
-    kinds = [[k.kind, str(k.num_ops), f"{k.flops_per_byte:.3g}", k.bound, f"{k.time_share:.0%}"] for k in r.kinds]
+    kinds = [[k.kind, f"{k.num_ops:,}", number(k.flops_per_byte), k.bound, f"{k.time_share:.0%}"] for k in r.kinds]
     skipped = "".join(f"<li>{escape(x)}</li>" for x in r.not_drawn)
     inner = (
         f"<p>Each device's roof at {escape(r.precision)}: left of its ridge an op is limited by memory bandwidth "
@@ -222,9 +236,11 @@ def _memory(d: ReportData) -> str:
     rows = [[what, _gib(size)] for what, size in m.parts]
     rows.append([f"one GPU must hold (peak in {m.peak_phase})", _gib(m.gpu_bytes)])
     inner = (
-        f"<p>What one training step at batch {m.batch_size} per device keeps live at its peak, against the memory "
-        "of each device the plan considered (green: it fits at this batch; red: the plan lowers the batch or "
-        "shards with FSDP). With 2 or more GPUs, DDP adds a copy of the gradients for its all-reduce.</p>"
+        f"<p>What one training step at batch {m.batch_size} per device keeps live at its peak (the dashed line: "
+        "what one GPU must hold), against the memory of each device the plan considered (green: it fits at this "
+        "batch; red: the plan lowers the batch or shards with FSDP). Your CPU is coloured by its own plan: its "
+        "step, profiled for the CPU, is not the GPU's (hover its bar). With 2 or more GPUs, DDP adds a copy of "
+        "the gradients for its all-reduce.</p>"
         '<div class="chart" id="chart-memory"></div>' + _table(["what", "bytes"], rows, {1})
         + f'<p class="note">Source: {escape(d.provenance.memory_source)}.</p>'
     )
@@ -263,7 +279,7 @@ def _checks(d: ReportData, figs: dict[str, Any]) -> str:
 
 
 def _rate(x: float) -> str:
-    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+    return number(x)
 
 
 def _environment(d: ReportData) -> str:
@@ -283,7 +299,7 @@ def _provenance(d: ReportData) -> str:
         "Each option's time says where it comes from (the table above and each point's hover): measured here "
         "(a stored bench of the same setting), extrapolated from a measurement on another GPU, or analytical "
         "(the roofline model).",
-        f"Uncertainty bands, the validation error of each kind of prediction (benchmarks/RESULTS.md): {bands}; "
+        f"Uncertainty bands, the held-out error of each kind of prediction that gpuwise validate measures: {bands}; "
         "a cost has the band of its time.",
         f"GPU efficiency constants: {p.efficiency_source}.", f"CPU ceilings: {p.cpu_ceilings}.",
         f"Memory: {p.memory_source}.", f"Catalog files read: {', '.join(p.catalog_files)}.",

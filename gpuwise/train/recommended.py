@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuwise.errors import GpuwiseError
-from gpuwise.predict.option import GPUS_PER_NODE
+from gpuwise.predict.parallel import GPUS_PER_NODE
 
 FILE_NAME = "last-plan.json"
 

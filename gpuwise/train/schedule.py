@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from gpuwise.errors import GpuwiseError
+
+if TYPE_CHECKING:  # annotations only: `gpuwise launch --help` reads this module without torch
+    import torch
 
 SCHEDULES = ("constant", "cosine", "linear")
 DEFAULT_SCHEDULE = "constant"
