@@ -94,6 +94,14 @@ class OptimizerName(Choice):
         return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
 
 
+def optimizer_for(value: str | OptimizerName | None, workload_optimizer: str | None) -> OptimizerName:
+    """The optimizer of a step: the one asked for, else the one the workload names (a user's
+    ``UserWorkload(optimizer=...)``), else AdamW."""
+    if value is not None:
+        return OptimizerName.parse(value)
+    return OptimizerName.parse(workload_optimizer) if workload_optimizer else OptimizerName.ADAMW
+
+
 def check_count(value: object, flag: str) -> int:
     """A count a flag sets (micro batches, CPU threads): a positive integer, else one line naming the flag."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

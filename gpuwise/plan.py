@@ -15,7 +15,6 @@ then arithmetic, so the whole catalog plans in well under a second once profiled
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -24,13 +23,22 @@ from typing import Any
 
 from gpuwise.bench.calibrate import cached_ceilings
 from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy, check_batch_size, check_count
+from gpuwise.display import Displayed, jsonable
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict import memory
-from gpuwise.predict.option import GPUS_PER_NODE, Option, OptionMaker, ProfileCache, RunEstimate, modellable
+from gpuwise.predict.option import (
+    GPUS_PER_NODE,
+    Option,
+    OptionMaker,
+    ProfileCache,
+    RunEstimate,
+    modellable,
+    option_row,
+)
 from gpuwise.predict.roofline import Efficiency
 from gpuwise.units import HOUR_S, duration, duration_span, money
-from gpuwise.workloads import get_workload
+from gpuwise.workloads import Workload, get_workload
 
 __all__ = [
     "BAND", "Option", "Plan", "PlanConfig", "PredictConfig", "ProfileCache", "Recommendation", "Shortfall",
@@ -90,7 +98,7 @@ UNITS = ("sample", "token")
 class PlanConfig:
     """What to plan: a workload, how much data, and the user's constraints. Defaults are defined here once."""
 
-    workload: str
+    workload: str | Workload  # a name or spec; a Workload object from the Python API
     dataset_size: float  # samples, or tokens when unit == "token"
     epochs: float
     unit: str | None = None  # "sample" | "token"; None: tokens for workloads counted in tokens, else samples
@@ -109,6 +117,9 @@ class PlanConfig:
     cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
 
     def __post_init__(self) -> None:
+        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
         if self.cpu_threads_per_gpu is not None:
             check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
         _check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
@@ -133,7 +144,7 @@ class PlanConfig:
 class PredictConfig:
     """One option of a plan: a workload on ``num_gpus`` GPUs of one kind."""
 
-    workload: str
+    workload: str | Workload  # a name or spec; a Workload object from the Python API
     gpu: str
     num_gpus: int = 1
     batch_size: int | None = None
@@ -192,8 +203,10 @@ class Recommendation:
     closest: tuple[Shortfall, ...] = ()  # when not met
 
 
-@dataclass(frozen=True)
-class Plan:
+@dataclass(frozen=True, repr=False)
+class Plan(Displayed):
+    """Every option, the time-vs-cost front and the recommendation; ``to_pandas`` has one row per option."""
+
     config: PlanConfig
     workload: str
     family: str
@@ -209,10 +222,26 @@ class Plan:
     efficiency_source: str
     notes: tuple[str, ...]
 
+    def _summary(self) -> list[tuple[str, str]]:
+        r = self.recommendation
+        best = r.option
+        parts = [("workload", repr(self.workload)), ("options", str(len(self.options))),
+                 ("pareto", str(len(self.pareto))), ("recommended", repr(best.label if best else None))]
+        if best is not None and best.run is not None:
+            parts.append(("total", f"{best.run.total_s / HOUR_S:,.1f} h"))
+            if best.run.cost_usd is not None:
+                parts.append(("cost", money(best.run.cost_usd)))
+        return parts
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return [dict(option_row(o), pareto=o in self.pareto, recommended=o is self.recommendation.option)
+                for o in self.options]
+
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready, units in the field names."""
         data = _jsonable(asdict(self))
         assert isinstance(data, dict)
+        data["config"]["workload"] = self.workload  # a Workload object (the Python API) by its name
         data["constants"] = {
             "band": BAND, "cuda_context_bytes": memory.CUDA_CONTEXT_BYTES,
             "allocator_overhead": memory.ALLOCATOR_OVERHEAD, "cpu_ram_fraction": memory.CPU_RAM_FRACTION,
@@ -222,22 +251,10 @@ class Plan:
 
 
 def option_dict(option: Option) -> dict[str, Any]:
-    data = _jsonable(asdict(option))
-    assert isinstance(data, dict)
-    data["global_batch_size"] = option.global_batch_size
-    return data
+    return option.to_dict()
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
+_jsonable = jsonable
 
 
 def _with_run(option: Option, samples_per_epoch: float, epochs: float) -> Option:
@@ -513,3 +530,8 @@ def _caveat(o: Option, deadline_s: float) -> str:
         return f"; at the slow end of its band ({duration(o.run.total_high_s)}) it would miss the deadline"
     return ""
 
+
+
+from gpuwise.entry import make_callable  # noqa: E402  (gpuwise.plan(...) is the Python API: see gpuwise.entry)
+
+make_callable(__name__)

@@ -41,7 +41,7 @@ CPU_MEMORY_HEADROOM = 0.8
 
 @dataclass(frozen=True)
 class BenchConfig:
-    workload: str
+    workload: str | Workload  # a name or spec; a Workload object from the Python API
     device: str = "cpu"
     batch_size: int | None = None  # None: the workload's default
     auto_batch: bool = False

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy
+from gpuwise.display import Displayed, gib, jsonable, seconds
 from gpuwise.hardware.catalog import GPU, Catalog
 from gpuwise.predict import memory
 from gpuwise.predict.fit import shipped_efficiency
@@ -78,8 +79,8 @@ class RunEstimate:
     cost_high_usd: float | None
 
 
-@dataclass(frozen=True)
-class Option:
+@dataclass(frozen=True, repr=False)
+class Option(Displayed):
     """The CPU, or ``num_gpus`` GPUs of one kind, for this workload."""
 
     device: str  # "cpu" or the catalog name
@@ -111,6 +112,44 @@ class Option:
     @property
     def batch_reduced(self) -> bool:
         return self.fits and self.batch_size < self.requested_batch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready, units in the field names."""
+        data = jsonable(asdict(self))
+        assert isinstance(data, dict)
+        data["global_batch_size"] = self.global_batch_size
+        return data
+
+    def _summary(self) -> list[tuple[str, str]]:
+        parts = [("option", repr(self.label)), ("fits", str(self.fits)),
+                 ("memory_per_gpu", f"{gib(self.memory_per_gpu_bytes)} of {gib(self.capacity_bytes)}")]
+        if self.step is None:
+            return parts
+        parts += [("batch_size", str(self.batch_size)), ("global_batch", str(self.global_batch_size)),
+                  ("strategy", repr(self.strategy)), ("step", f"{seconds(self.step.step_s)} ±{self.band:.0%}"),
+                  ("samples_per_s", f"{self.step.samples_per_s:,.1f}"), ("bound", repr(self.bound)),
+                  ("source", repr(self.provenance))]
+        if self.run is not None:
+            parts.append(("total", f"{self.run.total_s / 3600:,.1f} h"))
+            if self.run.cost_usd is not None:
+                parts.append(("cost", f"${self.run.cost_usd:,.2f}"))
+        return parts
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return [option_row(self)]
+
+
+def option_row(o: Option) -> dict[str, Any]:
+    """An option as one flat table row: what a plan's table shows, in plain numbers."""
+    step, run = o.step, o.run
+    return {
+        "option": o.label, "device": o.device, "num_gpus": o.num_gpus, "num_nodes": o.num_nodes, "fits": o.fits,
+        "batch_size": o.batch_size, "grad_accum": o.settings.grad_accum, "global_batch_size": o.global_batch_size,
+        "strategy": o.strategy, "memory_per_gpu_bytes": o.memory_per_gpu_bytes, "capacity_bytes": o.capacity_bytes,
+        "step_s": step.step_s if step else None, "samples_per_s": step.samples_per_s if step else None,
+        "tokens_per_s": step.tokens_per_s if step else None, "total_s": run.total_s if run else None,
+        "cost_usd": run.cost_usd if run else None, "bound": o.bound, "provenance": o.provenance, "band": o.band,
+    }
 
 
 # ------------------------------------------------------------------ profiles, once per batch

@@ -413,7 +413,7 @@ def equivalent_command(p: Plan) -> str:
     import shlex
 
     c = p.config
-    args = ["gpuwise", "report", c.workload, "--dataset-size", _number(c.dataset_size), "--epochs", _number(c.epochs)]
+    args = ["gpuwise", "report", p.workload, "--dataset-size", _number(c.dataset_size), "--epochs", _number(c.epochs)]
     optional: list[tuple[str, object]] = [
         ("--unit", c.unit), ("--batch-size", c.batch_size), ("--seq-len", c.seq_len),
         ("--image-size", c.image_size), ("--deadline", f"{_number(c.deadline_s)}s" if c.deadline_s else None),
