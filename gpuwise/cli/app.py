@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, RunSettings, Strategy
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, RunSettings, Strategy, optimizer_for
 from gpuwise.errors import GpuwiseError
 
 app = typer.Typer(
@@ -74,7 +74,7 @@ WORKLOAD_ARGUMENT: Any = typer.Argument(
 )
 PRECISION_OPTION: Any = typer.Option(Precision.FP32.value, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16")
 OPTIMIZER_OPTION: Any = typer.Option(
-    OptimizerName.ADAMW.value, "--optimizer", help="sgd | sgd-momentum | adam | adamw"
+    None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: the workload's own, else adamw]"
 )
 SEQ_LEN_OPTION: Any = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads).")
 IMAGE_SIZE_OPTION: Any = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads).")
@@ -95,6 +95,13 @@ CPU_THREADS_OPTION: Any = typer.Option(
     None, "--cpu-cores-per-gpu", metavar="N", help="CPU threads (vCPUs) decoding images for each GPU [default: "
     "by GPU class, the cloud instances it is rented in: 24 H100, 12 A100, ...]."
 )
+
+
+def optimizer_option(value: str | None, workload: str) -> OptimizerName:
+    """--optimizer, else the one the workload names (a user's UserWorkload), else AdamW."""
+    from gpuwise.workloads.registry import workload_optimizer
+
+    return optimizer_for(value, workload_optimizer(workload) if value is None else None)
 
 
 def run_settings(strategy: str, checkpointing: str, grad_accum: str | None, compile: bool) -> RunSettings:

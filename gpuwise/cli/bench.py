@@ -20,11 +20,12 @@ from gpuwise.cli.app import (
     SEQ_LEN_OPTION,
     WORKLOAD_ARGUMENT,
     app,
+    optimizer_option,
     positive_int,
     user_errors,
 )
 from gpuwise.cli.format import gib, si
-from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision
+from gpuwise.config import ActivationCheckpointing, Precision
 
 
 @app.command("bench")
@@ -53,7 +54,7 @@ def bench_command(
         batch_size=None if auto else positive_int(batch_size, "--batch-size"),
         auto_batch=auto,
         precision=Precision.parse(precision),
-        optimizer=OptimizerName.parse(optimizer),
+        optimizer=optimizer_option(optimizer, workload),
         seq_len=positive_int(seq_len, "--seq-len"),
         image_size=positive_int(image_size, "--image-size"),
         steps=_required_count(steps, "--steps"),

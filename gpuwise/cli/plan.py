@@ -25,11 +25,12 @@ from gpuwise.cli.app import (
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
+    optimizer_option,
     positive_int,
     run_settings,
     user_errors,
 )
-from gpuwise.config import OptimizerName, Precision, RunSettings
+from gpuwise.config import Precision, RunSettings
 from gpuwise.errors import GpuwiseError
 from gpuwise.plan import UNITS, Option, Plan, PlanConfig, ProfileCache, bands_text, plan
 from gpuwise.predict import parallel
@@ -124,7 +125,7 @@ def plan_command(
 
 def plan_config(
     workload: str, *, dataset_size: str, epochs: str, unit: str | None, deadline: str | None, budget: str | None,
-    gpus: str | None, max_gpus: str | None, batch_size: str | None, precision: str, optimizer: str,
+    gpus: str | None, max_gpus: str | None, batch_size: str | None, precision: str, optimizer: str | None,
     seq_len: str | None, image_size: str | None, network: str | None, catalog: Path | None,
     settings: RunSettings | None = None, cpu_threads: str | None = None,
 ) -> PlanConfig:
@@ -138,7 +139,7 @@ def plan_config(
         unit=unit,
         batch_size=positive_int(batch_size, "--batch-size"),
         precision=Precision.parse(precision),
-        optimizer=OptimizerName.parse(optimizer),
+        optimizer=optimizer_option(optimizer, workload),
         seq_len=positive_int(seq_len, "--seq-len"),
         image_size=positive_int(image_size, "--image-size"),
         deadline_s=parse_duration(deadline, "--deadline") if deadline is not None else None,

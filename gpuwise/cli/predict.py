@@ -22,13 +22,14 @@ from gpuwise.cli.app import (
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
+    optimizer_option,
     positive_int,
     run_settings,
     user_errors,
 )
 from gpuwise.cli.format import gib
 from gpuwise.cli.plan import CATALOG_HELP, NETWORK_HELP, network_gbits
-from gpuwise.config import OptimizerName, Precision
+from gpuwise.config import Precision
 from gpuwise.plan import Option, PredictConfig, option_dict, predict
 
 
@@ -60,7 +61,7 @@ def predict_command(
         num_gpus=positive_int(num_gpus, "--num-gpus") or 1,
         batch_size=positive_int(batch_size, "--batch-size"),
         precision=Precision.parse(precision),
-        optimizer=OptimizerName.parse(optimizer),
+        optimizer=optimizer_option(optimizer, workload),
         seq_len=positive_int(seq_len, "--seq-len"),
         image_size=positive_int(image_size, "--image-size"),
         network_gbits=network_gbits(network),

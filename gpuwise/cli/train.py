@@ -40,7 +40,8 @@ def train_command(
     steps: str = typer.Option(None, "--steps", help="Optimizer steps in all (instead of --epochs)."),
     batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per device [default: the workload's]."),
     precision: str = typer.Option(None, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16 [default: fp32]."),
-    optimizer: str = typer.Option(None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: adamw]."),
+    optimizer: str = typer.Option(None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: the "
+                                                            "workload's own, else adamw]."),
     seq_len: str = typer.Option(None, "--seq-len", help="Sequence length (sequence workloads)."),
     image_size: str = typer.Option(None, "--image-size", help="Image side in pixels (vision workloads)."),
     seed: str = typer.Option(None, "--seed", help="Model initialisation and data order [default: 0]."),
@@ -102,6 +103,12 @@ def train_command(
     if workload is not None:
         given["workload"] = workload
     config = dataclasses.replace(base, **given)
+    if optimizer is None and resume is None and not use_plan:
+        from gpuwise.workloads.registry import workload_optimizer
+
+        named = workload_optimizer(config.workload)  # a user's UserWorkload(optimizer=...)
+        if named is not None:
+            config = dataclasses.replace(config, optimizer=OptimizerName.parse(named))
 
     if os.environ.get(WORKER_ENV) == "1":
         _worker(config, parse_devices(devices_text, num_gpus=num_gpus), as_json)
