@@ -89,14 +89,14 @@ def profile(
 def predict(
     spec: WorkloadSpec, *, gpu: str, num_gpus: int = 1, make_batch: Callable[[int], Any] | None = None,
     loss: Callable[[Any, Any], Any] | None = None, batch_size: int | None = None,
-    precision: str | Precision = Precision.FP32, optimizer: str | OptimizerName | None = None,
+    precision: str | Precision = Precision.AUTO, optimizer: str | OptimizerName | None = None,
     seq_len: int | None = None, image_size: int | None = None, strategy: str | Strategy = Strategy.AUTO,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, grad_accum: int = 1,
     compile: bool = False, network_gbits: float | None = None, cpu_threads_per_gpu: int | None = None,
     catalog: Path | str | None = None, store_path: Path | str | None = None,
 ) -> Option:
     """One training step on ``num_gpus`` × ``gpu`` (a catalog name): whether it fits, its time and parts,
-    throughput, and where the number comes from."""
+    throughput, and where the number comes from. ``precision`` auto: by the GPU (``Option.precision_reason``)."""
     from gpuwise.plan import PredictConfig
     from gpuwise.plan import predict as predict_config
 
@@ -114,8 +114,9 @@ def predict(
 
 def plan(
     spec: WorkloadSpec, *, dataset_size: float, epochs: float = 1, make_batch: Callable[[int], Any] | None = None,
-    loss: Callable[[Any, Any], Any] | None = None, unit: str | None = None, batch_size: int | None = None,
-    precision: str | Precision = Precision.FP32, optimizer: str | OptimizerName | None = None,
+    loss: Callable[[Any, Any], Any] | None = None, unit: str | None = None, global_batch: int | None = None,
+    batch_size: int | None = None,
+    precision: str | Precision = Precision.AUTO, optimizer: str | OptimizerName | None = None,
     seq_len: int | None = None, image_size: int | None = None, deadline: float | str | None = None,
     budget: float | str | None = None, gpus: Sequence[str] | str | None = None, max_gpus: int | None = None,
     strategy: str | Strategy = Strategy.AUTO,
@@ -124,8 +125,10 @@ def plan(
     catalog: Path | str | None = None, store_path: Path | str | None = None,
 ) -> Plan:
     """Every way to run the training (your CPU, each catalog GPU × count), the time-vs-cost front and one
-    recommendation. ``deadline``: seconds or text ('48h'); ``budget``: US dollars or text ('5k');
-    ``gpus``: catalog names (a list, or comma-separated)."""
+    recommendation. ``global_batch`` (default: the workload's batch) is kept in every option, split over the
+    GPUs with gradient accumulation where a share does not fit; ``batch_size`` keeps a batch per GPU instead.
+    ``precision`` auto: per device. ``deadline``: seconds or text ('48h'); ``budget``: US dollars or text
+    ('5k'); ``gpus``: catalog names (a list, or comma-separated)."""
     from gpuwise.plan import PlanConfig
     from gpuwise.plan import plan as plan_config
     from gpuwise.units import parse_duration, parse_money
@@ -134,7 +137,8 @@ def plan(
     names = tuple(n.strip() for n in gpus.split(",") if n.strip()) if isinstance(gpus, str) else (
         tuple(gpus) if gpus is not None else None)
     config = PlanConfig(
-        workload=w, dataset_size=dataset_size, epochs=epochs, unit=unit, batch_size=batch_size,
+        workload=w, dataset_size=dataset_size, epochs=epochs, unit=unit, global_batch=global_batch,
+        batch_size=batch_size,
         precision=Precision.parse(precision), optimizer=optimizer_for(optimizer, w.optimizer), seq_len=seq_len,
         image_size=image_size,
         deadline_s=parse_duration(deadline, "deadline") if isinstance(deadline, str) else deadline,

@@ -41,8 +41,10 @@ class Choice(StrEnum):
 
 
 class Precision(Choice):
-    """How PyTorch runs the step's math. AMP keeps fp32 master weights."""
+    """How PyTorch runs the step's math. AMP keeps fp32 master weights. ``auto``: by the device
+    (``gpuwise.predict.precision``), resolved before anything runs or is priced."""
 
+    AUTO = "auto"
     FP32 = "fp32"
     TF32 = "tf32"  # fp32 storage, matmuls/convolutions on TF32 tensor cores
     AMP_BF16 = "amp-bf16"
@@ -50,6 +52,7 @@ class Precision(Choice):
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
+        assert self is not Precision.AUTO, "auto is resolved by the device before a step is traced or run"
         return {Precision.AMP_BF16: torch.bfloat16, Precision.AMP_FP16: torch.float16}.get(self)
 
 

@@ -20,7 +20,6 @@ from gpuwise.cli.app import (
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
-    PRECISION_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
@@ -41,7 +40,8 @@ _BY_CLASS = parallel.NETWORK_GBITS_BY_CLASS
 NETWORK_HELP = (
     "Network bandwidth per GPU between nodes, in gigaBITS per second [default: by the GPU's class: "
     f"{_BY_CLASS['hopper+']:g} Hopper/Blackwell boards, {_BY_CLASS['nvlink']:g} older NVLink boards, "
-    f"{_BY_CLASS['pcie']:g} PCIe cards]."
+    f"{_BY_CLASS['pcie']:g} PCIe data-center cards, {_BY_CLASS['workstation']:g} GeForce/workstation cards "
+    "(100 Gb/s Ethernet per node of 8)]."
 )
 CATALOG_HELP = "Your own GPU catalog file (TOML), on top of the shipped one."
 
@@ -56,7 +56,15 @@ DEADLINE_OPTION: Any = typer.Option(None, "--deadline", help="Finish within: 90m
 BUDGET_OPTION: Any = typer.Option(None, "--budget", help="Spend at most this many US dollars: 5000, 5k.")
 GPUS_OPTION: Any = typer.Option(None, "--gpus", help="Only these catalog GPUs, comma-separated [default: all].")
 MAX_GPUS_OPTION: Any = typer.Option(None, "--max-gpus", help="The most GPUs to consider [default: 64].")
-BATCH_SIZE_OPTION: Any = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's].")
+BATCH_SIZE_OPTION: Any = typer.Option(
+    None, "--batch-size", "-b", help="Per GPU, kept for every option (the global batch then grows with the GPUs).")
+GLOBAL_BATCH_OPTION: Any = typer.Option(
+    None, "--global-batch", metavar="N", help="Samples per optimizer step over all GPUs, kept for every option: "
+    "split over the GPUs, with gradient accumulation where a GPU's share does not fit [default: the workload's "
+    "batch, one GPU's].")
+AUTO_PRECISION_OPTION: Any = typer.Option(
+    "auto", "--precision", help="auto | fp32 | tf32 | amp-bf16 | amp-fp16 [auto: amp-bf16 on GPUs with BF16 tensor "
+    "cores, amp-fp16 on V100/T4-class, fp32 on a CPU without fast bf16].")
 NETWORK_OPTION: Any = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP)
 CATALOG_OPTION: Any = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP)
 JSON_OPTION: Any = typer.Option(False, "--json", help="Everything, machine-readable, units in field names.")
@@ -74,8 +82,9 @@ def plan_command(
     budget: str = BUDGET_OPTION,
     gpus: str = GPUS_OPTION,
     max_gpus: str = MAX_GPUS_OPTION,
+    global_batch: str = GLOBAL_BATCH_OPTION,
     batch_size: str = BATCH_SIZE_OPTION,
-    precision: str = PRECISION_OPTION,
+    precision: str = AUTO_PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: str = SEQ_LEN_OPTION,
     image_size: str = IMAGE_SIZE_OPTION,
@@ -99,6 +108,7 @@ def plan_command(
         max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
         image_size=image_size, network=network, catalog=catalog,
         settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+        global_batch=global_batch,
     )
     if html is None:
         result = plan(config, store_path=db)
@@ -127,7 +137,7 @@ def plan_config(
     workload: str, *, dataset_size: str, epochs: str, unit: str | None, deadline: str | None, budget: str | None,
     gpus: str | None, max_gpus: str | None, batch_size: str | None, precision: str, optimizer: str | None,
     seq_len: str | None, image_size: str | None, network: str | None, catalog: Path | None,
-    settings: RunSettings | None = None, cpu_threads: str | None = None,
+    settings: RunSettings | None = None, cpu_threads: str | None = None, global_batch: str | None = None,
 ) -> PlanConfig:
     """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``)."""
     if unit is not None and unit not in UNITS:
@@ -137,6 +147,7 @@ def plan_config(
         dataset_size=parse_positive(dataset_size, "--dataset-size", "a number of samples above zero, e.g. 2e9"),
         epochs=parse_positive(epochs, "--epochs", "a number of passes above zero, e.g. 90 or 0.5"),
         unit=unit,
+        global_batch=positive_int(global_batch, "--global-batch"),
         batch_size=positive_int(batch_size, "--batch-size"),
         precision=Precision.parse(precision),
         optimizer=optimizer_option(optimizer, workload),
@@ -172,11 +183,13 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
     constraints = [f"deadline {duration(c.deadline_s)}" if c.deadline_s is not None else "",
                    f"budget {money(c.budget_usd)}" if c.budget_usd is not None else ""]
     epochs = f"{c.epochs:g} epoch{'' if c.epochs == 1 else 's'}"
+    precision = "precision auto" if p.precision_choice else c.precision.value
     console.print(
-        f"[bold]{p.workload}[/bold] ({p.family}) · {_data(p)} × {epochs} · batch "
-        f"{p.requested_batch_size} per GPU{shape} · {c.precision.value} · {c.optimizer.value}"
-        + "".join(f" · {x}" for x in (c.settings.describe(), *constraints) if x)
+        f"[bold]{p.workload}[/bold] ({p.family}) · {_data(p)} × {epochs} · {_batch(p)}{shape} · {precision} · "
+        f"{c.optimizer.value}" + "".join(f" · {x}" for x in (c.settings.describe(), *constraints) if x)
     )
+    if p.precision_choice:
+        console.print(f"precision auto: {p.precision_choice}", highlight=False)
     r = p.recommendation
     console.print(f"[bold]{r.headline}[/bold]", highlight=False)
     console.print(f"  why: {r.reason}", highlight=False)
@@ -199,6 +212,13 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
     )
 
 
+def _batch(p: Plan) -> str:
+    """The batch the plan keeps: global (the same for every option), or per GPU (the global grows)."""
+    if p.global_batch is not None:
+        return f"global batch {p.global_batch:,} in every option (micro batch × accumulation × GPUs)"
+    return f"batch {p.requested_batch_size} per GPU in every option (the global batch grows with the GPUs)"
+
+
 def _data(p: Plan) -> str:
     size = p.config.dataset_size
     if p.unit == "token":
@@ -210,19 +230,23 @@ def _data(p: Plan) -> str:
 def options_table(options: Sequence[Option], title: str, sample_unit: str, *, tokens: bool) -> Table:
     table = Table(title=title, title_justify="left")
     rate = "tokens/s" if tokens else f"{sample_unit}s/s"
-    for col in ("option", "batch/GPU", "global", "memory/GPU", "step", rate, "epoch", "total (band)", "cost",
-                "bound", "source"):
+    mixed = len({o.precision for o in options}) > 1
+    columns = ("option", *(("precision",) if mixed else ()), "batch (micro × acc. × GPUs)", "global", "memory/GPU",
+               "step", rate, "epoch", "total (band)", "cost", "bound", "source")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("option", "bound", "source") else "right", no_wrap=True)
     for o in options:
         memory = f"{o.memory_per_gpu_bytes / GIB:.1f} / {o.capacity_bytes / GIB:.0f} GiB"
+        precision = (o.precision,) if mixed else ()
         if o.step is None or o.run is None:
-            table.add_row(o.label, "does not fit", "", memory, "", "", "", "", "", o.bound, "")
+            table.add_row(o.label, *precision, "does not fit", "", memory, "", "", "", "", "", o.bound, "")
             continue
         run = o.run
-        batch = f"{o.batch_size}" + (" FSDP" if o.strategy == "FSDP" else "") + (" ↓" if o.batch_reduced else "")
+        batch = (f"{o.batch_size} × {o.settings.grad_accum} × {o.num_gpus}" + (" FSDP" if o.strategy == "FSDP" else "")
+                 + (" ↓" if o.batch_reduced else ""))
         speed = o.step.tokens_per_s if tokens and o.step.tokens_per_s else o.step.samples_per_s
         table.add_row(
-            o.label, batch, f"{o.global_batch_size:,}", memory, _ms(o.step.step_s),
+            o.label, *precision, batch, f"{o.global_batch_size:,}", memory, _ms(o.step.step_s),
             f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}",
             duration(run.epoch_s), duration_span(run.total_s, run.total_low_s, run.total_high_s), _cost(o),
             o.bound, _SOURCE[o.provenance_kind],

@@ -17,7 +17,6 @@ from gpuwise.cli.app import (
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
-    PRECISION_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
@@ -28,7 +27,7 @@ from gpuwise.cli.app import (
     user_errors,
 )
 from gpuwise.cli.format import gib
-from gpuwise.cli.plan import CATALOG_HELP, NETWORK_HELP, network_gbits
+from gpuwise.cli.plan import AUTO_PRECISION_OPTION, CATALOG_HELP, NETWORK_HELP, network_gbits
 from gpuwise.config import Precision
 from gpuwise.plan import Option, PredictConfig, option_dict, predict
 
@@ -40,7 +39,7 @@ def predict_command(
     gpu: str = typer.Option(..., "--gpu", help="A catalog GPU (see 'gpuwise gpus')."),
     num_gpus: str = typer.Option("1", "--num-gpus", "-n", help="How many (more than 8: nodes of 8)."),
     batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
-    precision: str = PRECISION_OPTION,
+    precision: str = AUTO_PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: str = SEQ_LEN_OPTION,
     image_size: str = IMAGE_SIZE_OPTION,
@@ -78,8 +77,9 @@ def predict_command(
 
 def render(o: Option, workload: str, console: Console) -> None:
     settings = o.settings.describe()
-    console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested"
-                  + (f" · {settings}" if settings else ""), highlight=False)
+    precision = f"{o.precision} (auto: {o.precision_reason})" if o.precision_reason else o.precision
+    console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested · "
+                  f"{precision}" + (f" · {settings}" if settings else ""), highlight=False)
     memory = f"{gib(o.memory_per_gpu_bytes)} per GPU of {gib(o.capacity_bytes)}"
     if o.step is None:
         console.print(f"does not fit: needs {memory}, even at batch 1"
@@ -115,6 +115,8 @@ def render(o: Option, workload: str, console: Console) -> None:
         console.print(f"input pipeline: the CPU threads decode and augment {s.input_ceiling_samples_per_s:,.0f} "
                       f"images/s for {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''} (--cpu-cores-per-gpu; "
                       f"benchmarks/input_pipeline.py); {binds}", highlight=False)
+    if o.network:
+        console.print(f"network between nodes: {o.network}", highlight=False)
     rate = f"{s.samples_per_s:,.1f} samples/s" + (f", {s.tokens_per_s:,.0f} tokens/s" if s.tokens_per_s else "")
     console.print(f"throughput over {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''}: {rate}", highlight=False)
 

@@ -15,7 +15,6 @@ from gpuwise.cli.app import (
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
-    PRECISION_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
@@ -25,12 +24,14 @@ from gpuwise.cli.app import (
 )
 from gpuwise.cli.plan import (
     ALL_OPTION,
+    AUTO_PRECISION_OPTION,
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
     CATALOG_OPTION,
     DATASET_SIZE_OPTION,
     DEADLINE_OPTION,
     EPOCHS_OPTION,
+    GLOBAL_BATCH_OPTION,
     GPUS_OPTION,
     JSON_OPTION,
     MAX_GPUS_OPTION,
@@ -54,8 +55,9 @@ def report_command(
     budget: str = BUDGET_OPTION,
     gpus: str = GPUS_OPTION,
     max_gpus: str = MAX_GPUS_OPTION,
+    global_batch: str = GLOBAL_BATCH_OPTION,
     batch_size: str = BATCH_SIZE_OPTION,
-    precision: str = PRECISION_OPTION,
+    precision: str = AUTO_PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: str = SEQ_LEN_OPTION,
     image_size: str = IMAGE_SIZE_OPTION,
@@ -83,6 +85,7 @@ def report_command(
         max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
         image_size=image_size, network=network, catalog=catalog,
         settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+        global_batch=global_batch,
     )
     from gpuwise.report import check_writable, write_report
 

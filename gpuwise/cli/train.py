@@ -185,11 +185,12 @@ def _from_plan(db: Path | None, devices_text: str, num_gpus: int, dry_run: bool)
         workload=rec.workload, batch_size=rec.batch_size, precision=Precision(rec.precision),
         optimizer=OptimizerName(rec.optimizer), seq_len=rec.seq_len, image_size=rec.image_size,
         epochs=rec.whole_epochs, synthetic_samples=max(1, int(rec.samples_per_epoch)),
-        strategy=Strategy.FSDP if rec.strategy == "FSDP" else Strategy.AUTO,
+        strategy=Strategy.FSDP if rec.strategy == "FSDP" else Strategy.AUTO, grad_accum=rec.grad_accum,
     )
     if devices_text == "auto":
         devices_text = "cpu" if rec.device == "cpu" else str(rec.gpus_per_node)
-    note = f"from the plan: {rec.label}, batch {rec.batch_size} per device, {rec.whole_epochs} epoch(s)"
+    accumulated = f" × {rec.grad_accum} micro batches" if rec.grad_accum > 1 else ""
+    note = f"from the plan: {rec.label}, batch {rec.batch_size}{accumulated} per device, {rec.whole_epochs} epoch(s)"
     return config, devices_text, note + (f"; note: {problem}" if problem else "")
 
 

@@ -31,6 +31,7 @@ from gpuwise.hardware.catalog import GPU, Catalog
 from gpuwise.predict import memory
 from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.inputs import default_cpu_threads, input_ceiling
+from gpuwise.predict.parallel import default_network_gbits
 from gpuwise.predict.roofline import Efficiency, Pipeline, StepTime
 from gpuwise.predict.step import GpuStep, cpu_step, fsdp_step, gpu_step, profile_for_gpu
 from gpuwise.profile import profile
@@ -103,6 +104,10 @@ class Option(Displayed):
     step: StepEstimate | None  # None when nothing fits
     run: RunEstimate | None  # None when nothing fits, or when no data set was given (predict)
     settings: RunSettings = field(default_factory=RunSettings)  # as priced: strategy, recompute, accumulation, compile
+    # Across nodes: the network per GPU it was priced with and where that comes from ("" in one node).
+    network: str = ""
+    precision: str = ""  # what it was priced at (--precision auto chooses per device)
+    precision_reason: str = ""  # why auto chose it; "" when the precision was asked for
 
     @property
     def global_batch_size(self) -> int:
@@ -145,7 +150,8 @@ def option_row(o: Option) -> dict[str, Any]:
     return {
         "option": o.label, "device": o.device, "num_gpus": o.num_gpus, "num_nodes": o.num_nodes, "fits": o.fits,
         "batch_size": o.batch_size, "grad_accum": o.settings.grad_accum, "global_batch_size": o.global_batch_size,
-        "strategy": o.strategy, "memory_per_gpu_bytes": o.memory_per_gpu_bytes, "capacity_bytes": o.capacity_bytes,
+        "strategy": o.strategy, "precision": o.precision, "memory_per_gpu_bytes": o.memory_per_gpu_bytes,
+        "capacity_bytes": o.capacity_bytes,
         "step_s": step.step_s if step else None, "samples_per_s": step.samples_per_s if step else None,
         "tokens_per_s": step.tokens_per_s if step else None, "total_s": run.total_s if run else None,
         "cost_usd": run.cost_usd if run else None, "bound": o.bound, "provenance": o.provenance, "band": o.band,
@@ -203,6 +209,7 @@ class OptionMaker:
         settings: RunSettings = RunSettings(), efficiency: Efficiency | None = None,
         cpu_threads_per_gpu: int | None = None,
     ) -> None:
+        assert precision is not Precision.AUTO, "resolve --precision auto per device first (gpuwise.predict.precision)"
         self.cpu_threads_per_gpu = cpu_threads_per_gpu  # None: the stated default of each GPU's class
         self.bands = bands  # relative error by provenance kind
         self.settings = settings
@@ -327,7 +334,8 @@ class OptionMaker:
             device=gpu.name, label=label, is_gpu=True, num_gpus=num_gpus, num_nodes=nodes,
             price_usd_per_hour=gpu.price_usd_per_hour, requested_batch_size=self.requested,
             batch_size=found.batch_size, strategy=found.strategy, capacity_bytes=capacity,
-            memory_per_gpu_bytes=found.device_bytes,
+            memory_per_gpu_bytes=found.device_bytes, network=self.network_text(gpu) if nodes > 1 else "",
+            precision=self.precision.value,
         )
         if not found.batch_size:
             return _unfit(self.gpu_band("analytical", gpu), **base)
@@ -342,6 +350,13 @@ class OptionMaker:
         step = self._fed(step, p, gpu, num_gpus)
         return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
                       band=band, step=step, run=None, settings=self.settings)
+
+    def network_text(self, gpu: GPU) -> str:
+        """The network between nodes this option is priced with, and its source."""
+        if self.network_gbits:
+            return f"{self.network_gbits:g} Gb/s per GPU (--network-gbits)"
+        gbits, reason = default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name)
+        return f"{gbits:g} Gb/s per GPU: {reason}; --network-gbits overrides"
 
     def _fed(self, step: StepEstimate, p: Profile, gpu: GPU, num_gpus: int) -> StepEstimate:
         """The step, slowed to what the CPU threads can decode and augment, when that binds."""
@@ -372,6 +387,7 @@ class OptionMaker:
             device="cpu", label=f"your CPU ({ceilings.device_name})", is_gpu=False, num_gpus=1, num_nodes=1,
             price_usd_per_hour=0.0, requested_batch_size=self.requested, batch_size=found.batch_size,
             strategy="single", capacity_bytes=capacity, memory_per_gpu_bytes=found.device_bytes,
+            precision=self.precision.value,
         )
         if not found.batch_size:
             return _unfit(self.bands["analytical"], **base)

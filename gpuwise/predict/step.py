@@ -111,7 +111,9 @@ def accumulated_step(p: Profile, rates: DeviceRates, eff: Efficiency, pipeline: 
 
 
 def _network(gpu: GPU, network_gbits: float | None) -> float:
-    return network_gbits if network_gbits else parallel.default_network_gbits(gpu.architecture, gpu.nvlink_gbps)[0]
+    if network_gbits:
+        return network_gbits
+    return parallel.default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name)[0]
 
 
 def gpu_step(

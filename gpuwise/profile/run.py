@@ -75,6 +75,9 @@ def profile(
     ``gpuwise.profile.dropout`` and ``gpuwise.profile.rnn``.
     """
     w = get_workload(workload)
+    if Precision.parse(precision) is Precision.AUTO:
+        raise GpuwiseError("--precision auto chooses by device, and a profile has none: give fp32, tf32, amp-bf16 or "
+                           "amp-fp16 (predict and plan choose per GPU)")
     config = StepConfig(
         workload=w.name,
         batch_size=check_batch_size(w.default_batch_size if batch_size is None else batch_size),

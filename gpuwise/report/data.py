@@ -222,7 +222,7 @@ def gather(
     catalog = catalog if catalog is not None else load_catalog(c.catalog_path)
     workload = get_workload(c.workload)
     profile = (profiles or ProfileCache()).get(
-        workload, batch_size=p.requested_batch_size, precision=c.precision, optimizer=c.optimizer,
+        workload, batch_size=p.requested_batch_size, precision=Precision(p.precision), optimizer=c.optimizer,
         seq_len=c.seq_len, image_size=c.image_size, activation_checkpointing=c.settings.activation_checkpointing.value,
     )
     ceilings = cached_ceilings("cpu", store_path)  # the plan measured and stored them: a read
@@ -258,7 +258,7 @@ def _setting(p: Plan) -> str:
         parts.append(f"seq {c.seq_len}")
     if c.image_size:
         parts.append(f"{c.image_size}px")
-    parts += [c.precision.value, c.optimizer.value]
+    parts += [p.precision + (" (auto)" if p.precision_choice else ""), c.optimizer.value]
     if c.settings.describe():
         parts.append(c.settings.describe())
     return " · ".join(parts)
@@ -361,7 +361,7 @@ def _roofline_gpus(p: Plan, catalog: Catalog) -> list[GPU]:
 
 
 def _roofline(p: Plan, profile: Profile, catalog: Catalog, ceilings: Ceilings, eff: Efficiency) -> RooflineData:
-    precision = p.config.precision
+    precision = Precision(p.precision)  # with auto, the recommended option's
     gpus = _roofline_gpus(p, catalog)
     roofs = (*(_gpu_roof(g, precision, eff) for g in gpus), _cpu_roof(ceilings, precision))
     reference = roofs[0]
@@ -420,8 +420,10 @@ def equivalent_command(p: Plan) -> str:
         ("--budget", _number(c.budget_usd) if c.budget_usd else None),
         ("--gpus", ",".join(c.gpus) if c.gpus else None), ("--catalog", c.catalog_path),
     ]
-    if c.precision is not Precision.FP32:
+    if c.precision is not Precision.AUTO:
         optional.append(("--precision", c.precision.value))
+    if c.global_batch is not None:
+        optional.append(("--global-batch", c.global_batch))
     if c.optimizer.value != "adamw":
         optional.append(("--optimizer", c.optimizer.value))
     if c.max_gpus != type(c).max_gpus:

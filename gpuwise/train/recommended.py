@@ -36,6 +36,7 @@ class Recommended:
     num_gpus: int  # in all (1 for the CPU)
     num_nodes: int
     strategy: str  # "single", "DDP", "FSDP"
+    grad_accum: int = 1  # micro batches per optimizer step (plan keeps the global batch with them)
 
     @property
     def gpus_per_node(self) -> int:
@@ -64,10 +65,11 @@ def save_recommendation(plan: Any, store_path: Path | None) -> Path | None:
         return None
     c = plan.config
     rec = Recommended(
-        workload=c.workload, batch_size=option.batch_size,
-        precision=c.precision.value, optimizer=c.optimizer.value, seq_len=c.seq_len, image_size=c.image_size,
-        epochs=c.epochs, samples_per_epoch=plan.samples_per_epoch, device=option.device, label=option.label,
-        num_gpus=option.num_gpus, num_nodes=option.num_nodes, strategy=option.strategy,
+        workload=plan.workload, batch_size=option.batch_size,
+        precision=option.precision or c.precision.value, optimizer=c.optimizer.value, seq_len=c.seq_len,
+        image_size=c.image_size, epochs=c.epochs, samples_per_epoch=plan.samples_per_epoch, device=option.device,
+        label=option.label, num_gpus=option.num_gpus, num_nodes=option.num_nodes, strategy=option.strategy,
+        grad_accum=option.settings.grad_accum,
     )
     try:  # the plan itself must not fail for want of a writable folder: --plan will say none was saved
         path.parent.mkdir(parents=True, exist_ok=True)
