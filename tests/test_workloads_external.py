@@ -146,6 +146,13 @@ SHAPED = textwrap.dedent('''
                 x = layer(x)
             return x
 
+    def cloned():
+        # nn.TransformerEncoder deep-copies its layer: under fake mode the copy's tensors belong to another
+        # fake mode ("Mixing fake modes"); built on the meta device, it profiles
+        layer = nn.TransformerEncoderLayer(16, nhead=2, dim_feedforward=32, batch_first=True)
+        return gpuwise.UserWorkload(model=nn.TransformerEncoder(layer, num_layers=2),
+                                    make_batch=lambda n: torch.randn(n, 8, 16), loss=lambda m, x: m(x).sum())
+
     def scheduled():
         return gpuwise.UserWorkload(model=Schedule(), make_batch=lambda n: torch.randn(n, 8),
                                     loss=lambda m, x: m(x).sum())
@@ -180,6 +187,12 @@ def test_a_shape_option_without_a_default_names_the_fix(shaped: str) -> None:
 def test_a_factory_that_computes_numbers_while_building_profiles(shaped: str) -> None:
     p = gpuwise.profile(f"{shaped}:scheduled", batch_size=4)
     assert p.params_total == 3 * (8 * 8 + 8)
+
+
+def test_a_factory_whose_model_clones_its_layers_profiles(shaped: str) -> None:
+    p = gpuwise.profile(f"{shaped}:cloned", batch_size=2)
+    one_layer = 3 * 16 * 16 + 3 * 16 + 16 * 16 + 16 + 16 * 32 + 32 + 32 * 16 + 16 + 4 * 16  # attention, MLP, 2 norms
+    assert p.params_total == 2 * one_layer
 
 
 def test_the_cli_takes_the_shape_flag_for_a_factory(shaped: str) -> None:

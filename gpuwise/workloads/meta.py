@@ -79,14 +79,25 @@ def fake_copy(model: nn.Module, fake_mode: Any) -> nn.Module:
     memo: dict[int, Any] = {}
     with fake_mode:
         for module in model.modules():
-            for tensors in (module._parameters, module._buffers):
-                for t in tensors.values():
-                    if t is not None and id(t) not in memo:
-                        memo[id(t)] = _fake_like(t)
-            for value in vars(module).values():
-                if isinstance(value, torch.Tensor) and id(value) not in memo:
-                    memo[id(value)] = _fake_like(value)
+            for tensor in _tensors_in(vars(module)):
+                if id(tensor) not in memo:
+                    memo[id(tensor)] = _fake_like(tensor)
     return copy.deepcopy(model, memo)
+
+
+def _tensors_in(value: Any) -> Iterator[torch.Tensor]:
+    """Tensors a module holds: its parameters and buffers, and tensors in its attributes, lists and dicts
+    (submodules are visited on their own)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            if not isinstance(v, nn.Module):
+                yield from _tensors_in(v)
+    elif isinstance(value, list | tuple | set):
+        for v in value:
+            if not isinstance(v, nn.Module):
+                yield from _tensors_in(v)
 
 
 def _fake_like(t: torch.Tensor) -> torch.Tensor:

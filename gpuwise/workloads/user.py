@@ -5,10 +5,10 @@ samples, and the loss of a batch (optionally the optimizer it trains with). It t
 or keyword arguments ``seq_len`` and/or ``image_size`` with default values: then ``--seq-len`` and
 ``--image-size`` apply to it, and the defaults are the shape without them. The file is code: it
 runs only because the user named it. The factory is called on fake tensors when the workload is
-loaded (to read what it declares, once per shape) and again each time a model is built. A factory
-that computes Python numbers from tensors while building (timm's stochastic-depth schedules), which
-fake tensors cannot answer, is called again outside fake mode with its parameters on the meta device
-(``gpuwise.workloads.meta``).
+loaded (to read what it declares, once per shape) and again each time a model is built: outside fake
+mode with its parameters on the meta device, then given fake tensors (``gpuwise.workloads.meta``), so
+that models computing Python numbers while being built (timm's stochastic-depth schedules) load; a
+factory that fails there (one that copies its weights to a device) is called in fake mode instead.
 """
 
 from __future__ import annotations
@@ -100,21 +100,24 @@ def _call(spec: str, factory: Callable[..., Any], kwargs: dict[str, int]) -> Use
 
 def _call_in_fake_mode(spec: str, factory: Callable[..., Any], kwargs: dict[str, int]) -> UserWorkload:
     """The factory's workload with its model in fake tensors of the active fake mode (a new one if none is):
-    built in fake mode, else, if that fails, outside it on the meta device and then made fake."""
+    built outside fake mode on the meta device and then made fake, else, if that fails (a factory that copies
+    its weights to a device, say), built in fake mode. The meta device first: fake mode cannot build models
+    that compute Python numbers from tensors, and ``copy.deepcopy`` of a fake tensor (``nn.TransformerEncoder``
+    clones its layer) gives one of another fake mode."""
     fake_mode = active_fake_mode()
     if fake_mode is None:
         with FakeTensorMode():
             return _call_in_fake_mode(spec, factory, kwargs)
     try:
-        with skip_weight_init():
-            return _call(spec, factory, kwargs)
-    except GpuwiseError as in_fake_mode:
-        try:
-            with outside_fake_on_meta():
-                user = _call(spec, factory, kwargs)
-        except GpuwiseError:
-            raise in_fake_mode from None
+        with outside_fake_on_meta():
+            user = _call(spec, factory, kwargs)
         return replace(user, model=fake_copy(user.model, fake_mode))
+    except GpuwiseError as on_meta:
+        try:
+            with skip_weight_init():
+                return _call(spec, factory, kwargs)
+        except GpuwiseError:
+            raise on_meta from None
 
 
 def _default_shape(spec: str, factory: Callable[..., Any]) -> Shape:
