@@ -70,7 +70,8 @@ DB_OPTION: Any = typer.Option(
 
 # Flags shared by the commands that take a training step; each defined once (typer copies them per command).
 WORKLOAD_ARGUMENT: Any = typer.Argument(
-    ..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."
+    ..., help="A zoo name (see 'gpuwise workloads'), path/to/file.py:factory, timm:NAME or hf:PATH (a local "
+    "config.json)."
 )
 PRECISION_OPTION: Any = typer.Option(Precision.FP32.value, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16")
 OPTIMIZER_OPTION: Any = typer.Option(
