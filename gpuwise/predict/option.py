@@ -33,7 +33,7 @@ from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.inputs import default_cpu_threads, input_ceiling
 from gpuwise.predict.parallel import default_network_gbits
 from gpuwise.predict.roofline import Efficiency, Pipeline, StepTime
-from gpuwise.predict.step import GpuStep, cpu_step, fsdp_step, gpu_step, profile_for_gpu
+from gpuwise.predict.step import GpuStep, as_fp16, cpu_step, fsdp_step, gpu_step, profile_for_gpu
 from gpuwise.profile import profile
 from gpuwise.profile.result import Profile
 from gpuwise.profile.run import has_gpu_kernels
@@ -179,6 +179,12 @@ class ProfileCache:
         ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it."""
         key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size, gpu_kernels,
                activation_checkpointing, low_precision_params)
+        if key not in self._profiles and gpu_kernels and precision is Precision.AMP_FP16:
+            # A GPU's AMP-FP16 step is its AMP-BF16 one relabelled (profile_for_gpu): share that profile.
+            bf16 = self.get(workload, batch_size=batch_size, precision=Precision.AMP_BF16, optimizer=optimizer,
+                            seq_len=seq_len, image_size=image_size, activation_checkpointing=activation_checkpointing,
+                            low_precision_params=low_precision_params)
+            self._profiles[key] = as_fp16(bf16)
         if key not in self._profiles:
             settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision.value,
                                             optimizer=optimizer.value, seq_len=seq_len, image_size=image_size,
