@@ -200,3 +200,12 @@ def test_the_cli_takes_the_shape_flag_for_a_factory(shaped: str) -> None:
     assert code == 0, err
     data = json.loads(out)
     assert (data["seq_len"], data["optimizer"]) == (32, "sgd-momentum")
+
+
+def test_train_takes_the_workloads_optimizer(shaped: str) -> None:
+    code, out, err = run_cli("train", f"{shaped}:build", "--devices", "cpu:2", "--steps", "1", "--dry-run")
+    assert code == 0, err
+    assert "--optimizer sgd-momentum" in out
+    code, out, err = run_cli("train", f"{shaped}:build", "--devices", "cpu:2", "--steps", "1", "--dry-run",
+                             "--optimizer", "adam")
+    assert code == 0 and "--optimizer adam " in out and "sgd-momentum" not in out, err
