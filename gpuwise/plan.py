@@ -1,15 +1,19 @@
 """Plan a training run: the CPU and every catalog GPU × count, the time-vs-cost front, one recommendation.
 
 For the local CPU and each chosen GPU × 1, 2, 4, 8 in a node and clusters of 2, 4, 8 nodes × 8
-GPUs (up to ``max_gpus``), an ``Option`` (``gpuwise.predict.option``): whether the step fits at
-the requested batch per GPU (else the largest batch that fits, or FSDP), the step time, what
-binds and where the number comes from. Here each option gets its run — steps per epoch =
-ceil(samples / (batch × GPUs)), epoch and total time, cost = total hours × GPUs × price per
-GPU-hour (your CPU costs nothing extra) — and an uncertainty band from ``BAND``; then the
+GPUs (up to ``max_gpus``), an ``Option`` (``gpuwise.predict.option``): whether the step fits, the
+step time, what binds and where the number comes from. Every option trains the same global batch
+(``--global-batch``, by default the workload's batch): each GPU takes its share, in micro batches
+with gradient accumulation where the share does not fit; a GPU count the batch does not split over
+is left out, and the notes say so. ``--batch-size`` keeps a batch per GPU instead (the global batch
+then grows with the GPUs, else the largest batch that fits, or FSDP). ``--precision auto`` prices
+each device at its own precision (``gpuwise.predict.precision``). Here each option gets its run —
+steps per epoch = ceil(samples / global batch), epoch and total time, cost = total hours × GPUs ×
+price per GPU-hour (your CPU costs nothing extra) — and an uncertainty band from ``BAND``; then the
 time-vs-cost Pareto front and one recommendation (``recommend`` states the rules).
 
-The step is profiled once per distinct batch size (a profile takes seconds); every option is
-then arithmetic, so the whole catalog plans in well under a second once profiled
+The step is profiled once per distinct batch size and precision (a profile takes seconds); every
+option is then arithmetic, so the whole catalog plans in well under a second once profiled
 (``benchmarks/plan_speed.py``). Nothing here prints: the CLI renders the ``Plan``.
 """
 

@@ -253,7 +253,8 @@ def _setting(p: Plan) -> str:
     size = (f"{c.dataset_size:,.0f} tokens = {p.samples_per_epoch:,.0f} sequences of {p.tokens_per_sample:,}"
             if p.unit == "token" else f"{c.dataset_size:,.0f} {p.sample_unit}s")
     parts = [f"{p.workload} ({p.family})", f"{size} × {c.epochs:g} epoch{'' if c.epochs == 1 else 's'}",
-             f"batch {p.requested_batch_size} per GPU"]
+             f"global batch {p.global_batch:,}" if p.global_batch is not None
+             else f"batch {p.requested_batch_size} per GPU"]
     if c.seq_len:
         parts.append(f"seq {c.seq_len}")
     if c.image_size:
