@@ -327,8 +327,9 @@ def plan(
     chosen = [catalog.get(name) for name in config.gpus] if config.gpus is not None else catalog.all()
     gpus = list({g.name: g for g in chosen}.values())  # a GPU named twice is planned once
     workload = get_workload(config.workload)
-    makers = _Makers(workload, config, catalog, store_path, profiles if profiles is not None else ProfileCache())
     per_gpu = config.batch_size is not None or config.settings.grad_accum > 1
+    makers = _Makers(workload, config, catalog, store_path, profiles if profiles is not None else ProfileCache(),
+                     global_mode=not per_gpu)
     global_batch = None if per_gpu else config.global_batch or workload.default_batch_size
     requested = (config.batch_size or workload.default_batch_size) if global_batch is None else global_batch
 
@@ -390,8 +391,8 @@ class _Makers:
     """One ``OptionMaker`` per (precision, batch per GPU, micro batches per step), sharing the profiles."""
 
     def __init__(self, workload: Workload, config: PlanConfig, catalog: Catalog, store_path: Path | None,
-                 profiles: ProfileCache) -> None:
-        self.workload, self.config, self.catalog = workload, config, catalog
+                 profiles: ProfileCache, *, global_mode: bool) -> None:
+        self.workload, self.config, self.catalog, self.global_mode = workload, config, catalog, global_mode
         self.store_path, self.profiles = store_path, profiles
         self._makers: dict[tuple[Precision, int, int], OptionMaker] = {}
 
@@ -404,6 +405,7 @@ class _Makers:
                 seq_len=c.seq_len, image_size=c.image_size, network_gbits=c.network_gbits, catalog=self.catalog,
                 store_path=self.store_path, bands=BAND, profiles=self.profiles,
                 settings=replace(c.settings, grad_accum=grad_accum), cpu_threads_per_gpu=c.cpu_threads_per_gpu,
+                round_batch=partial(largest_divisor, batch_size) if self.global_mode else memory.round_batch,
             )
         return self._makers[key]
 
@@ -425,8 +427,14 @@ def _global_option(makers: _Makers, precision: Precision, num_gpus: int, global_
     whole = make(makers.get(precision, share, 1))
     if not whole.batch_reduced:
         return whole  # fits in one micro batch, or nothing fits at all
-    micro = max(d for d in range(1, whole.batch_size + 1) if share % d == 0)
+    micro = largest_divisor(share, whole.batch_size)
     return make(makers.get(precision, micro, share // micro))
+
+
+def largest_divisor(share: int, at_most: int) -> int:
+    """The largest micro batch that divides a GPU's ``share`` of the global batch and is at most ``at_most``
+    (0 below 1): the share is then whole micro batches, accumulated."""
+    return max((d for d in range(1, min(share, at_most) + 1) if share % d == 0), default=0)
 
 
 def precision_choice(options: Sequence[Option]) -> str:

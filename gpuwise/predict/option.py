@@ -19,7 +19,7 @@ after that is arithmetic. ``gpuwise.plan`` adds the run (epochs, cost) and choos
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -213,10 +213,12 @@ class OptionMaker:
         seq_len: int | None, image_size: int | None, network_gbits: float | None, catalog: Catalog,
         store_path: Path | None, profiles: ProfileCache, bands: Mapping[str, float],
         settings: RunSettings = RunSettings(), efficiency: Efficiency | None = None,
-        cpu_threads_per_gpu: int | None = None,
+        cpu_threads_per_gpu: int | None = None, round_batch: Callable[[int], int] = memory.round_batch,
     ) -> None:
         assert precision is not Precision.AUTO, "resolve --precision auto per device first (gpuwise.predict.precision)"
         self.cpu_threads_per_gpu = cpu_threads_per_gpu  # None: the stated default of each GPU's class
+        # The batch sizes a reduced batch is rounded down to (the plan's global batch: divisors of a GPU's share).
+        self.round_batch = round_batch
         self.bands = bands  # relative error by provenance kind
         self.settings = settings
         self.pipeline = Pipeline(name="torch.compile" if settings.compile else "eager PyTorch",
@@ -296,11 +298,11 @@ class OptionMaker:
             return _Fit(0, strategy, need(1))
         low = max(1, top // 2)
         line = memory.MemoryLine.through(low, need(low), top, need(top))
-        batch = memory.round_batch(line.largest_batch(capacity_bytes, upto=top - 1))
+        batch = self.round_batch(line.largest_batch(capacity_bytes, upto=top - 1))
         while batch >= 1:  # confirm on a profile at that batch; step down if the line was optimistic
             if need(batch) <= capacity_bytes:
                 return _Fit(batch, strategy, need(batch))
-            batch = memory.round_batch(batch - 1)
+            batch = self.round_batch(batch - 1)
         return _Fit(0, strategy, math.ceil(line.at(1)))
 
     # -- time
