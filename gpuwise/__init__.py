@@ -1,70 +1,74 @@
 """gpuwise: know what your deep-learning training needs before you pay for it.
 
-Importing the package imports nothing heavy: the names below load their module (and torch) on first
-use, so ``gpuwise --help`` and ``gpuwise --version`` start in a fraction of a second.
+``gpuwise.profile``, ``gpuwise.predict``, ``gpuwise.plan`` and ``gpuwise.bench`` are the Python API
+(``gpuwise.api``). Importing gpuwise is cheap: every name below is loaded on first use (PEP 562),
+so ``gpuwise --help`` and ``import gpuwise`` do not import torch.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from gpuwise.errors import GpuwiseError
 
 __version__ = "0.1.0"
 
-# Public name -> the module that defines it, imported when the name is first used (PEP 562).
+# name -> the module that defines it; loaded by ``__getattr__`` on first use.
 _LAZY = {
-    "Profile": "gpuwise.profile",
-    "profile": "gpuwise.profile",
-    "UserWorkload": "gpuwise.workloads",
-    "Workload": "gpuwise.workloads",
-    "get_workload": "gpuwise.workloads",
-    "list_workloads": "gpuwise.workloads",
+    "Profile": "gpuwise.profile.result",
+    "Option": "gpuwise.predict.option",
+    "Plan": "gpuwise.plan",
+    "PlanConfig": "gpuwise.plan",
+    "PredictConfig": "gpuwise.plan",
+    "BenchResult": "gpuwise.bench.result",
+    "UserWorkload": "gpuwise.workloads.user",
+    "Workload": "gpuwise.workloads.registry",
+    "get_workload": "gpuwise.workloads.registry",
+    "list_workloads": "gpuwise.workloads.registry",
+    "Precision": "gpuwise.config",
+    "OptimizerName": "gpuwise.config",
+    "Strategy": "gpuwise.config",
+    "ActivationCheckpointing": "gpuwise.config",
+    "RunSettings": "gpuwise.config",
 }
+# The API's four calls share their names with parts of the package; those modules are callable
+# (gpuwise.entry), so ``gpuwise.plan(...)`` works whether or not ``gpuwise.plan`` was imported first.
+_CALLABLE_MODULES = ("profile", "predict", "plan", "bench")
 
-if TYPE_CHECKING:
-    from gpuwise.profile import Profile, profile
-    from gpuwise.workloads import UserWorkload, Workload, get_workload, list_workloads
+__all__ = ["GpuwiseError", "__version__", *_LAZY, *_CALLABLE_MODULES]
 
-__all__ = [
-    "GpuwiseError",
-    "Profile",
-    "UserWorkload",
-    "Workload",
-    "__version__",
-    "get_workload",
-    "list_workloads",
-    "profile",
-]
+if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr__`` loads these
+    from gpuwise.api import bench as bench
+    from gpuwise.api import plan as plan
+    from gpuwise.api import predict as predict
+    from gpuwise.api import profile as profile
+    from gpuwise.bench.result import BenchResult as BenchResult
+    from gpuwise.config import ActivationCheckpointing as ActivationCheckpointing
+    from gpuwise.config import OptimizerName as OptimizerName
+    from gpuwise.config import Precision as Precision
+    from gpuwise.config import RunSettings as RunSettings
+    from gpuwise.config import Strategy as Strategy
+    from gpuwise.plan import Plan as Plan
+    from gpuwise.plan import PlanConfig as PlanConfig
+    from gpuwise.plan import PredictConfig as PredictConfig
+    from gpuwise.predict.option import Option as Option
+    from gpuwise.profile.result import Profile as Profile
+    from gpuwise.workloads.registry import Workload as Workload
+    from gpuwise.workloads.registry import get_workload as get_workload
+    from gpuwise.workloads.registry import list_workloads as list_workloads
+    from gpuwise.workloads.user import UserWorkload as UserWorkload
 
 
 def __getattr__(name: str) -> Any:
+    if name in _CALLABLE_MODULES:
+        return importlib.import_module(f"gpuwise.{name}")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # the next lookup is a plain attribute
+        globals()[name] = value
         return value
-    raise AttributeError(f"module 'gpuwise' has no attribute {name!r}")
+    raise AttributeError(f"module 'gpuwise' has no attribute '{name}'")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-class _Package(types.ModuleType):
-    """Keeps a public function's name when its submodule of the same name loads.
-
-    Importing ``gpuwise.profile`` (the package) makes Python set ``gpuwise.profile`` to the module;
-    the user means the function ``gpuwise.profile``. A module for a name in ``_LAZY`` is not stored
-    (it stays in ``sys.modules``), so the name resolves through ``__getattr__`` to the function.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+    return sorted(set(globals()) | set(__all__))

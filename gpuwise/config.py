@@ -42,8 +42,10 @@ class Choice(StrEnum):
 
 
 class Precision(Choice):
-    """How PyTorch runs the step's math. AMP keeps fp32 master weights."""
+    """How PyTorch runs the step's math. AMP keeps fp32 master weights. ``auto``: by the device
+    (``gpuwise.predict.precision``), resolved before anything runs or is priced."""
 
+    AUTO = "auto"
     FP32 = "fp32"
     TF32 = "tf32"  # fp32 storage, matmuls/convolutions on TF32 tensor cores
     AMP_BF16 = "amp-bf16"
@@ -53,6 +55,7 @@ class Precision(Choice):
     def autocast_dtype(self) -> torch.dtype | None:
         import torch
 
+        assert self is not Precision.AUTO, "auto is resolved by the device before a step is traced or run"
         return {Precision.AMP_BF16: torch.bfloat16, Precision.AMP_FP16: torch.float16}.get(self)
 
 
@@ -97,6 +100,14 @@ class OptimizerName(Choice):
         if self is OptimizerName.ADAM:
             return torch.optim.Adam(params, lr=1e-3)
         return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+
+
+def optimizer_for(value: str | OptimizerName | None, workload_optimizer: str | None) -> OptimizerName:
+    """The optimizer of a step: the one asked for, else the one the workload names (a user's
+    ``UserWorkload(optimizer=...)``), else AdamW."""
+    if value is not None:
+        return OptimizerName.parse(value)
+    return OptimizerName.parse(workload_optimizer) if workload_optimizer else OptimizerName.ADAMW
 
 
 def check_count(value: object, flag: str) -> int:

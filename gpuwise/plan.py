@@ -1,36 +1,52 @@
 """Plan a training run: the CPU and every catalog GPU × count, the time-vs-cost front, one recommendation.
 
 For the local CPU and each chosen GPU × 1, 2, 4, 8 in a node and clusters of 2, 4, 8 nodes × 8
-GPUs (up to ``max_gpus``), an ``Option`` (``gpuwise.predict.option``): whether the step fits at
-the requested batch per GPU (else the largest batch that fits, or FSDP), the step time, what
-binds and where the number comes from. Here each option gets its run — steps per epoch =
-ceil(samples / (batch × GPUs)), epoch and total time, cost = total hours × GPUs × price per
-GPU-hour (your CPU costs nothing extra) — and an uncertainty band from ``BAND``; then the
+GPUs (up to ``max_gpus``), an ``Option`` (``gpuwise.predict.option``): whether the step fits, the
+step time, what binds and where the number comes from. Every option trains the same global batch
+(``--global-batch``, by default the workload's batch): each GPU takes its share, in micro batches
+with gradient accumulation where the share does not fit; a GPU count the batch does not split over
+is left out, and the notes say so. ``--batch-size`` keeps a batch per GPU instead (the global batch
+then grows with the GPUs, else the largest batch that fits, or FSDP). ``--precision auto`` prices
+each device at its own precision (``gpuwise.predict.precision``). Here each option gets its run —
+steps per epoch = ceil(samples / global batch), epoch and total time, cost = total hours × GPUs ×
+price per GPU-hour (your CPU costs nothing extra) — and an uncertainty band from ``BAND``; then the
 time-vs-cost Pareto front and one recommendation (``recommend`` states the rules).
 
-The step is profiled once per distinct batch size (a profile takes seconds); every option is
-then arithmetic, so the whole catalog plans in well under a second once profiled
+The step is profiled once per distinct batch size and precision (a profile takes seconds); every
+option is then arithmetic, so the whole catalog plans in well under a second once profiled
 (``benchmarks/plan_speed.py``). Nothing here prints: the CLI renders the ``Plan``.
 """
 
 from __future__ import annotations
 
-import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from gpuwise.bench.calibrate import cached_ceilings
 from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy, check_batch_size, check_count
+from gpuwise.display import Displayed, jsonable
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict import memory
-from gpuwise.predict.option import GPUS_PER_NODE, Option, OptionMaker, ProfileCache, RunEstimate, modellable
+from gpuwise.predict.option import (
+    GPUS_PER_NODE,
+    Option,
+    OptionMaker,
+    ProfileCache,
+    RunEstimate,
+    modellable,
+    option_row,
+)
+from gpuwise.predict.precision import cpu_precision as auto_cpu
+from gpuwise.predict.precision import gpu_precision as auto_gpu
+from gpuwise.predict.precision import resolve
 from gpuwise.predict.roofline import Efficiency
 from gpuwise.units import HOUR_S, duration, duration_span, money
-from gpuwise.workloads import get_workload
+from gpuwise.workloads import Workload, get_workload
 
 __all__ = [
     "BAND", "Option", "Plan", "PlanConfig", "PredictConfig", "ProfileCache", "Recommendation", "Shortfall",
@@ -98,12 +114,16 @@ MAX_RUN_SIZE = 1e16
 class PlanConfig:
     """What to plan: a workload, how much data, and the user's constraints. Defaults are defined here once."""
 
-    workload: str
+    workload: str | Workload  # a name or spec; a Workload object from the Python API
     dataset_size: float  # samples, or tokens when unit == "token"
     epochs: float
     unit: str | None = None  # "sample" | "token"; None: tokens for workloads counted in tokens, else samples
-    batch_size: int | None = None  # per GPU; None: the workload's default
-    precision: Precision = Precision.FP32
+    # The batch: either a global batch kept across every option (split over the GPUs, with gradient
+    # accumulation where a GPU's share does not fit), or a batch per GPU kept instead (the global batch
+    # then grows with the GPUs). Neither: the global batch is the workload's default batch (one GPU's).
+    global_batch: int | None = None  # samples per optimizer step over all GPUs
+    batch_size: int | None = None  # per GPU (with settings.grad_accum micro batches per step)
+    precision: Precision = Precision.AUTO  # auto: per device (gpuwise.predict.precision)
     optimizer: OptimizerName = OptimizerName.ADAMW
     seq_len: int | None = None
     image_size: int | None = None
@@ -117,6 +137,9 @@ class PlanConfig:
     cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
 
     def __post_init__(self) -> None:
+        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
         if self.cpu_threads_per_gpu is not None:
             check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
         _check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
@@ -129,6 +152,11 @@ class PlanConfig:
             raise GpuwiseError(f"unknown unit '{self.unit}': use --unit {' | '.join(UNITS)}")
         if self.batch_size is not None:
             check_batch_size(self.batch_size)
+        if self.global_batch is not None:
+            check_count(self.global_batch, "--global-batch")
+            if self.batch_size is not None or self.settings.grad_accum > 1:
+                raise GpuwiseError("--global-batch splits itself into micro batches × accumulation × GPUs: give it "
+                                   "without --batch-size and --grad-accum (or those without --global-batch)")
         if self.deadline_s is not None:
             _check_positive(self.deadline_s, "--deadline", "a duration")
         if self.budget_usd is not None:
@@ -145,11 +173,11 @@ class PlanConfig:
 class PredictConfig:
     """One option of a plan: a workload on ``num_gpus`` GPUs of one kind."""
 
-    workload: str
+    workload: str | Workload  # a name or spec; a Workload object from the Python API
     gpu: str
     num_gpus: int = 1
     batch_size: int | None = None
-    precision: Precision = Precision.FP32
+    precision: Precision = Precision.AUTO  # auto: by the GPU (gpuwise.predict.precision)
     optimizer: OptimizerName = OptimizerName.ADAMW
     seq_len: int | None = None
     image_size: int | None = None
@@ -210,8 +238,10 @@ class Recommendation:
     closest: tuple[Shortfall, ...] = ()  # when not met
 
 
-@dataclass(frozen=True)
-class Plan:
+@dataclass(frozen=True, repr=False)
+class Plan(Displayed):
+    """Every option, the time-vs-cost front and the recommendation; ``to_pandas`` has one row per option."""
+
     config: PlanConfig
     workload: str
     family: str
@@ -219,18 +249,39 @@ class Plan:
     unit: str  # what dataset_size counts: "sample" or "token"
     tokens_per_sample: int | None
     samples_per_epoch: float
-    requested_batch_size: int
+    requested_batch_size: int  # per GPU on one GPU: the global batch, unless a batch per GPU was asked for
     options: tuple[Option, ...]
     pareto: tuple[Option, ...]  # fitting, priced options no other beats on both time and cost; fastest first
     recommendation: Recommendation
     profiled_batches: tuple[int, ...]
     efficiency_source: str
     notes: tuple[str, ...]
+    global_batch: int | None = None  # kept across the options; None: the batch per GPU was kept instead
+    precision: str = ""  # the recommended option's (else the first GPU option's): what the report draws
+    precision_choice: str = ""  # what --precision auto chose on which devices, and why ("" when asked)
+
+    def _summary(self) -> list[tuple[str, str]]:
+        r = self.recommendation
+        best = r.option
+        parts = [("workload", repr(self.workload)), ("options", str(len(self.options))),
+                 ("pareto", str(len(self.pareto))), ("recommended", repr(best.label if best else None))]
+        if best is not None and best.run is not None:
+            parts.append(("total", f"{best.run.total_s / HOUR_S:,.1f} h"))
+            if best.run.cost_usd is not None:
+                parts.append(("cost", money(best.run.cost_usd)))
+        return parts
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return [dict(option_row(o), pareto=o in self.pareto, recommended=o is self.recommendation.option)
+                for o in self.options]
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready, units in the field names."""
         data = _jsonable(asdict(self))
         assert isinstance(data, dict)
+        data["config"]["workload"] = self.workload  # a Workload object (the Python API) by its name
+        for option, o in zip(data["options"], self.options, strict=True):
+            option["global_batch_size"] = o.global_batch_size  # micro batch × accumulation × GPUs
         data["constants"] = {
             "band": BAND, "cuda_context_bytes": memory.CUDA_CONTEXT_BYTES,
             "allocator_overhead": memory.ALLOCATOR_OVERHEAD, "cpu_ram_fraction": memory.CPU_RAM_FRACTION,
@@ -240,22 +291,10 @@ class Plan:
 
 
 def option_dict(option: Option) -> dict[str, Any]:
-    data = _jsonable(asdict(option))
-    assert isinstance(data, dict)
-    data["global_batch_size"] = option.global_batch_size
-    return data
+    return option.to_dict()
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
+_jsonable = jsonable
 
 
 def _with_run(option: Option, samples_per_epoch: float, epochs: float) -> Option:
@@ -306,14 +345,15 @@ def plan(
     chosen = [catalog.get(name) for name in config.gpus] if config.gpus is not None else catalog.all()
     gpus = list({g.name: g for g in chosen}.values())  # a GPU named twice is planned once
     workload = get_workload(config.workload)
-    planner = OptionMaker(
-        workload, batch_size=config.batch_size, precision=config.precision, optimizer=config.optimizer,
-        seq_len=config.seq_len, image_size=config.image_size, network_gbits=config.network_gbits,
-        catalog=catalog, store_path=store_path, bands=BAND,
-        profiles=profiles if profiles is not None else ProfileCache(), settings=config.settings,
-        cpu_threads_per_gpu=config.cpu_threads_per_gpu,
-    )
-    first = planner.profile(planner.requested)
+    per_gpu = config.batch_size is not None or config.settings.grad_accum > 1
+    makers = _Makers(workload, config, catalog, store_path, profiles if profiles is not None else ProfileCache(),
+                     global_mode=not per_gpu)
+    global_batch = None if per_gpu else config.global_batch or workload.default_batch_size
+    requested = (config.batch_size or workload.default_batch_size) if global_batch is None else global_batch
+
+    ceilings = cached_ceilings("cpu", store_path)
+    cpu_precision, cpu_reason = resolve(config.precision, auto_cpu(ceilings))
+    first = makers.get(cpu_precision, requested, config.settings.grad_accum).profile(requested)
     unit = config.unit or ("token" if first.sample_unit == "token" else "sample")
     if unit == "token" and not first.tokens_per_sample:
         raise GpuwiseError(
@@ -322,26 +362,119 @@ def plan(
         )
     samples = config.dataset_size / (first.tokens_per_sample or 1) if unit == "token" else config.dataset_size
 
+    def option(precision: Precision, num_gpus: int, make: Callable[[OptionMaker], Option]) -> Option | None:
+        if global_batch is None:
+            return make(makers.get(precision, requested, config.settings.grad_accum))
+        return _global_option(makers, precision, num_gpus, global_batch, make)
+
     notes: list[str] = []
-    options = [planner.cpu_option(cached_ceilings("cpu", store_path), _ram_bytes())]
+    ram = _ram_bytes()
+    options = [option(cpu_precision, 1, lambda m: m.cpu_option(ceilings, ram))]
+    options[0] = replace(options[0], precision_reason=cpu_reason) if options[0] is not None else None
+    skipped: set[int] = set()
     for gpu in gpus:
         if not modellable(gpu):
             notes.append(f"{gpu.name} is not planned: the catalog gives no FP32 rate for it")
             continue
-        options += [planner.gpu_option(gpu, n) for n in _gpu_counts(config.max_gpus)]
-    options = [_with_run(o, samples, config.epochs) for o in options]
-    notes += list(dict.fromkeys(note for o in options for note in o.notes))  # each GPU's once, not per count
-    unpriced = sorted({o.device for o in options if o.is_gpu and o.price_usd_per_hour is None})
+        precision, reason = resolve(config.precision, auto_gpu(gpu))
+        for n in _gpu_counts(config.max_gpus):
+            o = option(precision, n, partial(OptionMaker.gpu_option, gpu=gpu, num_gpus=n))
+            if o is None:
+                skipped.add(n)
+            options.append(replace(o, precision_reason=reason) if o is not None else None)
+    planned = [_with_run(o, samples, config.epochs) for o in options if o is not None]
+    if skipped:
+        counts = ", ".join(str(n) for n in sorted(skipped))
+        notes.append(f"not planned on {counts} GPUs: a global batch of {global_batch} does not split evenly over "
+                     "them (--global-batch N for another)")
+    notes += list(dict.fromkeys(note for o in planned for note in o.notes))  # each GPU's once, not per count
+    networks = dict.fromkeys(o.network for o in planned if o.network and o.fits)
+    notes += [f"between nodes: {text}" for text in networks]
+    unpriced = sorted({o.device for o in planned if o.is_gpu and o.price_usd_per_hour is None})
     if unpriced:
         notes.append(f"no price in the catalog, so never recommended: {', '.join(unpriced)}")
-    front = pareto_front(options)
+    front = pareto_front(planned)
+    recommendation = recommend(planned, deadline_s=config.deadline_s, budget_usd=config.budget_usd)
+    shown = recommendation.option or next((o for o in planned if o.is_gpu), planned[0])
     return Plan(
         config=config, workload=first.workload, family=first.family, sample_unit=first.sample_unit, unit=unit,
-        tokens_per_sample=first.tokens_per_sample, samples_per_epoch=samples, requested_batch_size=planner.requested,
-        options=tuple(options), pareto=front,
-        recommendation=recommend(options, deadline_s=config.deadline_s, budget_usd=config.budget_usd),
-        profiled_batches=tuple(sorted(planner.profiled)), efficiency_source=planner.eff.source, notes=tuple(notes),
+        tokens_per_sample=first.tokens_per_sample, samples_per_epoch=samples, requested_batch_size=requested,
+        options=tuple(planned), pareto=front, recommendation=recommendation,
+        profiled_batches=makers.profiled_batches(), efficiency_source=makers.efficiency_source(),
+        notes=tuple(notes), global_batch=global_batch, precision=shown.precision,
+        precision_choice=precision_choice(planned) if config.precision is Precision.AUTO else "",
     )
+
+
+class _Makers:
+    """One ``OptionMaker`` per (precision, batch per GPU, micro batches per step), sharing the profiles."""
+
+    def __init__(self, workload: Workload, config: PlanConfig, catalog: Catalog, store_path: Path | None,
+                 profiles: ProfileCache, *, global_mode: bool) -> None:
+        self.workload, self.config, self.catalog, self.global_mode = workload, config, catalog, global_mode
+        self.store_path, self.profiles = store_path, profiles
+        self._makers: dict[tuple[Precision, int, int], OptionMaker] = {}
+
+    def get(self, precision: Precision, batch_size: int, grad_accum: int) -> OptionMaker:
+        key = (precision, batch_size, grad_accum)
+        if key not in self._makers:
+            c = self.config
+            self._makers[key] = OptionMaker(
+                self.workload, batch_size=batch_size, precision=precision, optimizer=c.optimizer,
+                seq_len=c.seq_len, image_size=c.image_size, network_gbits=c.network_gbits, catalog=self.catalog,
+                store_path=self.store_path, bands=BAND, profiles=self.profiles,
+                settings=replace(c.settings, grad_accum=grad_accum), cpu_threads_per_gpu=c.cpu_threads_per_gpu,
+                round_batch=partial(largest_divisor, batch_size) if self.global_mode else memory.round_batch,
+            )
+        return self._makers[key]
+
+    def profiled_batches(self) -> tuple[int, ...]:
+        return tuple(sorted({b for m in self._makers.values() for b in m.profiled}))
+
+    def efficiency_source(self) -> str:
+        return next(iter(self._makers.values())).eff.source
+
+
+def _global_option(makers: _Makers, precision: Precision, num_gpus: int, global_batch: int,
+                   make: Callable[[OptionMaker], Option]) -> Option | None:
+    """``num_gpus`` devices sharing ``global_batch``: each its share in one micro batch where that fits, else in
+    micro batches of the largest divisor of the share that fits, accumulated; None if the batch does not split
+    evenly over the devices."""
+    if global_batch % num_gpus:
+        return None
+    share = global_batch // num_gpus
+    whole = make(makers.get(precision, share, 1))
+    if not whole.batch_reduced:
+        return whole  # fits in one micro batch, or nothing fits at all
+    micro = largest_divisor(share, whole.batch_size)
+    return make(makers.get(precision, micro, share // micro))
+
+
+def largest_divisor(share: int, at_most: int) -> int:
+    """The largest micro batch that divides a GPU's ``share`` of the global batch and is at most ``at_most``
+    (0 below 1): the share is then whole micro batches, accumulated."""
+    return max((d for d in range(1, min(share, at_most) + 1) if share % d == 0), default=0)
+
+
+def precision_choice(options: Sequence[Option]) -> str:
+    """What --precision auto chose, as a person reads it: 'amp-fp16 on V100-SXM2-16GB, T4 (FP16 tensor cores,
+    no BF16); amp-bf16 on the other 20 GPUs (BF16 tensor cores); fp32 on your CPU (...)'. The largest group of
+    GPUs is counted, not listed, when it is longer than four."""
+    chosen: dict[tuple[str, str], list[str]] = {}
+    for o in options:
+        names = chosen.setdefault((o.precision, o.precision_reason), [])
+        name = o.device if o.is_gpu else "your CPU"
+        if name not in names:
+            names.append(name)
+    gpu_groups = [k for k, names in chosen.items() if "your CPU" not in names]
+    largest = max(gpu_groups, key=lambda k: len(chosen[k]), default=None)
+    parts = []
+    for key, names in chosen.items():
+        counted = key == largest and len(names) > 4  # a long list is counted, not listed
+        where = (", ".join(names) if not counted else
+                 f"the other {len(names)} GPUs" if len(gpu_groups) > 1 else f"all {len(names)} GPUs")
+        parts.append(f"{key[0]} on {where} ({key[1]})")
+    return "; ".join(parts)
 
 
 def predict(
@@ -355,14 +488,15 @@ def predict(
     if not modellable(gpu):
         raise GpuwiseError(f"cannot predict {gpu.name}: the catalog gives no FP32 rate for it; "
                            "add fp32_tflops in your catalog file (--catalog PATH)")
+    precision, reason = resolve(config.precision, auto_gpu(gpu))
     planner = OptionMaker(
-        get_workload(config.workload), batch_size=config.batch_size, precision=config.precision,
+        get_workload(config.workload), batch_size=config.batch_size, precision=precision,
         optimizer=config.optimizer, seq_len=config.seq_len, image_size=config.image_size,
         network_gbits=config.network_gbits, catalog=catalog, store_path=store_path,
         profiles=profiles if profiles is not None else ProfileCache(), bands=BAND, settings=config.settings,
         efficiency=efficiency, cpu_threads_per_gpu=config.cpu_threads_per_gpu,
     )
-    return planner.gpu_option(gpu, config.num_gpus)
+    return replace(planner.gpu_option(gpu, config.num_gpus), precision_reason=reason)
 
 
 # ------------------------------------------------------------------ front and recommendation
@@ -522,6 +656,8 @@ def _headline(o: Option) -> str:
         how.append("sharded with FSDP")
     if o.batch_reduced:
         how.append(f"batch {o.batch_size} per GPU ({o.requested_batch_size} does not fit)")
+    if o.settings.grad_accum > 1:
+        how.append(f"{o.settings.grad_accum} micro batches of {o.batch_size} per GPU per step")
     extra = f", {', '.join(how)}" if how else ""
     return (f"Use {o.label}{extra}: {_span(o)} for {money(cost)} ({money(cost_low)}–{money(cost_high)}); "
             f"prediction: {o.provenance}.")
@@ -533,3 +669,8 @@ def _caveat(o: Option, deadline_s: float) -> str:
         return f"; at the slow end of its band ({duration(o.run.total_high_s)}) it would miss the deadline"
     return ""
 
+
+
+from gpuwise.entry import make_callable  # noqa: E402  (gpuwise.plan(...) is the Python API: see gpuwise.entry)
+
+make_callable(__name__)

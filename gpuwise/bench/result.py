@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gpuwise.display import Displayed, gib, seconds
+
 
 @dataclass(frozen=True)
 class Hardware:
@@ -60,8 +62,8 @@ class Timing:
         return (self.p90_s - self.p10_s) / self.median_s if self.median_s else 0.0
 
 
-@dataclass(frozen=True)
-class BenchResult:
+@dataclass(frozen=True, repr=False)
+class BenchResult(Displayed):
     """One `gpuwise bench` measurement of one workload on one device."""
 
     workload: str
@@ -98,6 +100,24 @@ class BenchResult:
     compiled: bool = False
     log_path: str | None = None  # train: the run's per-step metrics (metrics.jsonl), if it kept them
     id: int | None = None  # row id once stored
+
+    def _summary(self) -> list[tuple[str, str]]:
+        t = self.timing
+        return [
+            ("workload", repr(self.workload)), ("device", repr(f"{self.device} ({self.device_name})")),
+            ("batch_size", str(self.batch_size)), ("precision", repr(self.precision)),
+            ("step", f"{seconds(t.median_s)} (p10 {seconds(t.p10_s)}, p90 {seconds(t.p90_s)})"),
+            ("samples_per_s", f"{self.samples_per_s:,.1f}"), ("achieved", f"{self.achieved_tflops:.3g} TFLOP/s"),
+            ("mfu", f"{self.mfu:.0%}" if self.mfu is not None else "None"),
+            ("peak_memory", gib(self.peak_memory_bytes)),
+        ]
+
+    def _rows(self) -> list[dict[str, Any]]:
+        """One row: the measurement, timing fields flattened."""
+        data = self.to_dict()
+        timing, hardware, software = data.pop("timing"), data.pop("hardware"), data.pop("software")
+        return [{**data, **{f"timing_{k}": v for k, v in timing.items()}, "cpu_model": hardware["cpu_model"],
+                 "torch": software["torch"]}]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -41,7 +41,7 @@ CPU_MEMORY_HEADROOM = 0.8
 
 @dataclass(frozen=True)
 class BenchConfig:
-    workload: str
+    workload: str | Workload  # a name or spec; a Workload object from the Python API
     device: str = "cpu"
     batch_size: int | None = None  # None: the workload's default
     auto_batch: bool = False
@@ -164,6 +164,8 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
     check_counts(config.steps, config.warmup)
     device = check_device(config.device)
     w = get_workload(config.workload)  # a misspelt name, before the --db is made
+    if config.precision is Precision.AUTO:
+        config = replace(config, precision=local_precision(device, store_path)[0])
     if store:
         with open_store(store_path):
             pass  # an unusable --db fails now, not after the measurement
@@ -228,6 +230,23 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
         with open_store(store_path) as db:
             result = replace(result, id=db.add(result))
     return result
+
+
+def local_precision(device: str, store_path: Any = None) -> tuple[Precision, str]:
+    """``--precision auto`` on a device of this machine: a GPU by its tensor cores (BF16 from compute
+    capability 8.0, FP16 from 7.0), the CPU by its measured GEMM rates (``gpuwise.predict.precision``)."""
+    from gpuwise.predict.precision import cpu_precision
+
+    if device == "cpu":
+        from gpuwise.bench.calibrate import cached_ceilings
+
+        return cpu_precision(cached_ceilings("cpu", store_path))
+    major, _ = torch.cuda.get_device_capability(device)
+    if major >= 8:
+        return Precision.AMP_BF16, "BF16 tensor cores (compute capability 8.0 or later)"
+    if major >= 7:
+        return Precision.AMP_FP16, "FP16 tensor cores, no BF16 (compute capability 7.x)"
+    return Precision.FP32, "no 16-bit tensor cores"
 
 
 def check_cpu_fits(name: str, batch_size: int, estimate_bytes: int,

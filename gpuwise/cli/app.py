@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, RunSettings, Strategy
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, RunSettings, Strategy, optimizer_for
 from gpuwise.errors import GpuwiseError
 
 app = typer.Typer(
@@ -126,11 +126,12 @@ DB_OPTION: Any = typer.Option(
 
 # Flags shared by the commands that take a training step; each defined once (typer copies them per command).
 WORKLOAD_ARGUMENT: Any = typer.Argument(
-    ..., help="A zoo name (see 'gpuwise workloads') or path/to/file.py:factory."
+    ..., help="A zoo name (see 'gpuwise workloads'), path/to/file.py:factory, timm:NAME or hf:PATH (a local "
+    "config.json)."
 )
 PRECISION_OPTION: Any = typer.Option(Precision.FP32.value, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16")
 OPTIMIZER_OPTION: Any = typer.Option(
-    OptimizerName.ADAMW.value, "--optimizer", help="sgd | sgd-momentum | adam | adamw"
+    None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: the workload's own, else adamw]"
 )
 SEQ_LEN_OPTION: Any = count_option(None, "--seq-len", help="Sequence length (sequence workloads).")
 IMAGE_SIZE_OPTION: Any = count_option(None, "--image-size", help="Image side in pixels (vision workloads).")
@@ -156,6 +157,13 @@ CPU_THREADS_OPTION: Any = count_option(
 QUIET_OPTION: Any = typer.Option(
     False, "--quiet", "-q", help="No progress on stderr (it is off anyway when stderr is not a terminal)."
 )
+
+
+def optimizer_option(value: str | None, workload: str) -> OptimizerName:
+    """--optimizer, else the one the workload names (a user's UserWorkload), else AdamW."""
+    from gpuwise.workloads.registry import workload_optimizer
+
+    return optimizer_for(value, workload_optimizer(workload) if value is None else None)
 
 
 def run_settings(strategy: str, checkpointing: str, grad_accum: int | None, compile: bool) -> RunSettings:

@@ -23,12 +23,13 @@ from gpuwise.cli.app import (
     WORKLOAD_ARGUMENT,
     app,
     count_option,
+    optimizer_option,
     positive_int,
     user_errors,
 )
 from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, gib, is_narrow, si
 from gpuwise.cli.progress import working
-from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision
+from gpuwise.config import ActivationCheckpointing, Precision
 
 if TYPE_CHECKING:
     from gpuwise.bench.run import BenchReport
@@ -67,7 +68,7 @@ def bench_command(
             batch_size=None if auto else positive_int(batch_size, "--batch-size"),
             auto_batch=auto,
             precision=Precision.parse(precision),
-            optimizer=OptimizerName.parse(optimizer),
+            optimizer=optimizer_option(optimizer, workload),
             seq_len=seq_len,
             image_size=image_size,
             steps=steps,

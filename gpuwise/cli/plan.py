@@ -21,13 +21,14 @@ from gpuwise.cli.app import (
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
-    PRECISION_OPTION,
     QUIET_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
     count_option,
+    optimizer_option,
+    positive_int,
     run_settings,
     user_errors,
 )
@@ -44,7 +45,7 @@ from gpuwise.cli.own import (
     render_own,
 )
 from gpuwise.cli.progress import working
-from gpuwise.config import OptimizerName, Precision, RunSettings
+from gpuwise.config import Precision, RunSettings
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict import parallel
 from gpuwise.units import duration, duration_span, money, parse_duration, parse_money, parse_positive
@@ -56,7 +57,8 @@ _BY_CLASS = parallel.NETWORK_GBITS_BY_CLASS
 NETWORK_HELP = (
     "Network bandwidth per GPU between nodes, in gigaBITS per second [default: by the GPU's class: "
     f"{_BY_CLASS['hopper+']:g} Hopper/Blackwell boards, {_BY_CLASS['nvlink']:g} older NVLink boards, "
-    f"{_BY_CLASS['pcie']:g} PCIe cards]."
+    f"{_BY_CLASS['pcie']:g} PCIe data-center cards, {_BY_CLASS['workstation']:g} GeForce/workstation cards "
+    "(100 Gb/s Ethernet per node of 8)]."
 )
 CATALOG_HELP = "Your own GPU catalog file (TOML), on top of the shipped one."
 
@@ -73,7 +75,15 @@ GPUS_OPTION: Any = typer.Option(
     None, "--gpus", "--gpu", help="Only these catalog GPUs, comma-separated [default: all]."
 )
 MAX_GPUS_OPTION: Any = count_option(None, "--max-gpus", help="The most GPUs to consider [default: 64].")
-BATCH_SIZE_OPTION: Any = count_option(None, "--batch-size", "-b", help="Per GPU [default: the workload's].")
+BATCH_SIZE_OPTION: Any = count_option(
+    None, "--batch-size", "-b", help="Per GPU, kept for every option (the global batch then grows with the GPUs).")
+GLOBAL_BATCH_OPTION: Any = count_option(
+    None, "--global-batch", help="Samples per optimizer step over all GPUs, kept for every option: "
+    "split over the GPUs, with gradient accumulation where a GPU's share does not fit [default: the workload's "
+    "batch, one GPU's].")
+AUTO_PRECISION_OPTION: Any = typer.Option(
+    "auto", "--precision", help="auto | fp32 | tf32 | amp-bf16 | amp-fp16 [auto: amp-bf16 on GPUs with BF16 tensor "
+    "cores, amp-fp16 on V100/T4-class, fp32 on a CPU without fast bf16].")
 NETWORK_OPTION: Any = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP)
 CATALOG_OPTION: Any = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP)
 JSON_OPTION: Any = typer.Option(False, "--json", help="Everything, machine-readable, units in field names.")
@@ -91,8 +101,9 @@ def plan_command(
     budget: str = BUDGET_OPTION,
     gpus: str = GPUS_OPTION,
     max_gpus: int | None = MAX_GPUS_OPTION,
+    global_batch: int | None = GLOBAL_BATCH_OPTION,
     batch_size: int | None = BATCH_SIZE_OPTION,
-    precision: str = PRECISION_OPTION,
+    precision: str = AUTO_PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: int | None = SEQ_LEN_OPTION,
     image_size: int | None = IMAGE_SIZE_OPTION,
@@ -126,6 +137,7 @@ def plan_command(
             gpus=gpus, max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer,
             seq_len=seq_len, image_size=image_size, network=network, catalog=catalog,
             settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+            global_batch=global_batch,
         )
         from gpuwise.hardware.catalog import load_catalog
         from gpuwise.plan import ProfileCache, plan
@@ -168,9 +180,9 @@ def plan_command(
 
 def plan_config(
     workload: str, *, dataset_size: str, epochs: str, unit: str | None, deadline: str | None, budget: str | None,
-    gpus: str | None, max_gpus: int | None, batch_size: int | None, precision: str, optimizer: str,
+    gpus: str | None, max_gpus: int | None, batch_size: int | None, precision: str, optimizer: str | None,
     seq_len: int | None, image_size: int | None, network: str | None, catalog: Path | None,
-    settings: RunSettings | None = None, cpu_threads: int | None = None,
+    settings: RunSettings | None = None, cpu_threads: int | None = None, global_batch: int | None = None,
 ) -> PlanConfig:
     """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``)."""
     from gpuwise.plan import UNITS, PlanConfig
@@ -182,11 +194,12 @@ def plan_config(
         dataset_size=parse_positive(dataset_size, "--dataset-size", "a number of samples above zero, e.g. 2e9"),
         epochs=parse_positive(epochs, "--epochs", "a number of passes above zero, e.g. 90 or 0.5"),
         unit=unit,
-        batch_size=batch_size,
+        global_batch=positive_int(global_batch, "--global-batch"),
+        batch_size=positive_int(batch_size, "--batch-size"),
         precision=Precision.parse(precision),
-        optimizer=OptimizerName.parse(optimizer),
-        seq_len=seq_len,
-        image_size=image_size,
+        optimizer=optimizer_option(optimizer, workload),
+        seq_len=positive_int(seq_len, "--seq-len"),
+        image_size=positive_int(image_size, "--image-size"),
         deadline_s=parse_duration(deadline, "--deadline") if deadline is not None else None,
         budget_usd=parse_money(budget, "--budget") if budget is not None else None,
         gpus=gpu_names(gpus) if gpus is not None else None,
@@ -217,11 +230,13 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
     constraints = [f"deadline {duration(c.deadline_s)}" if c.deadline_s is not None else "",
                    f"budget {money(c.budget_usd)}" if c.budget_usd is not None else ""]
     epochs = f"{c.epochs:g} epoch{'' if c.epochs == 1 else 's'}"
+    precision = "precision auto" if p.precision_choice else c.precision.value
     console.print(
-        f"[bold]{p.workload}[/bold] ({p.family}) · {_data(p)} × {epochs} · batch "
-        f"{p.requested_batch_size} per GPU{shape} · {c.precision.value} · {c.optimizer.value}"
-        + "".join(f" · {x}" for x in (c.settings.describe(), *constraints) if x)
+        f"[bold]{p.workload}[/bold] ({p.family}) · {_data(p)} × {epochs} · {_batch(p)}{shape} · {precision} · "
+        f"{c.optimizer.value}" + "".join(f" · {x}" for x in (c.settings.describe(), *constraints) if x)
     )
+    if p.precision_choice:
+        console.print(f"precision auto: {p.precision_choice}", highlight=False)
     r = p.recommendation
     console.print(f"[bold]{r.headline}[/bold]")
     console.print(f"  why: {r.reason}")
@@ -249,6 +264,13 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
                       f"source of each option show from {NARROW_BELOW_COLUMNS} columns, and in --json")
 
 
+def _batch(p: Plan) -> str:
+    """The batch the plan keeps: global (the same for every option), or per GPU (the global grows)."""
+    if p.global_batch is not None:
+        return f"global batch {p.global_batch:,} in every option (micro batch × accumulation × GPUs)"
+    return f"batch {p.requested_batch_size} per GPU in every option (the global batch grows with the GPUs)"
+
+
 def _data(p: Plan) -> str:
     size = p.config.dataset_size
     if p.unit == "token":
@@ -259,7 +281,8 @@ def _data(p: Plan) -> str:
 
 # The columns of the options table; the narrow layout (under NARROW_BELOW_COLUMNS) keeps the marked ones.
 _COLUMNS = (  # (name, right-aligned, kept when narrow, may wrap)
-    ("option", False, True, True), ("batch/GPU", True, True, False), ("global", True, False, False),
+    ("option", False, True, True), ("precision", False, False, False), ("batch", True, True, False),
+    ("global", True, False, False),
     ("memory/GPU", True, True, False), ("step", True, False, False), ("rate", True, False, False),
     ("epoch", True, False, False), ("total (band)", True, True, True), ("cost", True, True, False),
     ("bound", False, False, True), ("source", False, False, False),
@@ -274,23 +297,26 @@ def options_table(
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
                   pad_edge=not narrow, show_lines=narrow)
-    columns = [(name, right, wraps) for name, right, keep, wraps in _COLUMNS if keep or not narrow]
+    mixed = len({o.precision for o in options}) > 1  # --precision auto chose per device
+    columns = [(name, right, wraps) for name, right, keep, wraps in _COLUMNS
+               if (keep or not narrow) and (name != "precision" or mixed)]
     for name, right, wraps in columns:
-        head = ("tokens/s" if tokens else f"{sample_unit}s/s") if name == "rate" else name
+        head = {"rate": "tokens/s" if tokens else f"{sample_unit}s/s",
+                "batch": "micro×acc.×GPUs" if narrow else "batch (micro × acc. × GPUs)"}.get(name, name)
         table.add_column(head, justify="right" if right else "left", no_wrap=not wraps, overflow="fold",
                          min_width=_OPTION_MIN_WIDTH if narrow and name == "option" else None)
     for o in options:
         memory = f"{o.memory_per_gpu_bytes / GIB:.1f} / {o.capacity_bytes / GIB:.0f} GiB"
         label = o.label.replace(" (", "\n(", 1) if narrow else o.label  # "(8 nodes)" on a line of its own
-        cells = {"option": label, "memory/GPU": memory, "bound": o.bound}
+        cells = {"option": label, "precision": o.precision, "memory/GPU": memory, "bound": o.bound}
         if o.step is None or o.run is None:
-            cells["batch/GPU"] = "does not fit"
+            cells["batch"] = "does not fit"
         else:
             run = o.run
             speed = o.step.tokens_per_s if tokens and o.step.tokens_per_s else o.step.samples_per_s
             cells |= {
-                "batch/GPU": f"{o.batch_size}" + (" FSDP" if o.strategy == "FSDP" else "")
-                + (" ↓" if o.batch_reduced else ""),
+                "batch": f"{o.batch_size} × {o.settings.grad_accum} × {o.num_gpus}"
+                + (" FSDP" if o.strategy == "FSDP" else "") + (" ↓" if o.batch_reduced else ""),
                 "global": f"{o.global_batch_size:,}", "step": _ms(o.step.step_s),
                 "rate": f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}", "epoch": duration(run.epoch_s),
                 "total (band)": _total(run.total_s, run.total_low_s, run.total_high_s, narrow=narrow),

@@ -18,18 +18,18 @@ from gpuwise.cli.app import (
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
-    PRECISION_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
     app,
     count_option,
+    optimizer_option,
     run_settings,
     user_errors,
 )
 from gpuwise.cli.format import console, gib
-from gpuwise.cli.plan import CATALOG_HELP, NETWORK_HELP, network_gbits
-from gpuwise.config import OptimizerName, Precision
+from gpuwise.cli.plan import AUTO_PRECISION_OPTION, CATALOG_HELP, NETWORK_HELP, network_gbits
+from gpuwise.config import Precision
 
 if TYPE_CHECKING:
     from gpuwise.plan import Option
@@ -42,7 +42,7 @@ def predict_command(
     gpu: str = typer.Option(..., "--gpu", "--gpus", help="A catalog GPU (see 'gpuwise gpus')."),
     num_gpus: int = count_option(1, "--num-gpus", "-n", help="How many (more than 8: nodes of 8)."),
     batch_size: int | None = count_option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
-    precision: str = PRECISION_OPTION,
+    precision: str = AUTO_PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: int | None = SEQ_LEN_OPTION,
     image_size: int | None = IMAGE_SIZE_OPTION,
@@ -65,7 +65,7 @@ def predict_command(
         num_gpus=num_gpus,
         batch_size=batch_size,
         precision=Precision.parse(precision),
-        optimizer=OptimizerName.parse(optimizer),
+        optimizer=optimizer_option(optimizer, workload),
         seq_len=seq_len,
         image_size=image_size,
         network_gbits=network_gbits(network),
@@ -82,8 +82,9 @@ def predict_command(
 
 def render(o: Option, workload: str, console: Console) -> None:
     settings = o.settings.describe()
-    console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested"
-                  + (f" · {settings}" if settings else ""))
+    precision = f"{o.precision} (auto: {o.precision_reason})" if o.precision_reason else o.precision
+    console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested · "
+                  f"{precision}" + (f" · {settings}" if settings else ""))
     memory = f"{gib(o.memory_per_gpu_bytes)} per GPU of {gib(o.capacity_bytes)}"
     if o.step is None:
         console.print(f"does not fit: needs {memory}, even at batch 1"
@@ -122,6 +123,8 @@ def render(o: Option, workload: str, console: Console) -> None:
         console.print(f"input pipeline: the CPU threads decode and augment {s.input_ceiling_samples_per_s:,.0f} "
                       f"images/s for {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''} (--cpu-cores-per-gpu); "
                       f"{binds}")
+    if o.network:
+        console.print(f"network between nodes: {o.network}")
     rate = f"{s.samples_per_s:,.1f} samples/s" + (f", {s.tokens_per_s:,.0f} tokens/s" if s.tokens_per_s else "")
     console.print(f"throughput over {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''}: {rate}")
     for note in o.notes:

@@ -15,7 +15,6 @@ from gpuwise.cli.app import (
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
-    PRECISION_OPTION,
     QUIET_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
@@ -36,12 +35,14 @@ from gpuwise.cli.own import (
 )
 from gpuwise.cli.plan import (
     ALL_OPTION,
+    AUTO_PRECISION_OPTION,
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
     CATALOG_OPTION,
     DATASET_SIZE_OPTION,
     DEADLINE_OPTION,
     EPOCHS_OPTION,
+    GLOBAL_BATCH_OPTION,
     GPUS_OPTION,
     JSON_OPTION,
     MAX_GPUS_OPTION,
@@ -64,8 +65,9 @@ def report_command(
     budget: str = BUDGET_OPTION,
     gpus: str = GPUS_OPTION,
     max_gpus: int | None = MAX_GPUS_OPTION,
+    global_batch: int | None = GLOBAL_BATCH_OPTION,
     batch_size: int | None = BATCH_SIZE_OPTION,
-    precision: str = PRECISION_OPTION,
+    precision: str = AUTO_PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: int | None = SEQ_LEN_OPTION,
     image_size: int | None = IMAGE_SIZE_OPTION,
@@ -102,6 +104,7 @@ def report_command(
             gpus=gpus, max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer,
             seq_len=seq_len, image_size=image_size, network=network, catalog=catalog,
             settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+            global_batch=global_batch,
         )
         from gpuwise.hardware.catalog import load_catalog
         from gpuwise.plan import ProfileCache, plan

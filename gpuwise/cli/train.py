@@ -52,7 +52,8 @@ def train_command(
     steps: int | None = count_option(None, "--steps", help="Optimizer steps in all (instead of --epochs)."),
     batch_size: int | None = count_option(None, "--batch-size", "-b", help="Per device [default: the workload's]."),
     precision: str = typer.Option(None, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16 [default: fp32]."),
-    optimizer: str = typer.Option(None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: adamw]."),
+    optimizer: str = typer.Option(None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: the "
+                                                            "workload's own, else adamw]."),
     seq_len: int | None = count_option(None, "--seq-len", help="Sequence length (sequence workloads)."),
     image_size: int | None = count_option(None, "--image-size", help="Image side in pixels (vision workloads)."),
     seed: int | None = count_option(
@@ -137,6 +138,12 @@ def train_command(
     if "steps" in given or "epochs" in given:  # the run's length as given replaces the checkpoint's, either way
         base = dataclasses.replace(base, steps=None, epochs=None)
     config = dataclasses.replace(base, **given)
+    if optimizer is None and resume is None and not use_plan:
+        from gpuwise.workloads.registry import workload_optimizer
+
+        named = workload_optimizer(config.workload)  # a user's UserWorkload(optimizer=...)
+        if named is not None:
+            config = dataclasses.replace(config, optimizer=OptimizerName.parse(named))
 
     if os.environ.get(WORKER_ENV) == "1":
         _worker(_after_restart(config), worker_devices(devices_text, num_gpus), as_json)
@@ -240,11 +247,12 @@ def _from_plan(workload: str | None, db: Path | None, devices_text: str, num_gpu
         workload=rec.workload, batch_size=rec.batch_size, precision=Precision(rec.precision),
         optimizer=OptimizerName(rec.optimizer), seq_len=rec.seq_len, image_size=rec.image_size,
         epochs=rec.whole_epochs, synthetic_samples=max(1, int(rec.samples_per_epoch)),
-        strategy=Strategy.FSDP if rec.strategy == "FSDP" else Strategy.AUTO,
+        strategy=Strategy.FSDP if rec.strategy == "FSDP" else Strategy.AUTO, grad_accum=rec.grad_accum,
     )
     if devices_text == "auto":
         devices_text = "cpu" if rec.device == "cpu" else str(rec.gpus_per_node)
-    note = f"from the plan: {rec.label}, batch {rec.batch_size} per device, {rec.whole_epochs} epoch(s)"
+    accumulated = f" × {rec.grad_accum} micro batches" if rec.grad_accum > 1 else ""
+    note = f"from the plan: {rec.label}, batch {rec.batch_size}{accumulated} per device, {rec.whole_epochs} epoch(s)"
     return config, devices_text, note + (f"; note: {problem}" if problem else "")
 
 

@@ -19,19 +19,21 @@ after that is arithmetic. ``gpuwise.plan`` adds the run (epochs, cost) and choos
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy
+from gpuwise.display import Displayed, gib, jsonable, seconds
 from gpuwise.hardware.catalog import GPU, Catalog
 from gpuwise.predict import memory, parallel
 from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.inputs import default_cpu_threads, input_ceiling
+from gpuwise.predict.parallel import default_network_gbits
 from gpuwise.predict.roofline import Efficiency, Pipeline, StepTime
-from gpuwise.predict.step import GpuStep, cpu_step, fsdp_step, gpu_step, profile_for_gpu
+from gpuwise.predict.step import GpuStep, as_fp16, cpu_step, fsdp_step, gpu_step, profile_for_gpu
 from gpuwise.profile import profile
 from gpuwise.profile.result import Profile
 from gpuwise.profile.run import has_gpu_kernels
@@ -79,8 +81,8 @@ class RunEstimate:
     cost_high_usd: float | None
 
 
-@dataclass(frozen=True)
-class Option:
+@dataclass(frozen=True, repr=False)
+class Option(Displayed):
     """The CPU, or ``num_gpus`` GPUs of one kind, for this workload."""
 
     device: str  # "cpu" or the catalog name
@@ -104,6 +106,10 @@ class Option:
     run: RunEstimate | None  # None when nothing fits, or when no data set was given (predict)
     settings: RunSettings = field(default_factory=RunSettings)  # as priced: strategy, recompute, accumulation, compile
     notes: tuple[str, ...] = ()  # what the prediction assumes that the user should know (a precision run otherwise)
+    # Across nodes: the network per GPU it was priced with and where that comes from ("" in one node).
+    network: str = ""
+    precision: str = ""  # what it was priced at (--precision auto chooses per device)
+    precision_reason: str = ""  # why auto chose it; "" when the precision was asked for
 
     @property
     def global_batch_size(self) -> int:
@@ -113,6 +119,45 @@ class Option:
     @property
     def batch_reduced(self) -> bool:
         return self.fits and self.batch_size < self.requested_batch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready, units in the field names."""
+        data = jsonable(asdict(self))
+        assert isinstance(data, dict)
+        data["global_batch_size"] = self.global_batch_size
+        return data
+
+    def _summary(self) -> list[tuple[str, str]]:
+        parts = [("option", repr(self.label)), ("fits", str(self.fits)),
+                 ("memory_per_gpu", f"{gib(self.memory_per_gpu_bytes)} of {gib(self.capacity_bytes)}")]
+        if self.step is None:
+            return parts
+        parts += [("batch_size", str(self.batch_size)), ("global_batch", str(self.global_batch_size)),
+                  ("strategy", repr(self.strategy)), ("step", f"{seconds(self.step.step_s)} ±{self.band:.0%}"),
+                  ("samples_per_s", f"{self.step.samples_per_s:,.1f}"), ("bound", repr(self.bound)),
+                  ("source", repr(self.provenance))]
+        if self.run is not None:
+            parts.append(("total", f"{self.run.total_s / 3600:,.1f} h"))
+            if self.run.cost_usd is not None:
+                parts.append(("cost", f"${self.run.cost_usd:,.2f}"))
+        return parts
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return [option_row(self)]
+
+
+def option_row(o: Option) -> dict[str, Any]:
+    """An option as one flat table row: what a plan's table shows, in plain numbers."""
+    step, run = o.step, o.run
+    return {
+        "option": o.label, "device": o.device, "num_gpus": o.num_gpus, "num_nodes": o.num_nodes, "fits": o.fits,
+        "batch_size": o.batch_size, "grad_accum": o.settings.grad_accum, "global_batch_size": o.global_batch_size,
+        "strategy": o.strategy, "precision": o.precision, "memory_per_gpu_bytes": o.memory_per_gpu_bytes,
+        "capacity_bytes": o.capacity_bytes,
+        "step_s": step.step_s if step else None, "samples_per_s": step.samples_per_s if step else None,
+        "tokens_per_s": step.tokens_per_s if step else None, "total_s": run.total_s if run else None,
+        "cost_usd": run.cost_usd if run else None, "bound": o.bound, "provenance": o.provenance, "band": o.band,
+    }
 
 
 # ------------------------------------------------------------------ profiles, once per batch
@@ -136,6 +181,12 @@ class ProfileCache:
         ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it."""
         key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size, gpu_kernels,
                activation_checkpointing, low_precision_params)
+        if key not in self._profiles and gpu_kernels and precision is Precision.AMP_FP16:
+            # A GPU's AMP-FP16 step is its AMP-BF16 one relabelled (profile_for_gpu): share that profile.
+            bf16 = self.get(workload, batch_size=batch_size, precision=Precision.AMP_BF16, optimizer=optimizer,
+                            seq_len=seq_len, image_size=image_size, activation_checkpointing=activation_checkpointing,
+                            low_precision_params=low_precision_params)
+            self._profiles[key] = as_fp16(bf16)
         if key not in self._profiles:
             settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision.value,
                                             optimizer=optimizer.value, seq_len=seq_len, image_size=image_size,
@@ -164,9 +215,12 @@ class OptionMaker:
         seq_len: int | None, image_size: int | None, network_gbits: float | None, catalog: Catalog,
         store_path: Path | None, profiles: ProfileCache, bands: Mapping[str, float],
         settings: RunSettings = RunSettings(), efficiency: Efficiency | None = None,
-        cpu_threads_per_gpu: int | None = None,
+        cpu_threads_per_gpu: int | None = None, round_batch: Callable[[int], int] = memory.round_batch,
     ) -> None:
+        assert precision is not Precision.AUTO, "resolve --precision auto per device first (gpuwise.predict.precision)"
         self.cpu_threads_per_gpu = cpu_threads_per_gpu  # None: the stated default of each GPU's class
+        # The batch sizes a reduced batch is rounded down to (the plan's global batch: divisors of a GPU's share).
+        self.round_batch = round_batch
         self.bands = bands  # relative error by provenance kind
         self.settings = settings
         self.pipeline = Pipeline(name="torch.compile" if settings.compile else "eager PyTorch",
@@ -246,11 +300,11 @@ class OptionMaker:
             return _Fit(0, strategy, need(1))
         low = max(1, top // 2)
         line = memory.MemoryLine.through(low, need(low), top, need(top))
-        batch = memory.round_batch(line.largest_batch(capacity_bytes, upto=top - 1))
+        batch = self.round_batch(line.largest_batch(capacity_bytes, upto=top - 1))
         while batch >= 1:  # confirm on a profile at that batch; step down if the line was optimistic
             if need(batch) <= capacity_bytes:
                 return _Fit(batch, strategy, need(batch))
-            batch = memory.round_batch(batch - 1)
+            batch = self.round_batch(batch - 1)
         return _Fit(0, strategy, math.ceil(line.at(1)))
 
     # -- time
@@ -292,7 +346,8 @@ class OptionMaker:
             num_nodes=nodes,
             price_usd_per_hour=gpu.price_usd_per_hour, requested_batch_size=self.requested,
             batch_size=found.batch_size, strategy=found.strategy, capacity_bytes=capacity,
-            memory_per_gpu_bytes=found.device_bytes,
+            memory_per_gpu_bytes=found.device_bytes, network=self.network_text(gpu) if nodes > 1 else "",
+            precision=self.precision.value,
         )
         if not found.batch_size:
             return _unfit(self.gpu_band("analytical", gpu), **base)
@@ -310,6 +365,13 @@ class OptionMaker:
         step = self._fed(step, p, gpu, num_gpus)
         return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
                       band=band, step=step, run=None, settings=self.settings)
+
+    def network_text(self, gpu: GPU) -> str:
+        """The network between nodes this option is priced with, and its source."""
+        if self.network_gbits:
+            return f"{self.network_gbits:g} Gb/s per GPU (--network-gbits)"
+        gbits, reason = default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name)
+        return f"{gbits:g} Gb/s per GPU: {reason}; --network-gbits overrides"
 
     def _fed(self, step: StepEstimate, p: Profile, gpu: GPU, num_gpus: int) -> StepEstimate:
         """The step, slowed to what the CPU threads can decode and augment, when that binds."""
@@ -340,6 +402,7 @@ class OptionMaker:
             device="cpu", label=f"your CPU ({ceilings.device_name})", is_gpu=False, num_gpus=1, num_nodes=1,
             price_usd_per_hour=0.0, requested_batch_size=self.requested, batch_size=found.batch_size,
             strategy="single", capacity_bytes=capacity, memory_per_gpu_bytes=found.device_bytes,
+            precision=self.precision.value,
         )
         if not found.batch_size:
             return _unfit(self.bands["analytical"], **base)

@@ -33,19 +33,29 @@ DDP_BUCKET_BYTES = 25 * 2**20  # torch DistributedDataParallel's default bucket_
 #   3,200 Gb/s EFA for 8 H100s; torchtitan's H100 benchmarks: 400 Gb/s per GPU).
 # - Ampere and Volta boards with NVLink: one 200 Gb/s HDR NIC per GPU (NVIDIA DGX A100 user guide:
 #   eight single-port ConnectX-6 200 Gb/s; AWS p4d, 400 Gb/s for 8 A100s, is less).
-# - PCIe cards (L40S, L4, A10, T4, GeForce): clouds give their 8-GPU instances 100-400 Gb/s in all
+# - PCIe data-center cards (L40S, L4, A10, T4): clouds give their 8-GPU instances 100-400 Gb/s in all
 #   (AWS g6e.48xlarge, 8 L40S, 400 Gb/s EFA; g5.48xlarge, 8 A10G, 100 Gb/s): 50 Gb/s per GPU.
-NETWORK_GBITS_BY_CLASS = {"hopper+": 400.0, "nvlink": 200.0, "pcie": 50.0}
+# - GeForce and workstation cards (RTX-*, Quadro-*): no InfiniBand; the nodes they sit in have Ethernet,
+#   25-100 Gb/s per node. An assumption, stated in the output: one 100 Gb/s Ethernet port per node of 8,
+#   12.5 Gb/s per GPU (no cloud rents them as multi-node clusters, so there is no instance to quote).
+NETWORK_GBITS_BY_CLASS = {"hopper+": 400.0, "nvlink": 200.0, "pcie": 50.0, "workstation": 100.0 / 8}
+WORKSTATION_PREFIXES = ("RTX-", "Quadro-")  # catalog names of GeForce and workstation cards
 
 
-def default_network_gbits(architecture: str, nvlink_gbps: float | None) -> tuple[float, str]:
-    """The stated default network per GPU for a catalog GPU, and the class it was chosen by."""
+def default_network_gbits(architecture: str, nvlink_gbps: float | None, name: str = "") -> tuple[float, str]:
+    """The stated default network per GPU for a catalog GPU, and the class it was chosen by (with its source)."""
     family = architecture.split()[0].lower() if architecture else ""
+    if name.startswith(WORKSTATION_PREFIXES):
+        return NETWORK_GBITS_BY_CLASS["workstation"], ("GeForce/workstation cards: Ethernet, 100 Gb/s per node of 8 "
+                                                        "(an assumption; such nodes have 25-100 GbE, no InfiniBand)")
     if nvlink_gbps and family in ("hopper", "blackwell"):
-        return NETWORK_GBITS_BY_CLASS["hopper+"], "Hopper/Blackwell boards: a 400 Gb/s NIC per GPU"
+        return NETWORK_GBITS_BY_CLASS["hopper+"], ("Hopper/Blackwell boards: a 400 Gb/s InfiniBand NIC per GPU "
+                                                    "(NVIDIA DGX H100/B200 user guides, AWS p5)")
     if nvlink_gbps:
-        return NETWORK_GBITS_BY_CLASS["nvlink"], "NVLink boards before Hopper: a 200 Gb/s NIC per GPU"
-    return NETWORK_GBITS_BY_CLASS["pcie"], "PCIe cards: cloud instances give about 50 Gb/s per GPU"
+        return NETWORK_GBITS_BY_CLASS["nvlink"], ("NVLink boards before Hopper: a 200 Gb/s InfiniBand NIC per GPU "
+                                                   "(NVIDIA DGX A100 user guide)")
+    return NETWORK_GBITS_BY_CLASS["pcie"], ("PCIe data-center cards: about 50 Gb/s per GPU, as clouds give 8-GPU "
+                                             "instances 400 Gb/s (AWS g6e.48xlarge)")
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,13 @@ def profile_for_gpu(
     p = profile(workload, batch_size=batch_size, precision=as_precision, optimizer=optimizer, seq_len=seq_len,
                 image_size=image_size, gpu_kernels=True,  # attention, GRUs, RMSNorm as a GPU's fused kernels
                 activation_checkpointing=activation_checkpointing, low_precision_params=low_precision_params)
-    if as_precision == precision:
-        return p
+    return p if as_precision == precision else as_fp16(p)
+
+
+def as_fp16(p: Profile) -> Profile:
+    """An AMP-BF16 GPU profile as AMP-FP16: the same work, its bf16 ops relabelled fp16."""
     relabelled = tuple(replace(g, dtype=FP16) if g.dtype == BF16 else g for g in p.ops)
-    return replace(p, ops=relabelled, precision=precision)
+    return replace(p, ops=relabelled, precision=Precision.AMP_FP16.value)
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,9 @@ def accumulated_step(p: Profile, rates: DeviceRates, eff: Efficiency, pipeline: 
 
 
 def _network(gpu: GPU, network_gbits: float | None) -> float:
-    return network_gbits if network_gbits else parallel.default_network_gbits(gpu.architecture, gpu.nvlink_gbps)[0]
+    if network_gbits:
+        return network_gbits
+    return parallel.default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name)[0]
 
 
 def gpu_step(

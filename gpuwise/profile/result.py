@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from gpuwise.display import Displayed, gib, si
+
 
 @dataclass(frozen=True)
 class KindSummary:
@@ -108,8 +110,10 @@ class Memory:
         return self.at_peak_bytes.get("temporaries", 0)
 
 
-@dataclass(frozen=True)
-class Profile:
+@dataclass(frozen=True, repr=False)
+class Profile(Displayed):
+    """One training step's FLOPs, bytes and memory; ``repr`` shows the key numbers, ``to_dict`` everything."""
+
     workload: str
     family: str
     sample_unit: str
@@ -158,6 +162,21 @@ class Profile:
     @property
     def bytes_moved(self) -> int:
         return sum(k.bytes for k in self.kinds)
+
+    def _summary(self) -> list[tuple[str, str]]:
+        shape = f"seq {self.seq_len}" if self.seq_len else f"{self.image_size}px" if self.image_size else ""
+        return [
+            ("workload", repr(self.workload)), ("batch_size", str(self.batch_size)),
+            *([("shape", repr(shape))] if shape else []), ("precision", repr(self.precision)),
+            ("optimizer", repr(self.optimizer)), ("params", si(self.params_total)),
+            ("training_flops", si(self.training_flops, "FLOP")),
+            ("per_sample", si(self.per_sample(self.training_flops), "FLOP")),
+            ("peak_memory", gib(self.memory.peak_bytes)),
+        ]
+
+    def _rows(self) -> list[dict[str, Any]]:
+        """One row per layer (innermost module), the loss and the optimizer."""
+        return [asdict(layer) for layer in self.layers]
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready, with units in the field names."""

@@ -19,7 +19,14 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from gpuwise import recompute
-from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, check_batch_size
+from gpuwise.config import (
+    ActivationCheckpointing,
+    OptimizerName,
+    Precision,
+    StepConfig,
+    check_batch_size,
+    optimizer_for,
+)
 from gpuwise.errors import GpuwiseError
 from gpuwise.fake import skip_weight_init
 from gpuwise.profile import ops
@@ -52,7 +59,7 @@ def profile(
     *,
     batch_size: int | None = None,
     precision: str | Precision = Precision.FP32,
-    optimizer: str | OptimizerName = OptimizerName.ADAMW,
+    optimizer: str | OptimizerName | None = None,
     seq_len: int | None = None,
     image_size: int | None = None,
     gpu_kernels: bool = False,
@@ -61,16 +68,21 @@ def profile(
 ) -> Profile:
     """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated.
 
+    ``optimizer`` None: the workload's own (a ``UserWorkload`` may name one), else AdamW.
+
     ``gpu_kernels`` profiles attention, dropout and GRUs as a GPU runs them (one fused kernel each,
     attention dropout included) instead of the CPU's unfused paths; see ``gpuwise.profile.attention``,
     ``gpuwise.profile.dropout`` and ``gpuwise.profile.rnn``.
     """
-    w = get_workload(workload) if isinstance(workload, str) else workload
+    w = get_workload(workload)
+    if Precision.parse(precision) is Precision.AUTO:
+        raise GpuwiseError("--precision auto chooses by device, and a profile has none: give fp32, tf32, amp-bf16 or "
+                           "amp-fp16 (predict and plan choose per GPU)")
     config = StepConfig(
         workload=w.name,
         batch_size=check_batch_size(w.default_batch_size if batch_size is None else batch_size),
         precision=Precision.parse(precision),
-        optimizer=OptimizerName.parse(optimizer),
+        optimizer=optimizer_for(optimizer, w.optimizer),
         seq_len=seq_len,
         image_size=image_size,
         activation_checkpointing=ActivationCheckpointing.parse(activation_checkpointing),

@@ -228,7 +228,7 @@ def gather(
     catalog = catalog if catalog is not None else load_catalog(c.catalog_path)
     workload = get_workload(c.workload)
     profile = (profiles or ProfileCache()).get(
-        workload, batch_size=p.requested_batch_size, precision=c.precision, optimizer=c.optimizer,
+        workload, batch_size=p.requested_batch_size, precision=Precision(p.precision), optimizer=c.optimizer,
         seq_len=c.seq_len, image_size=c.image_size, activation_checkpointing=c.settings.activation_checkpointing.value,
     )
     ceilings = cached_ceilings("cpu", store_path)  # the plan measured and stored them: a read
@@ -260,12 +260,13 @@ def _setting(p: Plan) -> str:
     size = (f"{c.dataset_size:,.0f} tokens = {p.samples_per_epoch:,.0f} sequences of {p.tokens_per_sample:,}"
             if p.unit == "token" else f"{c.dataset_size:,.0f} {p.sample_unit}s")
     parts = [f"{p.workload} ({p.family})", f"{size} × {c.epochs:g} epoch{'' if c.epochs == 1 else 's'}",
-             f"batch {p.requested_batch_size} per GPU"]
+             f"global batch {p.global_batch:,}" if p.global_batch is not None
+             else f"batch {p.requested_batch_size} per GPU"]
     if c.seq_len:
         parts.append(f"seq {c.seq_len}")
     if c.image_size:
         parts.append(f"{c.image_size}px")
-    parts += [c.precision.value, c.optimizer.value]
+    parts += [p.precision + (" (auto)" if p.precision_choice else ""), c.optimizer.value]
     if c.settings.describe():
         parts.append(c.settings.describe())
     return " · ".join(parts)
@@ -368,7 +369,7 @@ def _roofline_gpus(p: Plan, catalog: Catalog) -> list[GPU]:
 
 
 def _roofline(p: Plan, profile: Profile, catalog: Catalog, ceilings: Ceilings, eff: Efficiency) -> RooflineData:
-    precision = p.config.precision
+    precision = Precision(p.precision)  # with auto, the recommended option's
     gpus = _roofline_gpus(p, catalog)
     roofs = (*(_gpu_roof(g, precision, eff) for g in gpus), _cpu_roof(ceilings, precision))
     reference = roofs[0]
@@ -437,15 +438,17 @@ def equivalent_command(p: Plan) -> str:
     import shlex
 
     c = p.config
-    args = ["gpuwise", "report", c.workload, "--dataset-size", _number(c.dataset_size), "--epochs", _number(c.epochs)]
+    args = ["gpuwise", "report", p.workload, "--dataset-size", _number(c.dataset_size), "--epochs", _number(c.epochs)]
     optional: list[tuple[str, object]] = [
         ("--unit", c.unit), ("--batch-size", c.batch_size), ("--seq-len", c.seq_len),
         ("--image-size", c.image_size), ("--deadline", f"{_number(c.deadline_s)}s" if c.deadline_s else None),
         ("--budget", _number(c.budget_usd) if c.budget_usd else None),
         ("--gpus", ",".join(c.gpus) if c.gpus else None), ("--catalog", c.catalog_path),
     ]
-    if c.precision is not Precision.FP32:
+    if c.precision is not Precision.AUTO:
         optional.append(("--precision", c.precision.value))
+    if c.global_batch is not None:
+        optional.append(("--global-batch", c.global_batch))
     if c.optimizer.value != "adamw":
         optional.append(("--optimizer", c.optimizer.value))
     if c.max_gpus != type(c).max_gpus:

@@ -125,7 +125,7 @@ def checks(p: Plan, profile: Profile, workload: Workload, results: list[BenchRes
                  and m.workload == p.workload and not r.suspect]
     shape = workload.resolve_shape(p.config.seq_len, p.config.image_size)
     for m in published:
-        if m.precision != p.config.precision.value or m.counts_tokens != tokens:
+        if m.precision != p.precision or m.counts_tokens != tokens:
             continue
         if workload.resolve_shape(m.seq_len, None) != shape:
             continue
@@ -156,7 +156,7 @@ def checks(p: Plan, profile: Profile, workload: Workload, results: list[BenchRes
         f"{m.row.num_gpus}" for m in published))
     reason = None
     if not rows:
-        reason = (f"No measurement matches this plan's setting ({p.config.precision.value}, batch "
+        reason = (f"No measurement matches this plan's setting ({p.precision}, batch "
                   f"{p.requested_batch_size} per GPU). ")
         reason += (f"The published measurements of {p.workload} shipped with gpuwise are at: {'; '.join(settings)}. "
                    "Plan with one of those settings (--precision, --batch-size) to see them against this plan's "

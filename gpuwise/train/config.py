@@ -57,6 +57,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
         object.__setattr__(self, "precision", Precision.parse(self.precision))
+        if self.precision is Precision.AUTO:
+            raise GpuwiseError("train does not choose a precision yet: give --precision fp32, tf32, amp-bf16 or "
+                               "amp-fp16")
         object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
         object.__setattr__(self, "activation_checkpointing",

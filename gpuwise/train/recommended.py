@@ -82,8 +82,9 @@ def recommended_from(plan: Any, option: Any) -> Recommended:
     """One option of a ``gpuwise.plan.Plan`` as the run it stands for."""
     c = plan.config
     return Recommended(
-        workload=c.workload, batch_size=option.batch_size,
-        precision=c.precision.value, optimizer=c.optimizer.value, seq_len=c.seq_len, image_size=c.image_size,
+        workload=plan.workload, batch_size=option.batch_size,
+        precision=option.precision or c.precision.value, optimizer=c.optimizer.value, seq_len=c.seq_len,
+        image_size=c.image_size,
         epochs=c.epochs, samples_per_epoch=plan.samples_per_epoch, device=option.device, label=option.label,
         num_gpus=option.num_gpus, num_nodes=option.num_nodes, strategy=option.strategy,
         total_s=option.run.total_s if option.run is not None else None, band=option.band,

@@ -71,6 +71,8 @@ class Workload:
     reference: str = ""
     # Asks data-dependent questions in training (detection: nonzero, NMS); profiled with bounded sizes.
     data_dependent: bool = False
+    # The optimizer the workload trains with (a user's UserWorkload may name one); None: gpuwise's default.
+    optimizer: str | None = None
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -126,8 +128,15 @@ def list_workloads() -> list[Workload]:
     return list(_REGISTRY.values())
 
 
-def get_workload(name: str) -> Workload:
-    """Look a workload up by name, or load the user's ``file.py:factory`` / ``module:factory``."""
+def get_workload(name: str | Workload) -> Workload:
+    """Look a workload up by name; load ``timm:NAME``, ``hf:PATH`` (a local config.json or model folder),
+    or the user's ``file.py:factory`` / ``module:factory``. A ``Workload`` is returned as it is."""
+    if isinstance(name, Workload):
+        return name
+    if name.startswith(("timm:", "hf:")):
+        from gpuwise.workloads.external import external_workload
+
+        return external_workload(name)
     if ":" in name:
         from gpuwise.workloads.user import load_user_workload
 
@@ -144,5 +153,13 @@ def get_workload(name: str) -> Workload:
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise GpuwiseError(
         f"unknown workload '{name}': {hint}"
-        "run 'gpuwise workloads' for the list, or name your own as path/to/file.py:factory"
+        "run 'gpuwise workloads' for the list, or name your own as path/to/file.py:factory, timm:NAME or hf:PATH"
     )
+
+
+def workload_optimizer(spec: str) -> str | None:
+    """The optimizer a workload names itself (a user's ``UserWorkload(optimizer=...)``); None for the zoo,
+    timm and Hugging Face workloads, which train with gpuwise's default. Loads only a user's spec."""
+    if ":" not in spec or spec.startswith(("timm:", "hf:")):
+        return None
+    return get_workload(spec).optimizer

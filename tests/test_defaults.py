@@ -1,0 +1,190 @@
+"""Defaults a practitioner would choose: precision auto by device, the global batch kept across a plan's
+options (split with gradient accumulation where a share does not fit), the network between nodes by GPU class
+stated with its source. Invariants, not numbers: they survive a change of the model's constants."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import gpuwise
+import gpuwise.plan as plan_module
+from gpuwise.bench.result import Ceilings
+from gpuwise.config import Precision
+from gpuwise.errors import GpuwiseError
+from gpuwise.plan import Plan
+from tests.helpers import run_cli
+
+SLOW_BF16 = Ceilings(device="cpu", device_name="Test CPU", matmul_tflops={"float32": 0.2, "bfloat16": 0.05},
+                     memory_gbps=10.0, measured_at="2026-01-01T00:00:00+00:00")
+FAST_BF16 = Ceilings(device="cpu", device_name="Test CPU", matmul_tflops={"float32": 0.2, "bfloat16": 1.0},
+                     memory_gbps=10.0, measured_at="2026-01-01T00:00:00+00:00")
+# A GPU with 1 GB: the CUDA context leaves about 0.3 GiB for the step, so large shares need accumulation.
+SMALL_GPU = """
+[Half]
+vendor = "test"
+memory_gb = 1.0
+memory_bandwidth_gbps = 200
+fp32_tflops = 10
+pcie_gen = 4
+price_usd_per_hour = 0.20
+"""
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
+
+
+def batch(n: int) -> torch.Tensor:
+    return torch.randn(n, 1024)
+
+
+@pytest.fixture(autouse=True)
+def fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plan_module, "cached_ceilings", lambda device, store_path=None, **kw: SLOW_BF16)
+    monkeypatch.setattr(plan_module, "_ram_bytes", lambda: 8 * 2**30)
+
+
+@pytest.fixture
+def small_catalog(tmp_path: Path) -> Path:
+    path = tmp_path / "gpus.toml"
+    path.write_text(SMALL_GPU)
+    return path
+
+
+def make(tmp_path: Path, **settings: object) -> Plan:
+    return gpuwise.plan(mlp(), make_batch=batch, dataset_size=1e6, epochs=1, store_path=tmp_path / "r.db",
+                        **settings)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ precision auto
+
+
+def test_auto_precision_follows_each_devices_tensor_cores(tmp_path: Path) -> None:
+    p = make(tmp_path, gpus="V100-SXM2-16GB,T4,A100-SXM4-80GB,H100-SXM5-80GB", max_gpus=1)
+    by_device = {o.device: (o.precision, o.precision_reason) for o in p.options}
+    assert by_device["V100-SXM2-16GB"] == by_device["T4"] == ("amp-fp16", "FP16 tensor cores, no BF16")
+    assert by_device["A100-SXM4-80GB"] == by_device["H100-SXM5-80GB"] == ("amp-bf16", "BF16 tensor cores")
+    assert by_device["cpu"][0] == "fp32" and "no faster than fp32" in by_device["cpu"][1]
+    for words in ("amp-fp16 on V100-SXM2-16GB, T4", "amp-bf16 on", "fp32 on your CPU"):
+        assert words in p.precision_choice
+    assert p.precision == p.recommendation.option.precision  # type: ignore[union-attr]
+
+
+def test_auto_uses_bf16_on_a_cpu_that_measures_it_faster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plan_module, "cached_ceilings", lambda device, store_path=None, **kw: FAST_BF16)
+    cpu = make(tmp_path, gpus="T4", max_gpus=1).options[0]
+    assert (cpu.device, cpu.precision) == ("cpu", "amp-bf16") and "5.0×" in cpu.precision_reason
+
+
+def test_an_asked_precision_is_never_changed(tmp_path: Path) -> None:
+    p = make(tmp_path, gpus="T4,H100-SXM5-80GB", max_gpus=2, precision="fp32")
+    assert {o.precision for o in p.options} == {"fp32"} and p.precision_choice == ""
+    assert all(o.precision_reason == "" for o in p.options)
+
+
+def test_predict_says_what_auto_chose(tmp_path: Path) -> None:
+    o = gpuwise.predict(mlp(), make_batch=batch, gpu="T4", batch_size=8)
+    assert (o.precision, o.precision_reason) == ("amp-fp16", "FP16 tensor cores, no BF16")
+    code, out, err = run_cli("predict", "resnet18", "--gpu", "A100-SXM4-80GB", "--db", str(tmp_path / "r.db"))
+    assert code == 0, err
+    assert "amp-bf16 (auto: BF16 tensor cores)" in out.splitlines()[0]
+
+
+def test_profile_has_no_device_to_choose_for() -> None:
+    with pytest.raises(GpuwiseError, match=r"--precision auto chooses by device, and a profile has none"):
+        gpuwise.profile(mlp(), make_batch=batch, precision="auto")
+
+
+def test_bench_auto_on_the_cpu_goes_by_its_measured_rates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpuwise.bench import calibrate
+    from gpuwise.bench.run import local_precision
+
+    monkeypatch.setattr(calibrate, "cached_ceilings", lambda device, store_path=None, **kw: FAST_BF16)
+    assert local_precision("cpu")[0] is Precision.AMP_BF16
+    monkeypatch.setattr(calibrate, "cached_ceilings", lambda device, store_path=None, **kw: SLOW_BF16)
+    assert local_precision("cpu")[0] is Precision.FP32
+
+
+# ------------------------------------------------------------------ the global batch
+
+
+def test_the_global_batch_is_kept_in_every_option_with_accumulation_where_needed(
+    tmp_path: Path, small_catalog: Path
+) -> None:
+    p = make(tmp_path, gpus="Half", catalog=small_catalog, global_batch=65536)
+    fitting = [o for o in p.options if o.fits]
+    assert len(fitting) == len(p.options) == 1 + 7  # the CPU and 1..64 GPUs
+    for o in fitting:
+        assert o.batch_size * o.settings.grad_accum * o.num_gpus == o.global_batch_size == 65536
+        assert o.memory_per_gpu_bytes <= o.capacity_bytes and not o.batch_reduced
+    one = next(o for o in fitting if o.device == "Half" and o.num_gpus == 1)
+    assert one.settings.grad_accum > 1  # 65536 samples do not fit one 1 GB GPU in one pass
+    assert p.global_batch == 65536 and p.requested_batch_size == 65536
+    steps = {o.run.steps_per_epoch for o in fitting if o.run}
+    assert steps == {-(-1_000_000 // 65536)}  # the same number of optimizer steps everywhere
+
+
+def test_the_default_global_batch_is_the_workloads_batch(tmp_path: Path) -> None:
+    p = make(tmp_path, gpus="H100-SXM5-80GB", max_gpus=64)
+    assert p.global_batch == 32  # a module's default batch
+    assert {o.global_batch_size for o in p.options} == {32}
+    assert [o.num_gpus for o in p.options if o.is_gpu] == [1, 2, 4, 8, 16, 32]
+    assert any("not planned on 64 GPUs: a global batch of 32 does not split evenly" in n for n in p.notes)
+
+
+def test_a_batch_per_gpu_is_kept_instead_when_asked(tmp_path: Path) -> None:
+    p = make(tmp_path, gpus="H100-SXM5-80GB", max_gpus=8, batch_size=16)
+    assert p.global_batch is None
+    assert {o.num_gpus: o.global_batch_size for o in p.options if o.is_gpu} == {1: 16, 2: 32, 4: 64, 8: 128}
+
+
+def test_plan_cli_shows_micro_batch_times_accumulation_times_gpus(tmp_path: Path) -> None:
+    code, out, err = run_cli("plan", "resnet18", "--dataset-size", "1e6", "--epochs", "1", "--gpus", "T4",
+                             "--max-gpus", "4", "--global-batch", "128", "--db", str(tmp_path / "r.db"))
+    assert code == 0, err
+    assert "global batch 128 in every option (micro batch × accumulation × GPUs)" in out
+    assert "precision auto: " in out and "amp-fp16 on T4 (FP16 tensor cores, no BF16)" in out
+    assert re.search(r"32 × 1 × 4", out) and re.search(r"128 × 1 × 1|64 × 2 × 1|32 × 4 × 1", out)
+    code, out, _ = run_cli("plan", "resnet18", "--dataset-size", "1e6", "--epochs", "1", "--gpus", "T4",
+                           "--max-gpus", "2", "--json", "--db", str(tmp_path / "r.db"))
+    data = json.loads(out)
+    assert data["global_batch"] == 256 and {o["global_batch_size"] for o in data["options"]} == {256}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--global-batch", "64", "--batch-size", "8"], r"--global-batch splits itself .* without --batch-size"),
+        (["--global-batch", "64", "--grad-accum", "2"], r"--global-batch splits itself"),
+        (["--global-batch", "0"], r"--global-batch must be a positive integer"),
+        (["--global-batch", "lots"], r"--global-batch must be a positive integer, got 'lots'"),
+        (["--precision", "autoo"], r"unknown precision 'autoo'"),
+    ],
+)
+def test_new_flags_mistakes_are_one_line(args: list[str], message: str) -> None:
+    code, _, err = run_cli("plan", "resnet18", "--dataset-size", "1e6", "--epochs", "1", *args)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+# ------------------------------------------------------------------ the network between nodes
+
+
+def test_the_network_default_follows_the_gpu_class_and_says_so(tmp_path: Path) -> None:
+    p = make(tmp_path, gpus="RTX-3090,H100-SXM5-80GB", max_gpus=16, batch_size=8)
+    sixteen = {o.device: o for o in p.options if o.num_gpus == 16}
+    geforce, hopper = sixteen["RTX-3090"], sixteen["H100-SXM5-80GB"]
+    assert geforce.network.startswith("12.5 Gb/s per GPU: GeForce/workstation cards: Ethernet")
+    assert hopper.network.startswith("400 Gb/s per GPU: Hopper/Blackwell boards: a 400 Gb/s InfiniBand NIC")
+    assert geforce.step is not None and "network 12.5 Gb/s per GPU" in (geforce.step.link or "")
+    assert all(o.network == "" for o in p.options if o.num_nodes == 1)
+    assert any(n.startswith("between nodes: 12.5 Gb/s per GPU") for n in p.notes)
+    faster = make(tmp_path, gpus="RTX-3090", max_gpus=16, batch_size=8, network_gbits=200)
+    option = next(o for o in faster.options if o.num_gpus == 16)
+    assert option.network == "200 Gb/s per GPU (--network-gbits)"
+    assert option.step is not None and geforce.step.communication_s > option.step.communication_s
