@@ -93,7 +93,7 @@ def test_predict_says_what_auto_chose(tmp_path: Path) -> None:
     assert (o.precision, o.precision_reason) == ("amp-fp16", "FP16 tensor cores, no BF16")
     code, out, err = run_cli("predict", "resnet18", "--gpu", "A100-SXM4-80GB", "--db", str(tmp_path / "r.db"))
     assert code == 0, err
-    assert "amp-bf16 (auto: BF16 tensor cores)" in out.splitlines()[0]
+    assert "amp-bf16 (auto: BF16 tensor cores)" in " ".join(out.split("\n\n")[0].split())  # the header, unwrapped
 
 
 def test_profile_has_no_device_to_choose_for() -> None:
@@ -148,8 +148,9 @@ def test_plan_cli_shows_micro_batch_times_accumulation_times_gpus(tmp_path: Path
     code, out, err = run_cli("plan", "resnet18", "--dataset-size", "1e6", "--epochs", "1", "--gpus", "T4",
                              "--max-gpus", "4", "--global-batch", "128", "--db", str(tmp_path / "r.db"))
     assert code == 0, err
-    assert "global batch 128 in every option (micro batch × accumulation × GPUs)" in out
-    assert "precision auto: " in out and "amp-fp16 on T4 (FP16 tensor cores, no BF16)" in out
+    flat = " ".join(out.split())  # lines wrap at the test console's 80 columns
+    assert "global batch 128 in every option (micro batch × accumulation × GPUs)" in flat
+    assert "precision auto: " in flat and "amp-fp16 on T4 (FP16 tensor cores, no BF16)" in flat
     assert re.search(r"32 × 1 × 4", out) and re.search(r"128 × 1 × 1|64 × 2 × 1|32 × 4 × 1", out)
     code, out, _ = run_cli("plan", "resnet18", "--dataset-size", "1e6", "--epochs", "1", "--gpus", "T4",
                            "--max-gpus", "2", "--json", "--db", str(tmp_path / "r.db"))
