@@ -71,7 +71,8 @@ def render(results: list[BenchResult], console: Console) -> None:
         wrap = col in ("workload", "device")
         table.add_column(col, justify="left" if left else "right", no_wrap=not wrap, overflow="fold",
                          min_width=_MIN_WIDTH.get(col))
-    logs = any(r.log_path for r in results)  # train runs that kept per-step metrics
+    # train runs that kept per-step metrics: a column, or (narrow) a line each under the table
+    logs = not narrow and any(r.log_path for r in results)
     if logs:
         table.add_column("logs", justify="left", overflow="fold")
     for r in results:
@@ -95,6 +96,9 @@ def render(results: list[BenchResult], console: Console) -> None:
         table.add_row(*(cells[c] for c in shown), *link)
     console.print(table)
     if narrow:
+        for r in results:
+            if r.log_path:
+                console.print(Text.assemble(f"logs of result {r.id}: ", _log_link(r.log_path)))
         console.print(f"when, the spread, TFLOP/s, MFU, peak memory and torch version show from "
                       f"{NARROW_BELOW_COLUMNS} columns, and in --json")
 
