@@ -194,5 +194,26 @@ def get_app() -> typer.Typer:
     return app
 
 
+# click's own usage errors (a misspelt flag, a missing option, no such command): the class typer raises them as.
+_USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 def main() -> None:
-    get_app()()
+    """The ``gpuwise`` command. A usage mistake click catches (a flag that does not exist, a required one
+    missing, no such command) gets one line and exit 2 too, with the command's help to look at, instead of
+    click's usage block; ``gpuwise`` alone still prints the help."""
+    try:
+        code = get_app()(prog_name="gpuwise", standalone_mode=False)
+    except _USAGE_ERROR as e:
+        error: Any = e
+        if isinstance(e, OneLineError) or type(e).__name__ == "NoArgsIsHelpError":  # our line; `gpuwise`: the help
+            error.show()
+            sys.exit(error.exit_code)
+        path = error.ctx.command_path if error.ctx else "gpuwise"
+        where = f"gpuwise {path.split(' ', 1)[1]}" if " " in path else "gpuwise"
+        print(f"gpuwise: error: {error.format_message().rstrip('.')}; see '{where} -h'", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
