@@ -277,6 +277,17 @@ def test_the_rent_vs_own_chart_is_the_plans_numbers(catalog: Catalog) -> None:
     assert rent_vs_own(None) is None and own_section(None, {}) == ""
 
 
+def test_the_reports_table_is_the_short_list(catalog: Catalog) -> None:
+    from gpuwise.report.own import own_section
+
+    rented = option("Rented-GPU", 8, 1, cost_usd=40.0)
+    boxes = [rented, option("Desk-GPU", 1, 20), option("Desk-GPU", 2, 10), option("Desk-GPU", 4, 5)]
+    own = own_plan(boxes, rented, catalog, OwnConfig(0.20, 3, 0.5))
+    assert len(own.options) > len(own.per_gpu())  # more boxes than the short list
+    rows = re.findall(r"<tr><td>([^<]+)</td>", own_section(own, {}))
+    assert rows == [b.label for b in own.per_gpu()]
+
+
 def test_plan_own_json_and_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real command on a tiny workload: the JSON's boxes are n × the catalog's price, and the page
     carries the rent-vs-own chart."""

@@ -84,7 +84,7 @@ def own_section(own: OwnPlan | None, figs: dict[str, Any]) -> str:
         f"{'' if b.includes_host else ', GPUs only'}</td><td class=\"num\">{money(b.energy_usd)}</td>"
         f"<td class=\"num\">{money(b.run_cost_usd)}</td><td class=\"num\">"
         f"{'never' if b.breakeven_runs is None else f'{math.ceil(b.breakeven_runs):,}'}</td>"
-        f"<td>{_pays_back(b)}</td></tr>" for b in own.options)
+        f"<td>{_pays_back(b)}</td></tr>" for b in own.per_gpu())  # the short list, as the text says
     table = ("<div class=\"table-wrap\"><table><thead><tr><th>box</th><th class=\"num\">purchase</th><th>priced at"
              "</th><th class=\"num\">electricity a run</th><th class=\"num\">owned, a run</th><th class=\"num\">"
              f"break-even runs</th><th>pays back</th></tr></thead><tbody>{rows}</tbody></table></div>") if rows else ""
