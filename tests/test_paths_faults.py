@@ -11,8 +11,7 @@ import pytest
 
 from gpuwise.errors import GpuwiseError
 from gpuwise.store import open_store
-from tests.helpers import run_cli
-from tests.test_train_faults import tmpfs
+from tests.helpers import run_cli, tmpfs
 
 
 def files_under(folder: Path) -> list[str]:

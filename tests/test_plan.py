@@ -435,13 +435,13 @@ def test_predict_cli_shows_the_parts(tmp_path: Path) -> None:
         assert part in out
 
 
-def test_speed_of_planning_once_profiled(make_plan: MakePlan) -> None:
-    import time
-
+def test_the_whole_catalog_is_planned_from_the_profiles_already_made(make_plan: MakePlan,
+                                                                    profiles: ProfileCache) -> None:
+    """A second plan reuses every profile (its speed is benchmarks/plan_speed.py's job, not a unit test's)."""
     make_plan(gpus=None)  # profiles whatever batches the whole catalog needs
-    start = time.perf_counter()
+    made = len(profiles)
     p = make_plan(gpus=None)
-    assert time.perf_counter() - start < 1.0
+    assert len(profiles) == made
     assert len(p.options) > 100
 
 

@@ -172,6 +172,10 @@ class ProfileCache:
     def __init__(self) -> None:
         self._profiles: dict[tuple[object, ...], Profile] = {}
 
+    def __len__(self) -> int:
+        """How many profiles are held: a plan over profiled batches makes no new one (the tests check it)."""
+        return len(self._profiles)
+
     def get(
         self, workload: Workload, *, batch_size: int, precision: Precision, optimizer: OptimizerName,
         seq_len: int | None, image_size: int | None, gpu_kernels: bool = True, activation_checkpointing: str = "none",
