@@ -39,8 +39,7 @@ def pinned_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from gpuwise.bench import calibrate
     from gpuwise.bench.result import Ceilings
     from gpuwise.cli import gpus
-    from gpuwise.hardware.catalog import LocalCPU
-    from gpuwise.hardware.local import machine_key
+    from gpuwise.hardware.local import LocalCPU, machine_key
     from gpuwise.store import open_store
 
     path = tmp_path / "results.db"
