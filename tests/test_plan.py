@@ -36,7 +36,7 @@ from gpuwise.plan import (
 )
 from gpuwise.predict import memory
 from gpuwise.profile import Profile
-from gpuwise.units import HOUR_S, parse_duration, parse_money, parse_positive
+from gpuwise.units import HOUR_S, parse_duration, parse_money, parse_positive, step_time
 from tests.helpers import run_cli, stored_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -361,6 +361,13 @@ def test_parsing_durations_money_and_sizes() -> None:
     for bad in ("48", "h", "48x", "-1h", "0h", ""):
         with pytest.raises(GpuwiseError, match="--deadline"):
             parse_duration(bad)
+
+
+def test_one_step_time_formatter_for_every_table() -> None:
+    """plan's step column (minutes from 10 s), predict's breakdown and train's measured step (three decimals)."""
+    assert step_time(0.0095) == "9.5 ms" and step_time(1.25) == "1.25 s" and step_time(12.0) == "12.00 s"
+    assert step_time(1.2346, places=3) == "1.235 s"
+    assert step_time(12.0, duration_from_s=10) == "12 s" and step_time(600.0, duration_from_s=10) == "10 min"
 
 
 def test_round_batch_and_the_memory_line() -> None:
