@@ -20,7 +20,7 @@ _LAZY = {
     "Option": "gpuwise.predict.option",
     "Plan": "gpuwise.plan",
     "PlanConfig": "gpuwise.plan",
-    "PredictConfig": "gpuwise.plan",
+    "PredictConfig": "gpuwise.predict.single",
     "BenchResult": "gpuwise.bench.result",
     "UserWorkload": "gpuwise.workloads.user",
     "Workload": "gpuwise.workloads.registry",
@@ -51,8 +51,8 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr
     from gpuwise.config import Strategy as Strategy
     from gpuwise.plan import Plan as Plan
     from gpuwise.plan import PlanConfig as PlanConfig
-    from gpuwise.plan import PredictConfig as PredictConfig
     from gpuwise.predict.option import Option as Option
+    from gpuwise.predict.single import PredictConfig as PredictConfig
     from gpuwise.profile.result import Profile as Profile
     from gpuwise.workloads.registry import Workload as Workload
     from gpuwise.workloads.registry import get_workload as get_workload

@@ -97,8 +97,8 @@ def predict(
 ) -> Option:
     """One training step on ``num_gpus`` × ``gpu`` (a catalog name): whether it fits, its time and parts,
     throughput, and where the number comes from. ``precision`` auto: by the GPU (``Option.precision_reason``)."""
-    from gpuwise.plan import PredictConfig
-    from gpuwise.plan import predict as predict_config
+    from gpuwise.predict.single import PredictConfig
+    from gpuwise.predict.single import predict as predict_config
 
     w = workload(spec, make_batch, loss)
     config = PredictConfig(

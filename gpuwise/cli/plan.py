@@ -253,7 +253,7 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
         console.print(options_table(p.options, "every option", p.sample_unit, tokens=tokens, narrow=narrow))
     for note in p.notes:
         console.print(f"note: {note}")
-    from gpuwise.plan import bands_text
+    from gpuwise.predict.bands import bands_text
 
     console.print(
         f"bands (the held-out error gpuwise validate measures): {bands_text()}; cost has the band of time · "

@@ -58,7 +58,8 @@ def predict_command(
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
 ) -> None:
     """Predict one training step on n GPUs of one kind: its time and parts, throughput, memory, provenance."""
-    from gpuwise.plan import PredictConfig, option_dict, predict
+    from gpuwise.plan import option_dict
+    from gpuwise.predict.single import PredictConfig, predict
 
     config = PredictConfig(
         workload=workload,

@@ -30,8 +30,9 @@ from gpuwise.bench.calibrate import cached_ceilings
 from gpuwise.bench.result import Ceilings
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import GPU, Catalog, load_catalog
-from gpuwise.plan import BAND, Option, Plan, ProfileCache
+from gpuwise.plan import Option, Plan, ProfileCache
 from gpuwise.predict import memory
+from gpuwise.predict.bands import BAND
 from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.option import modellable
 from gpuwise.predict.own import OwnPlan
