@@ -37,9 +37,9 @@ from gpuwise.workloads.module import module_workload
 
 if TYPE_CHECKING:
 
-    from gpuwise.bench.result import BenchResult
     from gpuwise.plan import Option, Plan
     from gpuwise.profile.result import Profile
+    from gpuwise.records import BenchResult
 
 __all__ = ["bench", "plan", "predict", "profile", "workload"]
 

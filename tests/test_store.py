@@ -441,3 +441,15 @@ def test_cli_database_mistakes_are_one_line(tmp_path: Path) -> None:
     assert code == 2
     assert err.startswith("gpuwise: error: ") and err.count("\n") == 1
     assert "bad.db is not a gpuwise results database" in err and "--db" in err
+
+
+def test_the_records_sit_below_bench_and_still_import_from_it() -> None:
+    """store.py and hardware/local.py take their records from gpuwise.records, not from gpuwise.bench."""
+    import gpuwise.bench.result as old
+    import gpuwise.records as records
+
+    for name in ("BenchResult", "Ceilings", "Hardware", "Software", "Timing"):
+        assert getattr(old, name) is getattr(records, name)
+    for module in ("gpuwise/store.py", "gpuwise/hardware/local.py"):
+        source = (Path(__file__).parent.parent / module).read_text()
+        assert not re.search(r"^\s*(from|import) gpuwise\.bench", source, re.M), module

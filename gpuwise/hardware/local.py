@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from gpuwise.bench.result import Hardware, Software
 from gpuwise.errors import GpuwiseError
+from gpuwise.records import Hardware, Software
 
 if TYPE_CHECKING:
     from gpuwise.hardware.catalog import Catalog

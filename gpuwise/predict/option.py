@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy
 from gpuwise.display import Displayed, gib, jsonable, seconds
 from gpuwise.hardware.catalog import GPU, Catalog
@@ -37,6 +36,7 @@ from gpuwise.predict.step import GpuStep, as_fp16, cpu_step, fsdp_step, gpu_step
 from gpuwise.profile import profile
 from gpuwise.profile.result import Profile
 from gpuwise.profile.run import has_gpu_kernels
+from gpuwise.records import BenchResult, Ceilings
 from gpuwise.workloads import Workload
 
 GPUS_PER_NODE = parallel.GPUS_PER_NODE

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from gpuwise.bench.calibrate import cached_ceilings
-from gpuwise.bench.result import Ceilings
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import GPU, Catalog, load_catalog
 from gpuwise.plan import Option, Plan, ProfileCache
@@ -39,6 +38,7 @@ from gpuwise.predict.own import OwnPlan
 from gpuwise.predict.roofline import BF16, FP16, FP32, Efficiency, step_time
 from gpuwise.predict.step import cpu_rates, cpu_step, gpu_rates
 from gpuwise.profile.result import Profile
+from gpuwise.records import Ceilings
 from gpuwise.report import measured
 from gpuwise.report.measured import ChecksData, SpeedupData
 from gpuwise.units import HOUR_S

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpuwise.bench.result import BenchResult
 from gpuwise.plan import Plan
 from gpuwise.predict.published import MappedRow, load_published, map_row
 from gpuwise.profile.result import Profile
+from gpuwise.records import BenchResult
 from gpuwise.workloads import Workload
 
 

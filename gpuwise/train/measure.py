@@ -17,8 +17,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpuwise.bench.result import BenchResult
 from gpuwise.config import ActivationCheckpointing, RunSettings, StepConfig, Strategy
+from gpuwise.records import BenchResult
 from gpuwise.train.config import TrainConfig
 from gpuwise.train.loop import TrainResult
 
