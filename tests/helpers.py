@@ -18,11 +18,26 @@ import pytest
 import torch
 from torch import nn
 
-from gpuwise.bench.result import BenchResult, Hardware, Software, Timing
+from gpuwise.bench.result import BenchResult, Ceilings, Hardware, Software, Timing
 from gpuwise.train import checkpoint
 from gpuwise.workloads import Shape, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
+# A made-up CPU (no calibration) and its RAM, for plans and reports that must not depend on this machine.
+CEILINGS = Ceilings(device="cpu", device_name="Test CPU", matmul_tflops={"float32": 0.2, "bfloat16": 0.05},
+                    memory_gbps=10.0, measured_at="2026-01-01T00:00:00+00:00")
+RAM_BYTES = 8 * 2**30
+# A catalog GPU whose name is markup: the report must show it as text.
+EVIL = "<script>alert(1)</script>"
+EVIL_GPU = f"""
+["{EVIL}"]
+vendor = "test"
+memory_gb = 8
+memory_bandwidth_gbps = 300
+fp32_tflops = 12
+pcie_gen = 4
+price_usd_per_hour = 0.30
+"""
 
 
 def make_workload(
@@ -171,3 +186,55 @@ def wait_for_steps(log: Path, process: subprocess.Popen[str], count: int, *, tim
         assert process.poll() is None, process.communicate()
         time.sleep(0.05)
     raise AssertionError(f"fewer than {count} steps in {log} after {timeout_s} s")
+
+
+def page_json(page: str, ident: str) -> Any:
+    """The JSON block ``ident`` of a report page."""
+    import json
+    import re
+
+    match = re.search(rf'<script type="application/json" id="{ident}">(.*?)</script>', page, re.S)
+    assert match, f"no {ident} block"
+    return json.loads(match.group(1))
+
+
+def make_result(**overrides: Any) -> BenchResult:
+    """A plausible GPU measurement; every field set, none at its default."""
+    step_times_s = (0.1012, 0.0998, 0.1005, 0.1021, 0.0993, 0.1009, 0.1001)
+    timing = Timing(median_s=0.1005, p10_s=0.0995, p90_s=0.1017, num_steps=7, num_warmup=3, step_times_s=step_times_s)
+    result = BenchResult(
+        workload="resnet50",
+        family="image classification",
+        sample_unit="image",
+        batch_size=256,
+        seq_len=None,
+        image_size=224,
+        precision="amp-bf16",
+        optimizer="adamw",
+        device="cuda:0",
+        device_name="NVIDIA H100 80GB HBM3",
+        timing=timing,
+        samples_per_s=256 / 0.1005,
+        tokens_per_s=None,
+        training_flops_per_step=6_245_284_462_592,
+        achieved_tflops=6_245_284_462_592 / 0.1005 / 1e12,
+        peak_tflops=742.3,
+        mfu=6_245_284_462_592 / 0.1005 / 1e12 / 742.3,
+        peak_memory_bytes=41_234_567_890,
+        peak_reserved_bytes=44_040_192_000,
+        hardware=Hardware(
+            cpu_model="AMD EPYC 9454 48-Core Processor",
+            cpu_cores=48,
+            cpu_threads=96,
+            ram_bytes=540_000_000_000,
+            gpu_name="NVIDIA H100 80GB HBM3",
+            gpu_memory_bytes=85_520_809_984,
+            gpu_count=8,
+            gpu_driver="550.54.15",
+            cuda_version="12.4",
+        ),
+        software=Software(torch="2.14.1+cu124", torchvision="0.29.1", gpuwise="0.1.0", python="3.11.9"),
+        created_at="2025-03-01T12:00:00+00:00",
+        batch_size_auto=True,
+    )
+    return replace(result, **overrides)

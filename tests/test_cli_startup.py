@@ -131,7 +131,7 @@ def test_the_plan_reads_at_80_columns_and_shows_everything_when_wide(
 ) -> None:
     import sys
 
-    from tests.test_plan import CEILINGS, RAM_BYTES
+    from tests.helpers import CEILINGS, RAM_BYTES
 
     plan_module = sys.modules["gpuwise.plan"]
     monkeypatch.setattr(plan_module, "cached_ceilings", lambda device, store_path=None, **kw: CEILINGS)

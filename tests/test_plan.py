@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 import gpuwise.plan as plan_module
-from gpuwise.bench.result import Ceilings
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import PACKAGED_LABEL, Catalog, parse_catalog_text
 from gpuwise.plan import (
@@ -37,13 +36,10 @@ from gpuwise.plan import (
 from gpuwise.predict import memory
 from gpuwise.profile import Profile
 from gpuwise.units import HOUR_S, parse_duration, parse_money, parse_positive, step_time
-from tests.helpers import run_cli, stored_result
+from tests.helpers import CEILINGS, RAM_BYTES, run_cli, stored_result
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "my_model.py") + ":build"
-CEILINGS = Ceilings(device="cpu", device_name="Test CPU", matmul_tflops={"float32": 0.2, "bfloat16": 0.05},
-                    memory_gbps=10.0, measured_at="2026-01-01T00:00:00+00:00")
-RAM_BYTES = 8 * 2**30
 # resnet18 with AdamW: 178 MiB of weights + gradients + optimizer state, ~21 MiB per sample more.
 # "Tiny" cannot hold that state beside the CUDA context (0.6 GiB), so it needs FSDP (which also holds the
 # largest block, layer4, gathered whole: 8.4M parameters, so only 8 ranks fit at all); "Small"
