@@ -20,8 +20,8 @@ _LAZY = {
     "Option": "gpuwise.predict.option",
     "Plan": "gpuwise.plan",
     "PlanConfig": "gpuwise.plan",
-    "PredictConfig": "gpuwise.plan",
-    "BenchResult": "gpuwise.bench.result",
+    "PredictConfig": "gpuwise.predict.single",
+    "BenchResult": "gpuwise.records",
     "UserWorkload": "gpuwise.workloads.user",
     "Workload": "gpuwise.workloads.registry",
     "get_workload": "gpuwise.workloads.registry",
@@ -43,7 +43,6 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr
     from gpuwise.api import plan as plan
     from gpuwise.api import predict as predict
     from gpuwise.api import profile as profile
-    from gpuwise.bench.result import BenchResult as BenchResult
     from gpuwise.config import ActivationCheckpointing as ActivationCheckpointing
     from gpuwise.config import OptimizerName as OptimizerName
     from gpuwise.config import Precision as Precision
@@ -51,9 +50,10 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr
     from gpuwise.config import Strategy as Strategy
     from gpuwise.plan import Plan as Plan
     from gpuwise.plan import PlanConfig as PlanConfig
-    from gpuwise.plan import PredictConfig as PredictConfig
     from gpuwise.predict.option import Option as Option
+    from gpuwise.predict.single import PredictConfig as PredictConfig
     from gpuwise.profile.result import Profile as Profile
+    from gpuwise.records import BenchResult as BenchResult
     from gpuwise.workloads.registry import Workload as Workload
     from gpuwise.workloads.registry import get_workload as get_workload
     from gpuwise.workloads.registry import list_workloads as list_workloads

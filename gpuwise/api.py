@@ -37,9 +37,9 @@ from gpuwise.workloads.module import module_workload
 
 if TYPE_CHECKING:
 
-    from gpuwise.bench.result import BenchResult
     from gpuwise.plan import Option, Plan
     from gpuwise.profile.result import Profile
+    from gpuwise.records import BenchResult
 
 __all__ = ["bench", "plan", "predict", "profile", "workload"]
 
@@ -97,8 +97,8 @@ def predict(
 ) -> Option:
     """One training step on ``num_gpus`` × ``gpu`` (a catalog name): whether it fits, its time and parts,
     throughput, and where the number comes from. ``precision`` auto: by the GPU (``Option.precision_reason``)."""
-    from gpuwise.plan import PredictConfig
-    from gpuwise.plan import predict as predict_config
+    from gpuwise.predict.single import PredictConfig
+    from gpuwise.predict.single import predict as predict_config
 
     w = workload(spec, make_batch, loss)
     config = PredictConfig(

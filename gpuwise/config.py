@@ -6,6 +6,7 @@ Each default is defined here once; the CLI maps its flags onto these.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Self
@@ -177,3 +178,9 @@ class RunSettings:
         if self.compile:
             parts.append("torch.compile")
         return " · ".join(parts)
+
+
+def check_positive(value: float, flag: str, what: str) -> None:
+    """A finite number above zero (a flag's value, ``what`` says in which unit), else one line naming the flag."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise GpuwiseError(f"{flag} must be a number above zero ({what}), got {value!r}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuwise.errors import GpuwiseError
+from gpuwise.units import step_time
 
 
 class Displayed:
@@ -70,5 +71,5 @@ def gib(num_bytes: float) -> str:
 
 
 def seconds(value: float) -> str:
-    """A step's time: milliseconds below a second."""
-    return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.2f} s"
+    """A step's time: milliseconds below a second (``gpuwise.units.step_time``)."""
+    return step_time(value)

@@ -20,18 +20,20 @@ option is then arithmetic, so the whole catalog plans in well under a second onc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from gpuwise.bench.calibrate import cached_ceilings
-from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy, check_batch_size, check_count
+from gpuwise.config import OptimizerName, Precision, RunSettings, check_batch_size, check_count, check_positive
 from gpuwise.display import Displayed, jsonable
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict import memory
+from gpuwise.predict.bands import BAND as BAND  # BAND, bands_text, PredictConfig, predict: in gpuwise.predict,
+from gpuwise.predict.bands import bands_text as bands_text  # importable from here, where they were first
 from gpuwise.predict.option import (
     GPUS_PER_NODE,
     Option,
@@ -44,7 +46,8 @@ from gpuwise.predict.option import (
 from gpuwise.predict.precision import cpu_precision as auto_cpu
 from gpuwise.predict.precision import gpu_precision as auto_gpu
 from gpuwise.predict.precision import resolve
-from gpuwise.predict.roofline import Efficiency
+from gpuwise.predict.single import PredictConfig as PredictConfig
+from gpuwise.predict.single import predict as predict
 from gpuwise.units import HOUR_S, duration, duration_span, money
 from gpuwise.workloads import Workload, get_workload
 
@@ -52,39 +55,6 @@ __all__ = [
     "BAND", "Option", "Plan", "PlanConfig", "PredictConfig", "ProfileCache", "Recommendation", "Shortfall",
     "bands_text", "pareto_front", "plan", "predict", "recommend",
 ]
-
-# Relative error of each kind of prediction, applied as total × (1 ± error): the error is
-# defined on throughput, (predicted − measured) / measured, as `gpuwise validate` reports it.
-# These come from `gpuwise validate` (benchmarks/RESULTS.md): "measured" from the spread of
-# repeated benches, "extrapolated" from its cross-GPU pairs, "analytical" from its held-out
-# published rows, "analytical-cpu" from the held-out CPU benches (benchmarks/cpu_prediction.py).
-# Update them when the validation numbers change. As of 2026-12-06 10:35 UTC (RESULTS.md, with the
-# wait for the slowest GPU): held-out GPU p90 29.6%, cross-GPU p90 13.0%, held-out CPU p90 27%;
-# "measured" is the spread of repeated CPU benches on a quiet machine (6.6% in bench_stability); each
-# rounded up to a multiple of 5%.
-#
-# An analytical GPU prediction takes the band of its GPU's generation (``analytical:Generation``), as
-# far as that generation was checked (RESULTS.md): Volta and Ampere from validate's held-out p90 (26.3%,
-# 30.8%); Hopper from MLPerf's ResNet-50 on H100/H200 (absolute p90 42.2%, frozen: MLPerf's tuned MXNet
-# against a model of NVIDIA's PyTorch containers) and the LLM runs held out by generation (worst 25%);
-# Ada from MLPerf on L40S (p90 53.8%, frozen; the RTX 4090's TensorFlow rows 21.3%); a generation no
-# published training run checks (Turing, Blackwell, AMD's) gets no less than the worst checked one.
-BAND = {"analytical": 0.30, "analytical-cpu": 0.30, "extrapolated": 0.15, "measured": 0.10,
-        "analytical:Volta": 0.30, "analytical:Ampere": 0.35, "analytical:Hopper": 0.45, "analytical:Ada": 0.55,
-        "analytical:unchecked": 0.55}
-
-
-def bands_text(bands: Mapping[str, float] = BAND) -> str:
-    """The bands as a person reads them: 'analytical on GPUs ±30% Volta, ±45% Ampere, ... ±50% others;
-    analytical on your CPU ±30%, ...'."""
-    by_generation = [(k.split(":", 1)[1], e) for k, e in bands.items() if k.startswith("analytical:")]
-    parts = []
-    if by_generation:
-        parts.append("analytical on GPUs " + ", ".join(
-            f"±{e:.0%} {'other generations' if g == 'unchecked' else g}" for g, e in by_generation))
-    parts += [f"{kind.replace('-cpu', ' on your CPU')} ±{error:.0%}" for kind, error in bands.items()
-              if ":" not in kind and not (by_generation and kind == "analytical")]
-    return ", ".join(parts)
 
 NODE_GPU_COUNTS = (1, 2, 4, 8)  # GPUs in one node
 CLUSTER_NODE_COUNTS = (2, 4, 8)  # nodes of GPUS_PER_NODE GPUs
@@ -142,8 +112,8 @@ class PlanConfig:
         object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
         if self.cpu_threads_per_gpu is not None:
             check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
-        _check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
-        _check_positive(self.epochs, "--epochs", "passes over the data set")
+        check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
+        check_positive(self.epochs, "--epochs", "passes over the data set")
         _check_at_most(self.dataset_size, MAX_DATASET_SIZE, "--dataset-size", "samples (or tokens)")
         _check_at_most(self.epochs, MAX_EPOCHS, "--epochs", "passes")
         _check_at_most(self.dataset_size * self.epochs, MAX_RUN_SIZE, "--dataset-size × --epochs",
@@ -158,49 +128,15 @@ class PlanConfig:
                 raise GpuwiseError("--global-batch splits itself into micro batches × accumulation × GPUs: give it "
                                    "without --batch-size and --grad-accum (or those without --global-batch)")
         if self.deadline_s is not None:
-            _check_positive(self.deadline_s, "--deadline", "a duration")
+            check_positive(self.deadline_s, "--deadline", "a duration")
         if self.budget_usd is not None:
-            _check_positive(self.budget_usd, "--budget", "US dollars")
+            check_positive(self.budget_usd, "--budget", "US dollars")
         if isinstance(self.max_gpus, bool) or not isinstance(self.max_gpus, int) or self.max_gpus < 1:
             raise GpuwiseError(f"--max-gpus must be a positive integer, got {self.max_gpus!r}")
         if self.network_gbits is not None:
-            _check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
+            check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
         if self.gpus is not None and not self.gpus:
             raise GpuwiseError("--gpus names no GPU: give catalog names separated by commas, e.g. --gpus T4,L4")
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    """One option of a plan: a workload on ``num_gpus`` GPUs of one kind."""
-
-    workload: str | Workload  # a name or spec; a Workload object from the Python API
-    gpu: str
-    num_gpus: int = 1
-    batch_size: int | None = None
-    precision: Precision = Precision.AUTO  # auto: by the GPU (gpuwise.predict.precision)
-    optimizer: OptimizerName = OptimizerName.ADAMW
-    seq_len: int | None = None
-    image_size: int | None = None
-    network_gbits: float | None = None  # None: the stated default of the GPU's class
-    catalog_path: Path | None = None
-    settings: RunSettings = field(default_factory=RunSettings)
-    cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
-
-    def __post_init__(self) -> None:
-        if self.cpu_threads_per_gpu is not None:
-            check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
-        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
-        object.__setattr__(self, "precision", Precision.parse(self.precision))
-        object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
-        if isinstance(self.num_gpus, bool) or not isinstance(self.num_gpus, int) or self.num_gpus < 1:
-            raise GpuwiseError(f"--num-gpus must be a positive integer, got {self.num_gpus!r}")
-        if self.batch_size is not None:
-            check_batch_size(self.batch_size)
-        if self.network_gbits is not None:
-            _check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
-        if self.settings.strategy is Strategy.FSDP and self.num_gpus == 1:
-            raise GpuwiseError("--strategy fsdp shards over several GPUs: use --num-gpus N with N >= 2, "
-                               "or --strategy ddp")
 
 
 def _check_at_most(value: float, limit: float, flag: str, what: str) -> None:
@@ -208,10 +144,6 @@ def _check_at_most(value: float, limit: float, flag: str, what: str) -> None:
         raise GpuwiseError(f"{flag} is {value:g}, more than gpuwise plans for ({limit:g} {what}): check the number "
                            "(a typo, or another unit?)")
 
-
-def _check_positive(value: float, flag: str, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise GpuwiseError(f"{flag} must be a number above zero ({what}), got {value!r}")
 
 # ------------------------------------------------------------------ results
 
@@ -475,28 +407,6 @@ def precision_choice(options: Sequence[Option]) -> str:
                  f"the other {len(names)} GPUs" if len(gpu_groups) > 1 else f"all {len(names)} GPUs")
         parts.append(f"{key[0]} on {where} ({key[1]})")
     return "; ".join(parts)
-
-
-def predict(
-    config: PredictConfig, catalog: Catalog | None = None, store_path: Path | None = None, *,
-    profiles: ProfileCache | None = None, efficiency: Efficiency | None = None,
-) -> Option:
-    """One option of a plan in full: ``config.num_gpus`` × ``config.gpu`` (no data set: ``run`` is None).
-    ``efficiency``: other constants than the shipped ones (the fit tries them)."""
-    catalog = catalog if catalog is not None else load_catalog(config.catalog_path)
-    gpu = catalog.get(config.gpu)
-    if not modellable(gpu):
-        raise GpuwiseError(f"cannot predict {gpu.name}: the catalog gives no FP32 rate for it; "
-                           "add fp32_tflops in your catalog file (--catalog PATH)")
-    precision, reason = resolve(config.precision, auto_gpu(gpu))
-    planner = OptionMaker(
-        get_workload(config.workload), batch_size=config.batch_size, precision=precision,
-        optimizer=config.optimizer, seq_len=config.seq_len, image_size=config.image_size,
-        network_gbits=config.network_gbits, catalog=catalog, store_path=store_path,
-        profiles=profiles if profiles is not None else ProfileCache(), bands=BAND, settings=config.settings,
-        efficiency=efficiency, cpu_threads_per_gpu=config.cpu_threads_per_gpu,
-    )
-    return replace(planner.gpu_option(gpu, config.num_gpus), precision_reason=reason)
 
 
 # ------------------------------------------------------------------ front and recommendation

@@ -29,8 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TextIO, get_type_hints
 
-from gpuwise.bench.result import BenchResult, Ceilings, Hardware, Software, Timing
 from gpuwise.errors import GpuwiseError
+from gpuwise.records import BenchResult, Ceilings, Hardware, Software, Timing
 
 ENV_VAR = "GPUWISE_DB"
 BUSY_TIMEOUT_S = 30.0

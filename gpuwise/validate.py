@@ -36,8 +36,8 @@ from gpuwise.predict.roofline import Efficiency
 from gpuwise.workloads import get_workload
 
 if TYPE_CHECKING:
-    from gpuwise.bench.result import BenchResult, Ceilings
     from gpuwise.profile import Profile
+    from gpuwise.records import BenchResult, Ceilings
 
 
 # The blend baseline: throughput scaled by peak^0.3 × bandwidth^0.7, the naive guess that most steps

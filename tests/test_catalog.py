@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gpuwise.bench.result import Ceilings
 from gpuwise.cli.app import get_app
 from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
@@ -20,9 +19,9 @@ from gpuwise.hardware.catalog import (
     PRECISION_FIELDS,
     Catalog,
     load_catalog,
-    local_cpu_entry,
     parse_catalog_text,
 )
+from gpuwise.hardware.local import local_cpu_entry
 
 REQUIRED_GPUS = [
     "V100-SXM2-16GB", "V100-SXM2-32GB", "V100-PCIe-16GB", "T4", "A10", "A10G", "L4", "L40S",
@@ -274,19 +273,18 @@ def test_a_file_that_is_not_utf8_is_a_user_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the local machine
 
 
-def test_local_cpu_entry_without_and_with_ceilings() -> None:
+def test_local_cpu_entry_describes_and_measures_nothing() -> None:
     cpu = local_cpu_entry()
     assert cpu.num_cores >= 1 and cpu.memory_gb > 0 and cpu.model
-    assert cpu.fp32_tflops is None and cpu.peak_tflops("fp32") is None
-    ceilings = Ceilings(device="cpu", device_name=cpu.model, matmul_tflops={"float32": 0.5, "bfloat16": 0.2},
-                        memory_gbps=12.0, measured_at="2026-11-25T12:00:00+00:00")
-    measured = local_cpu_entry(ceilings)
-    assert measured.peak_tflops("fp32") == 0.5 and measured.peak_tflops("tf32") == 0.5
-    assert measured.peak_tflops("amp-bf16") == 0.2 and measured.peak_tflops("amp-fp16") is None
-    assert measured.memory_bandwidth_gbps == 12.0
-    assert "2026-11-25T12:00:00" in measured.sources["fp32_tflops"]
-    with pytest.raises(ValueError, match="CPU's ceilings"):
-        local_cpu_entry(Ceilings("cuda:0", "H100", {"float32": 50.0}, 3000.0, "2026-11-25T12:00:00+00:00"))
+    assert cpu.fp32_tflops is None and cpu.bf16_tflops is None and cpu.memory_bandwidth_gbps is None
+
+
+def test_the_machine_descriptions_still_import_from_the_catalog() -> None:
+    from gpuwise.hardware import catalog, local
+
+    assert catalog.detect_gpus is local.detect_gpus and catalog.local_cpu_entry is local.local_cpu_entry
+    with pytest.raises(AttributeError):
+        _ = catalog.no_such_name
 
 
 # ------------------------------------------------------------------ the command line

@@ -131,7 +131,7 @@ def test_the_plan_reads_at_80_columns_and_shows_everything_when_wide(
 ) -> None:
     import sys
 
-    from tests.test_plan import CEILINGS, RAM_BYTES
+    from tests.helpers import CEILINGS, RAM_BYTES
 
     plan_module = sys.modules["gpuwise.plan"]
     monkeypatch.setattr(plan_module, "cached_ceilings", lambda device, store_path=None, **kw: CEILINGS)
@@ -153,7 +153,8 @@ def test_the_plan_reads_at_80_columns_and_shows_everything_when_wide(
 def test_gpus_are_listed_through_nvidia_smi_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     """`gpuwise gpus` reads nvidia-smi where its numbering is CUDA's; where it may not be, CUDA answers."""
     from gpuwise.hardware import local
-    from gpuwise.hardware.catalog import detect_gpus, load_catalog
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.hardware.local import detect_gpus
 
     catalog = load_catalog()
     name = catalog.get("H100-SXM5-80GB").device_names[0]

@@ -24,7 +24,6 @@ from gpuwise.launch.job import STARTUP_ALLOWANCE_S, Job, TargetOptions, build_jo
 from gpuwise.train.config import Devices
 from gpuwise.train.recommended import FILE_NAME, Recommended
 from tests.helpers import run_cli
-from tests.test_train import db, tiny  # noqa: F401  # fixtures
 
 SCHEMA = Path(__file__).parent / "data" / "kubeflow_pytorchjob_v1_schema.json"
 
@@ -198,7 +197,7 @@ def test_devices_override_for_a_cpu_job() -> None:
     assert "--gpus-per-node" not in text and "export OMP_NUM_THREADS=" in text and "--devices cpu" in text
 
 
-def test_launch_plans_here_and_submits(tiny: str, db: Path, tmp_path: Path,  # noqa: F811
+def test_launch_plans_here_and_submits(tiny: str, db: Path, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --from-plan the command plans with plan's flags; --submit hands the file to sbatch."""
     bin_dir = tmp_path / "bin"

@@ -29,7 +29,6 @@ import pytest
 from gpuwise.train import checkpoint
 from gpuwise.train.recommended import FILE_NAME, Recommended
 from tests.helpers import run_cli
-from tests.test_train import db, tiny  # noqa: F401  # fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "scancel", "scontrol", "sinfo")
@@ -145,7 +144,7 @@ def submit(script: Path, env: dict[str, str]) -> str:
     return done.stdout.strip().split(";")[0]
 
 
-def test_a_generated_job_runs_is_cancelled_and_resumes(slurm: dict[str, str], tiny: str, db: Path,  # noqa: F811
+def test_a_generated_job_runs_is_cancelled_and_resumes(slurm: dict[str, str], tiny: str, db: Path,
                                                         tmp_path: Path) -> None:
     # The plan recommends this CPU for a tiny model; the job spreads it over the two nodes instead.
     rec = Recommended(workload=tiny, batch_size=4, precision="fp32", optimizer="adamw", seq_len=None,

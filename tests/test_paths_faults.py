@@ -11,8 +11,7 @@ import pytest
 
 from gpuwise.errors import GpuwiseError
 from gpuwise.store import open_store
-from tests.helpers import run_cli
-from tests.test_train_faults import tmpfs
+from tests.helpers import run_cli, tmpfs
 
 
 def files_under(folder: Path) -> list[str]:
@@ -135,7 +134,7 @@ def test_predict_reads_the_database_without_creating_one(tmp_path: Path) -> None
 
 
 def test_a_disk_that_fills_while_storing_is_named(tmp_path: Path) -> None:
-    from tests.test_store import make_result
+    from tests.helpers import make_result
 
     with tmpfs(tmp_path / "disk", "1m") as disk, open_store(disk / "r.db") as store:
         store.add(make_result())

@@ -19,7 +19,6 @@ import pytest
 
 import gpuwise.plan as plan_module
 import gpuwise.report.data as data_module
-from gpuwise.bench.result import Ceilings
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import PACKAGED_LABEL, Catalog, parse_catalog_text
 from gpuwise.plan import Plan, PlanConfig, ProfileCache, plan
@@ -29,29 +28,10 @@ from gpuwise.report.charts import GREEN, RED
 from gpuwise.report.data import GPU_OVERHEAD_LABEL
 from gpuwise.report.html import DATA_ID, FIGURES_ID, render, script_json
 from gpuwise.store import open_store
-from tests.helpers import run_cli, stored_result
+from tests.helpers import CEILINGS, EVIL, EVIL_GPU, ROOT, page_json, run_cli, stored_result
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "my_model.py") + ":build"
-CEILINGS = Ceilings(device="cpu", device_name="Test CPU", matmul_tflops={"float32": 0.2, "bfloat16": 0.05},
-                    memory_gbps=10.0, measured_at="2026-01-01T00:00:00+00:00")
-EVIL = "<script>alert(1)</script>"
-EVIL_GPU = f"""
-["{EVIL}"]
-vendor = "test"
-memory_gb = 8
-memory_bandwidth_gbps = 300
-fp32_tflops = 12
-pcie_gen = 4
-price_usd_per_hour = 0.30
-"""
 GPUS = ("T4", "L4", "H100-SXM5-80GB", EVIL)
-
-
-def page_json(page: str, ident: str) -> Any:
-    match = re.search(rf'<script type="application/json" id="{ident}">(.*?)</script>', page, re.S)
-    assert match, f"no {ident} block"
-    return json.loads(match.group(1))
 
 
 @pytest.fixture(scope="module")
@@ -301,11 +281,12 @@ def test_report_cli_checks_the_output_first(tmp_path: Path, monkeypatch: pytest.
     assert re.search(message, lines[0]), lines[0]
 
 
-def test_report_cli_rejects_what_a_page_cannot_be(tmp_path: Path) -> None:
-    code, out, err = run_cli("report", "resnet18", "--dataset-size", "1e6", "--epochs", "1", "--json",
+@pytest.mark.parametrize("flag", ["--json", "--all"])
+def test_report_has_no_json_or_all(tmp_path: Path, flag: str) -> None:
+    """A page is not JSON (plan --json is) and the page's chart already shows every option: no such flags."""
+    code, out, err = run_cli("report", "resnet18", "--dataset-size", "1e6", "--epochs", "1", flag,
                              "-o", str(tmp_path / "r.html"))
-    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
-    assert err.startswith("gpuwise: error: --json: gpuwise report writes an HTML page, not JSON")
+    assert code == 2 and out == "" and f"No such option: {flag}" in err
     assert not (tmp_path / "r.html").exists()
 
 

@@ -23,9 +23,9 @@ import pytest
 
 import gpuwise.plan as plan_module
 import gpuwise.report.data as data_module
+from gpuwise.report.html import FIGURES_ID
 from gpuwise.store import open_store
-from tests.helpers import run_cli, stored_result
-from tests.test_report import CEILINGS, EVIL, EVIL_GPU, FIGURES_ID, ROOT, page_json
+from tests.helpers import CEILINGS, EVIL, EVIL_GPU, ROOT, page_json, run_cli, stored_result
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 DRIVER = ("chromedriver",)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from gpuwise.bench.result import BenchResult, Ceilings, Hardware, Software, Timing
+from gpuwise.bench.result import BenchResult, Ceilings, Hardware
 from gpuwise.cli.app import get_app
 from gpuwise.errors import GpuwiseError
 from gpuwise.store import (
@@ -28,48 +28,7 @@ from gpuwise.store import (
     migrate,
     open_store,
 )
-
-
-def make_result(**overrides: Any) -> BenchResult:
-    """A plausible GPU measurement; every field set, none at its default."""
-    step_times_s = (0.1012, 0.0998, 0.1005, 0.1021, 0.0993, 0.1009, 0.1001)
-    timing = Timing(median_s=0.1005, p10_s=0.0995, p90_s=0.1017, num_steps=7, num_warmup=3, step_times_s=step_times_s)
-    result = BenchResult(
-        workload="resnet50",
-        family="image classification",
-        sample_unit="image",
-        batch_size=256,
-        seq_len=None,
-        image_size=224,
-        precision="amp-bf16",
-        optimizer="adamw",
-        device="cuda:0",
-        device_name="NVIDIA H100 80GB HBM3",
-        timing=timing,
-        samples_per_s=256 / 0.1005,
-        tokens_per_s=None,
-        training_flops_per_step=6_245_284_462_592,
-        achieved_tflops=6_245_284_462_592 / 0.1005 / 1e12,
-        peak_tflops=742.3,
-        mfu=6_245_284_462_592 / 0.1005 / 1e12 / 742.3,
-        peak_memory_bytes=41_234_567_890,
-        peak_reserved_bytes=44_040_192_000,
-        hardware=Hardware(
-            cpu_model="AMD EPYC 9454 48-Core Processor",
-            cpu_cores=48,
-            cpu_threads=96,
-            ram_bytes=540_000_000_000,
-            gpu_name="NVIDIA H100 80GB HBM3",
-            gpu_memory_bytes=85_520_809_984,
-            gpu_count=8,
-            gpu_driver="550.54.15",
-            cuda_version="12.4",
-        ),
-        software=Software(torch="2.14.1+cu124", torchvision="0.29.1", gpuwise="0.1.0", python="3.11.9"),
-        created_at="2025-03-01T12:00:00+00:00",
-        batch_size_auto=True,
-    )
-    return replace(result, **overrides)
+from tests.helpers import make_result
 
 
 def make_cpu_result(**overrides: Any) -> BenchResult:
@@ -441,3 +400,15 @@ def test_cli_database_mistakes_are_one_line(tmp_path: Path) -> None:
     assert code == 2
     assert err.startswith("gpuwise: error: ") and err.count("\n") == 1
     assert "bad.db is not a gpuwise results database" in err and "--db" in err
+
+
+def test_the_records_sit_below_bench_and_still_import_from_it() -> None:
+    """store.py and hardware/local.py take their records from gpuwise.records, not from gpuwise.bench."""
+    import gpuwise.bench.result as old
+    import gpuwise.records as records
+
+    for name in ("BenchResult", "Ceilings", "Hardware", "Software", "Timing"):
+        assert getattr(old, name) is getattr(records, name)
+    for module in ("gpuwise/store.py", "gpuwise/hardware/local.py"):
+        source = (Path(__file__).parent.parent / module).read_text()
+        assert not re.search(r"^\s*(from|import) gpuwise\.bench", source, re.M), module

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_train import TINY
+from tests.helpers import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
 

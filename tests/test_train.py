@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import textwrap
 from pathlib import Path
@@ -10,65 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from gpuwise.bench.result import Ceilings
 from gpuwise.config import Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.train import checkpoint
 from gpuwise.train.config import Devices, TrainConfig, parse_devices
 from gpuwise.train.launch import WORKER_ENV, Nodes, build_launch, format_launch
-from tests.helpers import run_cli
-
-# A tiny classifier with dropout (so resume must restore the RNG), written to a file so that
-# subprocesses (torchrun workers) can load it as path/to/file.py:factory. GPUWISE_TEST_STEP_LOG
-# makes each step append a line (to count the steps a killed run did); GPUWISE_TEST_STEP_SLEEP_S
-# slows steps down so that a test can kill a run in the middle.
-TINY = textwrap.dedent('''
-    import os, time
-    import torch
-    from torch import nn
-    from gpuwise.workloads.user import UserWorkload
-
-    def loss(model, batch):
-        log = os.environ.get("GPUWISE_TEST_STEP_LOG")
-        if log:
-            with open(log, "a") as f:
-                f.write("step\\n")
-        time.sleep(float(os.environ.get("GPUWISE_TEST_STEP_SLEEP_S", "0")))
-        x, y = batch
-        return nn.functional.cross_entropy(model(x), y)
-
-    def build():
-        model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 4))
-        return UserWorkload(model=model, make_batch=lambda n: (torch.randn(n, 16), torch.randint(0, 4, (n,))),
-                            loss=loss, default_batch_size=4)
-''')
-
-
-@pytest.fixture
-def tiny(tmp_path: Path) -> str:
-    path = tmp_path / "tiny.py"
-    path.write_text(TINY)
-    return f"{path}:build"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """A results database with this CPU's ceilings stored, so no test spends time calibrating."""
-    from gpuwise.hardware.local import device_name, machine_key
-    from gpuwise.store import open_store
-
-    path = tmp_path / "results.db"
-    ceilings = Ceilings("cpu", device_name("cpu"), {"float32": 0.2, "bfloat16": 0.2, "float16": 0.1}, 10.0,
-                        dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    with open_store(path) as store:
-        store.put_ceilings(ceilings, machine_key())
-    return path
-
-
-def params(folder: Path) -> dict[str, torch.Tensor]:
-    found = checkpoint.find(folder)
-    assert found is not None
-    return checkpoint.read_model(found.path)
+from tests.helpers import params, run_cli
 
 
 def train(*args: str) -> tuple[int, str, str]:
@@ -331,6 +277,7 @@ def test_plan_without_a_saved_plan_is_one_line(tmp_path: Path) -> None:
     assert code == 2 and "no plan saved yet" in err
 
 
+@pytest.mark.slow
 def test_end_to_end_on_a_real_image_folder(db: Path, tmp_path: Path) -> None:
     from gpuwise.train.toydata import make_images
 
@@ -344,8 +291,13 @@ def test_end_to_end_on_a_real_image_folder(db: Path, tmp_path: Path) -> None:
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3  # it learns the shapes
 
 
-def test_a_step_too_big_for_this_machine_is_refused_before_allocating(db: Path) -> None:
-    # Llama-2 7B's fp32 weights alone are 27 GB: the estimate refuses it in one line, nothing is built.
+def test_a_step_too_big_for_this_machine_is_refused_before_allocating(db: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Llama-2 7B's fp32 weights alone are 27 GB: the estimate refuses it in one line, nothing is built. The
+    # machine is given 16 GiB free, so the refusal does not depend on the host's RAM.
+    from gpuwise.hardware import local
+
+    monkeypatch.setattr(local, "free_memory_bytes", lambda device: 16 * 2**30)
     code, _, err = run_cli("train", "llama-7b", "--seq-len", "64", "--batch-size", "1", "--steps", "1", "--db", str(db))
     assert code == 2 and "does not fit on the CPU even at batch 1" in err and "gpuwise plan" in err
     assert len(err.strip().splitlines()) == 1

@@ -318,6 +318,17 @@ def test_synthetic_only_workloads_say_so(tmp_path: Path, name: str) -> None:
     assert f"workload '{name}' trains on synthetic data only; use --data synthetic" in _error(name, tmp_path)
 
 
+def test_every_zoo_workload_names_a_known_layout_or_none() -> None:
+    """The registry entry names its layout; the family string is only what `gpuwise workloads` shows."""
+    from gpuwise.train.data import LAYOUTS
+    from gpuwise.workloads import list_workloads
+
+    layouts = {w.name: w.data_layout for w in list_workloads()}
+    assert set(layouts.values()) - {None} == set(LAYOUTS)  # every layout is used, and no other name
+    assert layouts["resnet50"] == "images" and layouts["deepspeech2"] == "speech" and layouts["gpt2"] == "tokens"
+    assert layouts["gnmt"] is None and layouts["bert-large-squad"] is None
+
+
 def test_a_user_workload_trains_on_its_own_batches(tmp_path: Path) -> None:
     workload = make_workload(lambda: torch.nn.Linear(2, 1), lambda n: torch.randn(n, 2), lambda m, b: m(b).sum())
     workload = Workload(**{**workload.__dict__, "family": "user"})

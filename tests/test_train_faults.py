@@ -7,41 +7,14 @@ import contextlib
 import hashlib
 import json
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 from gpuwise.train import checkpoint
-from tests.helpers import run_cli
-from tests.test_train import TINY
-
-
-@pytest.fixture
-def tiny(tmp_path: Path) -> str:
-    path = tmp_path / "tiny.py"
-    path.write_text(TINY)
-    return f"{path}:build"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """A results database with this CPU's ceilings stored, so no test spends time calibrating."""
-    import datetime as dt
-
-    from gpuwise.bench.result import Ceilings
-    from gpuwise.hardware.local import device_name, machine_key
-    from gpuwise.store import open_store
-
-    path = tmp_path / "results.db"
-    ceilings = Ceilings("cpu", device_name("cpu"), {"float32": 0.2, "bfloat16": 0.2, "float16": 0.1}, 10.0,
-                        dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    with open_store(path) as store:
-        store.put_ceilings(ceilings, machine_key())
-    return path
+from tests.helpers import TINY, run_cli, tmpfs
 
 
 def train(*args: str) -> tuple[int, str, str]:
@@ -53,20 +26,6 @@ def one_line_error(code: int, err: str, *expected: str) -> None:
     assert err.count("\n") == 1 and "Traceback" not in err, err
     for text in expected:
         assert text in err, err
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, size: str, *options: str) -> Iterator[Path]:
-    """A small tmpfs mounted at ``where`` (root only); the test is skipped where mounting is not allowed."""
-    where.mkdir(parents=True, exist_ok=True)
-    opts = ",".join([f"size={size}", *options])
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}): needs root")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 # ------------------------------------------------------------------ 1. resume restores the run
@@ -263,7 +222,7 @@ def test_seeds_are_bounded_and_the_largest_trains(tiny: str, db: Path) -> None:
 
 
 def test_a_second_run_into_a_folder_being_written_is_refused(tiny: str, db: Path, tmp_path: Path) -> None:
-    from tests.test_train_processes import finish, gpuwise
+    from tests.helpers import finish, gpuwise
 
     run = tmp_path / "run"
     first = gpuwise("train", tiny, "--steps", "30", "--checkpoint-dir", str(run), "--db", str(db),

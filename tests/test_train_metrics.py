@@ -11,7 +11,6 @@ import pytest
 from gpuwise.train.metrics import FILE_NAME, read
 from gpuwise.train.schedule import LRSchedule
 from tests.helpers import run_cli
-from tests.test_train import db, tiny  # noqa: F401  # fixtures
 
 
 def test_warmup_then_each_schedule() -> None:
@@ -24,7 +23,7 @@ def test_warmup_then_each_schedule() -> None:
     assert LRSchedule(1.0, 0, "constant", 5).factor(4) == 1.0
 
 
-def test_each_step_is_logged_with_the_scheduled_rate(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_each_step_is_logged_with_the_scheduled_rate(tiny: str, db: Path, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     code, out, err = run_cli("train", tiny, "--steps", "10", "--synthetic-samples", "64", "--lr", "0.004",
                              "--warmup-steps", "3", "--lr-schedule", "cosine", "--weight-decay", "0.1",
@@ -43,7 +42,7 @@ def test_each_step_is_logged_with_the_scheduled_rate(tiny: str, db: Path, tmp_pa
     assert "logs" in run_cli("results", "--db", str(db))[1]
 
 
-def test_tensorboard_gets_the_same_scalars(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_tensorboard_gets_the_same_scalars(tiny: str, db: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard", reason="the tensorboard extra (pip install 'gpuwise[tensorboard]')")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -56,7 +55,7 @@ def test_tensorboard_gets_the_same_scalars(tiny: str, db: Path, tmp_path: Path) 
     assert losses == pytest.approx([m["loss"] for m in read(logs / FILE_NAME)], rel=1e-6)
 
 
-def test_without_the_flags_the_rate_is_the_optimizers_and_the_header_says_so(tiny: str, db: Path,  # noqa: F811
+def test_without_the_flags_the_rate_is_the_optimizers_and_the_header_says_so(tiny: str, db: Path,
                                                                             tmp_path: Path) -> None:
     run = tmp_path / "run"
     code, out, _ = run_cli("train", tiny, "--steps", "3", "--synthetic-samples", "64", "--checkpoint-dir", str(run),
@@ -74,12 +73,12 @@ def test_without_the_flags_the_rate_is_the_optimizers_and_the_header_says_so(tin
     (["--warmup-steps", "-2"], "--warmup-steps must be a whole number"),
     (["--weight-decay", "-0.1"], "--weight-decay must be a number of at least zero"),
 ])
-def test_bad_schedule_flags_are_one_line(tiny: str, args: list[str], message: str) -> None:  # noqa: F811
+def test_bad_schedule_flags_are_one_line(tiny: str, args: list[str], message: str) -> None:
     code, _, err = run_cli("train", tiny, "--steps", "1", *args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_a_bare_resume_continues_the_schedule(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_a_bare_resume_continues_the_schedule(tiny: str, db: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     schedule = ["--lr", "0.01", "--warmup-steps", "2", "--lr-schedule", "linear", "--weight-decay", "0.05"]
     assert run_cli("train", tiny, "--steps", "4", "--synthetic-samples", "64", *schedule, "--checkpoint-dir",

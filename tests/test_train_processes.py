@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,38 +12,11 @@ import torch
 
 from gpuwise.train import checkpoint
 from gpuwise.train.distributed import parameter_digest
-from tests.helpers import run_cli
-from tests.test_train import db, params, tiny  # noqa: F401  # fixtures
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def gpuwise(*args: str, env: dict[str, str] | None = None, **kw: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gpuwise.cli", *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}, **kw,  # type: ignore[arg-type]
-    )
-
-
-def finish(process: subprocess.Popen[str], timeout_s: float = 300) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=timeout_s)
-    return process.returncode, out, err
-
-
-def wait_for_checkpoint(folder: Path, process: subprocess.Popen[str], *, min_step: int = 1,
-                        timeout_s: float = 180) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = checkpoint.find(folder) if folder.is_dir() else None
-        if found is not None and found.step >= min_step:
-            return found.step
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint in {folder} after {timeout_s} s")
+from tests.helpers import descendants, finish, gpuwise, params, run_cli, wait_for_checkpoint, wait_for_steps
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_cpu_processes_through_torchrun_end_identical(strategy: str, tiny: str, db: Path,  # noqa: F811
+def test_two_cpu_processes_through_torchrun_end_identical(strategy: str, tiny: str, db: Path,
                                                           tmp_path: Path) -> None:
     out_dir = tmp_path / strategy
     code, out, err = finish(gpuwise(
@@ -62,7 +32,7 @@ def test_two_cpu_processes_through_torchrun_end_identical(strategy: str, tiny: s
     assert result["comparison"]["provenance"] == "no prediction: plan does not model 2 CPU processes"
 
 
-def test_ddp_and_fsdp_train_the_same_model(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_ddp_and_fsdp_train_the_same_model(tiny: str, db: Path, tmp_path: Path) -> None:
     """Same seed, same shards, averaged gradients: the two strategies reach the same parameters."""
     for strategy in ("ddp", "fsdp"):
         code, _, err = finish(gpuwise(
@@ -75,7 +45,7 @@ def test_ddp_and_fsdp_train_the_same_model(tiny: str, db: Path, tmp_path: Path) 
         torch.testing.assert_close(fsdp[name], ddp[name])
 
 
-def test_kill_9_then_resume_loses_only_the_steps_since_the_checkpoint(tiny: str, db: Path,  # noqa: F811
+def test_kill_9_then_resume_loses_only_the_steps_since_the_checkpoint(tiny: str, db: Path,
                                                                      tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     run, log = tmp_path / "run", tmp_path / "steps.log"
@@ -83,8 +53,8 @@ def test_kill_9_then_resume_loses_only_the_steps_since_the_checkpoint(tiny: str,
     common = ["--steps", str(total), "--synthetic-samples", "24", "--db", str(db)]
     process = gpuwise("train", tiny, *common, "--checkpoint-dir", str(run), "--checkpoint-every", str(every),
                       env={"GPUWISE_TEST_STEP_LOG": str(log), "GPUWISE_TEST_STEP_SLEEP_S": "0.15"})
-    wait_for_checkpoint(run, process, min_step=2 * every)  # two checkpoints: one to fall back to
-    time.sleep(0.3)  # and a step or two more
+    saved = wait_for_checkpoint(run, process, min_step=2 * every)  # two checkpoints: one to fall back to
+    wait_for_steps(log, process, saved + 1)  # and a step past it, so the kill loses work
     process.kill()  # SIGKILL: no handler runs
     process.communicate()
     done_before_kill = log.read_text().count("step")
@@ -108,7 +78,7 @@ def test_kill_9_then_resume_loses_only_the_steps_since_the_checkpoint(tiny: str,
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_finishes_the_step_saves_and_exits(signum: int, code: int, tiny: str, db: Path,  # noqa: F811
+def test_a_signal_finishes_the_step_saves_and_exits(signum: int, code: int, tiny: str, db: Path,
                                                     tmp_path: Path) -> None:
     run = tmp_path / "run"
     process = gpuwise("train", tiny, "--steps", "400", "--checkpoint-dir", str(run), "--checkpoint-every", "1",
@@ -128,23 +98,6 @@ def test_a_signal_finishes_the_step_saves_and_exits(signum: int, code: int, tiny
 # ------------------------------------------------------------------ issue 13: sharded checkpoints, accumulation
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (from /proc: Linux), children first."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended while we looked
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
-
-
 def run_ok(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
     code, out, err = finish(gpuwise("train", *args, "--json", env=env))
     assert code == 0, err[-3000:]
@@ -153,7 +106,7 @@ def run_ok(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_fsdp_writes_sharded_checkpoints_and_resumes_on_four_and_back_on_two(tiny: str, db: Path,  # noqa: F811
+def test_fsdp_writes_sharded_checkpoints_and_resumes_on_four_and_back_on_two(tiny: str, db: Path,
                                                                              tmp_path: Path) -> None:
     """DCP reshards: a checkpoint of 2 processes resumes on 4, and theirs on 2, each continuing the epoch
     at the sample where it stopped (the parameters are not compared: synthetic batches are made per
@@ -180,7 +133,7 @@ def test_fsdp_writes_sharded_checkpoints_and_resumes_on_four_and_back_on_two(tin
 
 
 @pytest.mark.slow
-def test_fsdp_kill_9_mid_run_then_resume_is_exact(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_fsdp_kill_9_mid_run_then_resume_is_exact(tiny: str, db: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     common = ["--devices", "cpu:2", "--strategy", "fsdp", "--steps", "40", "--grad-accum", "2",
               "--synthetic-samples", "48", "--db", str(db)]
@@ -206,7 +159,7 @@ def test_fsdp_kill_9_mid_run_then_resume_is_exact(tiny: str, db: Path, tmp_path:
 
 
 @pytest.mark.slow
-def test_ddp_accumulates_without_sync_and_fsdp_runs_bf16(tiny: str, db: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_ddp_accumulates_without_sync_and_fsdp_runs_bf16(tiny: str, db: Path, tmp_path: Path) -> None:
     ddp = run_ok(tiny, "--devices", "cpu:2", "--grad-accum", "2", "--steps", "3", "--synthetic-samples", "40",
                  "--db", str(db))
     assert ddp["ranks_agree"] and ddp["grad_accum"] == 2

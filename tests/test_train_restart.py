@@ -12,9 +12,7 @@ import torch
 
 from gpuwise.train.config import Devices
 from gpuwise.train.launch import worker_devices
-from tests.helpers import run_cli
-from tests.test_train import db, params, tiny  # noqa: F401  # fixtures
-from tests.test_train_processes import descendants, finish, gpuwise, wait_for_checkpoint
+from tests.helpers import descendants, finish, gpuwise, params, run_cli, wait_for_checkpoint
 
 
 def rank_of(pid: int) -> int | None:
@@ -30,7 +28,7 @@ def rank_of(pid: int) -> int | None:
 
 
 @pytest.mark.slow
-def test_a_killed_worker_restarts_and_ends_like_an_uninterrupted_run(tiny: str, db: Path,  # noqa: F811
+def test_a_killed_worker_restarts_and_ends_like_an_uninterrupted_run(tiny: str, db: Path,
                                                                       tmp_path: Path) -> None:
     run, whole = tmp_path / "run", tmp_path / "whole"
     common = ["--devices", "cpu:2", "--steps", "16", "--synthetic-samples", "64", "--checkpoint-every", "2",
@@ -52,7 +50,7 @@ def test_a_killed_worker_restarts_and_ends_like_an_uninterrupted_run(tiny: str, 
         torch.testing.assert_close(resumed[name], uninterrupted[name])
 
 
-def test_max_restarts_needs_several_processes(tiny: str) -> None:  # noqa: F811
+def test_max_restarts_needs_several_processes(tiny: str) -> None:
     code, _, err = run_cli("train", tiny, "--devices", "cpu", "--max-restarts", "2", "--steps", "1")
     assert code == 2 and "--max-restarts restarts torchrun's workers" in err
 

@@ -29,9 +29,9 @@ from typing import Protocol
 import torch
 
 from gpuwise.bench.protocol import cuda_sync, time_steps
-from gpuwise.bench.result import Ceilings
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.local import check_device, cpu_cache_bytes, device_name, free_memory_bytes, machine_key
+from gpuwise.records import Ceilings
 
 Clock = Callable[[], float]
 Sync = Callable[[], None]

@@ -12,8 +12,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from gpuwise.bench.result import Timing
 from gpuwise.errors import GpuwiseError
+from gpuwise.records import Timing
 
 
 def check_counts(steps: int, warmup: int) -> None:

@@ -20,11 +20,11 @@ import torch
 from gpuwise import recompute
 from gpuwise.bench import autobatch
 from gpuwise.bench.protocol import check_counts, cuda_sync, time_steps
-from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, check_batch_size
 from gpuwise.errors import GpuwiseError
 from gpuwise.profile.run import profile_step
 from gpuwise.profile.tracer import LiveMemory, StepTracer
+from gpuwise.records import BenchResult, Ceilings
 from gpuwise.workloads import Workload, get_workload
 from gpuwise.workloads.registry import Batch, Shape
 

@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gpuwise.bench.result import Ceilings
 from gpuwise.cli.app import DB_OPTION, QUIET_OPTION, app, user_errors
 from gpuwise.cli.format import console
 from gpuwise.cli.progress import working
+from gpuwise.records import Ceilings
 
 
 @app.command("calibrate")

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from gpuwise.display import gib, si  # the results' own formatters: one way to write a number
 
-def si(value: float, unit: str = "") -> str:
-    """1.23e9 -> '1.23 G' + unit."""
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}".rstrip()
-
-
-def gib(nbytes: float) -> str:
-    if abs(nbytes) >= 1024**3:
-        return f"{nbytes / 1024**3:.2f} GiB"
-    return f"{nbytes / 1024**2:.1f} MiB"
+__all__ = ["NARROW_BELOW_COLUMNS", "console", "count", "gib", "is_narrow", "params_short", "si"]
 
 
 def count(n: int) -> str:

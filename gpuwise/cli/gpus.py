@@ -14,15 +14,8 @@ from gpuwise.cli.app import app, user_errors
 from gpuwise.cli.format import NARROW_BELOW_COLUMNS, is_narrow
 from gpuwise.cli.format import console as cli_console
 from gpuwise.errors import GpuwiseError
-from gpuwise.hardware.catalog import (
-    GPU,
-    PACKAGED_LABEL,
-    DetectedGPU,
-    LocalCPU,
-    detect_gpus,
-    load_catalog,
-    local_cpu_entry,
-)
+from gpuwise.hardware.catalog import GPU, PACKAGED_LABEL, load_catalog
+from gpuwise.hardware.local import DetectedGPU, LocalCPU, detect_gpus, local_cpu_entry
 
 
 @app.command("gpus")

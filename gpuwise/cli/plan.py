@@ -48,7 +48,7 @@ from gpuwise.cli.progress import working
 from gpuwise.config import Precision, RunSettings
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict import parallel
-from gpuwise.units import duration, duration_span, money, parse_duration, parse_money, parse_positive
+from gpuwise.units import duration, duration_span, money, parse_duration, parse_money, parse_positive, step_time
 
 if TYPE_CHECKING:
     from gpuwise.plan import Option, Plan, PlanConfig
@@ -253,7 +253,7 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
         console.print(options_table(p.options, "every option", p.sample_unit, tokens=tokens, narrow=narrow))
     for note in p.notes:
         console.print(f"note: {note}")
-    from gpuwise.plan import bands_text
+    from gpuwise.predict.bands import bands_text
 
     console.print(
         f"bands (the held-out error gpuwise validate measures): {bands_text()}; cost has the band of time · "
@@ -317,7 +317,7 @@ def options_table(
             cells |= {
                 "batch": f"{o.batch_size} × {o.settings.grad_accum} × {o.num_gpus}"
                 + (" FSDP" if o.strategy == "FSDP" else "") + (" ↓" if o.batch_reduced else ""),
-                "global": f"{o.global_batch_size:,}", "step": _ms(o.step.step_s),
+                "global": f"{o.global_batch_size:,}", "step": step_time(o.step.step_s, duration_from_s=10),
                 "rate": f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}", "epoch": duration(run.epoch_s),
                 "total (band)": _total(run.total_s, run.total_low_s, run.total_high_s, narrow=narrow),
                 "cost": _cost(o),
@@ -343,7 +343,3 @@ def _cost(o: Option) -> str:
     if not o.is_gpu:
         return "$0 (yours)"
     return "no price" if o.run.cost_usd is None else money(o.run.cost_usd)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s" if seconds < 10 else duration(seconds)

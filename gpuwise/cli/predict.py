@@ -30,6 +30,7 @@ from gpuwise.cli.app import (
 from gpuwise.cli.format import console, gib
 from gpuwise.cli.plan import AUTO_PRECISION_OPTION, CATALOG_HELP, NETWORK_HELP, network_gbits
 from gpuwise.config import Precision
+from gpuwise.units import step_time
 
 if TYPE_CHECKING:
     from gpuwise.plan import Option
@@ -57,7 +58,8 @@ def predict_command(
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
 ) -> None:
     """Predict one training step on n GPUs of one kind: its time and parts, throughput, memory, provenance."""
-    from gpuwise.plan import PredictConfig, option_dict, predict
+    from gpuwise.plan import option_dict
+    from gpuwise.predict.single import PredictConfig, predict
 
     config = PredictConfig(
         workload=workload,
@@ -96,7 +98,8 @@ def render(o: Option, workload: str, console: Console) -> None:
     console.print(f"fits: {memory} (CUDA context and allocator included), {how}, {batch}; global batch "
                   f"{o.global_batch_size:,}")
     s = o.step
-    console.print(f"step: {_ms(s.step_s)} ({_ms(s.step_low_s)}–{_ms(s.step_high_s)}, ±{o.band:.0%}) · "
+    console.print(f"step: {step_time(s.step_s)} ({step_time(s.step_low_s)}–{step_time(s.step_high_s)}, "
+                  f"±{o.band:.0%}) · "
                   f"{o.provenance} · bound: {o.bound}")
     console.print("what makes up the step (the roofline model's parts, one GPU)")  # a title would wrap to the table
     table = Table()
@@ -116,7 +119,7 @@ def render(o: Option, workload: str, console: Console) -> None:
         rows.append((f"waiting for the slowest of {o.num_gpus} GPUs", s.sync_s))
     rows.append(("step", s.step_s))
     for name, seconds in rows:
-        table.add_row(name, _ms(seconds))
+        table.add_row(name, step_time(seconds))
     console.print(table)
     if s.input_ceiling_samples_per_s is not None:
         binds = "it binds: the GPUs wait for images" if o.bound == "input pipeline" else "it does not bind"
@@ -129,7 +132,3 @@ def render(o: Option, workload: str, console: Console) -> None:
     console.print(f"throughput over {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''}: {rate}")
     for note in o.notes:
         console.print(f"note: {note}")
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"

@@ -34,7 +34,6 @@ from gpuwise.cli.own import (
     plan_ownership,
 )
 from gpuwise.cli.plan import (
-    ALL_OPTION,
     AUTO_PRECISION_OPTION,
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
@@ -44,14 +43,12 @@ from gpuwise.cli.plan import (
     EPOCHS_OPTION,
     GLOBAL_BATCH_OPTION,
     GPUS_OPTION,
-    JSON_OPTION,
     MAX_GPUS_OPTION,
     NETWORK_OPTION,
     UNIT_OPTION,
     plan_config,
 )
 from gpuwise.cli.progress import working
-from gpuwise.errors import GpuwiseError
 
 
 @app.command("report")
@@ -79,8 +76,6 @@ def report_command(
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
-    as_json: bool = JSON_OPTION,
-    show_all: bool = ALL_OPTION,
     output: Path = typer.Option(Path("gpuwise-report.html"), "--output", "-o", metavar="PATH",
                                 help="The HTML file to write."),
     own: bool = OWN_OPTION,
@@ -91,11 +86,6 @@ def report_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Write the plan as one HTML page: recommendation, time vs cost, roofline, memory, measurements."""
-    if as_json:
-        raise GpuwiseError("--json: gpuwise report writes an HTML page, not JSON; for the numbers use "
-                           "gpuwise plan --json with the same options")
-    # --all is accepted and changes nothing: the page's time-vs-cost chart already shows every option.
-    del show_all
     owning = own_config(own, electricity=electricity, lifetime_years=lifetime_years, utilization=utilization,
                         runs_per_month=runs_per_month)
     with working("loading torch and the workload", quiet=quiet) as say:

@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gpuwise.bench.result import BenchResult
 from gpuwise.cli.app import DB_OPTION, app, user_errors
 from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, gib, is_narrow
+from gpuwise.records import BenchResult
 from gpuwise.store import ENV_VAR, default_db_path, export_format, export_results, open_store
 
 

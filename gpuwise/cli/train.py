@@ -34,6 +34,7 @@ from gpuwise.train.launch import (
     restart_resume,
     worker_devices,
 )
+from gpuwise.units import step_time
 
 EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -368,13 +369,15 @@ def _render(result: Any, c: Any, console: Console) -> None:
                   f"(epoch {result.epoch + 1}){loss}")
     t = result.timing
     if t is not None:
-        console.print(f"measured: {_s(t.median_s)} per step (median; p10–p90 {_s(t.p10_s)}–{_s(t.p90_s)}; "
+        console.print(f"measured: {_step_time(t.median_s)} per step (median; p10–p90 {_step_time(t.p10_s)}–"
+                      f"{_step_time(t.p90_s)}; "
                       f"{t.num_steps} timed steps after {t.num_warmup} warm-up) · "
                       f"{result.samples_per_s * per_sample:,.1f} {unit}/s")
     if c is not None:
         if c.predicted_step_s is not None:
             rate = result.batch_size * result.grad_accum * result.world_size * per_sample / c.predicted_step_s
-            console.print(f"predicted: {_s(c.predicted_step_s)} per step · {rate:,.1f} {unit}/s ({c.provenance}) · "
+            console.print(f"predicted: {_step_time(c.predicted_step_s)} per step · {rate:,.1f} {unit}/s "
+                          f"({c.provenance}) · "
                           f"error {c.error:+.1%} (on throughput: (predicted − measured) / measured)")
         elif c.provenance:
             console.print(c.provenance)
@@ -403,8 +406,9 @@ def _print_launch(launch: Launch, devices: Devices, num_gpus: int, note: str) ->
         print(f"note: this machine has {num_gpus} GPUs; the command is for the machines that have {devices.count}")
 
 
-def _s(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.3f} s"
+def _step_time(seconds: float) -> str:
+    """A measured step with the third decimal above a second: train compares it with the prediction."""
+    return step_time(seconds, places=3)
 
 
 class _Progress:

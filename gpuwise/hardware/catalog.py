@@ -6,8 +6,8 @@ A user entry with a known name overrides the fields it sets; a new name adds a G
 carries its source (``GPU.sources``, one per field); peaks are dense, never sparse; a precision a
 GPU lacks is absent (``None``), never 0. See the header of ``gpus.toml`` for the conventions.
 
-Looking a spec up is pure. The two functions at the end (``local_cpu_entry``, ``detect_gpus``)
-describe this machine and do I/O; nothing runs at import.
+Looking a spec up is pure: describing this machine (``local_cpu_entry``, ``detect_gpus``) is
+``gpuwise.hardware.local``'s; nothing runs at import.
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gpuwise.errors import GpuwiseError
-
-if TYPE_CHECKING:
-    from gpuwise.bench.result import Ceilings
 
 PACKAGED_LABEL = "gpuwise/hardware/data/gpus.toml"
 USER_FILE_NAME = "gpus.toml"
@@ -435,97 +432,14 @@ def load_catalog(user_file: Path | None = None) -> Catalog:
     return Catalog(gpus=achievable_fractions(gpus.values()), files=(*catalog.files, str(user_file)))
 
 
-# ------------------------------------------------------------------ this machine (I/O)
+_MOVED_TO_LOCAL = ("LocalCPU", "local_cpu_entry", "DetectedGPU", "detect_gpus")
 
 
-@dataclass(frozen=True)
-class LocalCPU:
-    """The local CPU as a catalog-like entry; rates are measured ceilings, or None if not calibrated."""
+def __getattr__(name: str) -> Any:
+    """The descriptions of this machine moved to ``gpuwise.hardware.local``; importing them from here still
+    works, lazily, so that loading the catalog detects nothing."""
+    if name in _MOVED_TO_LOCAL:
+        from gpuwise.hardware import local
 
-    model: str
-    num_cores: int  # physical
-    num_threads: int  # logical CPUs this process may run on
-    memory_gb: float  # RAM, 1e9 bytes
-    fp32_tflops: float | None = None  # measured dense float32 GEMM
-    bf16_tflops: float | None = None  # measured dense bfloat16 GEMM (fast or emulated)
-    memory_bandwidth_gbps: float | None = None  # measured copy, bytes read + written
-    measured_at: str | None = None
-    sources: dict[str, str] = field(default_factory=dict, hash=False)
-    name: str = "cpu"
-    vendor: str = "cpu"
-
-    def peak_tflops(self, precision: str) -> float | None:
-        """The measured rate at a gpuwise precision (a CPU has no TF32: ``tf32`` runs FP32)."""
-        if precision not in PRECISION_FIELDS:
-            raise GpuwiseError(f"unknown precision '{precision}': use {' | '.join(PRECISION_FIELDS)}")
-        return {"fp32": self.fp32_tflops, "tf32": self.fp32_tflops, "amp-bf16": self.bf16_tflops}.get(precision)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def local_cpu_entry(ceilings: Ceilings | None = None) -> LocalCPU:
-    """This machine's CPU: model, cores and RAM detected now; rates from ``ceilings`` if given.
-
-    Calibration is the caller's choice (``gpuwise.bench.calibrate.cached_ceilings``): the catalog
-    never measures.
-    """
-    from gpuwise.hardware import local
-
-    if ceilings is not None and ceilings.device != "cpu":
-        raise ValueError(f"local_cpu_entry needs the CPU's ceilings, got {ceilings.device}'s")
-    detected = "detected on this machine (/proc/cpuinfo or the OS, psutil)"
-    sources = {"model": detected, "num_cores": detected, "memory_gb": detected,
-               "num_threads": "os.sched_getaffinity: the logical CPUs this process may run on"}
-    cpu = LocalCPU(model=local.cpu_model(), num_cores=local.physical_cores(), num_threads=local.logical_cpus(),
-                   memory_gb=local.ram_bytes() / 1e9, sources=sources)
-    if ceilings is None:
-        return cpu
-    measured = f"measured by gpuwise calibrate at {ceilings.measured_at}"
-    rates = ceilings.matmul_tflops
-    fp32, bf16 = rates.get("float32"), rates.get("bfloat16")
-    new_sources = {"memory_bandwidth_gbps": f"{measured} (copy: bytes read + written)"}
-    if fp32 is not None:
-        new_sources["fp32_tflops"] = f"{measured} (dense float32 GEMM)"
-    if bf16 is not None:
-        new_sources["bf16_tflops"] = f"{measured} (dense bfloat16 GEMM)"
-    return replace(cpu, fp32_tflops=fp32, bf16_tflops=bf16, memory_bandwidth_gbps=ceilings.memory_gbps,
-                   measured_at=ceilings.measured_at, sources={**sources, **new_sources})
-
-
-@dataclass(frozen=True)
-class DetectedGPU:
-    """A GPU visible on this machine and the catalog entry it reports itself as, if any."""
-
-    device: str  # "cuda:0"
-    device_name: str
-    memory_bytes: int
-    catalog_name: str | None
-
-
-def detect_gpus(catalog: Catalog) -> list[DetectedGPU]:
-    """The CUDA devices visible now, each matched to a catalog entry by its reported name.
-
-    ``nvidia-smi`` answers where it can (no CUDA initialised, no torch imported: ``gpuwise gpus`` stays
-    fast); CUDA answers the rest (ROCm, ``CUDA_VISIBLE_DEVICES``, mixed GPUs).
-    """
-    from gpuwise.hardware.local import nvidia_smi_gpus
-
-    listed = nvidia_smi_gpus()
-    if listed is None:
-        listed = _cuda_gpus()
-    found = []
-    for i, (name, memory_bytes) in enumerate(listed):
-        match = catalog.match_device(name)
-        found.append(DetectedGPU(device=f"cuda:{i}", device_name=name, memory_bytes=memory_bytes,
-                                 catalog_name=match.name if match else None))
-    return found
-
-
-def _cuda_gpus() -> list[tuple[str, int]]:
-    import torch
-
-    if not torch.cuda.is_available():
-        return []
-    return [(torch.cuda.get_device_name(i), int(torch.cuda.get_device_properties(i).total_memory))
-            for i in range(torch.cuda.device_count())]
+        return getattr(local, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

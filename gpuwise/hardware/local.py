@@ -12,14 +12,18 @@ import re
 import shutil
 import socket
 import subprocess
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from gpuwise.bench.result import Hardware, Software
 from gpuwise.errors import GpuwiseError
+from gpuwise.records import Hardware, Software
+
+if TYPE_CHECKING:
+    from gpuwise.hardware.catalog import Catalog
 
 _QUERY_TIMEOUT_S = 5.0
 
@@ -227,3 +231,72 @@ def _run(cmd: list[str]) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None
+
+
+# ------------------------------------------------------------------ the CPU and GPUs, as the catalog names them
+
+
+@dataclass(frozen=True)
+class LocalCPU:
+    """The local CPU as a catalog-like entry (``gpuwise gpus --json``'s ``local.cpu``); the rates are None here."""
+
+    model: str
+    num_cores: int  # physical
+    num_threads: int  # logical CPUs this process may run on
+    memory_gb: float  # RAM, 1e9 bytes
+    fp32_tflops: float | None = None  # measured dense float32 GEMM
+    bf16_tflops: float | None = None  # measured dense bfloat16 GEMM (fast or emulated)
+    memory_bandwidth_gbps: float | None = None  # measured copy, bytes read + written
+    measured_at: str | None = None
+    sources: dict[str, str] = field(default_factory=dict, hash=False)
+    name: str = "cpu"
+    vendor: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def local_cpu_entry() -> LocalCPU:
+    """This machine's CPU: model, cores and RAM detected now. The rates stay None: measuring them is
+    ``gpuwise calibrate``'s (``gpuwise.bench.calibrate.cached_ceilings``), never a description's."""
+    detected = "detected on this machine (/proc/cpuinfo or the OS, psutil)"
+    sources = {"model": detected, "num_cores": detected, "memory_gb": detected,
+               "num_threads": "os.sched_getaffinity: the logical CPUs this process may run on"}
+    return LocalCPU(model=cpu_model(), num_cores=physical_cores(), num_threads=logical_cpus(),
+                    memory_gb=ram_bytes() / 1e9, sources=sources)
+
+
+@dataclass(frozen=True)
+class DetectedGPU:
+    """A GPU visible on this machine and the catalog entry it reports itself as, if any."""
+
+    device: str  # "cuda:0"
+    device_name: str
+    memory_bytes: int
+    catalog_name: str | None
+
+
+def detect_gpus(catalog: Catalog) -> list[DetectedGPU]:
+    """The CUDA devices visible now, each matched to a catalog entry by its reported name.
+
+    ``nvidia-smi`` answers where it can (no CUDA initialised, no torch imported: ``gpuwise gpus`` stays
+    fast); CUDA answers the rest (ROCm, ``CUDA_VISIBLE_DEVICES``, mixed GPUs).
+    """
+    listed = nvidia_smi_gpus()
+    if listed is None:
+        listed = _cuda_gpus()
+    found = []
+    for i, (name, memory_bytes) in enumerate(listed):
+        match = catalog.match_device(name)
+        found.append(DetectedGPU(device=f"cuda:{i}", device_name=name, memory_bytes=memory_bytes,
+                                 catalog_name=match.name if match else None))
+    return found
+
+
+def _cuda_gpus() -> list[tuple[str, int]]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [(torch.cuda.get_device_name(i), int(torch.cuda.get_device_properties(i).total_memory))
+            for i in range(torch.cuda.device_count())]

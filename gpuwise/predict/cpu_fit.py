@@ -22,10 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gpuwise.bench.result import Ceilings
 from gpuwise.predict.roofline import Efficiency
 from gpuwise.predict.step import cpu_step
 from gpuwise.profile import Profile
+from gpuwise.records import Ceilings
 
 FITTED_FILE = "cpu_efficiency.json"
 

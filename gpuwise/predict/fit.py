@@ -213,7 +213,7 @@ _FLASH_BOUNDS = _BOUNDS[_NAMES.index("attention")]
 def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: Any) -> Option:
     """A published LLM run as ``gpuwise predict`` predicts it, with the constants ``eff``."""
     from gpuwise.config import ActivationCheckpointing, RunSettings, Strategy
-    from gpuwise.plan import PredictConfig, predict
+    from gpuwise.predict.single import PredictConfig, predict
 
     row = run.row
     config = PredictConfig(

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy
 from gpuwise.display import Displayed, gib, jsonable, seconds
 from gpuwise.hardware.catalog import GPU, Catalog
@@ -37,6 +36,7 @@ from gpuwise.predict.step import GpuStep, as_fp16, cpu_step, fsdp_step, gpu_step
 from gpuwise.profile import profile
 from gpuwise.profile.result import Profile
 from gpuwise.profile.run import has_gpu_kernels
+from gpuwise.records import BenchResult, Ceilings
 from gpuwise.workloads import Workload
 
 GPUS_PER_NODE = parallel.GPUS_PER_NODE
@@ -171,6 +171,10 @@ class ProfileCache:
 
     def __init__(self) -> None:
         self._profiles: dict[tuple[object, ...], Profile] = {}
+
+    def __len__(self) -> int:
+        """How many profiles are held: a plan over profiled batches makes no new one (the tests check it)."""
+        return len(self._profiles)
 
     def get(
         self, workload: Workload, *, batch_size: int, precision: Precision, optimizer: OptimizerName,

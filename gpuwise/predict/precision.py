@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from gpuwise.config import Precision
 
 if TYPE_CHECKING:
-    from gpuwise.bench.result import Ceilings
     from gpuwise.hardware.catalog import GPU
+    from gpuwise.records import Ceilings
 
 
 def gpu_precision(gpu: GPU) -> tuple[Precision, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from gpuwise.bench.result import Ceilings
 from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict import parallel
@@ -22,6 +21,7 @@ from gpuwise.predict.roofline import (
     step_time,
 )
 from gpuwise.profile import Profile, profile
+from gpuwise.records import Ceilings
 
 if TYPE_CHECKING:
     from gpuwise.hardware.catalog import GPU

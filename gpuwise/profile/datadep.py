@@ -49,7 +49,7 @@ from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
-from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode_stack
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gpuwise.errors import GpuwiseError
 
@@ -290,14 +290,6 @@ def _call_site() -> Site:
             where = code.co_filename if module.startswith(USER_MODULE_PREFIX) else module  # the user's own file
             return Site(f"{where}:{code.co_qualname}", frame.f_lineno, line, frame)
     raise AssertionError("data-dependent op issued from no Python frame outside torch")
-
-
-def active() -> DataDependentShapes | None:
-    """The innermost ``DataDependentShapes`` on the dispatch mode stack, if any."""
-    for mode in reversed(_get_current_dispatch_mode_stack()):
-        if isinstance(mode, DataDependentShapes):
-            return mode
-    return None
 
 
 def register_rule(rule: Rule) -> None:

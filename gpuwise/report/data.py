@@ -27,17 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from gpuwise.bench.calibrate import cached_ceilings
-from gpuwise.bench.result import Ceilings
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import GPU, Catalog, load_catalog
-from gpuwise.plan import BAND, Option, Plan, ProfileCache
+from gpuwise.plan import Option, Plan, ProfileCache
 from gpuwise.predict import memory
+from gpuwise.predict.bands import BAND
 from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.option import modellable
 from gpuwise.predict.own import OwnPlan
 from gpuwise.predict.roofline import BF16, FP16, FP32, Efficiency, step_time
 from gpuwise.predict.step import cpu_rates, cpu_step, gpu_rates
 from gpuwise.profile.result import Profile
+from gpuwise.records import Ceilings
 from gpuwise.report import measured
 from gpuwise.report.measured import ChecksData, SpeedupData
 from gpuwise.units import HOUR_S

@@ -14,7 +14,7 @@ import math
 from html import escape
 from typing import Any
 
-from gpuwise.plan import bands_text
+from gpuwise.predict.bands import bands_text
 from gpuwise.report.charts import figures
 from gpuwise.report.data import OptionPoint, ReportData
 from gpuwise.report.own import own_section, rent_vs_own

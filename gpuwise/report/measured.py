@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpuwise.bench.result import BenchResult
 from gpuwise.plan import Plan
 from gpuwise.predict.published import MappedRow, load_published, map_row
 from gpuwise.profile.result import Profile
+from gpuwise.records import BenchResult
 from gpuwise.workloads import Workload
 
 
@@ -73,8 +73,7 @@ def _store_label(store_path: Path | None) -> str:
 
 
 def _single_bench(r: BenchResult) -> bool:
-    # getattr: `origin`/`num_devices` arrive with `gpuwise train`; older records are single-device benches.
-    return getattr(r, "origin", "bench") == "bench" and getattr(r, "num_devices", 1) == 1
+    return r.origin == "bench" and r.num_devices == 1
 
 
 def _setting_key(r: BenchResult) -> tuple[object, ...]:
@@ -143,14 +142,14 @@ def checks(p: Plan, profile: Profile, workload: Workload, results: list[BenchRes
                               predicted=per_step / o.step.model_compute_s, measured=per_step / o.step.compute_s,
                               unit=unit, source="gpuwise bench, stored here; predicted = the roofline model alone"))
     for r in results:
-        predicted_s = getattr(r, "predicted_step_s", None)
-        if r.workload != p.workload or getattr(r, "origin", "bench") != "train" or not predicted_s:
+        predicted_s = r.predicted_step_s
+        if r.workload != p.workload or r.origin != "train" or not predicted_s:
             continue
-        per_step = r.batch_size * getattr(r, "num_devices", 1) * ((r.seq_len or 1) if tokens else 1)
-        rows.append(Check(label=f"{getattr(r, 'num_devices', 1)}× {r.device_name}", kind="train",
+        per_step = r.batch_size * r.num_devices * ((r.seq_len or 1) if tokens else 1)
+        rows.append(Check(label=f"{r.num_devices}× {r.device_name}", kind="train",
                           predicted=per_step / predicted_s, measured=per_step / r.timing.median_s, unit=unit,
                           source=f"gpuwise train at {r.created_at}; prediction: "
-                                 f"{getattr(r, 'prediction_provenance', None) or 'the plan model'}"))
+                                 f"{r.prediction_provenance or 'the plan model'}"))
     settings = tuple(dict.fromkeys(
         f"{m.precision}, batch {m.batch_size}" + (f", seq {m.seq_len}" if m.seq_len else "") + f": {m.row.gpu} ×"
         f"{m.row.num_gpus}" for m in published))

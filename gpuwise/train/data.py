@@ -33,8 +33,6 @@ from torch.utils.data import Dataset
 from gpuwise.errors import GpuwiseError
 from gpuwise.workloads.registry import Batch, Shape, Workload
 
-SYNTHETIC_ONLY = ("bert-large-squad", "gnmt")  # zoo workloads with no real-data layout (yet)
-
 
 @dataclass(frozen=True)
 class TrainData:
@@ -128,51 +126,49 @@ def _opener(workload: Workload) -> Opener:
             f"--data: workload '{workload.name}' is your own, so gpuwise cannot read a data set for it; "
             "use --data synthetic (your make_batch)"
         )
-    if workload.name in SYNTHETIC_ONLY:
+    layout = workload.data_layout
+    if layout is None:
         raise GpuwiseError(f"--data: workload '{workload.name}' trains on synthetic data only; use --data synthetic")
-    family = workload.family
-    if family == "image classification":
+    if layout == "images":
         from gpuwise.train.layouts.images import open_image_folder
 
         return open_image_folder
-    if family == "semantic segmentation":
+    if layout == "segmentation":
         from gpuwise.train.layouts.segmentation import open_segmentation
 
         return open_segmentation
-    if family == "object detection":
+    if layout == "detection":
         from gpuwise.train.layouts.detection import open_coco
 
         return open_coco
-    if family.startswith("speech-to-text"):
+    if layout == "speech":
         from gpuwise.train.layouts.speech import open_speech
 
         return open_speech
-    if family.startswith("language"):
+    if layout == "tokens":
         from gpuwise.train.layouts.tokens import open_tokens
 
         return open_tokens
-    raise GpuwiseError(f"--data: workload '{workload.name}' ({family}) has no real-data layout; use --data synthetic")
+    raise AssertionError(f"workload '{workload.name}' names data_layout '{layout}', not one of {', '.join(LAYOUTS)}")
 
 
-# One line per family: what --data must look like. Every wrong-layout error ends with it.
+# One line per layout (a registry entry's ``data_layout``): what --data must look like. Every wrong-layout error
+# ends with it.
 LAYOUTS = {
-    "image classification": "expected an ImageFolder: DIR/<class>/<image>.(jpg|png|...), one subfolder per class",
-    "semantic segmentation": "expected DIR/images/<stem>.(jpg|png) and DIR/masks/<stem>.png "
+    "images": "expected an ImageFolder: DIR/<class>/<image>.(jpg|png|...), one subfolder per class",
+    "segmentation": "expected DIR/images/<stem>.(jpg|png) and DIR/masks/<stem>.png "
     "(pixel = class index, 255 = ignore), as Pascal VOC's SegmentationClass",
-    "object detection": "expected COCO style: DIR/annotations.json (images, annotations with bbox [x,y,w,h] and "
+    "detection": "expected COCO style: DIR/annotations.json (images, annotations with bbox [x,y,w,h] and "
     "category_id, categories) and the images under DIR/images/ or at their file_name relative to DIR",
-    "speech-to-text": "expected DIR/<stem>.(wav|flac) at 16 kHz, each with DIR/<stem>.txt holding its transcript "
+    "speech": "expected DIR/<stem>.(wav|flac) at 16 kHz, each with DIR/<stem>.txt holding its transcript "
     "(or LibriSpeech's <speaker>-<chapter>.trans.txt beside them)",
-    "language": "expected a token file: FILE.npy (1-D integer array), FILE.bin or FILE.u16.bin (uint16, "
+    "tokens": "expected a token file: FILE.npy (1-D integer array), FILE.bin or FILE.u16.bin (uint16, "
     "nanoGPT's format) or FILE.u32.bin (uint32)",
 }
 
 
 def expected_layout(workload: Workload) -> str:
-    for family, layout in LAYOUTS.items():
-        if workload.family.startswith(family):
-            return layout
-    return "use --data synthetic"
+    return LAYOUTS.get(workload.data_layout or "", "use --data synthetic")
 
 
 def layout_error(workload: Workload, source: Path, problem: str) -> GpuwiseError:

@@ -36,11 +36,11 @@ import torch
 from torch.utils._pytree import tree_map
 
 from gpuwise.bench.protocol import cuda_sync, summarize
-from gpuwise.bench.result import Timing
 from gpuwise.bench.run import precision_flags
 from gpuwise.compiling import cannot_compile, compile_blocks, explain_compile_failure
 from gpuwise.config import ActivationCheckpointing, Precision, Strategy
 from gpuwise.errors import GpuwiseError
+from gpuwise.records import Timing
 from gpuwise.train import checkpoint, schedule
 from gpuwise.train.config import Devices, TrainConfig
 from gpuwise.train.data import TrainData, open_data

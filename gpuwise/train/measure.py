@@ -17,8 +17,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpuwise.bench.result import BenchResult
 from gpuwise.config import ActivationCheckpointing, RunSettings, StepConfig, Strategy
+from gpuwise.records import BenchResult
 from gpuwise.train.config import TrainConfig
 from gpuwise.train.loop import TrainResult
 
@@ -39,7 +39,8 @@ def predict_here(config: TrainConfig, result: TrainResult,
     from gpuwise.bench.calibrate import cached_ceilings
     from gpuwise.hardware.catalog import load_catalog
     from gpuwise.hardware.local import device_name
-    from gpuwise.plan import BAND, ProfileCache, _ram_bytes
+    from gpuwise.plan import ProfileCache, _ram_bytes
+    from gpuwise.predict.bands import BAND
     from gpuwise.predict.option import OptionMaker
     from gpuwise.workloads import get_workload
 

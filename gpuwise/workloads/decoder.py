@@ -139,7 +139,7 @@ def _register(name: str, c: DecoderConfig, *, batch: int, seq_len: int, summary:
     register(Workload(
         name=name, family=FAMILY, sample_unit="token", default_batch_size=batch, summary=summary,
         build_model=build, make_batch=make_batch, forward_loss=_loss, default_shape=Shape(seq_len=seq_len),
-        tokens_per_sample=tokens_per_sample, reference=reference,
+        tokens_per_sample=tokens_per_sample, reference=reference, data_layout="tokens",
     ))
 
 

@@ -289,6 +289,7 @@ register(
     Workload(
         name="fasterrcnn_resnet50_fpn",
         family="object detection",
+        data_layout="detection",
         sample_unit="image",
         default_batch_size=2,
         summary="Faster R-CNN, ResNet-50-FPN, 800x800, 91 classes",
@@ -304,6 +305,7 @@ register(
     Workload(
         name="retinanet_resnet50_fpn",
         family="object detection",
+        data_layout="detection",
         sample_unit="image",
         default_batch_size=2,
         summary="RetinaNet, ResNet-50-FPN, focal loss, 800x800, 91 classes",
@@ -319,6 +321,7 @@ register(
     Workload(
         name="ssd300",
         family="object detection",
+        data_layout="detection",
         sample_unit="image",
         default_batch_size=64,
         summary="SSD300, ResNet-50 backbone, 300x300, 8732 default boxes, 81 classes",

@@ -79,6 +79,7 @@ def timm_workload(spec: str, name: str) -> Workload:
         name=spec, family="image classification", sample_unit="image", default_batch_size=TIMM_BATCH,
         summary=f"timm {name}, {height}x{height}, {num_classes} classes", build_model=build_model,
         make_batch=make_batch, forward_loss=classification_loss, default_shape=Shape(image_size=height),
+        data_layout="images",
         reference=f"timm {timm.__version__} registry ({name}), no weights",
     )
 
@@ -180,5 +181,6 @@ def hf_workload(spec: str, target: str) -> Workload:
         name=spec, family=FAMILY, sample_unit="token", default_batch_size=max(1, HF_TOKENS_PER_BATCH // seq_len),
         summary=f"{model_type} causal LM from {path}", build_model=build_model, make_batch=make_batch,
         forward_loss=causal_lm_loss, default_shape=Shape(seq_len=seq_len), tokens_per_sample=tokens,
+        data_layout="tokens",
         reference=f"{path} (transformers {transformers.__version__}, no weights)",
     )

@@ -306,6 +306,7 @@ def _register(
     seq_len: int,
     summary: str,
     reference: str,
+    data_layout: str | None = "tokens",
 ) -> None:
     register(
         Workload(
@@ -320,6 +321,7 @@ def _register(
             default_shape=Shape(seq_len=seq_len),
             tokens_per_sample=_seq_tokens,
             reference=reference,
+            data_layout=data_layout,
         )
     )
 
@@ -401,6 +403,7 @@ _register(
     seq_len=384,
     summary="BERT-large SQuAD v1.1 fine-tuning (start/end span head)",
     reference=_BERT_REFERENCE.format(size="large") + "; SQuAD fine-tuning as its run_squad.py (max_seq_length 384)",
+    data_layout=None,  # no SQuAD reader (yet): synthetic spans only
 )
 
 _causal_lm(

@@ -73,6 +73,9 @@ class Workload:
     data_dependent: bool = False
     # The optimizer the workload trains with (a user's UserWorkload may name one); None: gpuwise's default.
     optimizer: str | None = None
+    # How `gpuwise train --data` reads a real data set for it: one of gpuwise.train.data.LAYOUTS ("images",
+    # "segmentation", "detection", "speech", "tokens"); None: synthetic batches only.
+    data_layout: str | None = None
 
     @property
     def options(self) -> tuple[str, ...]:

@@ -150,6 +150,7 @@ def _register(
         Workload(
             name=name,
             family="semantic segmentation",
+            data_layout="segmentation",
             sample_unit="image",
             default_batch_size=batch,
             summary=summary,

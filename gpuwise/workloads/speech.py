@@ -289,6 +289,7 @@ DEEPSPEECH2 = register(
     Workload(
         name="deepspeech2",
         family="speech-to-text (RNN)",
+        data_layout="speech",
         sample_unit="utterance",
         default_batch_size=64,  # deepspeech.pytorch's DataConfig.batch_size
         summary="DeepSpeech2: 2 conv + 5 bi-GRU (800) + CTC, 161-bin spectrogram, seq_len frames (100/s)",

@@ -52,6 +52,7 @@ def _register(name: str, batch: int, summary: str, reference: str) -> None:
             forward_loss=classification_loss,
             default_shape=Shape(image_size=224),
             reference=reference,
+            data_layout="images",
         )
     )
 
