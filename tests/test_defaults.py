@@ -151,7 +151,7 @@ def test_plan_cli_shows_micro_batch_times_accumulation_times_gpus(tmp_path: Path
     flat = " ".join(out.split())  # lines wrap at the test console's 80 columns
     assert "global batch 128 in every option (micro batch × accumulation × GPUs)" in flat
     assert "precision auto: " in flat and "amp-fp16 on T4 (FP16 tensor cores, no BF16)" in flat
-    assert re.search(r"32 × 1 × 4", out) and re.search(r"128 × 1 × 1|64 × 2 × 1|32 × 4 × 1", out)
+    assert re.search(r"32 ?× ?1 ?× ?4", out) and re.search(r"128 ?× ?1 ?× ?1|64 ?× ?2 ?× ?1|32 ?× ?4 ?× ?1", out)
     code, out, _ = run_cli("plan", "resnet18", "--dataset-size", "1e6", "--epochs", "1", "--gpus", "T4",
                            "--max-gpus", "2", "--json", "--db", str(tmp_path / "r.db"))
     data = json.loads(out)

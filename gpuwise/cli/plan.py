@@ -260,8 +260,9 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
         f"↓ = the largest batch that fits (the requested one does not) · efficiency constants: {p.efficiency_source}"
     )
     if narrow and (p.pareto or show_all):
-        console.print(f"narrow terminal ({console.width} columns): the step, rate, epoch, global batch, bound and "
-                      f"source of each option show from {NARROW_BELOW_COLUMNS} columns, and in --json")
+        console.print(f"narrow terminal ({console.width} columns): batch is micro batch×accumulation×GPUs; the step, "
+                      f"rate, epoch, global batch, bound and source of each option show from {NARROW_BELOW_COLUMNS} "
+                      "columns, and in --json")
 
 
 def _batch(p: Plan) -> str:
@@ -302,7 +303,7 @@ def options_table(
                if (keep or not narrow) and (name != "precision" or mixed)]
     for name, right, wraps in columns:
         head = {"rate": "tokens/s" if tokens else f"{sample_unit}s/s",
-                "batch": "micro×acc.×GPUs" if narrow else "batch (micro × acc. × GPUs)"}.get(name, name)
+                "batch": "batch" if narrow else "batch (micro × acc. × GPUs)"}.get(name, name)
         table.add_column(head, justify="right" if right else "left", no_wrap=not wraps, overflow="fold",
                          min_width=_OPTION_MIN_WIDTH if narrow and name == "option" else None)
     for o in options:
@@ -315,7 +316,8 @@ def options_table(
             run = o.run
             speed = o.step.tokens_per_s if tokens and o.step.tokens_per_s else o.step.samples_per_s
             cells |= {
-                "batch": f"{o.batch_size} × {o.settings.grad_accum} × {o.num_gpus}"
+                "batch": (" × " if not narrow else "×").join(
+                    str(n) for n in (o.batch_size, o.settings.grad_accum, o.num_gpus))
                 + (" FSDP" if o.strategy == "FSDP" else "") + (" ↓" if o.batch_reduced else ""),
                 "global": f"{o.global_batch_size:,}", "step": step_time(o.step.step_s, duration_from_s=10),
                 "rate": f"{speed:,.0f}" if speed >= 100 else f"{speed:.3g}", "epoch": duration(run.epoch_s),
