@@ -135,6 +135,15 @@ def test_roofline_and_memory_charts_are_the_profiles_numbers(catalog: Catalog, p
     assert line["x0"] * 2**30 == pytest.approx(need)
 
 
+def test_with_a_global_batch_the_charts_draw_the_recommended_options_micro_batch(
+        catalog: Catalog, profiles: ProfileCache, db: Path) -> None:
+    p = make(catalog, profiles, db, batch_size=None, global_batch=64, gpus=("H100-SXM5-80GB",), deadline_s=3000.0)
+    rec = p.recommendation.option
+    assert p.global_batch == 64 and rec is not None and rec.batch_size < 64  # several GPUs share the batch
+    data = gather(p, profiles=profiles, catalog=catalog, store_path=db)
+    assert data.memory.batch_size == rec.batch_size
+
+
 def test_the_cpus_memory_bar_is_coloured_by_the_cpus_own_plan(catalog: Catalog, profiles: ProfileCache,
                                                               db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not by a GPU profile's peak: the plan cut the CPU's batch, so its bar is red even where that peak fits."""

@@ -228,8 +228,13 @@ def gather(
     c = p.config
     catalog = catalog if catalog is not None else load_catalog(c.catalog_path)
     workload = get_workload(c.workload)
+    # The step the charts draw: with a global batch, the micro batch the recommended option runs per GPU (the
+    # whole global batch on one GPU is a step no option takes); per GPU, the batch asked for.
+    rec = p.recommendation.option
+    batch = rec.batch_size if p.global_batch is not None and rec is not None and rec.batch_size else \
+        p.requested_batch_size
     profile = (profiles or ProfileCache()).get(
-        workload, batch_size=p.requested_batch_size, precision=Precision(p.precision), optimizer=c.optimizer,
+        workload, batch_size=batch, precision=Precision(p.precision), optimizer=c.optimizer,
         seq_len=c.seq_len, image_size=c.image_size, activation_checkpointing=c.settings.activation_checkpointing.value,
     )
     ceilings = cached_ceilings("cpu", store_path)  # the plan measured and stored them: a read
