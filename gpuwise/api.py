@@ -105,8 +105,7 @@ def predict(
         workload=w, gpu=gpu, num_gpus=num_gpus, batch_size=batch_size, precision=precision,  # type: ignore[arg-type]
         optimizer=optimizer_for(optimizer, w.optimizer), seq_len=seq_len, image_size=image_size,
         network_gbits=network_gbits, catalog_path=_path(catalog),
-        settings=RunSettings(strategy=strategy, activation_checkpointing=activation_checkpointing,  # type: ignore[arg-type]
-                             grad_accum=grad_accum, compile=compile),
+        settings=_settings(strategy, activation_checkpointing, grad_accum, compile),
         cpu_threads_per_gpu=cpu_threads_per_gpu,
     )
     return predict_config(config, store_path=_path(store_path))
@@ -145,8 +144,7 @@ def plan(
         budget_usd=parse_money(budget, "budget") if isinstance(budget, str) else budget,
         gpus=names, max_gpus=max_gpus if max_gpus is not None else PlanConfig.max_gpus,
         network_gbits=network_gbits, catalog_path=_path(catalog),
-        settings=RunSettings(strategy=strategy, activation_checkpointing=activation_checkpointing,  # type: ignore[arg-type]
-                             grad_accum=grad_accum, compile=compile),
+        settings=_settings(strategy, activation_checkpointing, grad_accum, compile),
         cpu_threads_per_gpu=cpu_threads_per_gpu,
     )
     return plan_config(config, store_path=_path(store_path))
@@ -178,6 +176,13 @@ def bench(
     )
     keep = store if store is not None else isinstance(spec, str)
     return bench_config(config, store_path=_path(store_path), store=keep)
+
+
+def _settings(strategy: str | Strategy, activation_checkpointing: str | ActivationCheckpointing, grad_accum: int,
+              compile: bool) -> RunSettings:
+    """The run settings of predict and plan; names as strings or enums (RunSettings parses them)."""
+    return RunSettings(strategy=strategy, activation_checkpointing=activation_checkpointing,  # type: ignore[arg-type]
+                       grad_accum=grad_accum, compile=compile)
 
 
 def _path(value: Path | str | None) -> Path | None:

@@ -238,3 +238,26 @@ def make_result(**overrides: Any) -> BenchResult:
         batch_size_auto=True,
     )
     return replace(result, **overrides)
+
+
+# A user model whose forward calls .item() on line 12 of its file: data-dependent Python that fake tensors cannot
+# trace (test_paths_faults, test_sweep).
+ITEM_MODEL = '''
+import torch
+from torch import nn
+from gpuwise.workloads.user import UserWorkload
+
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.sum().item() > 0:
+            return self.l(x)
+        return self.l(x)
+
+def build():
+    return UserWorkload(model=M(), make_batch=lambda n: torch.randn(n, 4), loss=lambda m, b: m(b).sum(),
+                        default_batch_size=2)
+'''

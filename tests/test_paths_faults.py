@@ -11,7 +11,7 @@ import pytest
 
 from gpuwise.errors import GpuwiseError
 from gpuwise.store import open_store
-from tests.helpers import run_cli, tmpfs
+from tests.helpers import ITEM_MODEL, run_cli, tmpfs
 
 
 def files_under(folder: Path) -> list[str]:
@@ -75,30 +75,9 @@ def test_workload_names_are_matched_case_insensitively() -> None:
         get_workload("RESNT50")
 
 
-USER_MODEL = '''
-import torch
-from torch import nn
-from gpuwise.workloads.user import UserWorkload
-
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.l = nn.Linear(4, 2)
-
-    def forward(self, x):
-        if x.sum().item() > 0:
-            return self.l(x)
-        return self.l(x)
-
-def build():
-    return UserWorkload(model=M(), make_batch=lambda n: torch.randn(n, 4), loss=lambda m, b: m(b).sum(),
-                        default_batch_size=2)
-'''
-
-
 def test_a_users_item_call_is_named_by_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "mymodel.py"
-    path.write_text(USER_MODEL)
+    path.write_text(ITEM_MODEL)
     code, _, err = run_cli("profile", f"{path}:build")
     assert code == 2 and err.count("\n") == 1
     assert f"at {path}:M.forward:12 " in err and "gpuwise_user_" not in err
@@ -122,7 +101,7 @@ def test_bench_of_a_misspelt_workload_makes_no_database(tmp_path: Path) -> None:
 def test_an_item_call_under_fused_attention_still_names_the_users_file(tmp_path: Path) -> None:
     """Training profiles with fused attention: its ``__torch_function__`` (gpuwise's) is not the call site."""
     path = tmp_path / "mymodel.py"
-    path.write_text(USER_MODEL)
+    path.write_text(ITEM_MODEL)
     code, _, err = run_cli("train", f"{path}:build", "--steps", "1", "--db", str(tmp_path / "r.db"))
     assert code == 2 and err.count("\n") == 1 and f"at {path}:M.forward:12 " in err
 

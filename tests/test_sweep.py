@@ -24,30 +24,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import TINY
+from tests.helpers import ITEM_MODEL, TINY
 
 ROOT = Path(__file__).resolve().parent.parent
-
-ITEM_MODEL = '''
-import torch
-from torch import nn
-from gpuwise.workloads.user import UserWorkload
-
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.l = nn.Linear(4, 2)
-
-    def forward(self, x):
-        if x.sum().item() > 0:
-            return self.l(x)
-        return self.l(x)
-
-def build():
-    return UserWorkload(model=M(), make_batch=lambda n: torch.randn(n, 4), loss=lambda m, b: m(b).sum(),
-                        default_batch_size=2)
-'''
-
 
 def make_inputs(root: Path) -> dict[str, str]:
     """The files and folders the command lines refer to, as {name}: made once, read-only by intent."""

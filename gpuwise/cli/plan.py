@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ from gpuwise.units import duration, duration_span, money, parse_duration, parse_
 
 if TYPE_CHECKING:
     from gpuwise.plan import Option, Plan, PlanConfig
+    from gpuwise.predict.own import OwnConfig, OwnPlan
 
 _BY_CLASS = parallel.NETWORK_GBITS_BY_CLASS
 NETWORK_HELP = (
@@ -130,7 +131,6 @@ def plan_command(
     """Plan a training run on your CPU and on every catalog GPU × count: time, cost, and what to pick."""
     owning = own_config(own, electricity=electricity, lifetime_years=lifetime_years, utilization=utilization,
                         runs_per_month=runs_per_month)
-    owned = None
     with working("loading torch and the workload", quiet=quiet) as say:
         config = plan_config(
             workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget,
@@ -139,25 +139,7 @@ def plan_command(
             settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
             global_batch=global_batch,
         )
-        from gpuwise.hardware.catalog import load_catalog
-        from gpuwise.plan import ProfileCache, plan
-
-        cat = load_catalog(config.catalog_path)
-        if owning is not None:
-            check_before_planning(config, cat)  # before the slow work
-        say(f"planning {workload}: profiling the step, then every device and count")
-        if html is None:
-            result = plan(config, cat, store_path=db)
-            owned = plan_ownership(result, cat, owning) if owning is not None else None
-        else:
-            from gpuwise.report import check_writable, write_report
-
-            check_writable(html, "--html")  # before the slow work
-            profiles = ProfileCache()
-            result = plan(config, cat, store_path=db, profiles=profiles)
-            owned = plan_ownership(result, cat, owning) if owning is not None else None
-            say(f"writing {html}")
-            write_report(result, html, profiles=profiles, catalog=cat, store_path=db, own=owned)
+        result, owned = plan_and_own(config, owning, db, say, html=html, html_flag="--html")
     if as_json:
         data = result.to_dict()
         if owned is not None:
@@ -176,6 +158,34 @@ def plan_command(
     if not result.recommendation.met:
         print(f"gpuwise: error: {result.recommendation.headline}", file=sys.stderr)
         raise typer.Exit(2)
+
+
+def plan_and_own(
+    config: PlanConfig, owning: OwnConfig | None, db: Path | None, say: Callable[[str], None], *,
+    html: Path | None = None, html_flag: str = "--output",
+) -> tuple[Plan, OwnPlan | None]:
+    """What ``plan`` and ``report`` both do: the plan, owning priced when asked (``owning``), and with ``html``
+    the page written. The output path and the --own prices are checked before the slow work."""
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.plan import ProfileCache, plan
+
+    if html is not None:
+        from gpuwise.report import check_writable
+
+        check_writable(html, html_flag)
+    cat = load_catalog(config.catalog_path)
+    if owning is not None:
+        check_before_planning(config, cat)
+    say(f"planning {config.workload}: profiling the step, then every device and count")
+    profiles = ProfileCache()
+    result = plan(config, cat, store_path=db, profiles=profiles)
+    owned = plan_ownership(result, cat, owning) if owning is not None else None
+    if html is not None:
+        from gpuwise.report import write_report
+
+        say(f"writing the report to {html}")
+        write_report(result, html, profiles=profiles, catalog=cat, store_path=db, own=owned)
+    return result, owned
 
 
 def plan_config(

@@ -29,9 +29,7 @@ from gpuwise.cli.own import (
     OWN_OPTION,
     RUNS_PER_MONTH_OPTION,
     UTILIZATION_OPTION,
-    check_before_planning,
     own_config,
-    plan_ownership,
 )
 from gpuwise.cli.plan import (
     AUTO_PRECISION_OPTION,
@@ -46,6 +44,7 @@ from gpuwise.cli.plan import (
     MAX_GPUS_OPTION,
     NETWORK_OPTION,
     UNIT_OPTION,
+    plan_and_own,
     plan_config,
 )
 from gpuwise.cli.progress import working
@@ -96,19 +95,6 @@ def report_command(
             settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
             global_batch=global_batch,
         )
-        from gpuwise.hardware.catalog import load_catalog
-        from gpuwise.plan import ProfileCache, plan
-        from gpuwise.report import check_writable, write_report
-
-        check_writable(output)  # before the slow work
-        cat = load_catalog(config.catalog_path)
-        if owning is not None:
-            check_before_planning(config, cat)
-        say(f"planning {workload}: profiling the step, then every device and count")
-        profiles = ProfileCache()
-        result = plan(config, cat, store_path=db, profiles=profiles)
-        owned = plan_ownership(result, cat, owning) if owning is not None else None
-        say(f"drawing the report into {output}")
-        write_report(result, output, profiles=profiles, catalog=cat, store_path=db, own=owned)
+        result, _owned = plan_and_own(config, owning, db, say, html=output)
     print(result.recommendation.headline)
     print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
