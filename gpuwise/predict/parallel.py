@@ -146,7 +146,8 @@ def sync_wait_s(step_s: float, spread: float, num_gpus: int) -> float:
     of the loader, micro batches), so its variance grows with its length: its standard deviation is
     ``spread`` × √(``SPREAD_REFERENCE_S`` × step), ``spread`` being the relative spread of a 100 ms step.
     The published multi-GPU rows agree: fitted with the deviation ∝ step^(1 − α), α = 0.5 leaves a third
-    less squared error than α = 0 (a spread proportional to the step), as much as α = 0.75 or 1.
+    less squared error than α = 0 (a spread proportional to the step), about as little as α = 0.75 or 1
+    (``benchmarks/step_spread_law.py``).
     ``spread`` is fitted per workload family (``gpuwise.predict.fit.fit_step_spread``)."""
     if num_gpus <= 1 or spread <= 0 or step_s <= 0:
         return 0.0
