@@ -46,6 +46,11 @@ def main() -> None:
     for pair in pairs:
         families.setdefault(pair.family, []).append(pair)
     print(f"{len(pairs)} multi-GPU rows with a single-GPU partner, {len(families)} families")
+    for family, members in sorted(families.items()):
+        measured = [m.measured for m in members]
+        collectives = [predicted(m, 0.0, 0.5) for m in members]
+        print(f"  {family}: published scaling {min(measured):.0%}-{max(measured):.0%} of linear; "
+              f"the collectives alone {min(collectives):.1%}-{max(collectives):.1%}")
     for alpha in ALPHAS:
         total = sum(family_error(members, alpha) for members in families.values())
         print(f"alpha {alpha:.2f}: summed squared log error {total:.4f}")
