@@ -18,16 +18,18 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gpuwise.predict.constants import CPU_DEFAULT as DEFAULT
+from gpuwise.predict.constants import CPU_FITTED_FILE as FITTED_FILE
+from gpuwise.predict.constants import save as save
+from gpuwise.predict.constants import shipped_cpu_efficiency as shipped_cpu_efficiency
+from gpuwise.predict.constants import shipped_file
 from gpuwise.predict.roofline import Efficiency
 from gpuwise.predict.step import cpu_step
 from gpuwise.profile import Profile
 from gpuwise.records import Ceilings
-
-FITTED_FILE = "cpu_efficiency.json"
 
 # What is fitted, and the plausible range of each: a fraction of a measured ceiling cannot pass 1
 # by much (a ceiling is one measurement, and caches help small tensors a little); dispatch of one
@@ -41,12 +43,7 @@ _FITTED = {
     "cache_bandwidth": (1.0, 8.0),  # working sets within the last-level cache: a few times DRAM's
     "host_op_s": (1e-6, 1e-4),
 }
-# Not fitted, kept at DEFAULT's: attention (it runs unfused on the CPU, matmul + softmax ops, so the
-# profile has no fused-attention op to fit), simt, and kernel latency (none on the host).
-DEFAULT = Efficiency(
-    matmul=0.8, conv=0.8, grouped_conv=0.1, attention=0.5, rnn=0.5, simt=1.0, bandwidth=0.6, kernel_latency_s=0.0,
-    host_op_s=2e-5, cache_bandwidth=2.0, source="defaults relative to this CPU's measured ceilings (not fitted)",
-)
+# Not fitted, kept at DEFAULT's (gpuwise.predict.constants.CPU_DEFAULT): attention, simt, kernel latency.
 
 
 @dataclass(frozen=True)
@@ -137,18 +134,6 @@ def held_out_by_workload(
     return out
 
 
-def save(eff: Efficiency, path: Path) -> None:
-    path.write_text(json.dumps(asdict(eff), indent=2) + "\n")
-
-
-def shipped_cpu_efficiency() -> Efficiency:
-    """The constants fitted on the committed CPU benches (``python -m gpuwise.predict.cpu_fit``)."""
-    resource = resources.files("gpuwise.predict").joinpath(FITTED_FILE)
-    if not resource.is_file():
-        return DEFAULT
-    return Efficiency(**json.loads(resource.read_text()))
-
-
 def main(argv: Sequence[str] = tuple(sys.argv[1:])) -> None:
     """Fit on every bench in the file and write the shipped constants."""
     if len(argv) != 1:
@@ -160,7 +145,7 @@ def main(argv: Sequence[str] = tuple(sys.argv[1:])) -> None:
         source=f"fitted on {len(profiles)} CPU benches ({bench_set.machine}, {bench_set.measured_at[:10]}), "
         "relative to the measured ceilings",
     )
-    save(eff, Path(str(resources.files("gpuwise.predict").joinpath(FITTED_FILE))))
+    save(eff, shipped_file(FITTED_FILE))
     print(json.dumps(asdict(eff), indent=2))
 
 

@@ -15,13 +15,14 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpuwise.config import Precision
 from gpuwise.hardware.catalog import Catalog
 from gpuwise.predict import parallel
+from gpuwise.predict.constants import FITTED_FILE, shipped_file
+from gpuwise.predict.constants import save as save
+from gpuwise.predict.constants import shipped_efficiency as shipped_efficiency
 from gpuwise.predict.published import LlmRun, MappedRow
 from gpuwise.predict.roofline import Efficiency, Pipeline, tuned_pipeline
 from gpuwise.predict.step import gpu_step, profile_for_gpu, throughput
@@ -30,7 +31,6 @@ from gpuwise.profile import Profile, ops
 if TYPE_CHECKING:
     from gpuwise.predict.option import Option
 
-FITTED_FILE = "efficiency.json"
 _NAMES = (
     "matmul", "conv", "grouped_conv", "attention", "rnn", "simt", "bandwidth", "kernel_latency_s", "host_op_s",
 )
@@ -272,18 +272,6 @@ def usable_llm_runs(catalog: Catalog) -> list[LlmRun]:
     return [r for row in load_llm_runs() if not isinstance(r := map_llm_run(row), str) and catalog.has(row.gpu)]
 
 
-def save(eff: Efficiency, path: Path) -> None:
-    path.write_text(json.dumps(asdict(eff), indent=2) + "\n")
-
-
-def shipped_efficiency() -> Efficiency:
-    """The constants fitted on every usable published row (made by `python -m gpuwise.predict.fit`)."""
-    resource = resources.files("gpuwise.predict").joinpath(FITTED_FILE)
-    if not resource.is_file():
-        return Efficiency()
-    return Efficiency(**json.loads(resource.read_text()))
-
-
 def held_out(
     mapped: list[MappedRow], catalog: Catalog, profiles: Profiles, group: Callable[[MappedRow], str]
 ) -> dict[str, Efficiency]:
@@ -321,8 +309,7 @@ def main() -> None:
     eff = fit(mapped, catalog, profiles, source="fitted on the published NVIDIA DeepLearningExamples rows")
     eff = fit_step_spread(mapped, eff, catalog, profiles)
     eff = fit_flash_attention(usable_llm_runs(catalog), eff, catalog, ProfileCache())
-    out = Path(str(resources.files("gpuwise.predict").joinpath(FITTED_FILE)))
-    save(eff, out)
+    save(eff, shipped_file(FITTED_FILE))
     print(json.dumps(asdict(eff), indent=2))
 
 

@@ -28,7 +28,7 @@ from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy
 from gpuwise.display import Displayed, gib, jsonable, seconds
 from gpuwise.hardware.catalog import GPU, Catalog
 from gpuwise.predict import memory, parallel
-from gpuwise.predict.fit import shipped_efficiency
+from gpuwise.predict.constants import shipped_efficiency
 from gpuwise.predict.inputs import default_cpu_threads, input_ceiling
 from gpuwise.predict.parallel import default_network_gbits
 from gpuwise.predict.roofline import Efficiency, Pipeline, StepTime

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict import parallel
+from gpuwise.predict.constants import shipped_cpu_efficiency
 from gpuwise.predict.roofline import (
     BF16,
     EAGER,
@@ -194,7 +195,5 @@ def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None, *, g
     on real CPU benches (``gpuwise.predict.cpu_fit``); dispatch runs on the same cores, so it adds to
     the step instead of overlapping it."""
     if eff is None:
-        from gpuwise.predict.cpu_fit import shipped_cpu_efficiency
-
         eff = shipped_cpu_efficiency()
     return accumulated_step(p, cpu_rates(ceilings), eff, EAGER, grad_accum)
