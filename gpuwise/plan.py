@@ -189,7 +189,7 @@ class Plan(Displayed):
     efficiency_source: str
     notes: tuple[str, ...]
     global_batch: int | None = None  # kept across the options; None: the batch per GPU was kept instead
-    precision: str = ""  # the recommended option's (else the first GPU option's): what the report draws
+    precision: Precision = Precision.FP32  # the recommended option's (else the first GPU's): what the report draws
     precision_choice: str = ""  # what --precision auto chose on which devices, and why ("" when asked)
 
     def _summary(self) -> list[tuple[str, str]]:
@@ -392,7 +392,7 @@ def precision_choice(options: Sequence[Option]) -> str:
     """What --precision auto chose, as a person reads it: 'amp-fp16 on V100-SXM2-16GB, T4 (FP16 tensor cores,
     no BF16); amp-bf16 on the other 20 GPUs (BF16 tensor cores); fp32 on your CPU (...)'. The largest group of
     GPUs is counted, not listed, when it is longer than four."""
-    chosen: dict[tuple[str, str], list[str]] = {}
+    chosen: dict[tuple[Precision, str], list[str]] = {}
     for o in options:
         names = chosen.setdefault((o.precision, o.precision_reason), [])
         name = o.device if o.is_gpu else "your CPU"

@@ -28,11 +28,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict.fit import Profiles, generation, held_out, predict_row, shipped_efficiency
 from gpuwise.predict.published import MappedRow, PublishedRow, load_published, map_row
 from gpuwise.predict.roofline import Efficiency
+from gpuwise.predict.step import gpu_rates
 from gpuwise.workloads import get_workload
 
 if TYPE_CHECKING:
@@ -141,11 +143,9 @@ def stats(errors: list[float]) -> ErrorStats:
     return ErrorStats(len(magnitudes), statistics.median(magnitudes), p90)
 
 
-def _peak(catalog: Catalog, gpu: str, precision: str) -> float:
-    g = catalog.get(gpu)
-    peak = g.peak_tflops(precision) or g.fp32_tflops
-    assert peak is not None, f"{gpu} has no compute figures"
-    return peak
+def _peak(catalog: Catalog, gpu: str, precision: Precision) -> float:
+    rates = gpu_rates(catalog.get(gpu), datasheet=True)
+    return rates.peak_tflops(precision) or rates.vector_tflops  # no such tensor cores: PyTorch runs FP32
 
 
 def validate(
@@ -288,7 +288,7 @@ def _pairs(
     """Same workload, batch, GPU count and precision class (full: FP32/TF32, or AMP) on two GPUs that
     ``paired`` accepts; the model predicts B with ``efficiency(B)``."""
     def key(m: MappedRow) -> tuple[object, ...]:
-        full = m.precision in ("fp32", "tf32")
+        full = m.precision in (Precision.FP32, Precision.TF32)
         return (m.workload, m.seq_len, m.batch_size, m.row.num_gpus, full)
 
     groups: dict[tuple[object, ...], list[MappedRow]] = defaultdict(list)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from gpuwise import profile
+from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import achievable_fractions, load_catalog
 from gpuwise.predict import memory, parallel
@@ -111,14 +112,14 @@ def test_gpu_profiles_follow_cudas_autocast_lists() -> None:
 def test_fsdp_memory_adds_the_activations_the_unsharded_peak_hides() -> None:
     # The peak of a step with a large vocabulary is at the end of backward, where no activation is left;
     # per rank FSDP must still hold the largest the activations ever were.
-    p = profile_for_gpu(tiny_decoder(), batch_size=8, precision="amp-bf16", optimizer="adamw",
+    p = profile_for_gpu(tiny_decoder(), batch_size=8, precision=Precision.AMP_BF16, optimizer="adamw",
                         low_precision_params=True)
     m = p.memory
     assert m.peak_activity_bytes >= m.activations_bytes
     per_rank = memory.tensor_bytes(p, num_gpus=8, sharded=True)
     assert per_rank >= m.activations_bytes + memory.state_bytes(p) / 8
     assert m.at_peak_bytes.get("weight_copies", 0) == 0  # FSDP's bf16 parameters: no autocast copies
-    autocast = profile_for_gpu(tiny_decoder(), batch_size=8, precision="amp-bf16", optimizer="adamw")
+    autocast = profile_for_gpu(tiny_decoder(), batch_size=8, precision=Precision.AMP_BF16, optimizer="adamw")
     assert autocast.memory.peak_activity_bytes > autocast.memory.peak_activity_no_copies_bytes
     # the state is float32 in FSDP's shards, though the profile traced it in bf16
     assert memory.state_bytes(p) == pytest.approx(memory.state_bytes(autocast), rel=1e-4)  # Adam's fp32 steps
@@ -153,7 +154,7 @@ def test_the_network_default_follows_the_gpu_class() -> None:
 
 
 def test_gradient_accumulation_repeats_the_passes_not_the_optimizer() -> None:
-    p = profile_for_gpu(tiny_decoder(), batch_size=2, precision="amp-bf16", optimizer="adamw")
+    p = profile_for_gpu(tiny_decoder(), batch_size=2, precision=Precision.AMP_BF16, optimizer="adamw")
     gpu = load_catalog().get("A100-SXM4-80GB")
     eff, rates, eager = shipped_efficiency(), gpu_rates(gpu), Pipeline()
     one = accumulated_step(p, rates, eff, eager, 1)
@@ -172,7 +173,7 @@ def test_gradient_accumulation_repeats_the_passes_not_the_optimizer() -> None:
 
 
 def test_compile_fuses_memory_bound_ops_only() -> None:
-    p = profile_for_gpu(tiny_decoder(), batch_size=2, precision="amp-bf16", optimizer="adamw")
+    p = profile_for_gpu(tiny_decoder(), batch_size=2, precision=Precision.AMP_BF16, optimizer="adamw")
     gpu = load_catalog().get("H100-SXM5-80GB")
     eager = gpu_step(p, gpu, shipped_efficiency())
     compiled = gpu_step(p, gpu, shipped_efficiency(), pipeline=Pipeline(compiled=True))
@@ -260,9 +261,9 @@ def test_the_zoo_decoders_have_their_published_parameter_counts() -> None:
 
 def test_fsdp_mixed_precision_profile_keeps_tied_weights_tied() -> None:
     # Llama 3.2 1B ties its embedding and output weights: one parameter in two modules.
-    bf16 = profile_for_gpu("llama-1b", batch_size=1, precision="amp-bf16", optimizer="adamw", seq_len=128,
+    bf16 = profile_for_gpu("llama-1b", batch_size=1, precision=Precision.AMP_BF16, optimizer="adamw", seq_len=128,
                            low_precision_params=True)
-    autocast = profile_for_gpu("llama-1b", batch_size=1, precision="amp-bf16", optimizer="adamw", seq_len=128)
+    autocast = profile_for_gpu("llama-1b", batch_size=1, precision=Precision.AMP_BF16, optimizer="adamw", seq_len=128)
     assert bf16.params_total == autocast.params_total
     assert 2 * bf16.memory.weights_bytes == autocast.memory.weights_bytes  # traced in bf16, float32 in the shards
 

@@ -44,7 +44,7 @@ def _profile(precision: str, groups: list[OpGroup], *, weights: int = 0, grads: 
     )
     return Profile(
         workload="hand-made", family="vision", sample_unit="image", batch_size=1, seq_len=None, image_size=None,
-        precision=precision, optimizer="sgd-momentum", params_total=0, params_trainable=0, forward_flops=0,
+        precision=Precision(precision), optimizer="sgd-momentum", params_total=0, params_trainable=0, forward_flops=0,
         backward_flops=0, optimizer_vector_flops=0, tokens_per_sample=None, kinds=(), layers=(), ops=tuple(groups),
         uncounted=(), substitutions=(), memory=memory, notes=(),
     )

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from gpuwise.config import Precision
 from gpuwise.hardware.catalog import load_catalog
 from gpuwise.predict import parallel
 from gpuwise.predict.fit import ScalingPair, fit_step_spread
@@ -46,7 +47,7 @@ def test_a_family_without_a_fitted_spread_takes_the_global_one() -> None:
 
 def test_gpu_step_adds_the_wait_for_the_family_spread() -> None:
     gpu = load_catalog().get("A100-SXM4-80GB")
-    p = profile_for_gpu("resnet18", batch_size=8, precision="amp-bf16", optimizer="sgd-momentum")
+    p = profile_for_gpu("resnet18", batch_size=8, precision=Precision.AMP_BF16, optimizer="sgd-momentum")
     eff = Efficiency(step_spread={p.family: 0.1})
     one = gpu_step(p, gpu, eff)
     eight = gpu_step(p, gpu, eff, num_gpus=8)

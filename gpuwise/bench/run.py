@@ -22,19 +22,13 @@ from gpuwise.bench import autobatch
 from gpuwise.bench.protocol import check_counts, cuda_sync, time_steps
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, check_batch_size
 from gpuwise.errors import GpuwiseError
+from gpuwise.predict.step import measured_peak_tflops
 from gpuwise.profile.run import profile_step
 from gpuwise.profile.tracer import LiveMemory, StepTracer
 from gpuwise.records import BenchResult, Ceilings
 from gpuwise.workloads import Workload, get_workload
 from gpuwise.workloads.registry import Batch, Shape
 
-# Which measured GEMM rate bounds a precision (MFU's denominator).
-CEILING_DTYPE = {
-    Precision.FP32: "float32",
-    Precision.TF32: "tf32",
-    Precision.AMP_BF16: "bfloat16",
-    Precision.AMP_FP16: "float16",
-}
 # Keep this share of free memory out of reach of the CPU batch search (allocator slack, the OS).
 CPU_MEMORY_HEADROOM = 0.8
 
@@ -203,10 +197,7 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
     autobatch.release_memory()
 
     ceilings: Ceilings | None = cached_ceilings(device, store_path)
-    ceiling_key = CEILING_DTYPE[config.precision]
-    if device == "cpu" and ceiling_key == "tf32":
-        ceiling_key = "float32"  # no TF32 on CPUs: tf32 runs as fp32 there
-    peak_tflops = ceilings.matmul_tflops.get(ceiling_key) if ceilings else None
+    peak_tflops = measured_peak_tflops(ceilings, config.precision) if ceilings else None
     hardware = local_hardware(device)
     flops = estimate.training_flops
     achieved = flops / timing.median_s / 1e12

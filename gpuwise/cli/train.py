@@ -245,7 +245,7 @@ def _from_plan(workload: str | None, db: Path | None, devices_text: str, num_gpu
     if problem and not dry_run:
         raise GpuwiseError(problem)
     config = TrainConfig(
-        workload=rec.workload, batch_size=rec.batch_size, precision=Precision(rec.precision),
+        workload=rec.workload, batch_size=rec.batch_size, precision=rec.precision,
         optimizer=OptimizerName(rec.optimizer), seq_len=rec.seq_len, image_size=rec.image_size,
         epochs=rec.whole_epochs, synthetic_samples=max(1, int(rec.samples_per_epoch)),
         strategy=Strategy.FSDP if rec.strategy == "FSDP" else Strategy.AUTO, grad_accum=rec.grad_accum,

@@ -27,10 +27,6 @@ from gpuwise.errors import GpuwiseError
 PACKAGED_LABEL = "gpuwise/hardware/data/gpus.toml"
 USER_FILE_NAME = "gpus.toml"
 
-# gpuwise precision name -> the catalog field that holds its peak (kept equal to
-# gpuwise.config.Precision by a test; not imported here so the catalog loads without torch).
-PRECISION_FIELDS = {"fp32": "fp32_tflops", "tf32": "tf32_tflops", "amp-bf16": "bf16_tflops", "amp-fp16": "fp16_tflops"}
-
 
 @dataclass(frozen=True)
 class GPU:
@@ -78,18 +74,6 @@ class GPU:
     achievable_basis: str = "the datasheet peak (no measurement)"
     achievable_bandwidth_fraction: float = 1.0
     achievable_bandwidth_basis: str = "the datasheet bandwidth (no measurement)"
-
-    def peak_tflops(self, precision: str) -> float | None:
-        """The dense peak PyTorch's matrix products get at a gpuwise precision; None if unsupported.
-
-        ``tf32`` falls back to the FP32 rate on a GPU without TF32 (PyTorch then runs FP32).
-        """
-        if precision not in PRECISION_FIELDS:
-            raise GpuwiseError(f"unknown precision '{precision}': use {' | '.join(PRECISION_FIELDS)}")
-        value: float | None = getattr(self, PRECISION_FIELDS[precision])
-        if value is None and precision == "tf32":
-            return self.fp32_tflops
-        return value
 
     @property
     def generation(self) -> str:

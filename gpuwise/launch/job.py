@@ -24,7 +24,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict.parallel import GPUS_PER_NODE
 from gpuwise.train.config import Devices, TrainConfig
@@ -154,7 +154,7 @@ def train_config(rec: Recommended, *, data: str, checkpoint_dir: str, steps: int
     """The ``gpuwise train`` settings the plan priced: batch, precision, optimizer, strategy, recompute,
     accumulation, compilation, and its epochs (or ``steps``)."""
     config = TrainConfig(
-        workload=rec.workload, data=data, batch_size=rec.batch_size, precision=Precision(rec.precision),
+        workload=rec.workload, data=data, batch_size=rec.batch_size, precision=rec.precision,
         optimizer=OptimizerName(rec.optimizer), seq_len=rec.seq_len, image_size=rec.image_size,
         epochs=None if steps else rec.whole_epochs, steps=steps,
         strategy=Strategy.FSDP if rec.strategy == "FSDP" else Strategy.AUTO, grad_accum=rec.grad_accum,

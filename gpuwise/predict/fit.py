@@ -48,7 +48,7 @@ _BOUNDS = (
     (0.05, 0.9), (0.05, 0.9), (0.005, 0.9), (0.2, 0.9), (0.02, 0.9), (0.05, 0.9), (0.2, 0.9), (0.0, 1e-5),
     (0.0, 1e-4),
 )
-ProfileKey = tuple[str, int, str, str, int | None]
+ProfileKey = tuple[str, int, Precision, str, int | None]
 
 
 class Profiles:
@@ -69,7 +69,7 @@ class Profiles:
 def row_pipeline(m: MappedRow, p: Profile) -> Pipeline:
     """The published rows ran NVIDIA's tuned containers, not eager PyTorch: model what they ran."""
     has_convs = any(g.kind == ops.CONV for g in p.ops)
-    return tuned_pipeline(Precision.parse(m.precision), has_convs=has_convs, fused_optimizer=m.fused_optimizer)
+    return tuned_pipeline(m.precision, has_convs=has_convs, fused_optimizer=m.fused_optimizer)
 
 
 def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: Profiles) -> float:

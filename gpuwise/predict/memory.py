@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gpuwise.config import Precision
 from gpuwise.profile.result import Profile
 
 GIB = 2**30
@@ -64,7 +63,7 @@ def fsdp_working_bytes(p: Profile, num_gpus: int) -> int:
     gathered parameters are bf16 and autocast's cached weight copies do not exist (best read from a
     profile with ``low_precision_params``, whose activations are bf16 as FSDP2's are)."""
     m = p.memory
-    mixed = Precision.parse(p.precision).autocast_dtype is not None
+    mixed = p.precision.autocast_dtype is not None
     activity = m.peak_activity_no_copies_bytes if mixed else m.peak_activity_bytes
     param_bytes = 2 if mixed else 4
     optimizer = m.peak_optimizer_activity_bytes * (2 if p.low_precision_params else 1) / num_gpus

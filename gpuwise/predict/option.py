@@ -108,7 +108,7 @@ class Option(Displayed):
     notes: tuple[str, ...] = ()  # what the prediction assumes that the user should know (a precision run otherwise)
     # Across nodes: the network per GPU it was priced with and where that comes from ("" in one node).
     network: str = ""
-    precision: str = ""  # what it was priced at (--precision auto chooses per device)
+    precision: Precision = Precision.FP32  # what it was priced at (--precision auto chooses per device)
     precision_reason: str = ""  # why auto chose it; "" when the precision was asked for
 
     @property
@@ -192,7 +192,7 @@ class ProfileCache:
                             low_precision_params=low_precision_params)
             self._profiles[key] = as_fp16(bf16)
         if key not in self._profiles:
-            settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision.value,
+            settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision,
                                             optimizer=optimizer.value, seq_len=seq_len, image_size=image_size,
                                             activation_checkpointing=activation_checkpointing,
                                             low_precision_params=low_precision_params)
@@ -351,7 +351,7 @@ class OptionMaker:
             price_usd_per_hour=gpu.price_usd_per_hour, requested_batch_size=self.requested,
             batch_size=found.batch_size, strategy=found.strategy, capacity_bytes=capacity,
             memory_per_gpu_bytes=found.device_bytes, network=self.network_text(gpu) if nodes > 1 else "",
-            precision=self.precision.value,
+            precision=self.precision,
         )
         if not found.batch_size:
             return _unfit(self.gpu_band("analytical", gpu), **base)
@@ -406,7 +406,7 @@ class OptionMaker:
             device="cpu", label=f"your CPU ({ceilings.device_name})", is_gpu=False, num_gpus=1, num_nodes=1,
             price_usd_per_hour=0.0, requested_batch_size=self.requested, batch_size=found.batch_size,
             strategy="single", capacity_bytes=capacity, memory_per_gpu_bytes=found.device_bytes,
-            precision=self.precision.value,
+            precision=self.precision,
         )
         if not found.batch_size:
             return _unfit(self.bands["analytical"], **base)

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 
 # NVIDIA's model names -> (zoo workload, the optimizer their recipe uses, as the closest gpuwise optimizer).
@@ -31,10 +32,11 @@ _MODELS = {
 }
 # The shipped file's labels, and the other names published tables give the same modes ("mixed
 # precision" in NVIDIA's tables is FP16 AMP unless BF16 is named), matched case-insensitively.
+_FP16, _BF16 = Precision.AMP_FP16, Precision.AMP_BF16
 _PRECISIONS = {
-    "fp32": "fp32", "tf32": "tf32",
-    "amp-fp16": "amp-fp16", "amp": "amp-fp16", "fp16": "amp-fp16", "mixed precision": "amp-fp16",
-    "amp-bf16": "amp-bf16", "bf16": "amp-bf16", "amp (bf16)": "amp-bf16", "mixed precision (bf16)": "amp-bf16",
+    "fp32": Precision.FP32, "tf32": Precision.TF32,
+    "amp-fp16": _FP16, "amp": _FP16, "fp16": _FP16, "mixed precision": _FP16,
+    "amp-bf16": _BF16, "bf16": _BF16, "amp (bf16)": _BF16, "mixed precision (bf16)": _BF16,
 }
 
 
@@ -70,7 +72,7 @@ class PublishedRow:
 class MappedRow:
     row: PublishedRow
     workload: str
-    precision: str  # gpuwise precision name
+    precision: Precision  # the file's name for it, parsed
     optimizer: str
     batch_size: int
     seq_len: int | None
@@ -169,7 +171,7 @@ def _unit_problem(row: PublishedRow, workload: str) -> str | None:
     return f"unit {row.unit} is not {', '.join(units[:-1])} or {units[-1]}"
 
 
-def _zoo_row(row: PublishedRow, precision: str) -> MappedRow | str:
+def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
     """A row that names a zoo workload itself (``gpuwise workloads``), for measurements of your own:
     ``seq len N`` and ``optimizer NAME`` in its notes set those (default: the workload's shape, adamw)."""
     from gpuwise.workloads import get_workload
@@ -237,7 +239,7 @@ def map_llm_run(row: PublishedRow) -> LlmRun | str:
     notes = row.notes
     if row.batch_per_gpu is None:
         return "the source gives no micro batch"
-    if _PRECISIONS.get(row.precision.strip().lower()) != "amp-bf16":
+    if _PRECISIONS.get(row.precision.strip().lower()) is not Precision.AMP_BF16:
         return f"precision {row.precision}: gpuwise models bf16 training of LLMs (FP8 is not modelled)"
     if "lora" in notes.lower():
         return "LoRA fine-tuning: gpuwise models full training"

@@ -32,6 +32,9 @@ from gpuwise.profile.result import Profile, Recurrence
 
 # Which peak a tensor op runs at, by its operands' dtype and the precision setting.
 FP32, TF32, BF16, FP16 = "float32", "tf32", "bfloat16", "float16"
+# The dtype a precision's matrix products run in: the key of ``DeviceRates.tensor_tflops`` (and of the measured
+# ``Ceilings.matmul_tflops``). The one precision -> peak-rate mapping, read through ``DeviceRates.peak_tflops``.
+MATMUL_DTYPE = {Precision.FP32: FP32, Precision.TF32: TF32, Precision.AMP_BF16: BF16, Precision.AMP_FP16: FP16}
 # No real kernel sustains more than ~90% of a datasheet peak (clock throttling under load, tails,
 # tile quantization); ``gpuwise.predict.fit`` bounds every fitted fraction by it.
 MAX_EFFICIENCY = 0.9
@@ -60,6 +63,12 @@ class DeviceRates:
         if precision is Precision.TF32 and TF32 in self.tensor_tflops:
             return self.tensor_tflops[TF32]
         return self.tensor_tflops.get(FP32, self.vector_tflops)
+
+    def peak_tflops(self, precision: Precision) -> float | None:
+        """The dense rate of matrix products at ``precision`` (what MFU and a roof divide by): the tensor
+        cores of its dtype; TF32 on a device without TF32 tensor cores runs, and is rated, as FP32; None
+        where the device lacks the 16-bit dtype."""
+        return self.matmul_tflops(MATMUL_DTYPE[precision], precision)
 
     def runs_tf32(self, precision: Precision) -> bool:
         """Whether FP32 products run on TF32 tensor cores: with ``tf32`` on a GPU that has them."""
@@ -225,7 +234,7 @@ def _fused_optimizer_bytes(profile: Profile) -> int:
 
 
 def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: Pipeline = EAGER) -> StepTime:
-    precision = Precision.parse(profile.precision)
+    precision = profile.precision
     bandwidth = device.memory_gbps * 1e9 * eff.bandwidth
     vector = device.vector_tflops * 1e12
     compute_s = memory_s = latency_s = host_s = backward_s = 0.0

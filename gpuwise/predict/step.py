@@ -29,26 +29,29 @@ if TYPE_CHECKING:
     from gpuwise.workloads import Workload
 
 
-def gpu_rates(gpu: GPU) -> DeviceRates:
+def gpu_rates(gpu: GPU, *, datasheet: bool = False) -> DeviceRates:
     """The rates of a catalog GPU that matrix products reach, by the dtype PyTorch runs them in: the
     tensor-core peaks times the achievable share a matmul microbenchmark measures on that GPU (or on
     its chip, family or vendor: ``GPU.achievable_basis``), the memory bandwidth likewise times a STREAM
-    triad's share (``GPU.achievable_bandwidth_basis``); the FP32 CUDA-core peak as published."""
+    triad's share (``GPU.achievable_bandwidth_basis``); the FP32 CUDA-core peak as published.
+    ``datasheet``: the published peaks and bandwidth as they are (comparing two GPUs' datasheets)."""
     if gpu.fp32_tflops is None:
         raise GpuwiseError(f"the catalog has no compute figures for {gpu.name}; add them in your --catalog file")
+    tensor_share, bandwidth_share = (1.0, 1.0) if datasheet else (gpu.achievable_fraction,
+                                                                  gpu.achievable_bandwidth_fraction)
     tensor = {FP32: gpu.fp32_tflops}
     for key, value in ((TF32, gpu.tf32_tflops), (BF16, gpu.bf16_tflops), (FP16, gpu.fp16_tflops)):
         if value:
-            tensor[key] = value * gpu.achievable_fraction
+            tensor[key] = value * tensor_share
     return DeviceRates(
         name=gpu.name, tensor_tflops=tensor, vector_tflops=gpu.fp32_tflops,
-        memory_gbps=gpu.memory_bandwidth_gbps * gpu.achievable_bandwidth_fraction,
+        memory_gbps=gpu.memory_bandwidth_gbps * bandwidth_share,
         sm_count=gpu.sm_count or 0, family=gpu.generation,
     )
 
 
 def profile_for_gpu(
-    workload: str | Workload, *, batch_size: int, precision: str, optimizer: str, seq_len: int | None = None,
+    workload: str | Workload, *, batch_size: int, precision: Precision, optimizer: str, seq_len: int | None = None,
     image_size: int | None = None, activation_checkpointing: str = "none", low_precision_params: bool = False,
 ) -> Profile:
     """The profile a GPU prediction reads.
@@ -57,17 +60,17 @@ def profile_for_gpu(
     CPU's FP16 autocast falls back to step-by-step kernels for some ops (LSTM) that CUDA fuses.
     ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it (bf16 parameters, no autocast).
     """
-    as_precision = "amp-bf16" if precision == Precision.AMP_FP16.value else precision
+    as_precision = Precision.AMP_BF16 if precision is Precision.AMP_FP16 else precision
     p = profile(workload, batch_size=batch_size, precision=as_precision, optimizer=optimizer, seq_len=seq_len,
                 image_size=image_size, gpu_kernels=True,  # attention, GRUs, RMSNorm as a GPU's fused kernels
                 activation_checkpointing=activation_checkpointing, low_precision_params=low_precision_params)
-    return p if as_precision == precision else as_fp16(p)
+    return p if as_precision is precision else as_fp16(p)
 
 
 def as_fp16(p: Profile) -> Profile:
     """An AMP-BF16 GPU profile as AMP-FP16: the same work, its bf16 ops relabelled fp16."""
     relabelled = tuple(replace(g, dtype=FP16) if g.dtype == BF16 else g for g in p.ops)
-    return replace(p, ops=relabelled, precision=Precision.AMP_FP16.value)
+    return replace(p, ops=relabelled, precision=Precision.AMP_FP16)
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def fsdp_step(
     network = _network(gpu, network_gbits)
     link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
-    mixed = Precision.parse(p.precision).autocast_dtype is not None
+    mixed = p.precision.autocast_dtype is not None
     param_bytes = 2 if mixed else 4
     traffic = grad_accum * parallel.fsdp_traffic_bytes(p.params_trainable, n, param_bytes=param_bytes, reduce_bytes=4)
     first_gather = (n - 1) / n * p.block_params * param_bytes if n > 1 else 0.0
@@ -178,16 +181,23 @@ def throughput(p: Profile, step: GpuStep, *, tokens: bool) -> float:
 
 def cpu_rates(ceilings: Ceilings) -> DeviceRates:
     """A calibrated CPU as a device: its measured GEMM rates, copy bandwidth and the last-level cache
-    stored with them (none stored: no cache term)."""
-    fp32 = ceilings.matmul_tflops.get("float32", 0.0)
+    stored with them (none stored: no cache term). (A CPU measures no TF32: a GPU's ceilings, which do,
+    give ``measured_peak_tflops`` their TF32 rate.)"""
+    fp32 = ceilings.matmul_tflops.get(FP32, 0.0)
     tensor = {FP32: fp32}
-    for key in (BF16, FP16):
+    for key in (TF32, BF16, FP16):
         if ceilings.matmul_tflops.get(key):
             tensor[key] = ceilings.matmul_tflops[key]
     return DeviceRates(
         name=ceilings.device_name, tensor_tflops=tensor, vector_tflops=fp32 / 8, memory_gbps=ceilings.memory_gbps,
         is_gpu=False, cache_bytes=ceilings.cache_bytes or 0,
     )
+
+
+def measured_peak_tflops(ceilings: Ceilings, precision: Precision) -> float | None:
+    """A calibrated device's measured rate of matrix products at ``precision``: what bench and train divide the
+    achieved rate by for MFU. None where the dtype was not measured (bf16 on a CPU calibrated without it)."""
+    return cpu_rates(ceilings).peak_tflops(precision) if ceilings.matmul_tflops.get(FP32) else None
 
 
 def cpu_step(p: Profile, ceilings: Ceilings, eff: Efficiency | None = None, *, grad_accum: int = 1) -> StepTime:

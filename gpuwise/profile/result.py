@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from gpuwise.config import Precision
 from gpuwise.display import Displayed, gib, si
 
 
@@ -120,7 +121,7 @@ class Profile(Displayed):
     batch_size: int
     seq_len: int | None
     image_size: int | None
-    precision: str
+    precision: Precision  # stored and printed as its name ("amp-bf16")
     optimizer: str
     params_total: int
     params_trainable: int
@@ -167,7 +168,7 @@ class Profile(Displayed):
         shape = f"seq {self.seq_len}" if self.seq_len else f"{self.image_size}px" if self.image_size else ""
         return [
             ("workload", repr(self.workload)), ("batch_size", str(self.batch_size)),
-            *([("shape", repr(shape))] if shape else []), ("precision", repr(self.precision)),
+            *([("shape", repr(shape))] if shape else []), ("precision", repr(self.precision.value)),
             ("optimizer", repr(self.optimizer)), ("params", si(self.params_total)),
             ("training_flops", si(self.training_flops, "FLOP")),
             ("per_sample", si(self.per_sample(self.training_flops), "FLOP")),
@@ -181,6 +182,7 @@ class Profile(Displayed):
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready, with units in the field names."""
         data = asdict(self)
+        data["precision"] = self.precision.value
         data["kinds"] = [dict(asdict(k), flops_per_byte=round(k.flops_per_byte, 3)) for k in self.kinds]
         data["memory"]["transient_bytes"] = self.memory.transient_bytes
         data["uncounted"] = [asdict(u) for u in self.uncounted]

@@ -75,13 +75,14 @@ def profile(
     ``gpuwise.profile.dropout`` and ``gpuwise.profile.rnn``.
     """
     w = get_workload(workload)
-    if Precision.parse(precision) is Precision.AUTO:
+    precision = Precision.parse(precision)
+    if precision is Precision.AUTO:
         raise GpuwiseError("--precision auto chooses by device, and a profile has none: give fp32, tf32, amp-bf16 or "
                            "amp-fp16 (predict and plan choose per GPU)")
     config = StepConfig(
         workload=w.name,
         batch_size=check_batch_size(w.default_batch_size if batch_size is None else batch_size),
-        precision=Precision.parse(precision),
+        precision=precision,
         optimizer=optimizer_for(optimizer, w.optimizer),
         seq_len=seq_len,
         image_size=image_size,
@@ -201,7 +202,7 @@ def has_gpu_kernels(p: Profile) -> bool:
     own profile is the same step."""
     from gpuwise.profile.dropout import FUSED_DROPOUT_OPS
 
-    if Precision.parse(p.precision).autocast_dtype is not None:
+    if p.precision.autocast_dtype is not None:
         return True
     return any(g.kind in (ops.ATTENTION, ops.RNN) or g.op in FUSED_DROPOUT_OPS for g in p.ops)
 
@@ -381,7 +382,7 @@ def _summarize(
         batch_size=int(config.batch_size or w.default_batch_size),
         seq_len=shape.seq_len,
         image_size=shape.image_size,
-        precision=config.precision.value,
+        precision=config.precision,
         optimizer=config.optimizer.value,
         params_total=num_total,
         params_trainable=num_trainable,

@@ -74,8 +74,8 @@ def predict_here(config: TrainConfig, result: TrainResult,
 def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path | None) -> Comparison:
     """Predict, compare and store one finished run (rank 0, after the processes are done)."""
     from gpuwise.bench.calibrate import cached_ceilings
-    from gpuwise.bench.run import CEILING_DTYPE
     from gpuwise.hardware.local import local_hardware, local_software
+    from gpuwise.predict.step import measured_peak_tflops
     from gpuwise.profile.run import profile_step
     from gpuwise.store import open_store
     from gpuwise.workloads import get_workload
@@ -94,10 +94,7 @@ def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path
         activation_checkpointing=ActivationCheckpointing(result.activation_checkpointing),
     ))
     ceilings = cached_ceilings(result.device, store_path)
-    key = CEILING_DTYPE[config.precision]
-    if result.device == "cpu" and key == "tf32":
-        key = "float32"
-    peak_tflops = ceilings.matmul_tflops.get(key)
+    peak_tflops = measured_peak_tflops(ceilings, config.precision)
     achieved = estimate.training_flops * result.grad_accum / measured_s / 1e12
     hardware = local_hardware(result.device)
     shape = w.resolve_shape(result.seq_len, result.image_size)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict.parallel import GPUS_PER_NODE
 
@@ -25,7 +26,7 @@ FILE_NAME = "last-plan.json"
 class Recommended:
     workload: str
     batch_size: int  # per device, as planned (may be below the requested one)
-    precision: str
+    precision: Precision  # in the file by its name ("amp-bf16")
     optimizer: str
     seq_len: int | None
     image_size: int | None
@@ -43,6 +44,10 @@ class Recommended:
     activation_checkpointing: str = "none"
     grad_accum: int = 1
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        # Read back from the file as text: parsed once, here (an unknown name is a ValueError: unreadable file).
+        object.__setattr__(self, "precision", Precision(self.precision))
 
     @property
     def gpus_per_node(self) -> int:
@@ -83,7 +88,7 @@ def recommended_from(plan: Any, option: Any) -> Recommended:
     c = plan.config
     return Recommended(
         workload=plan.workload, batch_size=option.batch_size,
-        precision=option.precision or c.precision.value, optimizer=c.optimizer.value, seq_len=c.seq_len,
+        precision=option.precision, optimizer=c.optimizer.value, seq_len=c.seq_len,
         image_size=c.image_size,
         epochs=c.epochs, samples_per_epoch=plan.samples_per_epoch, device=option.device, label=option.label,
         num_gpus=option.num_gpus, num_nodes=option.num_nodes, strategy=option.strategy,
