@@ -350,10 +350,10 @@ def test_the_new_flags_reach_the_workers_and_the_checkpoint() -> None:
 ])
 def test_the_data_position_carries_over_to_another_number_of_processes(theirs: int, done: int, exact: bool,
                                                                        start: int) -> None:
-    from gpuwise.train.loop import _position_on
+    from gpuwise.train.resume import position_on
 
     world = 4 if theirs == 2 else 2
-    got, note = _position_on(world, 4, theirs, {"step": done, "epoch": 0, "batch_in_epoch": done})
+    got, note = position_on(world, 4, theirs, {"step": done, "epoch": 0, "batch_in_epoch": done})
     assert got == start
     assert ("exactly where it stopped" in note) is exact
     assert ("continues with the new world size's order" in note) is not exact

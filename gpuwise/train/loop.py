@@ -20,7 +20,6 @@ same step, a checkpoint is written and the run returns ``interrupted`` (the CLI 
 from __future__ import annotations
 
 import os
-import random
 import resource
 import signal
 import sys
@@ -51,8 +50,6 @@ from gpuwise.train.distributed import (
     broadcast_object,
     full_state,
     gather_objects,
-    load_full_state,
-    load_sharded_state,
     parameter_digest,
     process_group,
     sharded_state,
@@ -62,6 +59,8 @@ from gpuwise.train.distributed import (
 from gpuwise.train.launch import WORKER_ENV
 from gpuwise.train.metrics import MetricsLog, StepMetrics
 from gpuwise.train.metrics import now as metrics_now
+from gpuwise.train.resume import find_resume, next_epoch, restore, resume_position, seed_everything
+from gpuwise.train.resume import resumed_config as resumed_config  # importable from here, where it was first
 from gpuwise.train.step import AccumulatingStep, no_sync_for
 from gpuwise.workloads import Workload, get_workload
 from gpuwise.workloads.registry import Shape
@@ -149,17 +148,12 @@ def prepare(config: TrainConfig, world_size: int) -> Prepared:
             + (" or --grad-accum" if accum else "")
         )
     check_output_dir(config)
-    found = _find_resume(config.resume, settings) if config.resume is not None else None
+    found = find_resume(config.resume, settings) if config.resume is not None else None
     position = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
     note, theirs_world = "", None
     if found is not None:
-        record = checkpoint.manifest(found.path)
-        position = {k: int(record[k]) for k in position}
-        theirs_world = int(record.get("world_size", record["settings"].get("world_size", world_size)))
-        if theirs_world != world_size:
-            position["batch_in_epoch"], note = _position_on(world_size, batch_size, theirs_world, position)
-        if micro_per_epoch - position["batch_in_epoch"] < config.grad_accum:  # the epoch was done
-            position.update(epoch=position["epoch"] + 1, batch_in_epoch=0)
+        position, note, theirs_world = resume_position(checkpoint.manifest(found.path), world_size, batch_size,
+                                                       micro_per_epoch, config.grad_accum)
     if config.steps:
         total_steps = config.steps
     else:  # to the end of epoch E, however many steps the epochs before took
@@ -174,85 +168,6 @@ def prepare(config: TrainConfig, world_size: int) -> Prepared:
         )
     return Prepared(w, shape, batch_size, data, world_size, settings, found, position, steps_per_epoch, total_steps,
                     micro_per_epoch, note, theirs_world)
-
-
-def _position_on(world_size: int, batch_size: int, theirs: int, position: dict[str, int]) -> tuple[int, str]:
-    """Where a run on ``world_size`` processes continues an epoch that ``theirs`` processes had begun.
-
-    The processes of an epoch together consume a prefix of its permutation (``DistributedSampler``
-    deals sample ``j`` to rank ``j mod world``, and every rank's batches advance in step), so the
-    checkpoint's position is ``batch_in_epoch × batch × theirs`` samples into it, whatever the number
-    of processes: the new ones continue from there when that is a whole number of their batches."""
-    done = position["batch_in_epoch"] * batch_size * theirs
-    per_batch = batch_size * world_size
-    start = done // per_batch
-    what = f"the checkpoint's {theirs} process{'es' if theirs > 1 else ''} → {world_size} now"
-    if done % per_batch == 0:
-        return start, (f"data: {what}; epoch {position['epoch'] + 1} continues at sample {done:,} of its order, "
-                       "exactly where it stopped")
-    return start, (f"data: {what}; {done:,} samples of epoch {position['epoch'] + 1} were trained, not a whole "
-                   f"number of batches of {batch_size} × {world_size}: it continues with the new world size's "
-                   f"order from sample {start * per_batch:,} ({done - start * per_batch} samples seen again)")
-
-
-def _find_resume(folder: Path, settings: dict[str, Any]) -> checkpoint.Found:
-    found = _newest_good(folder)
-    theirs = checkpoint.manifest(found.path).get("settings", {})
-    differ = [f"{k} {theirs.get(k)!r} (this run: {v!r})" for k, v in settings.items() if theirs.get(k) != v]
-    if differ:
-        raise GpuwiseError(
-            f"--resume {folder}: its checkpoint is of another run: {'; '.join(differ)}; "
-            "resume with the same settings (or no workload and flags: they are taken from the checkpoint)"
-        )
-    return found
-
-
-def resumed_config(config: TrainConfig) -> TrainConfig:
-    """``config`` with the run's settings taken from the newest checkpoint in ``config.resume``
-    (``gpuwise train --resume DIR`` without a workload)."""
-    from dataclasses import replace
-
-    from gpuwise.config import OptimizerName, Precision
-
-    assert config.resume is not None
-    record = checkpoint.manifest(_newest_good(config.resume).path)
-    s, o = record["settings"], record.get("options", {})
-    # How long the run is and how it checkpoints shape it too (not its result: free to change on resume).
-    length = {key: o[key] for key in ("steps", "epochs", "checkpoint_every", "keep_checkpoints", "warmup")
-              if o.get(key) is not None}
-    return replace(
-        config, workload=s["workload"], data=s["data"], batch_size=s["batch_size"],
-        precision=Precision(s["precision"]), optimizer=OptimizerName(s["optimizer"]), seed=s["seed"],
-        seq_len=s["seq_len"], image_size=s["image_size"],
-        synthetic_samples=s["synthetic_samples"] or config.synthetic_samples, grad_accum=o.get("grad_accum", 1),
-        activation_checkpointing=o.get("activation_checkpointing", config.activation_checkpointing.value),
-        compile=o.get("compile", config.compile), strategy=o.get("strategy", config.strategy.value), **length,
-        **{k: record.get("learning_rate", {}).get(k, v) for k, v in config.learning_rate().items()},
-    )
-
-
-def _newest_good(folder: Path) -> checkpoint.Found:
-    """The checkpoint a resume starts from, or one line saying why there is none."""
-    if not folder.is_dir():
-        what = "it is a file, not a folder" if folder.exists() else "no such folder"
-        raise GpuwiseError(f"--resume {folder}: {what}; give the --checkpoint-dir of the run to continue")
-    found = checkpoint.find(folder)
-    if found is not None:
-        return found
-    problems = checkpoint.problems(folder)
-    if problems and all(problem == checkpoint.NO_MANIFEST for _, problem in problems):
-        names = ", ".join(name for name, _ in problems[:3]) + (" ..." if len(problems) > 3 else "")
-        raise GpuwiseError(
-            f"--resume {folder}: its checkpoints ({names}) have no manifests (step-N.json, written after each "
-            "checkpoint with its size and sha256, to tell a whole checkpoint from one a crash cut short): copy "
-            "the .json files along with the checkpoints, or start without --resume"
-        )
-    if problems:
-        why = "; ".join(f"{name}: {problem}" for name, problem in problems[:3])
-        raise GpuwiseError(f"--resume {folder}: no good checkpoint there ({why}); start without --resume")
-    held = sorted(p.name for p in folder.iterdir())[:3]
-    what = f"it holds {', '.join(held)}{' ...' if len(held) == 3 else ''}" if held else "it is empty"
-    raise GpuwiseError(f"--resume {folder}: no good checkpoint there ({what}); start without --resume")
 
 
 MIN_FREE_BYTES = 1 << 20  # a folder with less cannot hold even a small model's checkpoint
@@ -366,116 +281,184 @@ def fsdp_param_dtype(config: TrainConfig, ranks: Ranks, strategy: Strategy) -> t
     return None
 
 
+@dataclass
+class _Session:
+    """What this process trains with, built once: the model (wrapped), its optimizer and step, and how it is shared."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    step_fn: AccumulatingStep
+    strategy: Strategy
+    sharded: bool  # FSDP over several processes: checkpoints in shards
+    estimate_bytes: int  # the step's estimated peak memory per process (for out-of-memory messages)
+
+
+@dataclass
+class _Progress:
+    """Where the loop is and what it measured; ``done_in_epoch`` counts micro batches (per process)."""
+
+    step: int
+    epoch: int
+    done_in_epoch: int
+    times: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    saved: Path | None = None  # the last checkpoint written
+    interrupted: int | None = None  # the signal that stopped the run
+    metrics_path: Path | None = None  # rank 0's per-step log
+
+    def position(self) -> dict[str, int]:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.done_in_epoch}
+
+
 def _run(config: TrainConfig, ranks: Ranks, device: str, received: list[int],
          on_step: Callable[[int, int, float, float, int], None] | None) -> TrainResult:
     p = prepare(config, ranks.world_size)
+    s = _setup(config, p, ranks, device)
+    if p.resume_from is not None:
+        restore(p.resume_from.path, s.model, s.optimizer, s.step_fn, ranks, s.strategy, seed=config.seed,
+                step=p.position["step"], their_world_size=p.resumed_world_size)
+    progress = _loop(config, p, s, ranks, device, received, on_step)
+    if config.output_dir is not None and progress.saved != checkpoint.checkpoint_path(
+            config.output_dir, progress.step, sharded=s.sharded):
+        progress.saved = _save_at(config, p, s, ranks, progress)
+    digests = parameter_digests(s.model, s.optimizer, ranks, s.strategy)
+    return _result(config, p, s, ranks, device, progress, digests)
+
+
+def _setup(config: TrainConfig, p: Prepared, ranks: Ranks, device: str) -> _Session:
+    """The model from the seed (checked to fit first), wrapped for the strategy, its optimizer and step."""
     strategy = _strategy(config.strategy, ranks)
-    sharded = ranks.distributed and strategy is Strategy.FSDP
     estimate_bytes = _check_fits(p, config, device, strategy)
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
     with torch.device(device), _explain_out_of_memory(p, device, estimate_bytes):
         model = build(config, p, ranks, device, strategy)
     optimizer = config.optimizer.build([q for q in model.parameters() if q.requires_grad])
     step_fn = AccumulatingStep(p.workload, model, optimizer, config.precision, device, grad_accum=config.grad_accum,
                                autocast=fsdp_param_dtype(config, ranks, strategy) is None,
                                no_sync=no_sync_for(model))
+    return _Session(model, optimizer, step_fn, strategy, ranks.distributed and strategy is Strategy.FSDP,
+                    estimate_bytes)
 
-    if p.resume_from is not None:
-        _restore(p, model, optimizer, step_fn, ranks, strategy, config.seed)
-    lr_schedule = schedule.configure(optimizer, lr=config.lr, weight_decay=config.weight_decay,
+
+def _loop(config: TrainConfig, p: Prepared, s: _Session, ranks: Ranks, device: str, received: list[int],
+          on_step: Callable[[int, int, float, float, int], None] | None) -> _Progress:
+    """Epoch by epoch from the prepared position to the last step, or to a signal: the timed steps, the
+    metrics log, the progress callback and the periodic checkpoints."""
+    from torch.utils.data import DistributedSampler
+
+    lr_schedule = schedule.configure(s.optimizer, lr=config.lr, weight_decay=config.weight_decay,
                                      warmup_steps=config.warmup_steps, kind=config.lr_schedule,
                                      total_steps=p.total_steps)
     log = _metrics_log(config, ranks)
-
-    from torch.utils.data import DataLoader, DistributedSampler
-
     sampler: DistributedSampler[Any] = DistributedSampler(
         p.data.dataset, num_replicas=ranks.world_size, rank=ranks.rank, shuffle=True, seed=config.seed, drop_last=True,
     )
-    # done_in_epoch counts micro batches (per process); an optimizer step takes grad_accum of them.
-    step, epoch, done_in_epoch = p.position["step"], p.position["epoch"], p.position["batch_in_epoch"]
-    accum = config.grad_accum
-    sync = cuda_sync(device)
-    times: list[float] = []
-    losses: list[float] = []
-    saved: Path | None = None
-    interrupted: int | None = None
-    workers = config.num_workers
-    if workers is None:
-        workers = default_workers(config.data, processes_on_host())
-
-    def save() -> Path | None:
-        folder = config.output_dir
-        if folder is None:
-            return None
-        position = {"step": step, "epoch": epoch, "batch_in_epoch": done_in_epoch}
-        if p.micro_per_epoch - done_in_epoch < accum:
-            position.update(epoch=epoch + 1, batch_in_epoch=0)
-        return _save(folder, model, optimizer, step_fn, ranks, sharded, p, config, position)
-
-    while step < p.total_steps and interrupted is None:
-        if p.micro_per_epoch - done_in_epoch < accum:
-            epoch, done_in_epoch = epoch + 1, 0
-        sampler.set_epoch(epoch)
-        p.data.set_epoch(epoch)  # augmentations differ per epoch, and are the same again on resume
-        order = list(sampler)
-        batches = [order[i * p.batch_size:(i + 1) * p.batch_size] for i in range(p.micro_per_epoch)]
-        generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) % 2**64)  # any seed < 2**63
-        loader = DataLoader(p.data.dataset, batch_sampler=batches[done_in_epoch:], collate_fn=p.data.collate,
-                            num_workers=workers, generator=generator, pin_memory=device.startswith("cuda"))
+    progress = _Progress(p.position["step"], p.position["epoch"], p.position["batch_in_epoch"],
+                         metrics_path=log.path if log is not None else None)
+    accum, sync = config.grad_accum, cuda_sync(device)
+    samples_per_step = p.batch_size * accum * ranks.world_size
+    while progress.step < p.total_steps and progress.interrupted is None:
+        progress.epoch, progress.done_in_epoch = next_epoch(
+            progress.epoch, progress.done_in_epoch, p.micro_per_epoch, accum)
+        loader = epoch_loader(config, p, sampler, progress.epoch, progress.done_in_epoch, device)
         batch_iter = iter(loader)
         micro_batches = (tree_map(_mover(device), b) for b in batch_iter)  # fetched as the step asks
-        while step < p.total_steps and p.micro_per_epoch - done_in_epoch >= accum:
+        while progress.step < p.total_steps and p.micro_per_epoch - progress.done_in_epoch >= accum:
             sync()
-            schedule.set_lr(optimizer, lr_schedule.lr(step))
+            schedule.set_lr(s.optimizer, lr_schedule.lr(progress.step))
             start = time.perf_counter()
-            with _explain_out_of_memory(p, device, estimate_bytes), \
-                    explain_compile_failure(config.compile and not losses, p.workload.name):
-                loss = step_fn(micro_batches)
+            with _explain_out_of_memory(p, device, s.estimate_bytes), \
+                    explain_compile_failure(config.compile and not progress.losses, p.workload.name):
+                loss = s.step_fn(micro_batches)
             sync()
             elapsed = time.perf_counter() - start
-            step, done_in_epoch = step + 1, done_in_epoch + accum
-            if len(losses) >= config.warmup:
-                times.append(elapsed)
-            losses.append(float(loss.item()))
+            progress.step, progress.done_in_epoch = progress.step + 1, progress.done_in_epoch + accum
+            if len(progress.losses) >= config.warmup:
+                progress.times.append(elapsed)
+            progress.losses.append(float(loss.item()))
             if log is not None:
-                log.write(_step_metrics(step, epoch, losses[-1], lr_schedule.lr(step - 1), elapsed,
-                                        p.batch_size * accum * ranks.world_size, device))
+                log.write(_step_metrics(progress.step, progress.epoch, progress.losses[-1],
+                                        lr_schedule.lr(progress.step - 1), elapsed, samples_per_step, device))
             if on_step is not None and ranks.is_main:
-                on_step(step, p.total_steps, losses[-1], elapsed, p.batch_size * accum * ranks.world_size)
+                on_step(progress.step, p.total_steps, progress.losses[-1], elapsed, samples_per_step)
             if any_rank(bool(received), ranks, device):
-                interrupted = received[0] if received else signal.SIGTERM
+                progress.interrupted = received[0] if received else signal.SIGTERM
                 break
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < p.total_steps:
-                saved = save()
+            if config.checkpoint_every and progress.step % config.checkpoint_every == 0 \
+                    and progress.step < p.total_steps:
+                progress.saved = _save_at(config, p, s, ranks, progress)
         del micro_batches, batch_iter, loader
     if log is not None:
         log.close()
+    return progress
 
-    if config.output_dir is not None and (saved is None or saved != checkpoint.checkpoint_path(
-            config.output_dir, step, sharded=sharded)):
-        saved = save()
+
+def epoch_batches(order: list[int], batch_size: int, micro_per_epoch: int, done_in_epoch: int) -> list[list[int]]:
+    """This process's batches (sample indices) of an epoch from its sampler ``order``, the ``done_in_epoch``
+    already trained left out: a resumed epoch continues with the batch after the checkpoint's."""
+    batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(micro_per_epoch)]
+    return batches[done_in_epoch:]
+
+
+def epoch_loader(config: TrainConfig, p: Prepared, sampler: Any, epoch: int, done_in_epoch: int,
+                 device: str) -> Any:
+    """The DataLoader of the rest of an epoch. The order depends only on (seed, epoch) and the worker seeds
+    on the loader's own generator, so a resumed run sees the batches an uninterrupted one would have."""
+    from torch.utils.data import DataLoader
+
+    sampler.set_epoch(epoch)
+    p.data.set_epoch(epoch)  # augmentations differ per epoch, and are the same again on resume
+    batches = epoch_batches(list(sampler), p.batch_size, p.micro_per_epoch, done_in_epoch)
+    generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) % 2**64)  # any seed < 2**63
+    workers = config.num_workers
+    if workers is None:
+        workers = default_workers(config.data, processes_on_host())
+    return DataLoader(p.data.dataset, batch_sampler=batches, collate_fn=p.data.collate,
+                      num_workers=workers, generator=generator, pin_memory=device.startswith("cuda"))
+
+
+def _save_at(config: TrainConfig, p: Prepared, s: _Session, ranks: Ranks, progress: _Progress) -> Path | None:
+    """A checkpoint of where the loop is (none without --checkpoint-dir). One taken at the end of an epoch
+    records the next epoch's start, so that a resume does not walk an epoch with nothing left in it."""
+    folder = config.output_dir
+    if folder is None:
+        return None
+    epoch, done = next_epoch(progress.epoch, progress.done_in_epoch, p.micro_per_epoch, config.grad_accum)
+    position = {"step": progress.step, "epoch": epoch, "batch_in_epoch": done}
+    return _save(folder, s.model, s.optimizer, s.step_fn, ranks, s.sharded, p, config, position)
+
+
+def parameter_digests(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ranks: Ranks,
+                      strategy: Strategy) -> tuple[str, ...]:
+    """A digest of the trained parameters (not buffers) per rank under DDP, where every rank holds them all and
+    they must agree; one under FSDP, where rank 0 gathers the shards. Every rank must call it (a collective)."""
     model_state, _ = full_state(model, optimizer, ranks, strategy)
     names = {name for name, _ in unwrap(model).named_parameters()}
     if strategy is Strategy.FSDP:
-        digests = tuple(broadcast_object([parameter_digest(model_state, names)] if ranks.is_main else None, ranks))
-    else:
-        digests = tuple(gather_objects(parameter_digest(model_state, names), ranks))
+        return tuple(broadcast_object([parameter_digest(model_state, names)] if ranks.is_main else None, ranks))
+    return tuple(gather_objects(parameter_digest(model_state, names), ranks))
+
+
+def _result(config: TrainConfig, p: Prepared, s: _Session, ranks: Ranks, device: str, progress: _Progress,
+            digests: tuple[str, ...]) -> TrainResult:
+    times, accum = progress.times, config.grad_accum
     timing = summarize(times, num_warmup=config.warmup) if times else None
     timed_shape = p.data.batch_shape(p.batch_size) if p.data.batch_shape else p.shape
     return TrainResult(
         workload=p.workload.name, device=device, world_size=ranks.world_size,
         seq_len=timed_shape.seq_len, image_size=timed_shape.image_size,
-        strategy="single" if not ranks.distributed else strategy.value.upper(), batch_size=p.batch_size,
+        strategy="single" if not ranks.distributed else s.strategy.value.upper(), batch_size=p.batch_size,
         precision=config.precision.value, optimizer=config.optimizer.value, data=p.data.description,
-        start_step=p.position["step"], end_step=step, total_steps=p.total_steps, epoch=epoch,
-        interrupted=SIGNAL_NAMES.get(signal.Signals(interrupted)) if interrupted is not None else None,
-        losses=tuple(losses), timing=timing,
+        start_step=p.position["step"], end_step=progress.step, total_steps=p.total_steps, epoch=progress.epoch,
+        interrupted=SIGNAL_NAMES.get(signal.Signals(progress.interrupted)) if progress.interrupted is not None
+        else None,
+        losses=tuple(progress.losses), timing=timing,
         samples_per_s=p.batch_size * accum * ranks.world_size / timing.median_s if timing else None,
-        checkpoint=saved, resumed_from=p.resume_from.path if p.resume_from else None,
+        checkpoint=progress.saved, resumed_from=p.resume_from.path if p.resume_from else None,
         skipped_checkpoints=p.resume_from.skipped if p.resume_from else (), parameter_digests=digests,
         grad_accum=accum, activation_checkpointing=config.activation_checkpointing.value, compiled=config.compile,
-        extra={"peak_rss_bytes": _peak_rss_bytes(), "metrics_path": str(log.path) if log is not None else None,
+        extra={"peak_rss_bytes": _peak_rss_bytes(),
+               "metrics_path": str(progress.metrics_path) if progress.metrics_path else None,
                "peak_cuda_bytes": torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None},
     )
 
@@ -498,32 +481,6 @@ def _strategy(strategy: Strategy, ranks: Ranks) -> Strategy:
     if strategy is Strategy.AUTO:
         return Strategy.DDP
     return strategy
-
-
-def _restore(p: Prepared, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: AccumulatingStep,
-             ranks: Ranks, strategy: Strategy, seed: int) -> None:
-    """Model, optimizer, scaler and this rank's RNG states from the checkpoint, in either format. A rank
-    the checkpoint's run did not have (resumed on more processes) seeds its RNGs from (seed, step, rank)."""
-    assert p.resume_from is not None
-    path = p.resume_from.path
-    if checkpoint.is_sharded(path):
-        state = sharded_state(model, optimizer)
-        checkpoint.load_sharded(path, state)
-        load_sharded_state(model, optimizer, state)
-        own = checkpoint.load_rank_state(path, ranks.rank)
-        rng, scaler = (own["rng"], own.get("scaler")) if own is not None else (None, None)
-    else:
-        state = checkpoint.load(path)
-        load_full_state(model, optimizer, state["model"], state["optimizer"], ranks, strategy)
-        rngs = state["rng"]
-        rng, scaler = (rngs[ranks.rank] if ranks.rank < len(rngs) else None), state.get("scaler")
-    if step_fn.scaler is not None and scaler:
-        step_fn.scaler.load_state_dict(scaler)
-    if rng is not None and p.resumed_world_size == ranks.world_size:
-        checkpoint.set_rng_state(rng)
-    else:  # other processes than the checkpoint's: no rank's stream continues, each starts anew
-        _seed_everything((seed * 1_000_003 + p.position["step"] * 1_009 + ranks.rank) % 2**63)
-    del state
 
 
 def _save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: AccumulatingStep,
@@ -556,17 +513,6 @@ def _mover(device: str) -> Callable[[Any], Any]:
         return x.to(device, non_blocking=non_blocking) if isinstance(x, torch.Tensor) else x
 
     return move
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    random.seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % 2**32)
-    except ImportError:  # pragma: no cover - numpy comes with torch's usual installs
-        pass
 
 
 def _peak_rss_bytes() -> int:
