@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -270,6 +271,25 @@ def test_plan_for_gpus_that_are_not_here_says_so(db: Path) -> None:
     assert "the plan wants 8× H100-SXM5-80GB (DDP); this machine has" in err and "--dry-run" in err
     code, out, _ = train("--plan", "--db", str(db), "--dry-run")
     assert code == 0 and "--nproc-per-node=8" in out and "--precision amp-bf16" in out
+
+
+def test_the_plan_is_checked_against_the_gpus_detected_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """train --plan matches this machine's GPUs to the catalog in the library (hardware.local), not the CLI."""
+    from gpuwise.hardware import local
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.train.recommended import Recommended, check_this_machine
+
+    rec = Recommended(workload="resnet50", batch_size=256, precision="amp-bf16", optimizer="adamw", seq_len=None,
+                      image_size=None, epochs=1, samples_per_epoch=100, device="H100-SXM5-80GB",
+                      label="2× H100-SXM5-80GB", num_gpus=2, num_nodes=1, strategy="DDP")
+    catalog = load_catalog(None)
+    h100 = ("NVIDIA H100 80GB HBM3", 80 * 2**30)
+    for listed, problem in (([h100, h100], None), ([h100], "1× NVIDIA H100 80GB HBM3"), ([], "no GPU")):
+        monkeypatch.setattr(local, "nvidia_smi_gpus", lambda listed=listed: listed)
+        got = check_this_machine(rec, catalog)
+        assert got is None if problem is None else got is not None and f"this machine has {problem}" in got
+    monkeypatch.setattr(local, "nvidia_smi_gpus", lambda: pytest.fail("a CPU plan detects no GPUs"))
+    assert check_this_machine(dataclasses.replace(rec, device="cpu"), catalog) is None
 
 
 def test_plan_without_a_saved_plan_is_one_line(tmp_path: Path) -> None:

@@ -107,8 +107,7 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="The result, machine-readable."),
 ) -> None:
     """Train for real: CPU, one GPU, or many through torchrun; checkpoints, exact resume, measured vs predicted."""
-    import torch
-
+    from gpuwise.hardware.local import cuda_device_count
     from gpuwise.train.loop import check_options, check_strategy, prepare, train
 
     given: dict[str, Any] = {
@@ -132,8 +131,8 @@ def train_command(
         "weight_decay": _number(weight_decay, "--weight-decay"),
     }
     given = {k: v for k, v in given.items() if v is not None}
-    num_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    base, devices_text, note = _base(workload, use_plan, resume, devices_text, db, num_gpus, dry_run)
+    num_gpus = cuda_device_count()
+    base, devices_text, note = _base(workload, use_plan, resume, devices_text, db, dry_run)
     if workload is not None:
         given["workload"] = workload
     if "steps" in given or "epochs" in given:  # the run's length as given replaces the checkpoint's, either way
@@ -214,12 +213,12 @@ def _grad_accum(text: str | None) -> int | None:
 
 
 def _base(workload: str | None, use_plan: bool, resume: Path | None, devices_text: str, db: Path | None,
-          num_gpus: int, dry_run: bool) -> tuple[TrainConfig, str, str]:
+          dry_run: bool) -> tuple[TrainConfig, str, str]:
     """The settings before the flags: from the saved plan, the checkpoint resumed, or the defaults."""
-    from gpuwise.train.loop import resumed_config
+    from gpuwise.train.resume import resumed_config
 
     if use_plan:
-        return _from_plan(workload, db, devices_text, num_gpus, dry_run)
+        return _from_plan(workload, db, devices_text, dry_run)
     if resume is not None:  # every setting from the checkpoint; the flags given (and a workload) then override
         return resumed_config(TrainConfig(workload="", resume=resume)), devices_text, ""
     if workload is None:
@@ -227,21 +226,15 @@ def _base(workload: str | None, use_plan: bool, resume: Path | None, devices_tex
     return TrainConfig(workload=workload), devices_text, ""
 
 
-def _from_plan(workload: str | None, db: Path | None, devices_text: str, num_gpus: int,
-               dry_run: bool) -> tuple[TrainConfig, str, str]:
-    import torch
-
-    from gpuwise.hardware.catalog import load_catalog
-    from gpuwise.train.recommended import check_here, load_recommendation
+def _from_plan(workload: str | None, db: Path | None, devices_text: str, dry_run: bool
+               ) -> tuple[TrainConfig, str, str]:
+    from gpuwise.train.recommended import check_this_machine, load_recommendation
 
     rec = load_recommendation(db)
     if workload is not None and workload != rec.workload:
         raise GpuwiseError(f"--plan: the saved plan is for workload {rec.workload}, not {workload}: run "
                            f"'gpuwise plan {workload} ...' first, or drop the workload to train the plan's")
-    names = [torch.cuda.get_device_name(i) for i in range(num_gpus)]
-    catalog = load_catalog(None)
-    matches = [(g.name if (g := catalog.match_device(n)) else None) for n in names]
-    problem = check_here(rec, names, matches)
+    problem = check_this_machine(rec)
     if problem and not dry_run:
         raise GpuwiseError(problem)
     config = TrainConfig(

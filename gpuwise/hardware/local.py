@@ -124,12 +124,16 @@ def local_software() -> Software:
     )
 
 
-def available_devices() -> list[str]:
-    """``cpu`` and ``cuda:0``, ``cuda:1``, … for each visible GPU."""
+def cuda_device_count() -> int:
+    """The GPUs PyTorch can run on here (0 without CUDA): what bench and train place work on."""
     import torch
 
-    num_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return ["cpu", *(f"cuda:{i}" for i in range(num_gpus))]
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def available_devices() -> list[str]:
+    """``cpu`` and ``cuda:0``, ``cuda:1``, … for each visible GPU."""
+    return ["cpu", *(f"cuda:{i}" for i in range(cuda_device_count()))]
 
 
 def check_device(name: str) -> str:

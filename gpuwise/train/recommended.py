@@ -110,6 +110,18 @@ def load_recommendation(store_path: Path | None) -> Recommended:
         raise GpuwiseError(f"--plan: {path} is unreadable ({e}); run gpuwise plan again") from None
 
 
+def check_this_machine(rec: Recommended, catalog: Any = None) -> str | None:
+    """Why this machine cannot run the recommendation, or None: its GPUs detected and matched to the catalog
+    (``gpuwise.hardware.local.detect_gpus``; ``catalog`` None: the packaged and user catalog)."""
+    if rec.device == "cpu":
+        return None
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.hardware.local import detect_gpus
+
+    gpus = detect_gpus(catalog if catalog is not None else load_catalog(None))
+    return check_here(rec, [g.device_name for g in gpus], [g.catalog_name for g in gpus])
+
+
 def check_here(rec: Recommended, gpu_names: list[str], catalog_names: list[str | None]) -> str | None:
     """Why this machine cannot run the recommendation, or None. ``gpu_names`` are the local GPUs'
     names and ``catalog_names`` their catalog entries (None where unknown)."""
