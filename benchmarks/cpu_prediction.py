@@ -95,7 +95,7 @@ def measure(steps: int, command: str) -> BenchSet:
         cached_ceilings("cpu", db)
         for row in ROWS:
             print(f"bench {row}", file=sys.stderr, flush=True)
-            config = BenchConfig(
+            config = BenchConfig.of(
                 workload=row.workload, batch_size=row.batch_size, precision=Precision.parse(row.precision),
                 optimizer=OptimizerName.parse(row.optimizer), seq_len=row.seq_len, image_size=row.image_size,
                 steps=steps, warmup=2,

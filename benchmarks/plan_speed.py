@@ -20,9 +20,9 @@ from pathlib import Path
 from gpuwise.plan import PlanConfig, ProfileCache, plan
 
 CASES = [
-    PlanConfig("resnet50", dataset_size=1_281_167, epochs=90),
-    PlanConfig("resnet50", dataset_size=1_281_167, epochs=90, batch_size=512, deadline_s=6 * 3600.0),
-    PlanConfig("llama-7b", dataset_size=2e9, unit="token", epochs=1, seq_len=4096, deadline_s=48 * 3600.0,
+    PlanConfig.of(workload="resnet50", dataset_size=1_281_167, epochs=90),
+    PlanConfig.of(workload="resnet50", dataset_size=1_281_167, epochs=90, batch_size=512, deadline_s=6 * 3600.0),
+    PlanConfig.of(workload="llama-7b", dataset_size=2e9, unit="token", epochs=1, seq_len=4096, deadline_s=48 * 3600.0,
                budget_usd=5000.0),
 ]
 

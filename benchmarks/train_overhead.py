@@ -50,7 +50,7 @@ def gpuwise_loop(batch_size: int, image_size: int, steps: int, warmup: int) -> l
     from gpuwise.train.config import Devices, TrainConfig
     from gpuwise.train.loop import train
 
-    config = TrainConfig(workload="resnet18", batch_size=batch_size, image_size=image_size, steps=warmup + steps,
+    config = TrainConfig.of(workload="resnet18", batch_size=batch_size, image_size=image_size, steps=warmup + steps,
                          warmup=warmup)
     result = train(config, Devices("cpu", 1))
     assert result.timing is not None

@@ -101,8 +101,8 @@ def predict(
     from gpuwise.predict.single import predict as predict_config
 
     w = workload(spec, make_batch, loss)
-    config = PredictConfig(
-        workload=w, gpu=gpu, num_gpus=num_gpus, batch_size=batch_size, precision=precision,  # type: ignore[arg-type]
+    config = PredictConfig.of(
+        workload=w, gpu=gpu, num_gpus=num_gpus, batch_size=batch_size, precision=precision,
         optimizer=optimizer_for(optimizer, w.optimizer), seq_len=seq_len, image_size=image_size,
         network_gbits=network_gbits, catalog_path=_path(catalog),
         settings=_settings(strategy, activation_checkpointing, grad_accum, compile),
@@ -135,7 +135,7 @@ def plan(
     w = workload(spec, make_batch, loss)
     names = tuple(n.strip() for n in gpus.split(",") if n.strip()) if isinstance(gpus, str) else (
         tuple(gpus) if gpus is not None else None)
-    config = PlanConfig(
+    config = PlanConfig.of(
         workload=w, dataset_size=dataset_size, epochs=epochs, unit=unit, global_batch=global_batch,
         batch_size=batch_size,
         precision=Precision.parse(precision), optimizer=optimizer_for(optimizer, w.optimizer), seq_len=seq_len,
@@ -168,8 +168,8 @@ def bench(
     auto = batch_size == "auto"
     if isinstance(batch_size, str) and not auto:
         raise GpuwiseError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
-    config = BenchConfig(
-        workload=w, device=device, batch_size=None if auto else batch_size, auto_batch=auto,  # type: ignore[arg-type]
+    config = BenchConfig.of(
+        workload=w, device=device, batch_size=None if auto else batch_size, auto_batch=auto,
         precision=Precision.parse(precision), optimizer=optimizer_for(optimizer, w.optimizer), seq_len=seq_len,
         image_size=image_size, steps=steps, warmup=warmup,
         activation_checkpointing=ActivationCheckpointing.parse(activation_checkpointing), compile=compile,

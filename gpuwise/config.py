@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from gpuwise.errors import GpuwiseError
 
 if TYPE_CHECKING:  # torch is imported where a step is built, not here: the CLI's help starts without it
     import torch
+
+    from gpuwise.workloads import Workload
 
 
 def _nearest(value: str, choices: list[str]) -> str:
@@ -132,19 +134,77 @@ def check_batch_size(value: object) -> int:
 
 @dataclass(frozen=True)
 class StepConfig:
-    """One training step of a workload: what profile, and later bench and predict, take."""
+    """One training step of a workload: what profile traces, bench times, predict and plan price and train
+    runs. ``PlanConfig``, ``PredictConfig``, ``BenchConfig`` and ``TrainConfig`` nest one (``config.step``),
+    as torchtitan nests its component configs, and read its fields through (``config.precision``)."""
 
-    workload: str
+    workload: str | Workload  # a name or spec; a Workload object from the Python API
     batch_size: int | None = None  # None: the workload's default
-    precision: Precision = Precision.FP32
+    precision: Precision = Precision.FP32  # auto (predict, plan, bench): by the device, resolved before it runs
     optimizer: OptimizerName = OptimizerName.ADAMW
     seq_len: int | None = None
     image_size: int | None = None
+    # Recomputed activations (bench, train and profile; predict and plan price the step with each of
+    # ``RunSettings.activation_checkpointing``).
     activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE
     # AMP as FSDP2's MixedPrecisionPolicy runs it: the parameters each block computes with are in the
     # autocast dtype (so are its activations and the residual stream), with no autocast around forward;
     # master weights, gradients and optimizer state stay float32 in the shards.
     low_precision_params: bool = False
+
+    def __post_init__(self) -> None:
+        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
+        object.__setattr__(self, "activation_checkpointing",
+                           ActivationCheckpointing.parse(self.activation_checkpointing))
+
+
+STEP_FIELDS = tuple(f.name for f in fields(StepConfig))
+
+
+class WithStep:
+    """A config that nests a ``step: StepConfig``: the step's fields read through (``config.precision`` is
+    ``config.step.precision``), and ``of`` and ``with_`` take them as flat keywords, as the CLI's flags and
+    the Python API give them. ``STEP_DEFAULTS``: this config's own defaults for the step (plan: precision auto)."""
+
+    step: StepConfig
+    STEP_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def of(cls, **values: Any) -> Self:
+        """The config from flat keywords: the step's fields go into ``step``, the rest to the config."""
+        step = {k: values.pop(k) for k in STEP_FIELDS if k in values}
+        return cls(step=StepConfig(**(cls.STEP_DEFAULTS | step)), **values)  # type: ignore[call-arg]
+
+    def with_(self, **changes: Any) -> Self:
+        """``dataclasses.replace`` with flat keywords: the step's fields change in ``step``."""
+        step = {k: changes.pop(k) for k in STEP_FIELDS if k in changes}
+        return replace(self, step=replace(self.step, **step), **changes)  # type: ignore[type-var]
+
+    @property
+    def workload(self) -> str | Workload:
+        return self.step.workload
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.step.batch_size
+
+    @property
+    def precision(self) -> Precision:
+        return self.step.precision
+
+    @property
+    def optimizer(self) -> OptimizerName:
+        return self.step.optimizer
+
+    @property
+    def seq_len(self) -> int | None:
+        return self.step.seq_len
+
+    @property
+    def image_size(self) -> int | None:
+        return self.step.image_size
 
 
 @dataclass(frozen=True)

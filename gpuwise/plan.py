@@ -24,10 +24,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from gpuwise.bench.calibrate import cached_ceilings
-from gpuwise.config import OptimizerName, Precision, RunSettings, check_batch_size, check_count, check_positive
+from gpuwise.config import (
+    Precision,
+    RunSettings,
+    StepConfig,
+    WithStep,
+    check_batch_size,
+    check_count,
+    check_positive,
+)
 from gpuwise.display import Displayed, jsonable
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
@@ -81,22 +89,22 @@ MAX_RUN_SIZE = 1e16
 
 
 @dataclass(frozen=True)
-class PlanConfig:
-    """What to plan: a workload, how much data, and the user's constraints. Defaults are defined here once."""
+class PlanConfig(WithStep):
+    """What to plan: a step of a workload, how much data, and the user's constraints. Defaults are defined here
+    once. ``PlanConfig.of(workload=..., dataset_size=..., epochs=...)`` takes the step's fields flat; the step's
+    precision defaults to auto (per device), its batch size is per GPU (see ``global_batch``)."""
 
-    workload: str | Workload  # a name or spec; a Workload object from the Python API
+    STEP_DEFAULTS: ClassVar[dict[str, Any]] = {"precision": Precision.AUTO}
+
+    step: StepConfig
     dataset_size: float  # samples, or tokens when unit == "token"
     epochs: float
     unit: str | None = None  # "sample" | "token"; None: tokens for workloads counted in tokens, else samples
     # The batch: either a global batch kept across every option (split over the GPUs, with gradient
     # accumulation where a GPU's share does not fit), or a batch per GPU kept instead (the global batch
     # then grows with the GPUs). Neither: the global batch is the workload's default batch (one GPU's).
+    # step.batch_size: per GPU (with settings.grad_accum micro batches per step)
     global_batch: int | None = None  # samples per optimizer step over all GPUs
-    batch_size: int | None = None  # per GPU (with settings.grad_accum micro batches per step)
-    precision: Precision = Precision.AUTO  # auto: per device (gpuwise.predict.precision)
-    optimizer: OptimizerName = OptimizerName.ADAMW
-    seq_len: int | None = None
-    image_size: int | None = None
     deadline_s: float | None = None
     budget_usd: float | None = None
     gpus: tuple[str, ...] | None = None  # catalog names; None: every catalog GPU
@@ -107,9 +115,6 @@ class PlanConfig:
     cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
 
     def __post_init__(self) -> None:
-        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
-        object.__setattr__(self, "precision", Precision.parse(self.precision))
-        object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
         if self.cpu_threads_per_gpu is not None:
             check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
         check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
@@ -211,6 +216,7 @@ class Plan(Displayed):
         """Everything, JSON-ready, units in the field names."""
         data = _jsonable(asdict(self))
         assert isinstance(data, dict)
+        data["config"] = data["config"].pop("step") | data["config"]  # the step's fields beside the plan's, flat
         data["config"]["workload"] = self.workload  # a Workload object (the Python API) by its name
         for option, o in zip(data["options"], self.options, strict=True):
             option["global_batch_size"] = o.global_batch_size  # micro batch × accumulation × GPUs

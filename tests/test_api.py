@@ -104,9 +104,9 @@ def test_predict_a_module_on_eight_gpus() -> None:
 
 
 def test_configs_take_names_where_enums_are_expected() -> None:
-    assert plan_module.PredictConfig(workload="resnet18", gpu="T4", precision="amp-bf16").precision is (  # type: ignore[arg-type]
+    assert plan_module.PredictConfig.of(workload="resnet18", gpu="T4", precision="amp-bf16").precision is (  # type: ignore[arg-type]
         Precision.AMP_BF16)
-    config = plan_module.PlanConfig(workload="resnet18", dataset_size=1, epochs=1, precision="amp-fp16",  # type: ignore[arg-type]
+    config = plan_module.PlanConfig.of(workload="resnet18", dataset_size=1, epochs=1, precision="amp-fp16",  # type: ignore[arg-type]
                                     optimizer="sgd")  # type: ignore[arg-type]
     assert (config.precision, config.optimizer) == (Precision.AMP_FP16, OptimizerName.SGD)
 

@@ -90,7 +90,7 @@ def test_bench_on_cpu_reports_throughput_from_the_median(tmp_path: Path, quick_c
     from gpuwise.store import open_store
 
     db = tmp_path / "results.db"
-    result = bench(BenchConfig(workload=EXAMPLE, batch_size=8, steps=3, warmup=1), store_path=db)
+    result = bench(BenchConfig.of(workload=EXAMPLE, batch_size=8, steps=3, warmup=1), store_path=db)
     assert result.samples_per_s == pytest.approx(8 / result.timing.median_s)
     assert result.achieved_tflops == pytest.approx(
         result.training_flops_per_step / result.timing.median_s / 1e12
@@ -112,7 +112,7 @@ def test_cpu_auto_batch_stays_within_free_memory(tmp_path: Path, monkeypatch: py
     # Pretend the machine has 64 MiB free: the search must stop where the estimate says so.
     monkeypatch.setattr("gpuwise.hardware.local.free_memory_bytes", lambda device: 64 * 2**20)
     w = get_workload(EXAMPLE)
-    best = run.find_batch_size(w, run.BenchConfig(workload=EXAMPLE, auto_batch=True), "cpu")
+    best = run.find_batch_size(w, run.BenchConfig.of(workload=EXAMPLE, auto_batch=True), "cpu")
     from gpuwise.profile import profile
 
     budget = run.CPU_MEMORY_HEADROOM * 64 * 2**20
@@ -151,7 +151,7 @@ def test_llm_that_cannot_fit_the_cpu_says_so_with_its_need(monkeypatch: pytest.M
 
     monkeypatch.setattr("gpuwise.hardware.local.free_memory_bytes", lambda device: 8 * 2**30)
     with pytest.raises(GpuwiseError, match=r"does not fit on the CPU even at batch 1: it needs about .* GiB"):
-        bench(BenchConfig(workload="llama-1b", batch_size=1, seq_len=512), store=False)
+        bench(BenchConfig.of(workload="llama-1b", batch_size=1, seq_len=512), store=False)
 
 
 BLOCKS = """
@@ -185,8 +185,8 @@ def test_bench_runs_and_records_activation_checkpointing(tmp_path: Path, quick_c
 
     (tmp_path / "blocks.py").write_text(BLOCKS)
     workload = f"{tmp_path / 'blocks.py'}:build"
-    plain = bench(BenchConfig(workload=workload, batch_size=512, steps=2, warmup=1), store=False)
-    full = bench(BenchConfig(workload=workload, batch_size=512, steps=2, warmup=1,
+    plain = bench(BenchConfig.of(workload=workload, batch_size=512, steps=2, warmup=1), store=False)
+    full = bench(BenchConfig.of(workload=workload, batch_size=512, steps=2, warmup=1,
                              activation_checkpointing=ActivationCheckpointing.FULL), store_path=tmp_path / "r.db")
     assert (plain.activation_checkpointing, full.activation_checkpointing) == ("none", "full")
     # the same model FLOPs (the recompute is not the model's), less memory at the peak of the step
@@ -203,5 +203,5 @@ def test_bench_compiles_each_block_and_records_it(tmp_path: Path, quick_calibrat
         pytest.skip(cannot_compile("cpu"))
     (tmp_path / "blocks.py").write_text(BLOCKS)
     workload = f"{tmp_path / 'blocks.py'}:build"
-    compiled = bench(BenchConfig(workload=workload, batch_size=64, steps=2, warmup=1, compile=True), store=False)
+    compiled = bench(BenchConfig.of(workload=workload, batch_size=64, steps=2, warmup=1, compile=True), store=False)
     assert compiled.compiled and compiled.timing.num_steps == 2

@@ -34,7 +34,7 @@ def test_default_threads_follow_the_instances_a_gpu_is_rented_in(gpu: str, threa
 
 def test_too_few_threads_make_the_input_pipeline_the_bound() -> None:
     def option(threads: int | None) -> Option:
-        return predict(PredictConfig(workload="resnet18", gpu="H100-SXM5-80GB", num_gpus=8, batch_size=64,
+        return predict(PredictConfig.of(workload="resnet18", gpu="H100-SXM5-80GB", num_gpus=8, batch_size=64,
                                      precision="amp-bf16", cpu_threads_per_gpu=threads))
 
     fed, starved = option(None), option(1)
@@ -48,7 +48,7 @@ def test_too_few_threads_make_the_input_pipeline_the_bound() -> None:
 
 def test_bad_thread_counts_are_one_line() -> None:
     with pytest.raises(GpuwiseError, match=r"--cpu-cores-per-gpu must be a positive integer"):
-        PredictConfig(workload="resnet18", gpu="T4", cpu_threads_per_gpu=0)
+        PredictConfig.of(workload="resnet18", gpu="T4", cpu_threads_per_gpu=0)
     code, _, err = run_cli("predict", "resnet18", "--gpu", "T4", "--cpu-cores-per-gpu", "none")
     assert code == 2 and "--cpu-cores-per-gpu" in err and len(err.strip().splitlines()) == 1
 

@@ -91,7 +91,7 @@ def make_plan(catalog: Catalog, profiles: ProfileCache, tmp_path: Path) -> MakeP
         settings: dict[str, Any] = dict(workload="resnet18", dataset_size=1e6, epochs=10, batch_size=16, gpus=GPUS,
                                         precision="fp32")
         settings.update(overrides)
-        return plan(PlanConfig(**settings), catalog, tmp_path / "results.db", profiles=profiles)
+        return plan(PlanConfig.of(**settings), catalog, tmp_path / "results.db", profiles=profiles)
 
     return make
 
@@ -316,7 +316,7 @@ def test_plan_is_json_ready(make_plan: MakePlan) -> None:
 
 
 def test_predict_gives_one_option_in_full(catalog: Catalog, profiles: ProfileCache, tmp_path: Path) -> None:
-    o = predict(PredictConfig("resnet18", "H100-SXM5-80GB", num_gpus=4, batch_size=16), catalog,
+    o = predict(PredictConfig.of(workload="resnet18", gpu="H100-SXM5-80GB", num_gpus=4, batch_size=16), catalog,
                 tmp_path / "r.db", profiles=profiles)
     assert o.fits and o.step is not None and o.run is None and o.strategy == "DDP"
     assert o.step.sync_s > 0  # four GPUs wait for the slowest
@@ -339,7 +339,7 @@ def test_predict_gives_one_option_in_full(catalog: Catalog, profiles: ProfileCac
 def test_plan_config_rejects_bad_values(overrides: dict[str, Any], message: str) -> None:
     settings: dict[str, Any] = dict(workload="resnet18", dataset_size=1e6, epochs=1)
     with pytest.raises(GpuwiseError, match=message):
-        PlanConfig(**{**settings, **overrides})
+        PlanConfig.of(**{**settings, **overrides})
 
 
 # ------------------------------------------------------------------ units

@@ -20,7 +20,7 @@ PROFILES = ProfileCache()  # resnet18's profiles, made once for the module
 
 
 def one(gpu: str, precision: str, num_gpus: int = 1) -> Option:
-    return predict(PredictConfig(workload="resnet18", gpu=gpu, num_gpus=num_gpus, precision=Precision(precision)),
+    return predict(PredictConfig.of(workload="resnet18", gpu=gpu, num_gpus=num_gpus, precision=Precision(precision)),
                    profiles=PROFILES, store_path=None)
 
 
@@ -121,7 +121,7 @@ def test_the_fallback_compares_the_cpu_too() -> None:
 ])
 def test_plan_inputs_beyond_any_run_are_one_line(size: str, epochs: str, flag: str) -> None:
     with pytest.raises(GpuwiseError, match=f"{flag} is .*, more than gpuwise plans for"):
-        PlanConfig(workload="resnet18", dataset_size=float(size), epochs=float(epochs))
+        PlanConfig.of(workload="resnet18", dataset_size=float(size), epochs=float(epochs))
     for command in ("plan", "report"):
         code, out, err = run_cli(command, "resnet18", "--dataset-size", size, "--epochs", epochs)
         assert code == 2 and err.count("\n") == 1 and flag in err, out + err

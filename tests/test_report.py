@@ -59,7 +59,7 @@ def make(catalog: Catalog, profiles: ProfileCache, db: Path, **overrides: Any) -
     settings: dict[str, Any] = dict(workload="resnet18", dataset_size=1e6, epochs=10, batch_size=16, gpus=GPUS,
                                     max_gpus=8, deadline_s=3600.0 * 5, precision="fp32")
     settings.update(overrides)
-    return plan(PlanConfig(**settings), catalog, db, profiles=profiles)
+    return plan(PlanConfig.of(**settings), catalog, db, profiles=profiles)
 
 
 @pytest.fixture
@@ -209,7 +209,7 @@ def test_published_rows_of_the_same_setting_are_checked_against_the_plan(catalog
                                                                          db: Path) -> None:
     # batch 256 per GPU, as the published runs (the plan's default keeps a global batch of 256 instead)
     p = make(catalog, profiles, db, workload="resnet50", batch_size=256, precision=Precision.AMP_FP16,
-             optimizer=plan_module.OptimizerName.SGD_MOMENTUM, gpus=("A100-SXM4-80GB",), deadline_s=None)
+             optimizer="sgd-momentum", gpus=("A100-SXM4-80GB",), deadline_s=None)
     rows = gather(p, profiles=profiles, catalog=catalog, store_path=db).checks.rows
     expected = {}
     for r in load_published():

@@ -26,7 +26,7 @@ def train(*args: str) -> tuple[int, str, str]:
 
 
 def config(**kw: object) -> TrainConfig:
-    return TrainConfig(workload="resnet50", **kw)  # type: ignore[arg-type]
+    return TrainConfig.of(workload="resnet50", **kw)
 
 
 def test_one_device_runs_in_process() -> None:

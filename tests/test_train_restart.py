@@ -68,7 +68,7 @@ def test_elastic_nodes_use_the_c10d_rendezvous() -> None:
     from gpuwise.train.launch import Nodes, build_launch
 
     nodes = Nodes(count=4, min_count=2, master_addr="node0", master_port=29400)
-    launch = build_launch(TrainConfig(workload="resnet50"), Devices("cuda", 8), nodes, python="py", max_restarts=3)
+    launch = build_launch(TrainConfig.of(workload="resnet50"), Devices("cuda", 8), nodes, python="py", max_restarts=3)
     argv = list(launch.argv)
     assert argv[3:10] == ["--nnodes=2:4", "--nproc-per-node=8", "--max-restarts=3", "--rdzv-backend=c10d",
                           "--rdzv-endpoint=node0:29400", "--rdzv-id=gpuwise-train", "-m"]

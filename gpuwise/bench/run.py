@@ -20,7 +20,7 @@ import torch
 from gpuwise import recompute
 from gpuwise.bench import autobatch
 from gpuwise.bench.protocol import check_counts, cuda_sync, time_steps
-from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, check_batch_size
+from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, WithStep, check_batch_size
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict.step import measured_peak_tflops
 from gpuwise.profile.run import profile_step
@@ -34,19 +34,20 @@ CPU_MEMORY_HEADROOM = 0.8
 
 
 @dataclass(frozen=True)
-class BenchConfig:
-    workload: str | Workload  # a name or spec; a Workload object from the Python API
+class BenchConfig(WithStep):
+    """Timing one step (``step``: batch None is the workload's default; precision auto is the device's) on a
+    device. ``BenchConfig.of(workload=..., precision=..., device=...)`` takes the step's fields flat."""
+
+    step: StepConfig
     device: str = "cpu"
-    batch_size: int | None = None  # None: the workload's default
     auto_batch: bool = False
-    precision: Precision = Precision.FP32
-    optimizer: OptimizerName = OptimizerName.ADAMW
-    seq_len: int | None = None
-    image_size: int | None = None
     steps: int = 10
     warmup: int = 3
-    activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE
     compile: bool = False  # torch.compile each block (gpuwise.compiling), as train --compile does
+
+    @property
+    def activation_checkpointing(self) -> ActivationCheckpointing:
+        return self.step.activation_checkpointing
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class TrainingStep:
 
 def bench_all(config: BenchConfig, devices: list[str], store_path: Any = None) -> BenchReport:
     """Bench the same step on each device (the CPU first) and store every result."""
-    results = tuple(bench(replace(config, device=d), store_path=store_path) for d in devices)
+    results = tuple(bench(config.with_(device=d), store_path=store_path) for d in devices)
     cpu = next((r for r in results if r.device == "cpu"), None)
     speedups = {
         r.device: cpu.timing.median_s / r.timing.median_s
@@ -159,7 +160,7 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
     device = check_device(config.device)
     w = get_workload(config.workload)  # a misspelt name, before the --db is made
     if config.precision is Precision.AUTO:
-        config = replace(config, precision=local_precision(device, store_path)[0])
+        config = config.with_(precision=local_precision(device, store_path)[0])
     if store:
         with open_store(store_path):
             pass  # an unusable --db fails now, not after the measurement
@@ -168,12 +169,7 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
         find_batch_size(w, config, device) if config.auto_batch
         else check_batch_size(config.batch_size or w.default_batch_size)
     )
-    step_config = StepConfig(
-        workload=w.name, batch_size=batch_size, precision=config.precision, optimizer=config.optimizer,
-        seq_len=config.seq_len, image_size=config.image_size,
-        activation_checkpointing=config.activation_checkpointing,
-    )
-    estimate = profile_step(w, step_config)
+    estimate = profile_step(w, replace(config.step, workload=w.name, batch_size=batch_size))
     if device == "cpu":
         check_cpu_fits(w.name, batch_size, estimate.memory.peak_bytes)
 
@@ -299,11 +295,7 @@ def find_batch_size(w: Workload, config: BenchConfig, device: str) -> int:
     shape = w.resolve_shape(config.seq_len, config.image_size)
 
     def estimate(batch_size: int) -> int:
-        step_config = StepConfig(
-            workload=w.name, batch_size=batch_size, precision=config.precision, optimizer=config.optimizer,
-            seq_len=config.seq_len, image_size=config.image_size,
-        )
-        return profile_step(w, step_config).memory.peak_bytes
+        return profile_step(w, replace(config.step, workload=w.name, batch_size=batch_size)).memory.peak_bytes
 
     if device == "cpu":
         # Never run a step that would drive the machine into swap or the OOM killer: the memory

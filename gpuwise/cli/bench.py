@@ -63,7 +63,7 @@ def bench_command(
         from gpuwise.hardware.local import available_devices, check_device
 
         auto = batch_size is not None and batch_size.strip().lower() == "auto"
-        config = BenchConfig(
+        config = BenchConfig.of(
             workload=workload,
             batch_size=None if auto else positive_int(batch_size, "--batch-size"),
             auto_batch=auto,

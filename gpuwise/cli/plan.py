@@ -199,7 +199,7 @@ def plan_config(
 
     if unit is not None and unit not in UNITS:
         raise GpuwiseError(f"unknown unit '{unit}': use --unit {' | '.join(UNITS)}")
-    return PlanConfig(
+    return PlanConfig.of(
         workload=workload,
         dataset_size=parse_positive(dataset_size, "--dataset-size", "a number of samples above zero, e.g. 2e9"),
         epochs=parse_positive(epochs, "--epochs", "a number of passes above zero, e.g. 90 or 0.5"),

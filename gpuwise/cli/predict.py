@@ -61,7 +61,7 @@ def predict_command(
     from gpuwise.plan import option_dict
     from gpuwise.predict.single import PredictConfig, predict
 
-    config = PredictConfig(
+    config = PredictConfig.of(
         workload=workload,
         gpu=gpu,
         num_gpus=num_gpus,

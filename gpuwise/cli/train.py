@@ -136,14 +136,14 @@ def train_command(
     if workload is not None:
         given["workload"] = workload
     if "steps" in given or "epochs" in given:  # the run's length as given replaces the checkpoint's, either way
-        base = dataclasses.replace(base, steps=None, epochs=None)
-    config = dataclasses.replace(base, **given)
+        base = base.with_(steps=None, epochs=None)
+    config = base.with_(**given)
     if optimizer is None and resume is None and not use_plan:
         from gpuwise.workloads.registry import workload_optimizer
 
         named = workload_optimizer(config.workload)  # a user's UserWorkload(optimizer=...)
         if named is not None:
-            config = dataclasses.replace(config, optimizer=OptimizerName.parse(named))
+            config = config.with_(optimizer=OptimizerName.parse(named))
 
     if os.environ.get(WORKER_ENV) == "1":
         _worker(_after_restart(config), worker_devices(devices_text, num_gpus), as_json)
@@ -220,10 +220,10 @@ def _base(workload: str | None, use_plan: bool, resume: Path | None, devices_tex
     if use_plan:
         return _from_plan(workload, db, devices_text, dry_run)
     if resume is not None:  # every setting from the checkpoint; the flags given (and a workload) then override
-        return resumed_config(TrainConfig(workload="", resume=resume)), devices_text, ""
+        return resumed_config(TrainConfig.of(workload="", resume=resume)), devices_text, ""
     if workload is None:
         raise GpuwiseError("name the workload to train (see 'gpuwise workloads'), or use --resume DIR or --plan")
-    return TrainConfig(workload=workload), devices_text, ""
+    return TrainConfig.of(workload=workload), devices_text, ""
 
 
 def _from_plan(workload: str | None, db: Path | None, devices_text: str, dry_run: bool
@@ -237,7 +237,7 @@ def _from_plan(workload: str | None, db: Path | None, devices_text: str, dry_run
     problem = check_this_machine(rec)
     if problem and not dry_run:
         raise GpuwiseError(problem)
-    config = TrainConfig(
+    config = TrainConfig.of(
         workload=rec.workload, batch_size=rec.batch_size, precision=rec.precision,
         optimizer=OptimizerName(rec.optimizer), seq_len=rec.seq_len, image_size=rec.image_size,
         epochs=rec.whole_epochs, synthetic_samples=max(1, int(rec.samples_per_epoch)),

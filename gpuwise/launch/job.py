@@ -153,7 +153,7 @@ def train_config(rec: Recommended, *, data: str, checkpoint_dir: str, steps: int
                  store_path: Path | None = None) -> TrainConfig:
     """The ``gpuwise train`` settings the plan priced: batch, precision, optimizer, strategy, recompute,
     accumulation, compilation, and its epochs (or ``steps``)."""
-    config = TrainConfig(
+    config = TrainConfig.of(
         workload=rec.workload, data=data, batch_size=rec.batch_size, precision=rec.precision,
         optimizer=OptimizerName(rec.optimizer), seq_len=rec.seq_len, image_size=rec.image_size,
         epochs=None if steps else rec.whole_epochs, steps=steps,

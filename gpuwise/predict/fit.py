@@ -216,7 +216,7 @@ def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: Any) -> Option:
     from gpuwise.predict.single import PredictConfig, predict
 
     row = run.row
-    config = PredictConfig(
+    config = PredictConfig.of(
         workload=run.workload, gpu=row.gpu, num_gpus=row.num_gpus, batch_size=row.batch_per_gpu,
         precision=Precision.AMP_BF16, seq_len=run.seq_len,
         settings=RunSettings(strategy=Strategy.parse(run.strategy),

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, ClassVar
 
 from gpuwise.config import (
-    OptimizerName,
     Precision,
     RunSettings,
+    StepConfig,
     Strategy,
+    WithStep,
     check_batch_size,
     check_count,
     check_positive,
@@ -25,21 +27,20 @@ from gpuwise.predict.option import Option, OptionMaker, ProfileCache, modellable
 from gpuwise.predict.precision import gpu_precision as auto_gpu
 from gpuwise.predict.precision import resolve
 from gpuwise.predict.roofline import Efficiency
-from gpuwise.workloads import Workload, get_workload
+from gpuwise.workloads import get_workload
 
 
 @dataclass(frozen=True)
-class PredictConfig:
-    """One option of a plan: a workload on ``num_gpus`` GPUs of one kind."""
+class PredictConfig(WithStep):
+    """One option of a plan: a step of a workload on ``num_gpus`` GPUs of one kind.
+    ``PredictConfig.of(workload=..., gpu=...)`` takes the step's fields flat; its precision defaults to auto
+    (by the GPU: ``gpuwise.predict.precision``)."""
 
-    workload: str | Workload  # a name or spec; a Workload object from the Python API
+    STEP_DEFAULTS: ClassVar[dict[str, Any]] = {"precision": Precision.AUTO}
+
+    step: StepConfig
     gpu: str
     num_gpus: int = 1
-    batch_size: int | None = None
-    precision: Precision = Precision.AUTO  # auto: by the GPU (gpuwise.predict.precision)
-    optimizer: OptimizerName = OptimizerName.ADAMW
-    seq_len: int | None = None
-    image_size: int | None = None
     network_gbits: float | None = None  # None: the stated default of the GPU's class
     catalog_path: Path | None = None
     settings: RunSettings = field(default_factory=RunSettings)
@@ -48,9 +49,6 @@ class PredictConfig:
     def __post_init__(self) -> None:
         if self.cpu_threads_per_gpu is not None:
             check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
-        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
-        object.__setattr__(self, "precision", Precision.parse(self.precision))
-        object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
         if isinstance(self.num_gpus, bool) or not isinstance(self.num_gpus, int) or self.num_gpus < 1:
             raise GpuwiseError(f"--num-gpus must be a positive integer, got {self.num_gpus!r}")
         if self.batch_size is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy, check_grad_accum
+from gpuwise.config import ActivationCheckpointing, Precision, StepConfig, Strategy, WithStep, check_grad_accum
 from gpuwise.errors import GpuwiseError
 from gpuwise.train.schedule import check_schedule
 
@@ -21,24 +21,19 @@ DEFAULT_KEEP_CHECKPOINTS = 3  # the newest good ones; older ones are deleted aft
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One training run. ``batch_size`` is per device and per micro batch; ``steps`` counts optimizer steps of
-    the whole run, each of ``grad_accum`` micro batches per device."""
+class TrainConfig(WithStep):
+    """One training run of a ``step`` (its ``batch_size`` is per device and per micro batch, None the workload's
+    default; ``TrainConfig.of(workload=..., batch_size=..., steps=...)`` takes its fields flat); ``steps``
+    counts optimizer steps of the whole run, each of ``grad_accum`` micro batches per device."""
 
-    workload: str
+    step: StepConfig
     data: str = "synthetic"  # "synthetic" or a path
-    batch_size: int | None = None  # None: the workload's default
-    precision: Precision = Precision.FP32
-    optimizer: OptimizerName = OptimizerName.ADAMW
-    seq_len: int | None = None
-    image_size: int | None = None
     seed: int = 0  # model initialisation and data order derive from it
     epochs: int | None = None  # with neither epochs nor steps: one epoch
     steps: int | None = None  # stop after this many steps in all (a resumed run counts the earlier ones)
     warmup: int = DEFAULT_WARMUP
     strategy: Strategy = Strategy.AUTO
     grad_accum: int = 1  # micro batches per optimizer step; gradients are synchronised on the last one only
-    activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE
     compile: bool = False  # torch.compile each block (else the whole model)
     synthetic_samples: int = 10_000  # samples per epoch of --data synthetic
     num_workers: int | None = None  # data-loading processes per device; None: 0 for synthetic, else up to 4
@@ -55,15 +50,11 @@ class TrainConfig:
     weight_decay: float | None = None
 
     def __post_init__(self) -> None:
-        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
-        object.__setattr__(self, "precision", Precision.parse(self.precision))
         if self.precision is Precision.AUTO:
             raise GpuwiseError("train does not choose a precision yet: give --precision fp32, tf32, amp-bf16 or "
                                "amp-fp16")
-        object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
+        # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
-        object.__setattr__(self, "activation_checkpointing",
-                           ActivationCheckpointing.parse(self.activation_checkpointing))
         check_grad_accum(self.grad_accum)
         check_schedule(self.lr, self.warmup_steps, self.lr_schedule, self.weight_decay)
         if self.epochs is not None and self.steps is not None:
@@ -80,6 +71,16 @@ class TrainConfig:
             raise GpuwiseError(f"--warmup must be at least 1 (the first steps pay for allocation), got {self.warmup}")
         if self.checkpoint_every is not None and self.checkpoint_dir is None and self.resume is None:
             raise GpuwiseError("--checkpoint-every needs a folder to write to: add --checkpoint-dir DIR")
+
+    @property
+    def workload(self) -> str:
+        """A run names its workload (the workers get it as an argument): a zoo name or a file's factory."""
+        assert isinstance(self.step.workload, str), "train takes a workload by name"
+        return self.step.workload
+
+    @property
+    def activation_checkpointing(self) -> ActivationCheckpointing:
+        return self.step.activation_checkpointing
 
     @property
     def output_dir(self) -> Path | None:

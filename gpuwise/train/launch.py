@@ -104,7 +104,7 @@ def build_launch(config: TrainConfig, devices: Devices, nodes: Nodes = Nodes(), 
 
 def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
     """Every setting of ``config`` as ``gpuwise train`` flags; defaults left out to keep the command short."""
-    defaults = TrainConfig(workload=config.workload)
+    defaults = TrainConfig.of(workload=config.workload)
     args = [config.workload, "--devices", "cpu" if devices.kind == "cpu" else "cuda"]
     flags: list[tuple[str, object, object]] = [
         ("--data", config.data, defaults.data),

@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -566,14 +566,11 @@ def _check_fits(p: Prepared, config: TrainConfig, device: str, strategy: Strateg
     recurrent model at its longest length, at the price of a lower bound on the CPU (its unfused
     attention saves more): a guard against steps that cannot fit, not a promise that one will."""
     from gpuwise.bench.run import check_cpu_fits
-    from gpuwise.config import StepConfig
     from gpuwise.profile.run import profile_step
 
-    estimate = profile_step(p.workload, StepConfig(
-        workload=p.workload.name, batch_size=p.batch_size, precision=config.precision, optimizer=config.optimizer,
-        seq_len=p.shape.seq_len, image_size=p.shape.image_size,
-        activation_checkpointing=config.activation_checkpointing,
-    ), gpu_kernels=True).memory.peak_bytes
+    step = replace(config.step, workload=p.workload.name, batch_size=p.batch_size, seq_len=p.shape.seq_len,
+                   image_size=p.shape.image_size)
+    estimate = profile_step(p.workload, step, gpu_kernels=True).memory.peak_bytes
     if device == "cpu" and strategy is not Strategy.FSDP:  # FSDP shards the state: the estimate is an upper bound
         check_cpu_fits(p.workload.name, p.batch_size, estimate * processes_on_host(), fix=TRAIN_FIX,
                        fix_at_batch_1="'gpuwise plan' says which GPUs it fits, and with what sharding")

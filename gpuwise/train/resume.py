@@ -80,8 +80,6 @@ def find_resume(folder: Path, settings: dict[str, Any]) -> checkpoint.Found:
 def resumed_config(config: TrainConfig) -> TrainConfig:
     """``config`` with the run's settings taken from the newest checkpoint in ``config.resume``
     (``gpuwise train --resume DIR`` without a workload)."""
-    from dataclasses import replace
-
     from gpuwise.config import OptimizerName, Precision
 
     assert config.resume is not None
@@ -90,8 +88,8 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
     # How long the run is and how it checkpoints shape it too (not its result: free to change on resume).
     length = {key: o[key] for key in ("steps", "epochs", "checkpoint_every", "keep_checkpoints", "warmup")
               if o.get(key) is not None}
-    return replace(
-        config, workload=s["workload"], data=s["data"], batch_size=s["batch_size"],
+    return config.with_(
+        workload=s["workload"], data=s["data"], batch_size=s["batch_size"],
         precision=Precision(s["precision"]), optimizer=OptimizerName(s["optimizer"]), seed=s["seed"],
         seq_len=s["seq_len"], image_size=s["image_size"],
         synthetic_samples=s["synthetic_samples"] or config.synthetic_samples, grad_accum=o.get("grad_accum", 1),
