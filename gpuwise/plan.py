@@ -216,7 +216,9 @@ class Plan(Displayed):
         """Everything, JSON-ready, units in the field names."""
         data = _jsonable(asdict(self))
         assert isinstance(data, dict)
-        data["config"] = data["config"].pop("step") | data["config"]  # the step's fields beside the plan's, flat
+        step = data["config"].pop("step")  # its fields beside the plan's, flat; recompute is in config.settings
+        data["config"] = {k: v for k, v in step.items() if k not in ("activation_checkpointing",
+                                                                     "low_precision_params")} | data["config"]
         data["config"]["workload"] = self.workload  # a Workload object (the Python API) by its name
         for option, o in zip(data["options"], self.options, strict=True):
             option["global_batch_size"] = o.global_batch_size  # micro batch × accumulation × GPUs

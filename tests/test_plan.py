@@ -312,6 +312,9 @@ def test_tokens_unit_divides_by_the_sequence_length(make_plan: MakePlan) -> None
 def test_plan_is_json_ready(make_plan: MakePlan) -> None:
     data = json.loads(json.dumps(make_plan(deadline_s=HOUR_S).to_dict()))
     assert data["config"]["dataset_size"] == 1e6 and data["constants"]["band"] == plan_module.BAND
+    # The config's nested step is written flat, as the flags are: workload, batch, precision... beside the rest.
+    assert "step" not in data["config"] and data["config"]["precision"] == "fp32"
+    assert data["config"]["workload"] == "resnet18" and "activation_checkpointing" in data["config"]["settings"]
     assert {"total_s", "cost_usd", "total_low_s"} <= set(data["recommendation"]["option"]["run"])
 
 
