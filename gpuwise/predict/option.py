@@ -32,7 +32,7 @@ from gpuwise.predict.constants import shipped_efficiency
 from gpuwise.predict.inputs import default_cpu_threads, input_ceiling
 from gpuwise.predict.parallel import default_network_gbits
 from gpuwise.predict.roofline import Efficiency, Pipeline, StepTime
-from gpuwise.predict.step import GpuStep, as_fp16, cpu_step, fsdp_step, gpu_step, profile_for_gpu
+from gpuwise.predict.step import GpuStep, as_fp16, cpu_step, fsdp_step, gpu_rates, gpu_step, profile_for_gpu
 from gpuwise.profile import profile
 from gpuwise.profile.result import Profile
 from gpuwise.profile.run import has_gpu_kernels
@@ -450,13 +450,14 @@ def precision_note(gpu: GPU, precision: Precision) -> str | None:
     """What PyTorch does with ``precision`` on a GPU without the tensor cores for it, as predicted; None if it has
     them. TF32 is a flag PyTorch ignores where there is no TF32 (FP32 runs); BF16 autocast runs, but its
     products go to the CUDA cores (V100, T4: no BF16 tensor cores)."""
-    if precision is Precision.TF32 and gpu.tf32_tflops is None:
+    rates = gpu_rates(gpu, datasheet=True)
+    if precision is Precision.TF32 and not rates.runs_tf32(precision):
         return (f"{gpu.name} has no TF32 tensor cores: PyTorch runs --precision tf32 as fp32 there, and it is "
                 "predicted as fp32")
-    dtype = {Precision.AMP_BF16: ("BF16", gpu.bf16_tflops), Precision.AMP_FP16: ("FP16", gpu.fp16_tflops)}
-    if precision in dtype and dtype[precision][1] is None:
-        name = dtype[precision][0]
-        other = " (amp-fp16 uses its FP16 tensor cores)" if name == "BF16" and gpu.fp16_tflops else ""
+    if precision in (Precision.AMP_BF16, Precision.AMP_FP16) and rates.peak_tflops(precision) is None:
+        name = "BF16" if precision is Precision.AMP_BF16 else "FP16"
+        has_fp16 = rates.peak_tflops(Precision.AMP_FP16) is not None
+        other = " (amp-fp16 uses its FP16 tensor cores)" if name == "BF16" and has_fp16 else ""
         return (f"{gpu.name} has no {name} tensor cores: PyTorch runs --precision {precision.value}'s matrix "
                 f"products without them, at about its FP32 rate, and it is predicted so{other}")
     return None
