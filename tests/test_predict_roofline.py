@@ -19,6 +19,7 @@ from gpuwise.predict.roofline import (
     DeviceRates,
     Efficiency,
     Pipeline,
+    op_cost,
     step_occupancy,
     step_time,
     tuned_pipeline,
@@ -243,3 +244,15 @@ def test_step_occupancy_without_an_sm_count_or_on_the_cpu() -> None:
     assert step_time(p, GPU, eff).compute_bound_s == pytest.approx(2 * SERIAL / 160e12)
     cpu = replace(GPU, is_gpu=False, sm_count=64)
     assert step_time(p, cpu, eff).latency_s == pytest.approx(1e-6)
+
+
+def test_one_ops_cost_names_its_parts() -> None:
+    """``op_cost`` is the per-call piece ``step_time`` sums: an NCHW tensor-core convolution pays two
+    transposes (three kernels); a compiled elementwise op half a kernel and half a dispatch."""
+    conv = op_cost(_conv(FP16, flops=160 * 10**12), GPU, EFF, EAGER, Precision.AMP_FP16)
+    assert (conv.compute, conv.memory, conv.kernels, conv.host_share) == (1.0, 1e-3, 3, 1.0)
+    assert conv.transpose_s == pytest.approx(2e-3) and conv.device_s == pytest.approx(1.002) and conv.compute_bound
+    add = OpGroup(op="add", kind=ops.ELEMENTWISE, phase="forward", dtype=FP32, count=1, flops=0, vector_flops=0,
+                  bytes=GB)
+    fused = op_cost(add, GPU, EFF, Pipeline(compiled=True), Precision.FP32)
+    assert (fused.memory, fused.kernels, fused.host_share, fused.compute_bound) == (5e-4, 0.5, 0.5, False)
