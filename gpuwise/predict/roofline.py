@@ -49,9 +49,12 @@ class DeviceRates:
     # Streaming multiprocessors (AMD: compute units), which the thread blocks of a kernel share out;
     # 0: unknown, and a small matrix product is then taken to fill the device.
     sm_count: int = 0
-    # Last-level cache. An op that moves no more than this per call works out of the cache, not
-    # DRAM (``Efficiency.cache_bandwidth``); 0: not modelled (the catalog GPUs, for now).
+    # Last-level cache. An op that moves no more than this per call works out of the cache, not DRAM;
+    # 0: not modelled.
     cache_bytes: int = 0
+    # The cache's measured read bandwidth (a catalog GPU's L2, GB/s), drawn at the same share as DRAM's
+    # (``Efficiency.bandwidth``); 0: a multiple of DRAM's instead (``Efficiency.cache_bandwidth``, the CPU).
+    cache_gbps: float = 0.0
     family: str = ""  # architecture generation ("Ampere", "Hopper"): which fitted attention efficiency applies
 
     def matmul_tflops(self, dtype: str, precision: Precision) -> float | None:
@@ -266,13 +269,22 @@ def _tensor_compute(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: 
     return compute, on_cuda_cores
 
 
+def _bandwidth_for(nbytes: int, device: DeviceRates, eff: Efficiency) -> float:
+    """The bandwidth (B/s) an op moving ``nbytes`` per call draws: the cache's where they fit in it."""
+    dram = device.memory_gbps * 1e9 * eff.bandwidth
+    if nbytes > device.cache_bytes:
+        return dram
+    if device.cache_gbps > 0:
+        return max(device.cache_gbps * 1e9 * eff.bandwidth, dram)
+    return device.memory_gbps * 1e9 * eff.cache_bandwidth if eff.cache_bandwidth > 0 else dram
+
+
 def op_cost(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline, precision: Precision) -> OpCost:
     """One call of ``g``: max(compute, memory) on the device, the transposes around it, its launches."""
     fused = pipeline.compiled and device.is_gpu and g.kind not in ops.TENSOR_KINDS and g.phase != "optimizer"
     share = 1 / COMPILE_OPS_PER_KERNEL if fused else 1.0  # of its bytes, launches and dispatch
-    in_cache = eff.cache_bandwidth > 0 and g.bytes <= device.cache_bytes
     bandwidth = device.memory_gbps * 1e9 * eff.bandwidth
-    memory = share * g.bytes / (device.memory_gbps * 1e9 * eff.cache_bandwidth if in_cache else bandwidth)
+    memory = share * g.bytes / _bandwidth_for(g.bytes, device, eff)
     transposes = 0
     if g.kind == ops.GROUPED_CONV and device.is_gpu:
         # Depthwise/grouped convolutions have too little math per output for tensor cores:
