@@ -351,3 +351,15 @@ def test_cli_malformed_catalog_names_file_entry_and_field(tmp_path: Path) -> Non
     code, _, err = run("gpus", "--catalog", str(path))
     assert code == 2 and err.count("\n") == 1
     assert f"{path}: entry 'T4', field 'fp32_tflops': expected a number" in err
+
+
+def test_l2_bandwidth_is_measured_or_borrowed_per_sm_from_the_same_chip(cat: Catalog) -> None:
+    """The L2 a roofline op fits in: a GPU's own measurement, else its chip's measured bandwidth per SM
+    times its SMs; none without an L2 size or anything measured to borrow."""
+    h200, h100, pcie = cat.get("H200-SXM-141GB"), cat.get("H100-SXM5-80GB"), cat.get("H100-PCIe-80GB")
+    assert h200.l2_gbps == h200.achievable_l2_gbps and h200.l2_basis.startswith("measured")
+    per_sm = (h200.l2_gbps / 132 + pcie.l2_gbps / 114) / 2
+    assert h100.achievable_l2_gbps is None and h100.l2_gbps == pytest.approx(per_sm * 132)
+    assert "GH100" in h100.l2_basis
+    assert cat.get("B200").l2_gbps == 0.0 and "no L2 measurement" in cat.get("B200").l2_basis
+    assert cat.get("T4").l2_gbps == 0.0 and "no L2 size" in cat.get("T4").l2_basis

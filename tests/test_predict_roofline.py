@@ -19,6 +19,7 @@ from gpuwise.predict.roofline import (
     DeviceRates,
     Efficiency,
     Pipeline,
+    op_cost,
     step_occupancy,
     step_time,
     tuned_pipeline,
@@ -152,7 +153,7 @@ def test_ops_that_fit_the_last_level_cache_stream_at_its_bandwidth() -> None:
     small, large = 16 * 2**20, 64 * 2**20  # within and beyond the 32 MiB cache
     assert step_time(_profile("fp32", [add(small)]), cpu, cached).step_s == pytest.approx(small / 40e9)
     assert step_time(_profile("fp32", [add(large)]), cpu, cached).step_s == pytest.approx(large / 10e9)
-    # No cache term (the default, and every catalog GPU's cache_bytes = 0): DRAM for all.
+    # No cache term (the default): DRAM for all.
     assert step_time(_profile("fp32", [add(small)]), cpu, EFF).step_s == pytest.approx(small / 10e9)
     assert step_time(_profile("fp32", [add(small)]), replace(cpu, cache_bytes=0), cached).step_s == pytest.approx(
         small / 10e9)
@@ -243,3 +244,29 @@ def test_step_occupancy_without_an_sm_count_or_on_the_cpu() -> None:
     assert step_time(p, GPU, eff).compute_bound_s == pytest.approx(2 * SERIAL / 160e12)
     cpu = replace(GPU, is_gpu=False, sm_count=64)
     assert step_time(p, cpu, eff).latency_s == pytest.approx(1e-6)
+
+
+def test_one_ops_cost_names_its_parts() -> None:
+    """``op_cost`` is the per-call piece ``step_time`` sums: an NCHW tensor-core convolution pays two
+    transposes (three kernels); a compiled elementwise op half a kernel and half a dispatch."""
+    conv = op_cost(_conv(FP16, flops=160 * 10**12), GPU, EFF, EAGER, Precision.AMP_FP16)
+    assert (conv.compute, conv.memory, conv.kernels, conv.host_share) == (1.0, 1e-3, 3, 1.0)
+    assert conv.transpose_s == pytest.approx(2e-3) and conv.device_s == pytest.approx(1.002) and conv.compute_bound
+    add = OpGroup(op="add", kind=ops.ELEMENTWISE, phase="forward", dtype=FP32, count=1, flops=0, vector_flops=0,
+                  bytes=GB)
+    fused = op_cost(add, GPU, EFF, Pipeline(compiled=True), Precision.FP32)
+    assert (fused.memory, fused.kernels, fused.host_share, fused.compute_bound) == (5e-4, 0.5, 0.5, False)
+
+
+def test_a_gpus_l2_is_drawn_at_its_measured_bandwidth_and_the_drams_share() -> None:
+    """A catalog GPU's L2 (``cache_gbps``): an op that fits streams at the L2's measured bandwidth times
+    the share of a microbenchmark the kernels reach (``Efficiency.bandwidth``), the same share as DRAM."""
+    from dataclasses import replace
+
+    add = OpGroup(op="add", kind="elementwise", phase="forward", dtype=FP32, count=1, flops=0, vector_flops=0,
+                  bytes=16 * 2**20)
+    gpu = replace(GPU, cache_bytes=32 * 2**20, cache_gbps=4000.0)
+    half = replace(EFF, bandwidth=0.5, cache_bandwidth=9.0)  # the CPU's multiple is not used on a GPU's L2
+    assert step_time(_profile("fp32", [add]), gpu, half).step_s == pytest.approx(16 * 2**20 / 2000e9)
+    big = replace(add, bytes=64 * 2**20)
+    assert step_time(_profile("fp32", [big]), gpu, half).step_s == pytest.approx(64 * 2**20 / 500e9)

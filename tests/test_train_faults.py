@@ -238,3 +238,18 @@ def test_a_second_run_into_a_folder_being_written_is_refused(tiny: str, db: Path
         first.send_signal(signal.SIGTERM)
         finish(first)
     assert checkpoint.find(run) is not None and not (run / checkpoint.LOCK_NAME).exists()  # saved, and released
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_fsdp_saves_its_shards_is_one_line_and_keeps_the_previous(db: Path, tmp_path: Path) -> None:
+    """Sharded checkpoints (FSDP, each rank its shards through DCP): a full disk on any rank is one line on
+    every rank, none left waiting at a barrier, the temporary folder removed, the last good one intact."""
+    (tmp_path / "big.py").write_text(BIG)
+    with tmpfs(tmp_path / "disk", "2400k") as disk:
+        run = disk / "run"
+        code, _, err = train(f"{tmp_path / 'big.py'}:build", "--devices", "cpu:2", "--strategy", "fsdp", "--steps", "6",
+                             "--checkpoint-every", "1", "--checkpoint-dir", str(run), "--db", str(db))
+        one_line_error(code, err, "no space left on device", "is intact", f"--resume {run}")
+        found = checkpoint.find(run)
+        assert found is not None and found.step >= 1 and found.path.suffix == ".dcp" and not found.skipped
+        assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # no temporary folder left

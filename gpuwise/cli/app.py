@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import typer
 
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, RunSettings, Strategy, optimizer_for
-from gpuwise.errors import GpuwiseError
+from gpuwise.errors import GpuwiseError, hand_to_launcher
 
 app = typer.Typer(
     name="gpuwise",
@@ -55,7 +55,8 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except GpuwiseError as e:
-            print(f"gpuwise: error: {one_line(e)}", file=sys.stderr)
+            if not hand_to_launcher(one_line(e)):
+                print(f"gpuwise: error: {one_line(e)}", file=sys.stderr)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]  # wraps keeps the signature typer reads

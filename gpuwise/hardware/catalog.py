@@ -48,6 +48,9 @@ class GPU:
     # Measured, not datasheet: a STREAM-like copy/triad's DRAM bandwidth (BabelStream Triad), GB/s.
     achievable_memory_gbps: float | None = None
     l2_cache_mb: float | None = None  # last-level cache (AMD: Infinity Cache)
+    # Measured, not datasheet: the read bandwidth of data that stays in L2 (every SM streaming a buffer
+    # that fits, gpu-benches' gpu-l2-cache), GB/s.
+    achievable_l2_gbps: float | None = None
     sm_count: int | None = None  # SMs (NVIDIA) or compute units (AMD)
     boost_clock_mhz: int | None = None
     tdp_w: float | None = None
@@ -74,6 +77,10 @@ class GPU:
     achievable_basis: str = "the datasheet peak (no measurement)"
     achievable_bandwidth_fraction: float = 1.0
     achievable_bandwidth_basis: str = "the datasheet bandwidth (no measurement)"
+    # Derived likewise: the L2 read bandwidth, the GPU's own measurement or its chip's or family's per SM
+    # times its SMs (``l2_bandwidth``); 0: no cache model for this GPU.
+    l2_gbps: float = 0.0
+    l2_basis: str = "no L2 measurement for this GPU, its chip or its family: no cache model"
 
     @property
     def generation(self) -> str:
@@ -97,7 +104,8 @@ SEGMENTS = ("datacenter", "workstation", "consumer")
 _DATE = re.compile(r"(19|20)\d\d(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
 _FLOAT_FIELDS = (
     "memory_gb", "memory_bandwidth_gbps", "fp32_tflops", "tf32_tflops", "fp16_tflops", "bf16_tflops",
-    "fp8_tflops", "achievable_bf16_tflops", "achievable_memory_gbps", "l2_cache_mb", "tdp_w", "nvlink_gbps",
+    "fp8_tflops", "achievable_bf16_tflops", "achievable_memory_gbps", "l2_cache_mb", "achievable_l2_gbps", "tdp_w",
+    "nvlink_gbps",
     "nvlink_bridge_gbps", "price_usd_per_hour", "launch_msrp_usd", "street_price_usd", "server_usd_per_gpu",
     "training_power_w",
 )
@@ -113,6 +121,7 @@ PHYSICAL_RANGES: dict[str, tuple[float, float, str]] = {
     "fp16_tflops": (0.1, 100_000, "TFLOP/s"), "bf16_tflops": (0.1, 100_000, "TFLOP/s"),
     "fp8_tflops": (0.1, 100_000, "TFLOP/s"), "achievable_bf16_tflops": (0.1, 100_000, "TFLOP/s"),
     "achievable_memory_gbps": (10, 100_000, "GB/s"), "l2_cache_mb": (0.01, 100_000, "MB"),
+    "achievable_l2_gbps": (10, 1_000_000, "GB/s"),
     "tdp_w": (1, 100_000, "W"), "nvlink_gbps": (1, 100_000, "GB/s"), "nvlink_bridge_gbps": (1, 100_000, "GB/s"),
     "price_usd_per_hour": (0.001, 1_000, "US$ per GPU-hour"), "sm_count": (1, 100_000, "SMs"),
     "boost_clock_mhz": (100, 10_000, "MHz"), "pcie_gen": (1, 10, ""), "launch_year": (1990, 2100, ""),
@@ -122,7 +131,7 @@ PHYSICAL_RANGES: dict[str, tuple[float, float, str]] = {
 assert set(PHYSICAL_RANGES) == set(NUMERIC_FIELDS), "every number has its physical range"
 _ENTRY_FIELDS = (*_STR_FIELDS, *_DATE_FIELDS, *NUMERIC_FIELDS, "device_names", "sources")
 _DERIVED_FIELDS = {"name", "achievable_fraction", "achievable_basis", "achievable_bandwidth_fraction",
-                   "achievable_bandwidth_basis"}
+                   "achievable_bandwidth_basis", "l2_gbps", "l2_basis"}
 assert set(_ENTRY_FIELDS) == {f.name for f in fields(GPU)} - _DERIVED_FIELDS, "schema and GPU fields disagree"
 
 
@@ -292,9 +301,33 @@ def achievable_fractions(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
                                     "TFLOP/s", "the datasheet peak (no measurement)")
         bw_share, bw_basis = _share(g, gpus, memory, f"measured: {g.achievable_memory_gbps} of "
                                     f"{g.memory_bandwidth_gbps} GB/s", "the datasheet bandwidth (no measurement)")
+        l2, l2_basis = l2_bandwidth(g, gpus)
         out.append(replace(g, achievable_fraction=mm_share, achievable_basis=mm_basis,
-                           achievable_bandwidth_fraction=bw_share, achievable_bandwidth_basis=bw_basis))
+                           achievable_bandwidth_fraction=bw_share, achievable_bandwidth_basis=bw_basis,
+                           l2_gbps=l2, l2_basis=l2_basis))
     return tuple(out)
+
+
+def l2_bandwidth(g: GPU, gpus: tuple[GPU, ...]) -> tuple[float, str]:
+    """The L2 read bandwidth of ``g`` (GB/s) and what it rests on: its own measurement, else the L2
+    bandwidth per SM of the measured GPUs of its chip (the same L2 slices and crossbar), else of its
+    family, times its SMs; 0 without an L2 size, an SM count or a measurement to borrow (then no op is
+    priced at cache bandwidth). Not the vendor: AMD's Infinity Cache and NVIDIA's L2 share nothing."""
+    if not g.l2_cache_mb:
+        return 0.0, "no L2 size in the catalog: no cache model"
+    if g.achievable_l2_gbps:
+        return g.achievable_l2_gbps, f"measured: {g.achievable_l2_gbps:.0f} GB/s"
+    if not g.sm_count:
+        return 0.0, "no SM count to scale a measured L2 by: no cache model"
+    for label, members in (
+        (g.architecture, [h for h in gpus if g.architecture and h.architecture == g.architecture]),
+        (g.generation, [h for h in gpus if g.architecture and h.generation == g.generation]),
+    ):
+        per_sm = [h.achievable_l2_gbps / h.sm_count for h in members if h.achievable_l2_gbps and h.sm_count]
+        if per_sm:
+            gbps = sum(per_sm) / len(per_sm) * g.sm_count
+            return gbps, f"the measured {label} GPUs' L2 bandwidth per SM × {g.sm_count} SMs ({gbps:.0f} GB/s)"
+    return 0.0, "no L2 measurement for this GPU, its chip or its family: no cache model"
 
 
 def _share(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], own: str, none: str) -> tuple[float, str]:

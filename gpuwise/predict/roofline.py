@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from gpuwise.config import Precision
 from gpuwise.profile import ops
-from gpuwise.profile.result import Profile, Recurrence
+from gpuwise.profile.result import OpGroup, Profile, Recurrence
 
 # Which peak a tensor op runs at, by its operands' dtype and the precision setting.
 FP32, TF32, BF16, FP16 = "float32", "tf32", "bfloat16", "float16"
@@ -52,9 +52,12 @@ class DeviceRates:
     # Streaming multiprocessors (AMD: compute units), which the thread blocks of a kernel share out;
     # 0: unknown, and a small matrix product is then taken to fill the device.
     sm_count: int = 0
-    # Last-level cache. An op that moves no more than this per call works out of the cache, not
-    # DRAM (``Efficiency.cache_bandwidth``); 0: not modelled (the catalog GPUs, for now).
+    # Last-level cache. An op that moves no more than this per call works out of the cache, not DRAM;
+    # 0: not modelled.
     cache_bytes: int = 0
+    # The cache's measured read bandwidth (a catalog GPU's L2, GB/s), drawn at the same share as DRAM's
+    # (``Efficiency.bandwidth``); 0: a multiple of DRAM's instead (``Efficiency.cache_bandwidth``, the CPU).
+    cache_gbps: float = 0.0
     family: str = ""  # architecture generation ("Ampere", "Hopper"): which fitted attention efficiency applies
 
     def matmul_tflops(self, dtype: str, precision: Precision) -> float | None:
@@ -233,65 +236,109 @@ def _fused_optimizer_bytes(profile: Profile) -> int:
     return 2 * m.weights_bytes + m.gradients_bytes + 2 * m.optimizer_state_bytes
 
 
-def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: Pipeline = EAGER) -> StepTime:
-    precision = profile.precision
+@dataclass(frozen=True)
+class OpCost:
+    """What one call of an op group costs on a device (seconds, but ``kernels`` and ``host_share``)."""
+
+    compute: float  # its FLOPs at the rate its kind and dtype run at
+    memory: float  # its bytes at the bandwidth it draws (DRAM, or the cache it fits in)
+    transpose_s: float  # NCHW <-> NHWC copies around a tensor-core convolution, kernels of their own
+    kernels: float  # kernel launches (a fused chain's share; a recurrent layer's per-step kernels)
+    host_share: float  # of one eager dispatch on the host (a fused chain's share)
+
+    @property
+    def device_s(self) -> float:
+        """Its time on the device, given the kernel latency per launch of ``eff``."""
+        return max(self.compute, self.memory) + self.transpose_s
+
+    @property
+    def compute_bound(self) -> bool:
+        return self.compute >= self.memory
+
+
+def _tensor_compute(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline, precision: Precision
+                    ) -> tuple[float, bool]:
+    """A matrix op's compute time per call, and whether it runs on the CUDA cores (no tensor cores for it)."""
+    peak = device.matmul_tflops(g.dtype, precision)
+    # Without tensor cores for its dtype a product runs on the CUDA cores: FP32 (TF32 where the GPU has
+    # no TF32: PyTorch's flag is then a no-op), and BF16 on a V100 or T4, which PyTorch runs, slowly,
+    # without tensor cores: priced at the FP32 rate and the CUDA cores' efficiency.
+    on_cuda_cores = device.is_gpu and (peak is None or (g.dtype == FP32 and not device.runs_tf32(precision)))
+    if peak is None:
+        peak = device.matmul_tflops(FP32, Precision.FP32) or device.vector_tflops
+    flash = device.family if device.is_gpu and pipeline.sdpa_attention else None
+    efficiency = eff.on_cuda_cores(g.kind) if on_cuda_cores else eff.for_kind(g.kind, flash_family=flash)
+    rate = peak * 1e12 * efficiency
+    compute = g.flops / rate
+    loop = g.recurrence if device.is_gpu else None  # the CPU's oneDNN layer is one call, priced whole
+    if loop is not None:
+        # The step-by-step products run on the SMs they fill, the batched rest at the full rate.
+        serial = min(g.flops, loop.steps * loop.step_flops)
+        compute += serial / rate * (1 / step_occupancy(loop, device.sm_count) - 1)
+    return compute, on_cuda_cores
+
+
+def _bandwidth_for(nbytes: int, device: DeviceRates, eff: Efficiency) -> float:
+    """The bandwidth (B/s) an op moving ``nbytes`` per call draws: the cache's where they fit in it."""
+    dram = device.memory_gbps * 1e9 * eff.bandwidth
+    if nbytes > device.cache_bytes:
+        return dram
+    if device.cache_gbps > 0:
+        return max(device.cache_gbps * 1e9 * eff.bandwidth, dram)
+    return device.memory_gbps * 1e9 * eff.cache_bandwidth if eff.cache_bandwidth > 0 else dram
+
+
+def op_cost(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline, precision: Precision) -> OpCost:
+    """One call of ``g``: max(compute, memory) on the device, the transposes around it, its launches."""
+    fused = pipeline.compiled and device.is_gpu and g.kind not in ops.TENSOR_KINDS and g.phase != "optimizer"
+    share = 1 / COMPILE_OPS_PER_KERNEL if fused else 1.0  # of its bytes, launches and dispatch
     bandwidth = device.memory_gbps * 1e9 * eff.bandwidth
-    vector = device.vector_tflops * 1e12
+    memory = share * g.bytes / _bandwidth_for(g.bytes, device, eff)
+    transposes = 0
+    if g.kind == ops.GROUPED_CONV and device.is_gpu:
+        # Depthwise/grouped convolutions have too little math per output for tensor cores:
+        # cuDNN runs them on the CUDA cores, so their ceiling is the vector peak.
+        compute = g.flops / (device.vector_tflops * 1e12 * eff.grouped_conv)
+    elif g.kind in ops.TENSOR_KINDS:
+        compute, on_cuda_cores = _tensor_compute(g, device, eff, pipeline, precision)
+        if g.kind == ops.CONV and device.is_gpu and not on_cuda_cores and not pipeline.channels_last:
+            transposes = 2  # NCHW -> NHWC in, NHWC -> NCHW out: each reads and writes its tensor
+    else:
+        compute = g.vector_flops / (device.vector_tflops * 1e12)
+    kernels: float = share + transposes
+    loop = g.recurrence if device.is_gpu else None
+    if loop is not None:
+        # Each direction's steps run in sequence; a bidirectional layer's two run side by side.
+        kernels += KERNELS_PER_STEP * loop.steps / loop.directions
+    return OpCost(compute=compute, memory=memory, transpose_s=transposes * g.bytes / bandwidth, kernels=kernels,
+                  host_share=share)
+
+
+def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: Pipeline = EAGER) -> StepTime:
+    """The sum of ``op_cost`` over the profile's ops (the optimizer as one fused kernel where the pipeline
+    fuses it); the device and the host overlap on a GPU and add on a CPU."""
+    precision = profile.precision
     compute_s = memory_s = latency_s = host_s = backward_s = 0.0
     by_kind: dict[str, float] = {}
     fuse_optimizer = pipeline.fused_optimizer and device.is_gpu
     for g in profile.ops:
         if fuse_optimizer and g.phase == "optimizer":
             continue  # replaced by one fused kernel below
-        fused = pipeline.compiled and device.is_gpu and g.kind not in ops.TENSOR_KINDS and g.phase != "optimizer"
-        share = 1 / COMPILE_OPS_PER_KERNEL if fused else 1.0  # of its bytes, launches and dispatch
-        loop = g.recurrence if device.is_gpu else None  # the CPU's oneDNN layer is one call, priced whole
-        in_cache = eff.cache_bandwidth > 0 and g.bytes <= device.cache_bytes
-        memory = share * g.bytes / (device.memory_gbps * 1e9 * eff.cache_bandwidth if in_cache else bandwidth)
-        transposes = 0
-        if g.kind == ops.GROUPED_CONV and device.is_gpu:
-            # Depthwise/grouped convolutions have too little math per output for tensor cores:
-            # cuDNN runs them on the CUDA cores, so their ceiling is the vector peak.
-            compute = g.flops / (vector * eff.grouped_conv)
-        elif g.kind in ops.TENSOR_KINDS:
-            peak = device.matmul_tflops(g.dtype, precision)
-            # Without tensor cores for its dtype a product runs on the CUDA cores: FP32 (TF32 where the GPU has
-            # no TF32: PyTorch's flag is then a no-op), and BF16 on a V100 or T4, which PyTorch runs, slowly,
-            # without tensor cores: priced at the FP32 rate and the CUDA cores' efficiency.
-            on_cuda_cores = device.is_gpu and (peak is None or (g.dtype == FP32 and not device.runs_tf32(precision)))
-            if peak is None:
-                peak = device.matmul_tflops(FP32, Precision.FP32) or device.vector_tflops
-            flash = device.family if device.is_gpu and pipeline.sdpa_attention else None
-            efficiency = eff.on_cuda_cores(g.kind) if on_cuda_cores else eff.for_kind(g.kind, flash_family=flash)
-            rate = peak * 1e12 * efficiency
-            compute = g.flops / rate
-            if loop is not None:
-                # The step-by-step products run on the SMs they fill, the batched rest at the full rate.
-                serial = min(g.flops, loop.steps * loop.step_flops)
-                compute += serial / rate * (1 / step_occupancy(loop, device.sm_count) - 1)
-            if g.kind == ops.CONV and device.is_gpu and not on_cuda_cores and not pipeline.channels_last:
-                transposes = 2  # NCHW -> NHWC in, NHWC -> NCHW out: each reads and writes its tensor
+        c = op_cost(g, device, eff, pipeline, precision)
+        bound = g.count * max(c.compute, c.memory)
+        if c.compute_bound:
+            compute_s += bound
         else:
-            compute = g.vector_flops / vector
-        per_call = max(compute, memory)
-        if compute >= memory:
-            compute_s += g.count * per_call
-        else:
-            memory_s += g.count * per_call
-        transpose_s = transposes * g.bytes / bandwidth  # the transposes are kernels of their own
-        memory_s += g.count * transpose_s
-        kernels: float = share + transposes
-        if loop is not None:
-            # Each direction's steps run in sequence; a bidirectional layer's two run side by side.
-            kernels += KERNELS_PER_STEP * loop.steps / loop.directions
-        latency_s += g.count * kernels * eff.kernel_latency_s
-        host_s += g.count * share * eff.host_op_s
-        op_s = g.count * (per_call + transpose_s + kernels * eff.kernel_latency_s)
+            memory_s += bound
+        memory_s += g.count * c.transpose_s
+        latency_s += g.count * c.kernels * eff.kernel_latency_s
+        host_s += g.count * c.host_share * eff.host_op_s
+        op_s = g.count * (c.device_s + c.kernels * eff.kernel_latency_s)
         by_kind[g.kind] = by_kind.get(g.kind, 0.0) + op_s
         if g.phase == "backward":
             backward_s += op_s
     if fuse_optimizer and any(g.phase == "optimizer" for g in profile.ops):
-        fused_s = _fused_optimizer_bytes(profile) / bandwidth
+        fused_s = _fused_optimizer_bytes(profile) / (device.memory_gbps * 1e9 * eff.bandwidth)
         memory_s += fused_s
         latency_s += eff.kernel_latency_s
         host_s += eff.host_op_s

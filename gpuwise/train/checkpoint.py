@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
+from torch.distributed.checkpoint.api import CheckpointException
 
 from gpuwise.errors import GpuwiseError
 
@@ -99,12 +100,24 @@ def save(folder: Path, step: int, state: dict[str, Any], *, keep: int, info: dic
 
 
 def _disk_full(e: BaseException | None) -> bool:
-    """Whether ``e``, or an error it was raised in (torch wraps the OSError of a short write), is a full disk."""
+    """Whether ``e``, or an error it was raised in (torch wraps the OSError of a short write; DCP gathers
+    each rank's error into a CheckpointException), is a full disk."""
     while e is not None:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
+        if isinstance(e, CheckpointException):
+            return any(_disk_full(failure[0]) for failure in e.failures.values())
         e = e.__cause__ or e.__context__
     return False
+
+
+def _any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank of the default process group (a collective)."""
+    import torch.distributed as dist
+
+    flags: list[bool] = [False] * dist.get_world_size()
+    dist.all_gather_object(flags, flag)  # objects, not a CPU tensor: works on NCCL's GPU-only groups too
+    return any(flags)
 
 
 def _no_space(folder: Path, step: int) -> GpuwiseError:
@@ -211,9 +224,20 @@ def save_sharded(folder: Path, step: int, state: dict[str, Any], rank_state: dic
         shutil.rmtree(temp, ignore_errors=True)  # left by a run killed while writing this step
         temp.mkdir()
     dist.barrier()
-    dcp_save(state, checkpoint_id=temp)  # each rank its shards (__<rank>_<n>.distcp), rank 0 the .metadata
     own = temp / f"rank-{rank:05d}.pt"
-    _atomic_write(own, lambda out: torch.save(rank_state, out))
+    try:
+        dcp_save(state, checkpoint_id=temp)  # each rank its shards (__<rank>_<n>.distcp), rank 0 the .metadata
+        _atomic_write(own, lambda out: torch.save(rank_state, out))
+        full = False
+    except (OSError, RuntimeError, CheckpointException) as e:  # DCP gathers every rank's failure into one
+        if not _disk_full(e):
+            raise
+        full = True
+    if _any_rank(full):  # every rank learns it, so none waits at a barrier the others never reach
+        if rank == 0:
+            shutil.rmtree(temp, ignore_errors=True)
+        dist.barrier()
+        raise _no_space(folder, step)
     dist.barrier()  # every rank's files are complete: now each hashes its own, in parallel
     mine = [p for p in temp.iterdir() if p.name == own.name or p.name.startswith(f"__{rank}_")]
     if rank == 0:

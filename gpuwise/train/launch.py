@@ -13,14 +13,18 @@ the loop itself instead of launching.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from gpuwise.config import Strategy
-from gpuwise.errors import GpuwiseError
+from gpuwise.errors import WORKER_ERRORS_ENV, GpuwiseError
 from gpuwise.train.config import Devices, TrainConfig, parse_devices
 
 WORKER_ENV = "GPUWISE_TRAIN_WORKER"
@@ -206,9 +210,40 @@ def execute(launch: Launch) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        process = subprocess.Popen(list(launch.argv), env={**os.environ, **launch.env})
-        code = process.wait()
-        return 128 + received[0] if received else code
+        if launch.in_process:
+            process = subprocess.Popen(list(launch.argv), env={**os.environ, **launch.env})
+            code = process.wait()
+            return 128 + received[0] if received else code
+        with tempfile.TemporaryDirectory(prefix="gpuwise-errors-") as errors:
+            process = subprocess.Popen(list(launch.argv), env={**os.environ, **launch.env, WORKER_ERRORS_ENV: errors},
+                                       stderr=subprocess.PIPE)
+            held = _pass_stderr_on(process)
+            code = process.wait()
+            reported = sorted(Path(errors).glob("rank-*.txt"))
+            if code and reported and not received:
+                raise GpuwiseError(reported[0].read_text())  # the workers' own line, once; torchrun's report dropped
+            sys.stderr.write("".join(held))
+            return 128 + received[0] if received else code
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+# torchrun's own log lines ("E1206 12:10:52.563000 27310 .../torch/distributed/elastic/...: failed (exitcode: 2)"):
+# from the first, what follows is its report of failed workers, held back until it is known whether a
+# worker told its mistake in one line.
+_AGENT_LOG = re.compile(r"^[EWC]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ .*torch/distributed/elastic/")
+
+
+def _pass_stderr_on(process: subprocess.Popen[bytes]) -> list[str]:
+    """Copy the run's stderr to ours as it comes, until torchrun reports failed workers; return what was held."""
+    assert process.stderr is not None
+    held: list[str] = []
+    for raw in process.stderr:
+        line = raw.decode(errors="replace")
+        if held or _AGENT_LOG.match(line):
+            held.append(line)
+        else:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+    return held
