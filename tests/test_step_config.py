@@ -40,5 +40,5 @@ def test_with_changes_the_step_and_the_rest_and_checks_again() -> None:
 
 
 def test_an_unknown_name_in_the_step_names_the_flag() -> None:
-    with pytest.raises(GpuwiseError, match="unknown precision 'bf16'.*--precision"):
+    with pytest.raises(GpuwiseError, match=r"unknown precision 'bf16'.*--precision"):
         BenchConfig.of(workload="resnet50", precision="bf16")
