@@ -13,8 +13,9 @@ from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.cli.app import get_app
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import load_catalog
-from gpuwise.predict.fit import Profiles, generation, held_out
+from gpuwise.predict.fit import generation, held_out
 from gpuwise.predict.published import COLUMNS, MappedRow, PublishedRow, load_published, map_row
+from gpuwise.predict.step import ProfileCache
 from gpuwise.validate import local_checks, mapped_rows
 from tests.helpers import stored_result
 
@@ -84,7 +85,7 @@ def test_a_generation_alone_in_the_data_falls_back_to_the_defaults() -> None:
     catalog = load_catalog()
     m = map_row(_row("resnet18", gpu="L4"))
     assert isinstance(m, MappedRow)
-    fits = held_out([m], catalog, Profiles(), lambda r: generation(r, catalog))
+    fits = held_out([m], catalog, ProfileCache(), lambda r: generation(r, catalog))
     assert list(fits) == ["Ada"] and fits["Ada"].source.startswith("defaults (no single-GPU row outside Ada")
 
 
