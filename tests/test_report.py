@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from gpuwise.store import open_store
 from tests.helpers import CEILINGS, EVIL, EVIL_GPU, ROOT, page_json, run_cli, stored_result
 
 EXAMPLE = str(ROOT / "examples" / "my_model.py") + ":build"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 GPUS = ("T4", "L4", "H100-SXM5-80GB", EVIL)
 
 
@@ -307,3 +309,32 @@ def test_report_cli_passes_plan_mistakes_through(tmp_path: Path) -> None:
 def test_report_data_is_plain_json(catalog: Catalog, profiles: ProfileCache, db: Path) -> None:
     data = gather(make(catalog, profiles, db), store_path=db)
     assert json.loads(json.dumps(data.to_dict()))["environment"]["command"].startswith("gpuwise report resnet18 ")
+
+
+def test_the_report_only_reshapes_the_plan(catalog: Catalog, profiles: ProfileCache, db: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan carries what it used (``Plan.basis``): making the page loads no catalog or workload, reads no
+    ceilings, profiles and times nothing and detects no GPU again; and what it carries is not in its JSON."""
+    import gpuwise.bench.calibrate
+    import gpuwise.hardware.catalog
+    import gpuwise.hardware.local
+    import gpuwise.predict.fit
+    import gpuwise.predict.roofline
+    import gpuwise.predict.step
+    import gpuwise.profile.run
+    import gpuwise.workloads.registry
+
+    p = make(catalog, profiles, db, gpus=("T4", "H100-SXM5-80GB"))
+    expected = gather(p, store_path=db, now=NOW).to_dict()
+
+    def again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the report did the plan's work again")
+
+    for module, name in [(gpuwise.hardware.catalog, "load_catalog"), (gpuwise.workloads.registry, "get_workload"),
+                         (gpuwise.bench.calibrate, "cached_ceilings"), (gpuwise.predict.fit, "shipped_efficiency"),
+                         (gpuwise.predict.roofline, "step_time"), (gpuwise.predict.step, "cpu_step"),
+                         (gpuwise.profile.run, "profile"), (gpuwise.predict.step, "profile_for_gpu"),
+                         (gpuwise.hardware.local, "available_devices"), (plan_module, "cached_ceilings")]:
+        monkeypatch.setattr(module, name, again)
+    assert gather(p, store_path=db, now=NOW).to_dict() == expected
+    assert "basis" not in p.to_dict() and p.basis.workload.name == "resnet18"
