@@ -185,8 +185,9 @@ class PlanBasis:
     # The step the page draws: the shown option's precision (the recommended one's, else the first GPU's) at its
     # batch per GPU (with a global batch, the recommended option's micro batch; else the batch asked for).
     profile: Profile
-    # Seconds of that step by op kind (the roofline model, eager, one device), on each modellable GPU planned
-    # (by catalog name) and on this CPU ("cpu").
+    # Seconds of that step by op kind (the roofline model, eager, one device) on this CPU ("cpu") and on each
+    # modellable GPU the plan singles out (by catalog name): those asked for (--gpus), else the recommended one
+    # and the front's.
     kind_times: Mapping[str, Mapping[str, float]]
 
 
@@ -368,7 +369,9 @@ def plan(
     # whole global batch on one GPU is a step no option takes); per GPU, the batch asked for.
     rec = recommendation.option
     drawn = rec.batch_size if global_batch is not None and rec is not None and rec.batch_size else requested
-    basis = _basis(makers, gpus, catalog, ceilings, ram, Precision(shown.precision), drawn)
+    singled_out = gpus if config.gpus is not None else [
+        g for g in gpus if any(o.device == g.name for o in (rec, *front) if o is not None)]
+    basis = _basis(makers, gpus, singled_out, catalog, ceilings, ram, Precision(shown.precision), drawn)
     return Plan(
         config=config, workload=first.workload, family=first.family, sample_unit=first.sample_unit, unit=unit,
         tokens_per_sample=first.tokens_per_sample, samples_per_epoch=samples, requested_batch_size=requested,
@@ -408,10 +411,10 @@ class _Makers:
         return next(iter(self._makers.values())).eff
 
 
-def _basis(makers: _Makers, gpus: Sequence[GPU], catalog: Catalog, ceilings: Ceilings, ram: int,
-           precision: Precision, batch_size: int) -> PlanBasis:
-    """What the plan used, and the step it shows at ``precision`` and ``batch_size`` timed by op kind on each
-    device (arithmetic on a profile the plan already made)."""
+def _basis(makers: _Makers, gpus: Sequence[GPU], singled_out: Sequence[GPU], catalog: Catalog, ceilings: Ceilings,
+           ram: int, precision: Precision, batch_size: int) -> PlanBasis:
+    """What the plan used, and the step it shows at ``precision`` and ``batch_size`` timed by op kind on the CPU and
+    the ``singled_out`` GPUs (arithmetic on a profile the plan already made)."""
     from gpuwise.hardware.local import cpu_model, physical_cores
 
     c = makers.config
@@ -420,7 +423,7 @@ def _basis(makers: _Makers, gpus: Sequence[GPU], catalog: Catalog, ceilings: Cei
                                 seq_len=c.seq_len, image_size=c.image_size,
                                 activation_checkpointing=c.settings.activation_checkpointing.value)
     kind_times: dict[str, Mapping[str, float]] = {
-        g.name: step_time(shown, gpu_rates(g), eff).by_kind_s for g in gpus if modellable(g)}
+        g.name: step_time(shown, gpu_rates(g), eff).by_kind_s for g in singled_out if modellable(g)}
     kind_times["cpu"] = cpu_step(shown, ceilings).by_kind_s
     return PlanBasis(
         workload=makers.workload, gpus=tuple(gpus), catalog_files=catalog.files, efficiency=eff,
