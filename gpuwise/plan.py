@@ -20,8 +20,8 @@ option is then arithmetic, so the whole catalog plans in well under a second onc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,29 +38,25 @@ from gpuwise.config import (
 )
 from gpuwise.display import Displayed, jsonable
 from gpuwise.errors import GpuwiseError
-from gpuwise.hardware.catalog import Catalog, load_catalog
+from gpuwise.hardware.catalog import GPU, Catalog, load_catalog
 from gpuwise.predict import memory
 from gpuwise.predict.bands import BAND as BAND  # BAND, bands_text, PredictConfig, predict: in gpuwise.predict,
 from gpuwise.predict.bands import bands_text as bands_text  # importable from here, where they were first
-from gpuwise.predict.option import (
-    GPUS_PER_NODE,
-    Option,
-    OptionMaker,
-    ProfileCache,
-    RunEstimate,
-    modellable,
-    option_row,
-)
+from gpuwise.predict.option import GPUS_PER_NODE, Option, OptionMaker, RunEstimate, modellable, option_row
 from gpuwise.predict.precision import cpu_precision as auto_cpu
 from gpuwise.predict.precision import gpu_precision as auto_gpu
 from gpuwise.predict.precision import resolve
+from gpuwise.predict.roofline import Efficiency, step_time
 from gpuwise.predict.single import PredictConfig as PredictConfig
 from gpuwise.predict.single import predict as predict
+from gpuwise.predict.step import ProfileCache, cpu_step, gpu_rates
+from gpuwise.profile.result import Profile
+from gpuwise.records import Ceilings
 from gpuwise.units import HOUR_S, duration, duration_span, money
 from gpuwise.workloads import Workload, get_workload
 
 __all__ = [
-    "BAND", "Option", "Plan", "PlanConfig", "PredictConfig", "ProfileCache", "Recommendation", "Shortfall",
+    "BAND", "Option", "Plan", "PlanBasis", "PlanConfig", "PredictConfig", "ProfileCache", "Recommendation", "Shortfall",
     "bands_text", "pareto_front", "plan", "predict", "recommend",
 ]
 
@@ -175,6 +171,31 @@ class Recommendation:
     closest: tuple[Shortfall, ...] = ()  # when not met
 
 
+@dataclass(frozen=True)
+class PlanBasis:
+    """What a plan was made from and worked out on the way, carried so that the report only reshapes the plan
+    (as torchinfo's formatting only reads its ``ModelStatistics``): nothing is loaded, profiled, detected or
+    timed again. Not part of ``Plan.to_dict()``."""
+
+    workload: Workload  # resolved once: a user's file is not run again
+    gpus: tuple[GPU, ...]  # the catalog entries planned, in the order asked, each once
+    catalog_files: tuple[str, ...]  # where the catalog came from
+    efficiency: Efficiency  # the GPU constants the options were priced with
+    cpu_ceilings: Ceilings  # this CPU's, measured once and cached in the store
+    ram_bytes: int  # this machine's, which the CPU option may use a share of
+    cpu_model: str
+    cpu_cores: int
+    gpus_here: tuple[str, ...]  # the GPUs this machine has, as torch names them
+    profiles: ProfileCache  # every profile the plan made
+    # The step the page draws: the shown option's precision (the recommended one's, else the first GPU's) at its
+    # batch per GPU (with a global batch, the recommended option's micro batch; else the batch asked for).
+    profile: Profile
+    # Seconds of that step by op kind (the roofline model, eager, one device) on this CPU ("cpu") and on each
+    # modellable GPU the plan singles out (by catalog name): those asked for (--gpus), else the recommended one
+    # and the front's.
+    kind_times: Mapping[str, Mapping[str, float]]
+
+
 @dataclass(frozen=True, repr=False)
 class Plan(Displayed):
     """Every option, the time-vs-cost front and the recommendation; ``to_pandas`` has one row per option."""
@@ -193,6 +214,7 @@ class Plan(Displayed):
     profiled_batches: tuple[int, ...]
     efficiency_source: str
     notes: tuple[str, ...]
+    basis: PlanBasis = field(compare=False, repr=False)  # what the plan used (the report reads it); not in to_dict
     global_batch: int | None = None  # kept across the options; None: the batch per GPU was kept instead
     precision: Precision = Precision.FP32  # the recommended option's (else the first GPU's): what the report draws
     precision_choice: str = ""  # what --precision auto chose on which devices, and why ("" when asked)
@@ -214,7 +236,8 @@ class Plan(Displayed):
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready, units in the field names."""
-        data = _jsonable(asdict(self))
+        # What the plan used (``basis``) is not its result: left out.
+        data = _jsonable({f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "basis"})
         assert isinstance(data, dict)
         step = data["config"].pop("step")  # its fields beside the plan's, flat; recompute is in config.settings
         data["config"] = {k: v for k, v in step.items() if k not in ("activation_checkpointing",
@@ -228,6 +251,13 @@ class Plan(Displayed):
             "cpu_enough_s": CPU_ENOUGH_S, "default_deadline_s": DEFAULT_DEADLINE_S, "tie": TIE,
         }
         return data
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as ``asdict`` gives it: dataclasses (alone or in a sequence) as dicts."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
 def option_dict(option: Option) -> dict[str, Any]:
@@ -263,9 +293,15 @@ def _gpu_counts(max_gpus: int) -> list[int]:
 
 
 def _ram_bytes() -> int:
-    import psutil
+    from gpuwise.hardware.local import ram_bytes
 
-    return int(psutil.virtual_memory().total)
+    return ram_bytes()
+
+
+def _gpus_here() -> tuple[str, ...]:
+    from gpuwise.hardware.local import available_devices, device_name
+
+    return tuple(device_name(d) for d in available_devices() if d != "cpu")
 
 
 # ------------------------------------------------------------------ plan
@@ -279,7 +315,8 @@ def plan(
 
     ``catalog`` defaults to ``load_catalog(config.catalog_path)``; ``store_path`` is the results
     database (stored benches make options "measured here" or "extrapolated"; the CPU's
-    ceilings are measured once and cached there).
+    ceilings are measured once and cached there). ``profiles``: a cache to reuse across plans (the
+    tests, the speed benchmark); the plan carries the one it filled (``Plan.basis``).
     """
     catalog = catalog if catalog is not None else load_catalog(config.catalog_path)
     chosen = [catalog.get(name) for name in config.gpus] if config.gpus is not None else catalog.all()
@@ -336,12 +373,19 @@ def plan(
     front = pareto_front(planned)
     recommendation = recommend(planned, deadline_s=config.deadline_s, budget_usd=config.budget_usd)
     shown = recommendation.option or next((o for o in planned if o.is_gpu), planned[0])
+    # The step the report draws: with a global batch, the micro batch the recommended option runs per GPU (the
+    # whole global batch on one GPU is a step no option takes); per GPU, the batch asked for.
+    rec = recommendation.option
+    drawn = rec.batch_size if global_batch is not None and rec is not None and rec.batch_size else requested
+    singled_out = gpus if config.gpus is not None else [
+        g for g in gpus if any(o.device == g.name for o in (rec, *front) if o is not None)]
+    basis = _basis(makers, gpus, singled_out, catalog, ceilings, ram, Precision(shown.precision), drawn)
     return Plan(
         config=config, workload=first.workload, family=first.family, sample_unit=first.sample_unit, unit=unit,
         tokens_per_sample=first.tokens_per_sample, samples_per_epoch=samples, requested_batch_size=requested,
         options=tuple(planned), pareto=front, recommendation=recommendation,
-        profiled_batches=makers.profiled_batches(), efficiency_source=makers.efficiency_source(),
-        notes=tuple(notes), global_batch=global_batch, precision=shown.precision,
+        profiled_batches=makers.profiled_batches(), efficiency_source=makers.efficiency().source,
+        notes=tuple(notes), basis=basis, global_batch=global_batch, precision=shown.precision,
         precision_choice=precision_choice(planned) if config.precision is Precision.AUTO else "",
     )
 
@@ -371,8 +415,29 @@ class _Makers:
     def profiled_batches(self) -> tuple[int, ...]:
         return tuple(sorted({b for m in self._makers.values() for b in m.profiled}))
 
-    def efficiency_source(self) -> str:
-        return next(iter(self._makers.values())).eff.source
+    def efficiency(self) -> Efficiency:
+        return next(iter(self._makers.values())).eff
+
+
+def _basis(makers: _Makers, gpus: Sequence[GPU], singled_out: Sequence[GPU], catalog: Catalog, ceilings: Ceilings,
+           ram: int, precision: Precision, batch_size: int) -> PlanBasis:
+    """What the plan used, and the step it shows at ``precision`` and ``batch_size`` timed by op kind on the CPU and
+    the ``singled_out`` GPUs (arithmetic on a profile the plan already made)."""
+    from gpuwise.hardware.local import cpu_model, physical_cores
+
+    c = makers.config
+    eff = makers.efficiency()
+    shown = makers.profiles.get(makers.workload, batch_size=batch_size, precision=precision, optimizer=c.optimizer,
+                                seq_len=c.seq_len, image_size=c.image_size,
+                                activation_checkpointing=c.settings.activation_checkpointing.value)
+    kind_times: dict[str, Mapping[str, float]] = {
+        g.name: step_time(shown, gpu_rates(g), eff).by_kind_s for g in singled_out if modellable(g)}
+    kind_times["cpu"] = cpu_step(shown, ceilings).by_kind_s
+    return PlanBasis(
+        workload=makers.workload, gpus=tuple(gpus), catalog_files=catalog.files, efficiency=eff,
+        cpu_ceilings=ceilings, ram_bytes=ram, cpu_model=cpu_model(), cpu_cores=physical_cores(), gpus_here=_gpus_here(),
+        profiles=makers.profiles, profile=shown, kind_times=kind_times,
+    )
 
 
 def _global_option(makers: _Makers, precision: Precision, num_gpus: int, global_batch: int,

@@ -28,18 +28,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gpuwise.config import Precision
+from gpuwise.config import Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
-from gpuwise.predict.fit import Profiles, generation, held_out, predict_row, shipped_efficiency
+from gpuwise.predict.fit import generation, held_out, predict_row, row_profile, shipped_efficiency
 from gpuwise.predict.published import MappedRow, PublishedRow, load_published, map_row
 from gpuwise.predict.roofline import Efficiency
-from gpuwise.predict.step import gpu_rates
+from gpuwise.predict.step import ProfileCache, gpu_rates
 from gpuwise.workloads import get_workload
 
 if TYPE_CHECKING:
-    from gpuwise.profile import Profile
     from gpuwise.records import BenchResult, Ceilings
+    from gpuwise.workloads import Workload
 
 
 # The blend baseline: throughput scaled by peak^0.3 × bandwidth^0.7, the naive guess that most steps
@@ -97,6 +97,7 @@ class LocalCheck:
     result: BenchResult
     device: str  # "your CPU (...)" or the catalog GPU it matched
     predicted_step_s: float
+    provenance: str = "analytical"  # where the prediction comes from, as plan says it
 
     @property
     def error(self) -> float:
@@ -155,7 +156,7 @@ def validate(
     """Held-out error on the shipped published rows and those of ``published`` files (fitted on all
     of them, each generation without itself), and, with ``local``, on the results store's measurements."""
     catalog = catalog or load_catalog()
-    profiles = Profiles()
+    profiles = ProfileCache()
     mapped, skipped = mapped_rows(load_published() + [r for path in published for r in load_published(path)],
                                   catalog, profiles)
 
@@ -179,14 +180,14 @@ def validate(
 
 def validate_frozen(
     catalog: Catalog | None = None, *, published: Sequence[Path] = (), include_shipped: bool = False,
-    store_path: Path | None = None, local: bool = False, profiles: Profiles | None = None,
+    store_path: Path | None = None, local: bool = False, profiles: ProfileCache | None = None,
 ) -> Validation:
     """Every row of the ``published`` files (and the shipped rows if ``include_shipped``) predicted by
     the shipped constants, fitting nothing; pairs among those rows on two different GPUs.
 
     ``profiles`` lets a caller that validates several files share the traced steps."""
     catalog = catalog or load_catalog()
-    profiles = profiles or Profiles()
+    profiles = profiles if profiles is not None else ProfileCache()
     rows = (load_published() if include_shipped else []) + [r for path in published for r in load_published(path)]
     if not rows:
         given = ", ".join(str(p) for p in published)
@@ -238,7 +239,7 @@ def _summary(checks: Sequence[RowCheck], pairs: Sequence[PairCheck]) -> dict[str
 
 
 def mapped_rows(
-    rows: Sequence[PublishedRow], catalog: Catalog, profiles: Profiles | None = None
+    rows: Sequence[PublishedRow], catalog: Catalog, profiles: ProfileCache | None = None
 ) -> tuple[list[MappedRow], list[tuple[PublishedRow, str]]]:
     """The rows gpuwise can predict (a zoo workload, a precision it models, a catalog GPU: by its
     catalog name or as torch and nvidia-smi name it), and the others with the reason. With
@@ -265,11 +266,11 @@ def mapped_rows(
     return mapped, skipped
 
 
-def _untraceable(m: MappedRow, profiles: Profiles | None) -> str | None:
+def _untraceable(m: MappedRow, profiles: ProfileCache | None) -> str | None:
     if profiles is None:
         return None
     try:
-        profiles.get(m)
+        row_profile(m, profiles)
     except GpuwiseError as e:
         return f"cannot profile it: {e}"
     return None
@@ -282,7 +283,7 @@ def blend(measured_a: float, peak_ratio: float, bandwidth_ratio: float) -> float
 
 
 def _pairs(
-    mapped: list[MappedRow], catalog: Catalog, efficiency: Callable[[MappedRow], Efficiency], profiles: Profiles,
+    mapped: list[MappedRow], catalog: Catalog, efficiency: Callable[[MappedRow], Efficiency], profiles: ProfileCache,
     generation: Callable[[MappedRow], str], paired: Callable[[MappedRow, MappedRow], bool],
 ) -> tuple[PairCheck, ...]:
     """Same workload, batch, GPU count and precision class (full: FP32/TF32, or AMP) on two GPUs that
@@ -332,10 +333,10 @@ def local_checks(catalog: Catalog, store_path: Path | None) -> dict[str, Any]:
     cpu = None if cpu is None else with_cache(cpu)
     checks: list[LocalCheck] = []
     skipped: list[tuple[BenchResult, str]] = []
-    profiles: dict[tuple[object, ...], Profile] = {}
+    profiles = ProfileCache()
     for r in results:
         try:
-            check = _local_check(r, catalog, cpu, profiles)
+            check = predict_result(r, catalog, cpu, profiles)
         except GpuwiseError as e:
             check = f"cannot profile it: {e}"
         if isinstance(check, str):
@@ -351,37 +352,52 @@ def local_checks(catalog: Catalog, store_path: Path | None) -> dict[str, Any]:
     }
 
 
-def _local_check(
-    r: BenchResult, catalog: Catalog, cpu: Ceilings | None, profiles: dict[tuple[object, ...], Profile]
+def predict_result(
+    r: BenchResult, catalog: Catalog, cpu: Ceilings | None, profiles: ProfileCache, *, workload: Workload | None = None,
+    measurements: Sequence[BenchResult] = (), strategy: Strategy = Strategy.DDP,
 ) -> LocalCheck | str:
-    """One stored result against the model's step on its device, or why it cannot be predicted."""
-    from gpuwise.predict.fit import shipped_efficiency
-    from gpuwise.predict.option import modellable
-    from gpuwise.predict.roofline import Pipeline
-    from gpuwise.predict.step import cpu_step, gpu_step, profile_for_gpu
-    from gpuwise.profile import profile
+    """One measurement (``gpuwise bench`` or ``train``) against the step ``plan`` predicts for its device, its
+    device count and its settings, or why there is none: the one predicted-vs-measured of ``gpuwise validate``,
+    of ``gpuwise train`` (which stores the prediction with its result) and so of the report, which shows it.
 
-    settings: dict[str, Any] = dict(batch_size=r.batch_size, precision=r.precision, optimizer=r.optimizer,
-                                    seq_len=r.seq_len, image_size=r.image_size,
-                                    activation_checkpointing=r.activation_checkpointing)
+    The option is made as plan makes it (``OptionMaker``): the calibrated CPU model for ``cpu`` (this machine's
+    ceilings), the catalog GPU's model with the shipped constants; ``strategy`` as the run sharded (a stored
+    result does not say: DDP). ``measurements`` may stand for the step ("measured here", "extrapolated"); none:
+    the model alone. A bench step reads no data, so only a train run's is slowed to the input pipeline.
+    ``workload``: ``r.workload`` resolved (train has it); else it is looked up by name.
+    """
+    from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, RunSettings
+    from gpuwise.predict.bands import BAND
+    from gpuwise.predict.option import OptionMaker, modellable
+
     on_cpu = r.device.split(":")[0] == "cpu"
-    key = (r.workload, on_cpu, *settings.values())
-    if on_cpu:
-        if r.num_devices > 1:
-            return f"{r.num_devices} CPU processes trained together: the CPU model predicts one process"
-        if cpu is None or cpu.device_name != r.device_name:
-            return (f"measured on {r.device_name}: this store has no calibration of that CPU on this machine "
-                    "(gpuwise calibrate there)")
-        if key not in profiles:
-            profiles[key] = profile(r.workload, **settings)
-        return LocalCheck(r, f"your CPU ({cpu.device_name})",
-                          cpu_step(profiles[key], cpu, grad_accum=r.grad_accum).step_s)
-    gpu = catalog.match_device(r.device_name)
-    if gpu is None or not modellable(gpu):
-        return f"GPU {r.device_name} is not a catalog GPU with compute figures (add it with --catalog)"
-    if key not in profiles:
-        profiles[key] = profile_for_gpu(r.workload, **settings)
     n = r.num_devices
-    step = gpu_step(profiles[key], gpu, shipped_efficiency(), num_gpus=n, gpus_per_node=min(n, 8),
-                    grad_accum=r.grad_accum, pipeline=Pipeline(compiled=r.compiled))
-    return LocalCheck(r, gpu.name if n == 1 else f"{n}× {gpu.name}", step.step_s)
+    gpu = None if on_cpu else catalog.match_device(r.device_name)
+    if on_cpu and n > 1:
+        return f"plan does not model {n} CPU processes"
+    if on_cpu and (cpu is None or cpu.device_name != r.device_name):
+        return (f"measured on {r.device_name}: this store has no calibration of that CPU on this machine "
+                "(gpuwise calibrate there)")
+    if not on_cpu and (gpu is None or not modellable(gpu)):
+        return f"GPU {r.device_name} is not a catalog GPU with compute figures (add it with --catalog)"
+    maker = OptionMaker(
+        workload if workload is not None else get_workload(r.workload), batch_size=r.batch_size,
+        precision=Precision.parse(r.precision), optimizer=OptimizerName.parse(r.optimizer), seq_len=r.seq_len,
+        image_size=r.image_size, network_gbits=None, catalog=catalog, store_path=None, profiles=profiles, bands=BAND,
+        settings=RunSettings(strategy=strategy, grad_accum=r.grad_accum, compile=r.compiled,
+                             activation_checkpointing=ActivationCheckpointing.parse(r.activation_checkpointing)),
+        measurements=measurements,
+    )
+    if gpu is None:
+        from gpuwise.hardware.local import ram_bytes
+
+        assert cpu is not None
+        option, device = maker.cpu_option(cpu, ram_bytes()), f"your CPU ({cpu.device_name})"
+    else:
+        option, device = maker.gpu_option(gpu, n), gpu.name if n == 1 else f"{n}× {gpu.name}"
+    step = option.step
+    if step is None or option.batch_size != r.batch_size:
+        return f"plan predicts batch {r.batch_size} does not fit {option.label}"
+    fed = r.origin == "train"
+    return LocalCheck(r, device, step.step_s if fed else step.compute_s + step.communication_s + step.sync_s,
+                      option.provenance)

@@ -82,3 +82,53 @@ def test_console_script_exits_2_without_traceback() -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == "gpuwise: error: --batch-size must be a positive integer, got 0"
+
+
+# ------------------------------------------------------------------ a user's workload is loaded once
+
+COUNTED = '''
+import torch
+from torch import nn
+from gpuwise.workloads.user import UserWorkload
+
+with open({log!r}, "a") as f:
+    f.write("file\\n")
+
+def build():
+    with open({log!r}, "a") as f:
+        f.write("factory\\n")
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    return UserWorkload(model=model, make_batch=lambda n: (torch.randn(n, 16), torch.randint(0, 4, (n,))),
+                        loss=lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]), default_batch_size=4)
+'''
+
+
+@pytest.mark.parametrize("command", [
+    ("plan", "--dataset-size", "40", "--epochs", "1", "--gpus", "T4"),
+    ("report", "--dataset-size", "40", "--epochs", "1", "--gpus", "T4", "-o", "{tmp}/r.html"),
+    ("train", "--steps", "2"),
+    ("predict", "--gpu", "T4"),
+])
+def test_a_user_workload_is_loaded_once_per_command(command: tuple[str, ...], db: Path, tmp_path: Path) -> None:
+    """The command resolves the workload at its edge and passes the ``Workload`` down: the user's file runs once
+    (each model the command builds calls the factory again, as it must)."""
+    log = tmp_path / "loads.log"
+    model = tmp_path / "counted.py"
+    model.write_text(COUNTED.format(log=str(log)))
+    name, *flags = command
+    code, _, err = run(name, f"{model}:build", *(f.format(tmp=tmp_path) for f in flags), "--db", str(db))
+    assert code == 0, err
+    assert log.read_text().split().count("file") == 1
+
+
+def test_a_user_workload_is_loaded_again_after_its_file_changes(tmp_path: Path) -> None:
+    from gpuwise.workloads import get_workload
+
+    log = tmp_path / "loads.log"
+    model = tmp_path / "counted.py"
+    model.write_text(COUNTED.format(log=str(log)))
+    first = get_workload(f"{model}:build")
+    assert get_workload(f"{model}:build") is first  # a training loop finds it by name: not run again
+    model.write_text(COUNTED.format(log=str(log)) + "\n# edited\n")
+    assert get_workload(f"{model}:build") is not first
+    assert log.read_text().split().count("file") == 2

@@ -294,14 +294,12 @@ def test_plan_own_json_and_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     import json
 
     import gpuwise.plan as plan_module
-    import gpuwise.report.data as data_module
     from gpuwise.bench.result import Ceilings
     from gpuwise.report.html import FIGURES_ID
 
     ceilings = Ceilings(device="cpu", device_name="Test CPU", matmul_tflops={"float32": 0.2, "bfloat16": 0.05},
                         memory_gbps=10.0, measured_at="2026-01-01T00:00:00+00:00")
-    for module in (plan_module, data_module):
-        monkeypatch.setattr(module, "cached_ceilings", lambda device, store_path=None, **kw: ceilings)
+    monkeypatch.setattr(plan_module, "cached_ceilings", lambda device, store_path=None, **kw: ceilings)
     monkeypatch.setattr(plan_module, "_ram_bytes", lambda: 8 * 2**30)
     page = tmp_path / "p.html"
     code, out, err = run_cli("plan", EXAMPLE, "--dataset-size", "5e7", "--epochs", "2", "--gpus", "RTX-4090,A10",

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from gpuwise.store import open_store
 from tests.helpers import CEILINGS, EVIL, EVIL_GPU, ROOT, page_json, run_cli, stored_result
 
 EXAMPLE = str(ROOT / "examples" / "my_model.py") + ":build"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 GPUS = ("T4", "L4", "H100-SXM5-80GB", EVIL)
 
 
@@ -49,7 +51,6 @@ def profiles() -> ProfileCache:
 def fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     fixed = lambda device, store_path=None, **kw: CEILINGS  # noqa: E731
     monkeypatch.setattr(plan_module, "cached_ceilings", fixed)
-    monkeypatch.setattr(data_module, "cached_ceilings", fixed)
     monkeypatch.setattr(plan_module, "_ram_bytes", lambda: 8 * 2**30)
     yield
 
@@ -70,7 +71,7 @@ def db(tmp_path: Path) -> Path:
 def test_page_data_and_time_cost_chart_are_the_plans_numbers(catalog: Catalog, profiles: ProfileCache,
                                                              db: Path) -> None:
     p = make(catalog, profiles, db)
-    page = render(gather(p, profiles=profiles, catalog=catalog, store_path=db))
+    page = render(gather(p, store_path=db))
     data, figs = page_json(page, DATA_ID), page_json(page, FIGURES_ID)
 
     assert [o["label"] for o in data["options"]] == [o.label for o in p.options]
@@ -107,7 +108,7 @@ def test_roofline_and_memory_charts_are_the_profiles_numbers(catalog: Catalog, p
     p = make(catalog, profiles, db, gpus=("T4", "H100-SXM5-80GB"))
     profile = profiles.get(plan_module.get_workload("resnet18"), batch_size=16, precision=Precision.FP32,
                            optimizer=p.config.optimizer, seq_len=None, image_size=None)
-    figs = page_json(render(gather(p, profiles=profiles, catalog=catalog, store_path=db)), FIGURES_ID)
+    figs = page_json(render(gather(p, store_path=db)), FIGURES_ID)
 
     roof = figs["chart-roofline"]["data"]
     assert [t["name"] for t in roof[:-1]] == ["T4", "H100-SXM5-80GB", "your CPU (Test CPU)"]
@@ -140,7 +141,7 @@ def test_with_a_global_batch_the_charts_draw_the_recommended_options_micro_batch
     p = make(catalog, profiles, db, batch_size=None, global_batch=64, gpus=("H100-SXM5-80GB",), deadline_s=3000.0)
     rec = p.recommendation.option
     assert p.global_batch == 64 and rec is not None and rec.batch_size < 64  # several GPUs share the batch
-    data = gather(p, profiles=profiles, catalog=catalog, store_path=db)
+    data = gather(p, store_path=db)
     assert data.memory.batch_size == rec.batch_size
 
 
@@ -160,7 +161,7 @@ def test_the_cpus_memory_bar_is_coloured_by_the_cpus_own_plan(catalog: Catalog, 
 
 def test_no_number_in_exponent_form_and_the_cost_axis_in_dollars(catalog: Catalog, profiles: ProfileCache,
                                                                   db: Path) -> None:
-    page = render(gather(make(catalog, profiles, db), profiles=profiles, catalog=catalog, store_path=db))
+    page = render(gather(make(catalog, profiles, db), store_path=db))
     text = re.sub(r"<script.*?</script>", "", page, flags=re.S)
     assert not re.search(r"\d\.?\d*e[+-]\d", text)  # e.g. 1.39e+03 in a table
     layout = page_json(page, FIGURES_ID)["chart-time-cost"]["layout"]
@@ -173,7 +174,7 @@ def test_no_number_in_exponent_form_and_the_cost_axis_in_dollars(catalog: Catalo
 def test_speedups_from_stored_benches_and_said_in_words_without(catalog: Catalog, profiles: ProfileCache,
                                                                 db: Path) -> None:
     p = make(catalog, profiles, db)
-    page = render(gather(p, profiles=profiles, catalog=catalog, store_path=db))
+    page = render(gather(p, store_path=db))
     assert "chart-speedups" not in page_json(page, FIGURES_ID)
     assert 'id="chart-speedups-empty"' in page and "No stored benchmark to compare" in page
 
@@ -181,7 +182,7 @@ def test_speedups_from_stored_benches_and_said_in_words_without(catalog: Catalog
         store.add(stored_result("cpu", "Test CPU", 0.8))
         store.add(stored_result("cuda:0", "NVIDIA H100 80GB HBM3", 0.02))
         store.add(stored_result("cuda:0", "Other GPU", 0.04, cpu_model="another machine"))  # no CPU result there
-    page = render(gather(p, profiles=profiles, catalog=catalog, store_path=db))
+    page = render(gather(p, store_path=db))
     bars = page_json(page, FIGURES_ID)["chart-speedups"]["data"]
     assert [(t["name"], t["y"]) for t in bars] == [("NVIDIA H100 80GB HBM3", [pytest.approx(40.0)])]
 
@@ -189,14 +190,14 @@ def test_speedups_from_stored_benches_and_said_in_words_without(catalog: Catalog
 def test_predicted_vs_measured_from_a_bench_and_said_in_words_without(catalog: Catalog, profiles: ProfileCache,
                                                                       db: Path) -> None:
     p = make(catalog, profiles, db)
-    data = gather(p, profiles=profiles, catalog=catalog, store_path=db)
+    data = gather(p, store_path=db)
     assert data.checks.rows == () and data.checks.empty_reason is not None
     assert "gpuwise ships no published measurement of resnet18" in data.checks.empty_reason
 
     with open_store(db) as store:
         store.add(stored_result("cuda:0", catalog.get("H100-SXM5-80GB").device_names[0], 0.05))
     p = make(catalog, profiles, db)
-    figs = page_json(render(gather(p, profiles=profiles, catalog=catalog, store_path=db)), FIGURES_ID)
+    figs = page_json(render(gather(p, store_path=db)), FIGURES_ID)
     h100 = next(o for o in p.options if o.device == "H100-SXM5-80GB" and o.num_gpus == 1)
     assert h100.step is not None and h100.provenance == "measured here"
     point = figs["chart-checks"]["data"][0]
@@ -210,7 +211,7 @@ def test_published_rows_of_the_same_setting_are_checked_against_the_plan(catalog
     # batch 256 per GPU, as the published runs (the plan's default keeps a global batch of 256 instead)
     p = make(catalog, profiles, db, workload="resnet50", batch_size=256, precision=Precision.AMP_FP16,
              optimizer="sgd-momentum", gpus=("A100-SXM4-80GB",), deadline_s=None)
-    rows = gather(p, profiles=profiles, catalog=catalog, store_path=db).checks.rows
+    rows = gather(p, store_path=db).checks.rows
     expected = {}
     for r in load_published():
         m = map_row(r)
@@ -229,7 +230,7 @@ def test_names_from_the_user_are_escaped_in_text_and_in_embedded_json(catalog: C
     evil_file = tmp_path / "<script>x.py"
     shutil.copy(ROOT / "examples" / "my_model.py", evil_file)
     p = make(catalog, profiles, db, workload=f"{evil_file}:build", batch_size=None, gpus=(EVIL, "T4"))
-    data = gather(p, profiles=profiles, catalog=catalog, store_path=db)
+    data = gather(p, store_path=db)
     assert EVIL in {r.device for r in data.roofline.roofs}
     page = render(data)
     assert "<script>x" not in page and EVIL not in page
@@ -306,5 +307,34 @@ def test_report_cli_passes_plan_mistakes_through(tmp_path: Path) -> None:
 
 
 def test_report_data_is_plain_json(catalog: Catalog, profiles: ProfileCache, db: Path) -> None:
-    data = gather(make(catalog, profiles, db), profiles=profiles, catalog=catalog, store_path=db)
+    data = gather(make(catalog, profiles, db), store_path=db)
     assert json.loads(json.dumps(data.to_dict()))["environment"]["command"].startswith("gpuwise report resnet18 ")
+
+
+def test_the_report_only_reshapes_the_plan(catalog: Catalog, profiles: ProfileCache, db: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan carries what it used (``Plan.basis``): making the page loads no catalog or workload, reads no
+    ceilings, profiles and times nothing and detects no GPU again; and what it carries is not in its JSON."""
+    import gpuwise.bench.calibrate
+    import gpuwise.hardware.catalog
+    import gpuwise.hardware.local
+    import gpuwise.predict.fit
+    import gpuwise.predict.roofline
+    import gpuwise.predict.step
+    import gpuwise.profile.run
+    import gpuwise.workloads.registry
+
+    p = make(catalog, profiles, db, gpus=("T4", "H100-SXM5-80GB"))
+    expected = gather(p, store_path=db, now=NOW).to_dict()
+
+    def again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the report did the plan's work again")
+
+    for module, name in [(gpuwise.hardware.catalog, "load_catalog"), (gpuwise.workloads.registry, "get_workload"),
+                         (gpuwise.bench.calibrate, "cached_ceilings"), (gpuwise.predict.fit, "shipped_efficiency"),
+                         (gpuwise.predict.roofline, "step_time"), (gpuwise.predict.step, "cpu_step"),
+                         (gpuwise.profile.run, "profile"), (gpuwise.predict.step, "profile_for_gpu"),
+                         (gpuwise.hardware.local, "available_devices"), (plan_module, "cached_ceilings")]:
+        monkeypatch.setattr(module, name, again)
+    assert gather(p, store_path=db, now=NOW).to_dict() == expected
+    assert "basis" not in p.to_dict() and p.basis.workload.name == "resnet18"

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 import gpuwise.plan as plan_module
-import gpuwise.report.data as data_module
 from gpuwise.report.html import FIGURES_ID
 from gpuwise.store import open_store
 from tests.helpers import CEILINGS, EVIL, EVIL_GPU, ROOT, page_json, run_cli, stored_result
@@ -67,7 +66,6 @@ def page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A report of the example model with every section filled, on the shipped catalog plus a GPU named EVIL."""
     fixed = lambda device, store_path=None, **kw: CEILINGS  # noqa: E731
     monkeypatch.setattr(plan_module, "cached_ceilings", fixed)
-    monkeypatch.setattr(data_module, "cached_ceilings", fixed)
     monkeypatch.setattr(plan_module, "_ram_bytes", lambda: 8 * 2**30)
     catalog = tmp_path / "gpus.toml"
     catalog.write_text(EVIL_GPU)

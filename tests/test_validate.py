@@ -13,8 +13,9 @@ from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.cli.app import get_app
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import load_catalog
-from gpuwise.predict.fit import Profiles, generation, held_out
+from gpuwise.predict.fit import generation, held_out
 from gpuwise.predict.published import COLUMNS, MappedRow, PublishedRow, load_published, map_row
+from gpuwise.predict.step import ProfileCache
 from gpuwise.validate import local_checks, mapped_rows
 from tests.helpers import stored_result
 
@@ -84,7 +85,7 @@ def test_a_generation_alone_in_the_data_falls_back_to_the_defaults() -> None:
     catalog = load_catalog()
     m = map_row(_row("resnet18", gpu="L4"))
     assert isinstance(m, MappedRow)
-    fits = held_out([m], catalog, Profiles(), lambda r: generation(r, catalog))
+    fits = held_out([m], catalog, ProfileCache(), lambda r: generation(r, catalog))
     assert list(fits) == ["Ada"] and fits["Ada"].source.startswith("defaults (no single-GPU row outside Ada")
 
 
@@ -389,3 +390,33 @@ def test_frozen_text_lists_rows_skips_and_the_baselines_by_generation() -> None:
     assert "+10.0%" in text and "-10.0%" in text  # signed, per row
     assert "skipped line 2: resnet18 on X9000: GPU X9000 is not in the catalog" in text
     assert BLEND in text and "│ Hopper │ 1 │ 10.0% / 10.0% │ 100.0% / 100.0% │ 50.0% / 50.0% │ 20.0% / 20.0% │" in text
+
+
+def test_one_prediction_of_a_measurement_as_plan_makes_it(tmp_path: Path) -> None:
+    """``predict_result`` is what validate, train and the report compare: plan's option for the measurement's
+    device and setting; the model alone by default, a stored measurement of the same setting where given."""
+    from dataclasses import replace
+
+    from gpuwise.plan import PredictConfig, predict
+    from gpuwise.validate import predict_result
+
+    catalog = load_catalog()
+    bench = _result("cuda:0", catalog.get("H100-SXM5-80GB").device_names[0], 0.004)
+    profiles = ProfileCache()
+    alone = predict_result(bench, catalog, None, profiles)
+    assert not isinstance(alone, str)
+    assert (alone.device, alone.provenance) == ("H100-SXM5-80GB", "analytical")
+    config = PredictConfig.of(workload="resnet18", gpu="H100-SXM5-80GB", batch_size=2, image_size=64, precision="fp32",
+                           optimizer="sgd")
+    option = predict(config, catalog, tmp_path / "empty.db", profiles=profiles)
+    assert option.step is not None and alone.predicted_step_s == pytest.approx(option.step.model_compute_s)
+    assert len(profiles) == 1  # predict found the profile predict_result made: one cache
+
+    run = replace(bench, origin="train", timing=replace(bench.timing, median_s=0.005))
+    stood_for = predict_result(run, catalog, None, profiles, measurements=[bench])
+    assert not isinstance(stood_for, str) and stood_for.provenance == "measured here"
+    assert stood_for.predicted_step_s == pytest.approx(0.004)
+    assert stood_for.error == pytest.approx(0.005 / 0.004 - 1)
+
+    many = predict_result(replace(bench, device="cpu", num_devices=2), catalog, None, profiles)
+    assert many == "plan does not model 2 CPU processes"

@@ -10,12 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, RunSettings, Strategy, optimizer_for
 from gpuwise.errors import GpuwiseError, hand_to_launcher
+
+if TYPE_CHECKING:
+    from gpuwise.workloads import Workload
 
 app = typer.Typer(
     name="gpuwise",
@@ -160,11 +163,9 @@ QUIET_OPTION: Any = typer.Option(
 )
 
 
-def optimizer_option(value: str | None, workload: str) -> OptimizerName:
+def optimizer_option(value: str | None, workload: Workload) -> OptimizerName:
     """--optimizer, else the one the workload names (a user's UserWorkload), else AdamW."""
-    from gpuwise.workloads.registry import workload_optimizer
-
-    return optimizer_for(value, workload_optimizer(workload) if value is None else None)
+    return optimizer_for(value, workload.optimizer if value is None else None)
 
 
 def run_settings(strategy: str, checkpointing: str, grad_accum: int | None, compile: bool) -> RunSettings:

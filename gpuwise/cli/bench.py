@@ -61,14 +61,16 @@ def bench_command(
     with working("loading torch and the workload", quiet=quiet) as say:
         from gpuwise.bench.run import BenchConfig, bench_all
         from gpuwise.hardware.local import available_devices, check_device
+        from gpuwise.workloads import get_workload
 
         auto = batch_size is not None and batch_size.strip().lower() == "auto"
+        w = get_workload(workload)  # once: a user's file runs once for the command
         config = BenchConfig.of(
-            workload=workload,
+            workload=w,
             batch_size=None if auto else positive_int(batch_size, "--batch-size"),
             auto_batch=auto,
             precision=Precision.parse(precision),
-            optimizer=optimizer_option(optimizer, workload),
+            optimizer=optimizer_option(optimizer, w),
             seq_len=seq_len,
             image_size=image_size,
             steps=steps,

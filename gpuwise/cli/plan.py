@@ -53,6 +53,7 @@ from gpuwise.units import duration, duration_span, money, parse_duration, parse_
 if TYPE_CHECKING:
     from gpuwise.plan import Option, Plan, PlanConfig
     from gpuwise.predict.own import OwnConfig, OwnPlan
+    from gpuwise.workloads import Workload
 
 _BY_CLASS = parallel.NETWORK_GBITS_BY_CLASS
 NETWORK_HELP = (
@@ -167,7 +168,7 @@ def plan_and_own(
     """What ``plan`` and ``report`` both do: the plan, owning priced when asked (``owning``), and with ``html``
     the page written. The output path and the --own prices are checked before the slow work."""
     from gpuwise.hardware.catalog import load_catalog
-    from gpuwise.plan import ProfileCache, plan
+    from gpuwise.plan import plan
 
     if html is not None:
         from gpuwise.report import check_writable
@@ -176,15 +177,14 @@ def plan_and_own(
     cat = load_catalog(config.catalog_path)
     if owning is not None:
         check_before_planning(config, cat)
-    say(f"planning {config.workload}: profiling the step, then every device and count")
-    profiles = ProfileCache()
-    result = plan(config, cat, store_path=db, profiles=profiles)
+    say(f"planning {_name(config.workload)}: profiling the step, then every device and count")
+    result = plan(config, cat, store_path=db)
     owned = plan_ownership(result, cat, owning) if owning is not None else None
     if html is not None:
         from gpuwise.report import write_report
 
         say(f"writing the report to {html}")
-        write_report(result, html, profiles=profiles, catalog=cat, store_path=db, own=owned)
+        write_report(result, html, store_path=db, own=owned)
     return result, owned
 
 
@@ -194,20 +194,23 @@ def plan_config(
     seq_len: int | None, image_size: int | None, network: str | None, catalog: Path | None,
     settings: RunSettings | None = None, cpu_threads: int | None = None, global_batch: int | None = None,
 ) -> PlanConfig:
-    """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``)."""
+    """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``); the workload resolved here,
+    once: a user's file is run once for the whole command."""
     from gpuwise.plan import UNITS, PlanConfig
+    from gpuwise.workloads import get_workload
 
     if unit is not None and unit not in UNITS:
         raise GpuwiseError(f"unknown unit '{unit}': use --unit {' | '.join(UNITS)}")
+    w = get_workload(workload)
     return PlanConfig.of(
-        workload=workload,
+        workload=w,
         dataset_size=parse_positive(dataset_size, "--dataset-size", "a number of samples above zero, e.g. 2e9"),
         epochs=parse_positive(epochs, "--epochs", "a number of passes above zero, e.g. 90 or 0.5"),
         unit=unit,
         global_batch=positive_int(global_batch, "--global-batch"),
         batch_size=positive_int(batch_size, "--batch-size"),
         precision=Precision.parse(precision),
-        optimizer=optimizer_option(optimizer, workload),
+        optimizer=optimizer_option(optimizer, w),
         seq_len=positive_int(seq_len, "--seq-len"),
         image_size=positive_int(image_size, "--image-size"),
         deadline_s=parse_duration(deadline, "--deadline") if deadline is not None else None,
@@ -219,6 +222,10 @@ def plan_config(
         settings=settings or RunSettings(),
         cpu_threads_per_gpu=cpu_threads,
     )
+
+
+def _name(workload: str | Workload) -> str:
+    return workload if isinstance(workload, str) else workload.name
 
 
 def gpu_names(text: str) -> tuple[str, ...]:

@@ -60,14 +60,16 @@ def predict_command(
     """Predict one training step on n GPUs of one kind: its time and parts, throughput, memory, provenance."""
     from gpuwise.plan import option_dict
     from gpuwise.predict.single import PredictConfig, predict
+    from gpuwise.workloads import get_workload
 
+    w = get_workload(workload)  # once: a user's file runs once for the command
     config = PredictConfig.of(
-        workload=workload,
+        workload=w,
         gpu=gpu,
         num_gpus=num_gpus,
         batch_size=batch_size,
         precision=Precision.parse(precision),
-        optimizer=optimizer_option(optimizer, workload),
+        optimizer=optimizer_option(optimizer, w),
         seq_len=seq_len,
         image_size=image_size,
         network_gbits=network_gbits(network),

@@ -13,7 +13,7 @@ import os
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -35,6 +35,9 @@ from gpuwise.train.launch import (
     worker_devices,
 )
 from gpuwise.units import step_time
+
+if TYPE_CHECKING:
+    from gpuwise.workloads import Workload
 
 EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -138,15 +141,14 @@ def train_command(
     if "steps" in given or "epochs" in given:  # the run's length as given replaces the checkpoint's, either way
         base = base.with_(steps=None, epochs=None)
     config = base.with_(**given)
-    if optimizer is None and resume is None and not use_plan:
-        from gpuwise.workloads.registry import workload_optimizer
+    from gpuwise.workloads import get_workload
 
-        named = workload_optimizer(config.workload)  # a user's UserWorkload(optimizer=...)
-        if named is not None:
-            config = config.with_(optimizer=OptimizerName.parse(named))
+    w = get_workload(config.workload)  # once, here: the loop finds it by name again without running user code
+    if optimizer is None and resume is None and not use_plan and w.optimizer is not None:
+        config = config.with_(optimizer=OptimizerName.parse(w.optimizer))  # a user's UserWorkload(...)
 
     if os.environ.get(WORKER_ENV) == "1":
-        _worker(_after_restart(config), worker_devices(devices_text, num_gpus), as_json)
+        _worker(_after_restart(config), worker_devices(devices_text, num_gpus), as_json, w)
         return
     devices = parse_devices(devices_text, num_gpus=num_gpus, check=not dry_run)
     node_count, min_nodes = parse_nodes(nodes)
@@ -179,7 +181,7 @@ def train_command(
             return
         with _Progress(enabled=not as_json) as progress:
             result = train(config, devices, on_step=progress.update)
-    _finish(config, result, as_json)
+    _finish(config, result, as_json, w)
 
 
 def _claimed(folder: Path | None) -> Any:
@@ -261,7 +263,7 @@ def _after_restart(config: TrainConfig) -> TrainConfig:
     return resumed
 
 
-def _worker(config: TrainConfig, devices: Devices, as_json: bool) -> None:
+def _worker(config: TrainConfig, devices: Devices, as_json: bool, w: Workload) -> None:
     """One torchrun worker: run the loop; rank 0 reports."""
     from gpuwise.train.distributed import Ranks
     from gpuwise.train.loop import train
@@ -270,15 +272,15 @@ def _worker(config: TrainConfig, devices: Devices, as_json: bool) -> None:
     with _Progress(enabled=ranks.is_main and not as_json) as progress:
         result = train(config, devices, on_step=progress.update)
     if ranks.is_main:
-        _finish(config, result, as_json)
+        _finish(config, result, as_json, w)
     elif result.interrupted:
         raise typer.Exit(EXIT_BY_SIGNAL[result.interrupted])
 
 
-def _finish(config: TrainConfig, result: Any, as_json: bool) -> None:
+def _finish(config: TrainConfig, result: Any, as_json: bool, w: Workload) -> None:
     from gpuwise.train.measure import compare_and_store
 
-    comparison = compare_and_store(config, result, config.store_path) if not result.interrupted else None
+    comparison = compare_and_store(config, result, config.store_path, w) if not result.interrupted else None
     if as_json:
         data = dataclasses.asdict(result)
         data["losses"] = list(result.losses)
@@ -286,7 +288,7 @@ def _finish(config: TrainConfig, result: Any, as_json: bool) -> None:
         data["comparison"] = dataclasses.asdict(comparison) if comparison else None
         print(json.dumps(data, indent=2, default=str))
     else:
-        _render(result, comparison, cli_console(soft_wrap=True))
+        _render(result, comparison, cli_console(soft_wrap=True), w)
     if result.interrupted:
         where = f"; checkpoint {result.checkpoint}; continue with --resume {result.checkpoint.parent}" \
             if result.checkpoint else " (no --checkpoint-dir: nothing saved)"
@@ -348,10 +350,7 @@ def _metrics_where(config: TrainConfig) -> str:
     return f"\nper-step metrics: {folder / FILE_NAME} {events}"
 
 
-def _render(result: Any, c: Any, console: Console) -> None:
-    from gpuwise.workloads import get_workload
-
-    w = get_workload(result.workload)
+def _render(result: Any, c: Any, console: Console, w: Workload) -> None:
     unit = w.sample_unit + "s"
     # A language model's sample is a sequence of tokens: its rate is counted in tokens.
     per_sample = (w.tokens_per_sample(w.resolve_shape(result.seq_len, result.image_size))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from gpuwise.config import Precision
+from gpuwise.config import OptimizerName, Precision
 from gpuwise.hardware.catalog import Catalog
 from gpuwise.predict import parallel
 from gpuwise.predict.constants import FITTED_FILE, shipped_file
@@ -25,8 +25,9 @@ from gpuwise.predict.constants import save as save
 from gpuwise.predict.constants import shipped_efficiency as shipped_efficiency
 from gpuwise.predict.published import LlmRun, MappedRow
 from gpuwise.predict.roofline import Efficiency, Pipeline, tuned_pipeline
-from gpuwise.predict.step import gpu_step, profile_for_gpu, throughput
+from gpuwise.predict.step import ProfileCache, gpu_step, throughput
 from gpuwise.profile import Profile, ops
+from gpuwise.workloads import get_workload
 
 if TYPE_CHECKING:
     from gpuwise.predict.option import Option
@@ -48,22 +49,11 @@ _BOUNDS = (
     (0.05, 0.9), (0.05, 0.9), (0.005, 0.9), (0.2, 0.9), (0.02, 0.9), (0.05, 0.9), (0.2, 0.9), (0.0, 1e-5),
     (0.0, 1e-4),
 )
-ProfileKey = tuple[str, int, Precision, str, int | None]
-
-
-class Profiles:
-    """Profiles of the mapped rows' settings, each made once per process."""
-
-    def __init__(self) -> None:
-        self._cache: dict[ProfileKey, Profile] = {}
-
-    def get(self, m: MappedRow) -> Profile:
-        key = (m.workload, m.batch_size, m.precision, m.optimizer, m.seq_len)
-        if key not in self._cache:
-            self._cache[key] = profile_for_gpu(
-                m.workload, batch_size=m.batch_size, precision=m.precision, optimizer=m.optimizer, seq_len=m.seq_len
-            )
-        return self._cache[key]
+def row_profile(m: MappedRow, profiles: ProfileCache) -> Profile:
+    """The GPU profile a published row's setting reads, made once by ``profiles`` (the rows name zoo workloads:
+    looking one up loads no code)."""
+    return profiles.get(get_workload(m.workload), batch_size=m.batch_size, precision=m.precision,
+                        optimizer=OptimizerName.parse(m.optimizer), seq_len=m.seq_len, image_size=None)
 
 
 def row_pipeline(m: MappedRow, p: Profile) -> Pipeline:
@@ -72,8 +62,8 @@ def row_pipeline(m: MappedRow, p: Profile) -> Pipeline:
     return tuned_pipeline(m.precision, has_convs=has_convs, fused_optimizer=m.fused_optimizer)
 
 
-def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: Profiles) -> float:
-    p = profiles.get(m)
+def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: ProfileCache) -> float:
+    p = row_profile(m, profiles)
     gpu = catalog.get(m.row.gpu)
     step = gpu_step(
         p, gpu, eff, num_gpus=m.row.num_gpus, gpus_per_node=min(m.row.num_gpus, 8), pipeline=row_pipeline(m, p)
@@ -81,7 +71,7 @@ def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: Profi
     return throughput(p, step, tokens=m.counts_tokens)
 
 
-def fit(rows: Iterable[MappedRow], catalog: Catalog, profiles: Profiles, source: str) -> Efficiency:
+def fit(rows: Iterable[MappedRow], catalog: Catalog, profiles: ProfileCache, source: str) -> Efficiency:
     """Least squares on log(predicted / measured) over single-GPU, non-suspect rows."""
     train = [m for m in rows if m.row.num_gpus == 1 and not m.row.suspect]
     if not train:
@@ -149,7 +139,7 @@ class ScalingPair:
         return self.compute_s / (self.compute_s + self.communication_s + wait)
 
 
-def scaling_pairs(rows: Iterable[MappedRow], catalog: Catalog, eff: Efficiency, profiles: Profiles
+def scaling_pairs(rows: Iterable[MappedRow], catalog: Catalog, eff: Efficiency, profiles: ProfileCache
                   ) -> list[ScalingPair]:
     """Every non-suspect multi-GPU row with a single-GPU partner, as the model with ``eff`` sees it."""
     usable = [m for m in rows if not m.row.suspect]
@@ -159,7 +149,7 @@ def scaling_pairs(rows: Iterable[MappedRow], catalog: Catalog, eff: Efficiency, 
         one = singles.get((m.workload, m.row.gpu, m.precision, m.batch_size))
         if m.row.num_gpus == 1 or one is None:
             continue
-        p = profiles.get(m)
+        p = row_profile(m, profiles)
         step = gpu_step(p, catalog.get(m.row.gpu), replace(eff, step_spread={}, step_spread_global=0.0),
                         num_gpus=m.row.num_gpus, gpus_per_node=min(m.row.num_gpus, 8), pipeline=row_pipeline(m, p))
         measured = m.row.throughput / (m.row.num_gpus * one.row.throughput)
@@ -167,7 +157,7 @@ def scaling_pairs(rows: Iterable[MappedRow], catalog: Catalog, eff: Efficiency, 
     return pairs
 
 
-def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog, profiles: Profiles
+def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog, profiles: ProfileCache
                     ) -> Efficiency:
     """``eff`` with the step spread that makes the model's multi-GPU scaling match the published pairs
     (``scaling_pairs``): one global spread by least squares on the log scaling efficiencies, then one per
@@ -210,7 +200,7 @@ FLASH_SHRINKAGE = (0.15 / math.log(2)) ** 2
 _FLASH_BOUNDS = _BOUNDS[_NAMES.index("attention")]
 
 
-def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: Any) -> Option:
+def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: ProfileCache) -> Option:
     """A published LLM run as ``gpuwise predict`` predicts it, with the constants ``eff``."""
     from gpuwise.config import ActivationCheckpointing, RunSettings, Strategy
     from gpuwise.predict.single import PredictConfig, predict
@@ -226,7 +216,7 @@ def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: Any) -> Option:
     return predict(config, profiles=profiles, efficiency=eff)
 
 
-def llm_run_error(run: LlmRun, eff: Efficiency, profiles: Any) -> float | None:
+def llm_run_error(run: LlmRun, eff: Efficiency, profiles: ProfileCache) -> float | None:
     """log(predicted / published tokens/s) of a published LLM run, predicted as ``gpuwise predict``
     does with ``eff``; None when the prediction says it does not fit at the published batch."""
     option = predict_llm_run(run, eff, profiles)
@@ -235,7 +225,7 @@ def llm_run_error(run: LlmRun, eff: Efficiency, profiles: Any) -> float | None:
     return math.log(option.step.tokens_per_s / run.row.throughput)
 
 
-def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalog, profiles: Any,
+def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalog, profiles: ProfileCache,
                         *, exclude: str | None = None) -> Efficiency:
     """``eff`` with a flash-attention efficiency per GPU generation that has runs (but ``exclude``):
     each minimises the squared log errors of its generation's runs plus ``FLASH_SHRINKAGE`` × the
@@ -273,7 +263,7 @@ def usable_llm_runs(catalog: Catalog) -> list[LlmRun]:
 
 
 def held_out(
-    mapped: list[MappedRow], catalog: Catalog, profiles: Profiles, group: Callable[[MappedRow], str]
+    mapped: list[MappedRow], catalog: Catalog, profiles: ProfileCache, group: Callable[[MappedRow], str]
 ) -> dict[str, Efficiency]:
     """For each group (e.g. GPU generation), the constants fitted on every other group."""
     groups = sorted({group(m) for m in mapped})
@@ -300,15 +290,14 @@ def generation(m: MappedRow, catalog: Catalog | None = None) -> str:
 def main() -> None:
     """Fit on all usable published rows and write the shipped constants."""
     from gpuwise.hardware.catalog import load_catalog
-    from gpuwise.predict.option import ProfileCache
     from gpuwise.predict.published import load_published, map_row
 
     catalog = load_catalog()
     mapped = [m for r in load_published() if isinstance(m := map_row(r), MappedRow) and catalog.has(r.gpu)]
-    profiles = Profiles()
+    profiles = ProfileCache()
     eff = fit(mapped, catalog, profiles, source="fitted on the published NVIDIA DeepLearningExamples rows")
     eff = fit_step_spread(mapped, eff, catalog, profiles)
-    eff = fit_flash_attention(usable_llm_runs(catalog), eff, catalog, ProfileCache())
+    eff = fit_flash_attention(usable_llm_runs(catalog), eff, catalog, profiles)
     save(eff, shipped_file(FITTED_FILE))
     print(json.dumps(asdict(eff), indent=2))
 

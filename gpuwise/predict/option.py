@@ -19,7 +19,7 @@ after that is arithmetic. ``gpuwise.plan`` adds the run (epochs, cost) and choos
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,7 @@ from gpuwise.predict.constants import shipped_efficiency
 from gpuwise.predict.inputs import default_cpu_threads, input_ceiling
 from gpuwise.predict.parallel import default_network_gbits
 from gpuwise.predict.roofline import Efficiency, Pipeline, StepTime
-from gpuwise.predict.step import GpuStep, as_fp16, cpu_step, fsdp_step, gpu_rates, gpu_step, profile_for_gpu
-from gpuwise.profile import profile
+from gpuwise.predict.step import GpuStep, ProfileCache, cpu_step, fsdp_step, gpu_rates, gpu_step
 from gpuwise.profile.result import Profile
 from gpuwise.profile.run import has_gpu_kernels
 from gpuwise.records import BenchResult, Ceilings
@@ -160,47 +159,6 @@ def option_row(o: Option) -> dict[str, Any]:
     }
 
 
-# ------------------------------------------------------------------ profiles, once per batch
-
-
-class ProfileCache:
-    """Profiles of a step by its settings and batch size, each made once (a profile takes seconds).
-
-    Pass one to ``plan``/``predict`` to reuse its profiles across calls (as the speed benchmark does).
-    """
-
-    def __init__(self) -> None:
-        self._profiles: dict[tuple[object, ...], Profile] = {}
-
-    def __len__(self) -> int:
-        """How many profiles are held: a plan over profiled batches makes no new one (the tests check it)."""
-        return len(self._profiles)
-
-    def get(
-        self, workload: Workload, *, batch_size: int, precision: Precision, optimizer: OptimizerName,
-        seq_len: int | None, image_size: int | None, gpu_kernels: bool = True, activation_checkpointing: str = "none",
-        low_precision_params: bool = False,
-    ) -> Profile:
-        """The step as a GPU runs it (``gpu_kernels``: attention and GRUs fused), or as the CPU does;
-        ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it."""
-        key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size, gpu_kernels,
-               activation_checkpointing, low_precision_params)
-        if key not in self._profiles and gpu_kernels and precision is Precision.AMP_FP16:
-            # A GPU's AMP-FP16 step is its AMP-BF16 one relabelled (profile_for_gpu): share that profile.
-            bf16 = self.get(workload, batch_size=batch_size, precision=Precision.AMP_BF16, optimizer=optimizer,
-                            seq_len=seq_len, image_size=image_size, activation_checkpointing=activation_checkpointing,
-                            low_precision_params=low_precision_params)
-            self._profiles[key] = as_fp16(bf16)
-        if key not in self._profiles:
-            settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision,
-                                            optimizer=optimizer.value, seq_len=seq_len, image_size=image_size,
-                                            activation_checkpointing=activation_checkpointing,
-                                            low_precision_params=low_precision_params)
-            self._profiles[key] = (profile_for_gpu(workload, **settings) if gpu_kernels
-                                   else profile(workload, **settings))
-        return self._profiles[key]
-
-
 # ------------------------------------------------------------------ options
 
 
@@ -220,7 +178,10 @@ class OptionMaker:
         store_path: Path | None, profiles: ProfileCache, bands: Mapping[str, float],
         settings: RunSettings = RunSettings(), efficiency: Efficiency | None = None,
         cpu_threads_per_gpu: int | None = None, round_batch: Callable[[int], int] = memory.round_batch,
+        measurements: Sequence[BenchResult] | None = None,
     ) -> None:
+        """``measurements``: what may stand for this step ("measured here", "extrapolated"); None: the
+        store's (``stored_results``); ``()``: the model alone."""
         assert precision is not Precision.AUTO, "resolve --precision auto per device first (gpuwise.predict.precision)"
         self.cpu_threads_per_gpu = cpu_threads_per_gpu  # None: the stated default of each GPU's class
         # The batch sizes a reduced batch is rounded down to (the plan's global batch: divisors of a GPU's share).
@@ -238,7 +199,8 @@ class OptionMaker:
         self.eff: Efficiency = efficiency if efficiency is not None else shipped_efficiency()
         # A stored measurement stands for this step only if it ran with the same settings (bench: one
         # eager micro batch without recompute); FSDP's sharded step is never measured on one device.
-        self.measurements = [r for r in _stored_results(first.workload, store_path) if self._same_setting(r, first)
+        stored = stored_results(first.workload, store_path) if measurements is None else measurements
+        self.measurements = [r for r in stored if self._same_setting(r, first)
                              and (r.activation_checkpointing, r.grad_accum, r.compiled) == (
                                  settings.activation_checkpointing.value, settings.grad_accum, settings.compile)]
         self._model_steps: dict[tuple[int, str, int], GpuStep] = {}
@@ -468,7 +430,7 @@ def modellable(gpu: GPU) -> bool:
     return gpu.fp32_tflops is not None
 
 
-def _stored_results(workload: str, store_path: Path | None) -> list[BenchResult]:
+def stored_results(workload: str, store_path: Path | None) -> list[BenchResult]:
     """What is stored, read only: predicting creates no database (there is nothing measured without one)."""
     from gpuwise.store import default_db_path, open_store
 

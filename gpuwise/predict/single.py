@@ -23,10 +23,11 @@ from gpuwise.config import (
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict.bands import BAND
-from gpuwise.predict.option import Option, OptionMaker, ProfileCache, modellable
+from gpuwise.predict.option import Option, OptionMaker, modellable
 from gpuwise.predict.precision import gpu_precision as auto_gpu
 from gpuwise.predict.precision import resolve
 from gpuwise.predict.roofline import Efficiency
+from gpuwise.predict.step import ProfileCache
 from gpuwise.workloads import get_workload
 
 

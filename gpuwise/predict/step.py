@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from gpuwise.config import Precision
+from gpuwise.config import OptimizerName, Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict import parallel
 from gpuwise.predict.constants import shipped_cpu_efficiency
@@ -85,6 +85,46 @@ def as_fp16(p: Profile) -> Profile:
     """An AMP-BF16 GPU profile as AMP-FP16: the same work, its bf16 ops relabelled fp16."""
     relabelled = tuple(replace(g, dtype=FP16) if g.dtype == BF16 else g for g in p.ops)
     return replace(p, ops=relabelled, precision=Precision.AMP_FP16)
+
+
+class ProfileCache:
+    """Profiles of a step by its settings and batch size, each made once (a profile takes seconds): the one
+    cache of plan, predict, report, validate, the fit and train's comparison.
+
+    Pass one to ``plan``/``predict`` to reuse its profiles across calls (as the speed benchmark does); a
+    ``Plan`` carries the one it filled, so the report profiles nothing again.
+    """
+
+    def __init__(self) -> None:
+        self._profiles: dict[tuple[object, ...], Profile] = {}
+
+    def __len__(self) -> int:
+        """How many profiles are held: a plan over profiled batches makes no new one (the tests check it)."""
+        return len(self._profiles)
+
+    def get(
+        self, workload: Workload, *, batch_size: int, precision: Precision, optimizer: OptimizerName,
+        seq_len: int | None, image_size: int | None, gpu_kernels: bool = True, activation_checkpointing: str = "none",
+        low_precision_params: bool = False,
+    ) -> Profile:
+        """The step as a GPU runs it (``gpu_kernels``: attention and GRUs fused), or as the CPU does;
+        ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it."""
+        key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size, gpu_kernels,
+               activation_checkpointing, low_precision_params)
+        if key not in self._profiles and gpu_kernels and precision is Precision.AMP_FP16:
+            # A GPU's AMP-FP16 step is its AMP-BF16 one relabelled (profile_for_gpu): share that profile.
+            bf16 = self.get(workload, batch_size=batch_size, precision=Precision.AMP_BF16, optimizer=optimizer,
+                            seq_len=seq_len, image_size=image_size, activation_checkpointing=activation_checkpointing,
+                            low_precision_params=low_precision_params)
+            self._profiles[key] = as_fp16(bf16)
+        if key not in self._profiles:
+            settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision,
+                                            optimizer=optimizer.value, seq_len=seq_len, image_size=image_size,
+                                            activation_checkpointing=activation_checkpointing,
+                                            low_precision_params=low_precision_params)
+            self._profiles[key] = (profile_for_gpu(workload, **settings) if gpu_kernels
+                                   else profile(workload, **settings))
+        return self._profiles[key]
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ import tempfile
 from pathlib import Path
 
 from gpuwise.errors import GpuwiseError
-from gpuwise.hardware.catalog import Catalog
-from gpuwise.plan import Plan, ProfileCache
+from gpuwise.plan import Plan
 from gpuwise.predict.own import OwnPlan
 from gpuwise.report.data import ReportData, gather
 
@@ -36,15 +35,12 @@ def check_writable(path: Path, flag: str = "--output") -> None:
         raise GpuwiseError(f"{flag} {path} cannot be written ({e.strerror or e}); choose another path") from None
 
 
-def write_report(
-    p: Plan, path: Path, *, profiles: ProfileCache | None = None, catalog: Catalog | None = None,
-    store_path: Path | None = None, own: OwnPlan | None = None,
-) -> ReportData:
+def write_report(p: Plan, path: Path, *, store_path: Path | None = None, own: OwnPlan | None = None) -> ReportData:
     """Gather the page's data for plan ``p``, render it and write it atomically to ``path``; ``own``: the
     rent-or-buy comparison (``--own``), which adds its section and chart."""
     from gpuwise.report.html import render
 
-    data = gather(p, profiles=profiles, catalog=catalog, store_path=store_path, own=own)
+    data = gather(p, store_path=store_path, own=own)
     page = render(data)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".gpuwise-report-", suffix=".tmp")
     try:

@@ -1,10 +1,11 @@
 """What the report page shows, gathered into plain, JSON-able dataclasses (``ReportData``).
 
-Everything here comes from a finished ``Plan`` and what the plan already read: the profile at
-the requested batch (from the plan's ``ProfileCache``: nothing is profiled again), the catalog,
-the CPU's cached ceilings, the efficiency constants, the results store and the shipped published
-measurements. The page (``gpuwise.report.html``) only draws these numbers; the golden tests parse
-them back out of the page and compare them with ``plan(...)``.
+Everything here reshapes a finished ``Plan`` and what it carries (``Plan.basis``: the profile the
+page draws and its time by op kind, the catalog entries, the CPU's ceilings, the efficiency
+constants, this machine), besides the measurements: the results store and the shipped published
+ones. Nothing is loaded, profiled, timed or detected again. The page (``gpuwise.report.html``)
+only draws these numbers; the golden tests parse them back out of the page and compare them with
+``plan(...)``.
 
 Predicted vs measured shows, without profiling anything new:
 
@@ -13,7 +14,8 @@ Predicted vs measured shows, without profiling anything new:
   differ and the point says so); predicted = the plan's throughput for that option;
 - the plan's options measured here (a stored bench of the same setting): the roofline model's
   step against the measured median;
-- stored ``gpuwise train`` runs of this workload that recorded their prediction.
+- stored ``gpuwise train`` runs of this workload with the prediction they stored
+  (``gpuwise.validate.predict_result``, as ``gpuwise validate`` checks them).
 
 The held-out error over every published row is ``gpuwise validate``'s (42 s; not rerun here).
 """
@@ -26,23 +28,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gpuwise.bench.calibrate import cached_ceilings
 from gpuwise.config import Precision
-from gpuwise.hardware.catalog import GPU, Catalog, load_catalog
-from gpuwise.plan import Option, Plan, ProfileCache
+from gpuwise.hardware.catalog import GPU
+from gpuwise.plan import Option, Plan
 from gpuwise.predict import memory
 from gpuwise.predict.bands import BAND
-from gpuwise.predict.fit import shipped_efficiency
 from gpuwise.predict.option import modellable
 from gpuwise.predict.own import OwnPlan
-from gpuwise.predict.roofline import BF16, FP16, FP32, Efficiency, step_time
-from gpuwise.predict.step import cpu_rates, cpu_step, gpu_rates
+from gpuwise.predict.roofline import BF16, FP16, FP32, Efficiency
+from gpuwise.predict.step import cpu_rates, gpu_rates
 from gpuwise.profile.result import Profile
 from gpuwise.records import Ceilings
 from gpuwise.report import measured
 from gpuwise.report.measured import ChecksData, SpeedupData
 from gpuwise.units import HOUR_S
-from gpuwise.workloads import get_workload
 
 MAX_ROOFLINE_GPUS = 4  # without --gpus: the recommended GPU and the Pareto front's, at most this many
 MEMORY_LABELS = {
@@ -220,25 +219,11 @@ class ReportData:
 # ------------------------------------------------------------------ gathering
 
 
-def gather(
-    p: Plan, *, profiles: ProfileCache | None = None, catalog: Catalog | None = None, store_path: Path | None = None,
-    now: datetime | None = None, own: OwnPlan | None = None,
-) -> ReportData:
-    """The page's data for plan ``p``; pass the ``profiles`` the plan filled so nothing is profiled twice."""
+def gather(p: Plan, *, store_path: Path | None = None, now: datetime | None = None,
+           own: OwnPlan | None = None) -> ReportData:
+    """The page's data for plan ``p``, reshaped from the plan and what it carries (``p.basis``); ``store_path``:
+    the results store whose measurements the page compares (``own``: the rent-or-buy comparison)."""
     c = p.config
-    catalog = catalog if catalog is not None else load_catalog(c.catalog_path)
-    workload = get_workload(c.workload)
-    # The step the charts draw: with a global batch, the micro batch the recommended option runs per GPU (the
-    # whole global batch on one GPU is a step no option takes); per GPU, the batch asked for.
-    rec = p.recommendation.option
-    batch = rec.batch_size if p.global_batch is not None and rec is not None and rec.batch_size else \
-        p.requested_batch_size
-    profile = (profiles or ProfileCache()).get(
-        workload, batch_size=batch, precision=Precision(p.precision), optimizer=c.optimizer,
-        seq_len=c.seq_len, image_size=c.image_size, activation_checkpointing=c.settings.activation_checkpointing.value,
-    )
-    ceilings = cached_ceilings("cpu", store_path)  # the plan measured and stored them: a read
-    eff = shipped_efficiency()
     tokens = p.unit == "token"
     results = measured.stored(store_path)
     return ReportData(
@@ -251,12 +236,12 @@ def gather(
         recommendation=_recommendation(p),
         options=tuple(_point(o, p, tokens=tokens) for o in p.options),
         off_chart=_off_chart(p),
-        roofline=_roofline(p, profile, catalog, ceilings, eff),
-        memory=_memory(p, profile),
+        roofline=_roofline(p),
+        memory=_memory(p, p.basis.profile),
         speedups=measured.speedups(results, store_path),
-        checks=measured.checks(p, profile, workload, results),
+        checks=measured.checks(p, results),
         environment=_environment(p, now or datetime.now(UTC)),
-        provenance=_provenance(p, catalog, ceilings),
+        provenance=_provenance(p),
         own=own,
     )
 
@@ -365,29 +350,32 @@ def _cpu_roof(ceilings: Ceilings, precision: Precision) -> Roof:
     )
 
 
-def _roofline_gpus(p: Plan, catalog: Catalog) -> list[GPU]:
+def _roofline_gpus(p: Plan) -> list[GPU]:
+    """The GPUs asked for (``--gpus``), else the recommended one and the front's, at most ``MAX_ROOFLINE_GPUS``."""
+    planned = {g.name: g for g in p.basis.gpus}
     if p.config.gpus is not None:
-        names = list(dict.fromkeys(catalog.get(n).name for n in p.config.gpus))
+        names = list(planned)
     else:
         chosen = [p.recommendation.option] if p.recommendation.option else []
         names = list(dict.fromkeys(o.device for o in [*chosen, *p.pareto] if o.is_gpu))[:MAX_ROOFLINE_GPUS]
-    return [g for g in (catalog.get(n) for n in names) if modellable(g)]
+    return [planned[n] for n in names if modellable(planned[n])]
 
 
-def _roofline(p: Plan, profile: Profile, catalog: Catalog, ceilings: Ceilings, eff: Efficiency) -> RooflineData:
+def _roofline(p: Plan) -> RooflineData:
+    basis, profile = p.basis, p.basis.profile
     precision = Precision(p.precision)  # with auto, the recommended option's
-    gpus = _roofline_gpus(p, catalog)
-    roofs = (*(_gpu_roof(g, precision, eff) for g in gpus), _cpu_roof(ceilings, precision))
+    gpus = _roofline_gpus(p)
+    roofs = (*(_gpu_roof(g, precision, basis.efficiency) for g in gpus), _cpu_roof(basis.cpu_ceilings, precision))
     reference = roofs[0]
-    timing = step_time(profile, gpu_rates(gpus[0]), eff) if gpus else cpu_step(profile, ceilings)
-    device_s = sum(timing.by_kind_s.values()) or 1.0
+    by_kind_s = basis.kind_times[gpus[0].name if gpus else "cpu"]
+    device_s = sum(by_kind_s.values()) or 1.0
     drawn = [k for k in profile.kinds if k.bytes > 0 and k.flops + k.vector_flops > 0]
     kinds = tuple(
         KindPoint(
             kind=k.kind, num_ops=k.num_ops, flops=k.flops + k.vector_flops, bytes=k.bytes,
             flops_per_byte=k.flops_per_byte, attainable_tflops=reference.attainable_tflops(k.flops_per_byte),
             bound="compute" if k.flops_per_byte >= reference.ridge_flops_per_byte else "memory bandwidth",
-            time_share=timing.by_kind_s.get(k.kind, 0.0) / device_s,
+            time_share=by_kind_s.get(k.kind, 0.0) / device_s,
         )
         for k in drawn
     )
@@ -470,18 +458,17 @@ def _number(x: float) -> str:
 
 
 def _environment(p: Plan, now: datetime) -> Environment:
-    import psutil
+    """The machine as the plan found it (``p.basis``), and the versions of the software that made the page."""
     import torch
 
     from gpuwise import __version__
-    from gpuwise.hardware.local import available_devices, cpu_model
 
-    gpus = tuple(torch.cuda.get_device_name(i) for i in range(len(available_devices()) - 1))
+    machine = p.basis
     return Environment(
         made_at=now.isoformat(timespec="seconds"), gpuwise=__version__, torch=torch.__version__,
-        python=platform.python_version(), os=f"{platform.system()} {platform.release()}", cpu=cpu_model(),
-        cpu_cores=psutil.cpu_count(logical=False) or psutil.cpu_count() or 0,
-        ram_bytes=int(psutil.virtual_memory().total), gpus_here=gpus, command=equivalent_command(p),
+        python=platform.python_version(), os=f"{platform.system()} {platform.release()}", cpu=machine.cpu_model,
+        cpu_cores=machine.cpu_cores, ram_bytes=machine.ram_bytes, gpus_here=machine.gpus_here,
+        command=equivalent_command(p),
     )
 
 
@@ -489,19 +476,20 @@ _PLAN_FIELDS = ("memory_gb", "memory_bandwidth_gbps", "fp32_tflops", "tf32_tflop
                 "nvlink_gbps", "pcie_gen", "price_usd_per_hour")
 
 
-def _provenance(p: Plan, catalog: Catalog, ceilings: Ceilings) -> Provenance:
+def _provenance(p: Plan) -> Provenance:
     planned = dict.fromkeys(o.device for o in p.options if o.is_gpu)
     sources = {
         g.name: {f: f"{getattr(g, f):g} · {g.sources.get(f, 'no source given')}"
                  for f in _PLAN_FIELDS if getattr(g, f) is not None}
-        for g in (catalog.get(n) for n in planned)
+        for g in p.basis.gpus if g.name in planned
     }
+    ceilings = p.basis.cpu_ceilings
     rates = ", ".join(f"{k} {v:.3g} TFLOP/s" for k, v in ceilings.matmul_tflops.items())
     return Provenance(
         bands=dict(BAND), efficiency_source=p.efficiency_source,
         cpu_ceilings=f"{ceilings.device_name}: {rates}, copy {ceilings.memory_gbps:.3g} GB/s; measured by gpuwise "
                      f"calibrate at {ceilings.measured_at}",
-        catalog_files=catalog.files, gpu_sources=sources,
+        catalog_files=p.basis.catalog_files, gpu_sources=sources,
         memory_source=(f"analytical: the profile's live tensors on fake tensors (nothing allocated); on a GPU "
                        f"+ {memory.CUDA_CONTEXT_BYTES / memory.GIB:.1f} GiB CUDA context and "
                        f"{memory.ALLOCATOR_OVERHEAD:.0%} allocator overhead; a CPU run may use "

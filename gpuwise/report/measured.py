@@ -8,9 +8,7 @@ from pathlib import Path
 
 from gpuwise.plan import Plan
 from gpuwise.predict.published import MappedRow, load_published, map_row
-from gpuwise.profile.result import Profile
 from gpuwise.records import BenchResult
-from gpuwise.workloads import Workload
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,8 @@ def speedups(results: list[BenchResult], store_path: Path | None) -> SpeedupData
                        empty_reason=reason)
 
 
-def checks(p: Plan, profile: Profile, workload: Workload, results: list[BenchResult]) -> ChecksData:
+def checks(p: Plan, results: list[BenchResult]) -> ChecksData:
+    workload, profile = p.basis.workload, p.basis.profile
     tokens = p.unit == "token"
     unit = "tokens/s" if tokens else f"{p.sample_unit}s/s"
     rows: list[Check] = []

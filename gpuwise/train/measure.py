@@ -14,13 +14,18 @@ measurement only for the same settings.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gpuwise.config import ActivationCheckpointing, RunSettings, StepConfig, Strategy
-from gpuwise.records import BenchResult
+from gpuwise.config import ActivationCheckpointing, StepConfig, Strategy
+from gpuwise.records import BenchResult, Ceilings
 from gpuwise.train.config import TrainConfig
 from gpuwise.train.loop import TrainResult
+from gpuwise.workloads import Workload
+
+if TYPE_CHECKING:
+    from gpuwise.validate import LocalCheck
 
 
 @dataclass(frozen=True)
@@ -33,69 +38,60 @@ class Comparison:
     stored_id: int | None
 
 
-def predict_here(config: TrainConfig, result: TrainResult,
-                 store_path: Path | None) -> tuple[float | None, str]:
-    """The predicted step time for this run's devices, or None and the reason."""
+def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path | None,
+                      workload: Workload) -> Comparison:
+    """Predict, compare and store one finished run (rank 0, after the processes are done); ``workload`` is
+    ``config.workload`` resolved (the CLI's, so the user's code is not loaded again)."""
     from gpuwise.bench.calibrate import cached_ceilings
-    from gpuwise.hardware.catalog import load_catalog
-    from gpuwise.hardware.local import device_name
-    from gpuwise.plan import ProfileCache, _ram_bytes
-    from gpuwise.predict.bands import BAND
-    from gpuwise.predict.option import OptionMaker
-    from gpuwise.workloads import get_workload
-
-    if result.device == "cpu" and result.world_size > 1:
-        return None, f"no prediction: plan does not model {result.world_size} CPU processes"
-    catalog = load_catalog(None)
-    maker = OptionMaker(
-        get_workload(config.workload), batch_size=result.batch_size, precision=config.precision,
-        optimizer=config.optimizer, seq_len=result.seq_len, image_size=result.image_size,
-        network_gbits=None, catalog=catalog, store_path=store_path,
-        profiles=ProfileCache(), bands=BAND,
-        settings=RunSettings(
-            strategy=Strategy.FSDP if result.strategy == "FSDP" else Strategy.DDP,
-            activation_checkpointing=ActivationCheckpointing.parse(result.activation_checkpointing),
-            grad_accum=result.grad_accum, compile=result.compiled,
-        ),
-    )
-    if result.device == "cpu":
-        option = maker.cpu_option(cached_ceilings("cpu", store_path), _ram_bytes())
-    else:
-        name = device_name(result.device)
-        gpu = catalog.match_device(name)
-        if gpu is None:
-            return None, f"no prediction: {name} is not in the GPU catalog (add it with --catalog in gpuwise plan)"
-        option = maker.gpu_option(gpu, result.world_size)
-    if option.step is None or option.batch_size != result.batch_size:
-        return None, f"no prediction: plan predicts batch {result.batch_size} does not fit {option.label}"
-    return option.step.step_s, option.provenance  # one optimizer step: every micro batch, one update
-
-
-def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path | None) -> Comparison:
-    """Predict, compare and store one finished run (rank 0, after the processes are done)."""
-    from gpuwise.bench.calibrate import cached_ceilings
-    from gpuwise.hardware.local import local_hardware, local_software
     from gpuwise.predict.step import measured_peak_tflops
-    from gpuwise.profile.run import profile_step
     from gpuwise.store import open_store
-    from gpuwise.workloads import get_workload
 
     if result.timing is None:
         return Comparison(None, "no measurement: every step was a warm-up step; train longer than --warmup",
                           None, None, None, None)
-    predicted, provenance = predict_here(config, result, store_path)
-    measured_s = result.timing.median_s
-    error = measured_s / predicted - 1 if predicted else None  # throughput ratio − 1
+    record, training_flops = _measured(config, result, workload)
+    ceilings = cached_ceilings(result.device, store_path)
+    check = _predicted(record, result, workload, ceilings if result.device == "cpu" else None, store_path)
+    predicted, provenance = (check.predicted_step_s, check.provenance) if not isinstance(check, str) else (
+        None, f"no prediction: {check}")
+    peak_tflops = measured_peak_tflops(ceilings, config.precision)
+    achieved = training_flops * result.grad_accum / record.timing.median_s / 1e12
+    record = replace(record, achieved_tflops=achieved, peak_tflops=peak_tflops,
+                     mfu=achieved / peak_tflops if peak_tflops else None, predicted_step_s=predicted,
+                     prediction_provenance=provenance)
+    with open_store(store_path) as db:
+        stored = db.add(record)
+    return Comparison(predicted, provenance, check.error if not isinstance(check, str) else None, achieved,
+                      record.mfu, stored)
 
-    w = get_workload(config.workload)
+
+def _predicted(record: BenchResult, result: TrainResult, workload: Workload, cpu: Ceilings | None,
+               store_path: Path | None) -> LocalCheck | str:
+    """The step plan predicts for this run's devices and settings (``gpuwise.validate.predict_result``), with the
+    store's measurements of the same setting standing for it where there are some, as in plan."""
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.predict.option import stored_results
+    from gpuwise.predict.step import ProfileCache
+    from gpuwise.validate import predict_result
+
+    return predict_result(record, load_catalog(None), cpu, ProfileCache(), workload=workload,
+                          measurements=stored_results(workload.name, store_path),
+                          strategy=Strategy.FSDP if result.strategy == "FSDP" else Strategy.DDP)
+
+
+def _measured(config: TrainConfig, result: TrainResult, w: Workload) -> tuple[BenchResult, int]:
+    """The run as a stored result, before its prediction and its share of the peak; and the FLOPs of a micro
+    batch (from the profile)."""
+    from gpuwise.hardware.local import local_hardware, local_software
+    from gpuwise.profile.run import profile_step
+
+    assert result.timing is not None
+    measured_s = result.timing.median_s
     estimate = profile_step(w, StepConfig(
         workload=w.name, batch_size=result.batch_size, precision=config.precision, optimizer=config.optimizer,
         seq_len=result.seq_len, image_size=result.image_size,
         activation_checkpointing=ActivationCheckpointing(result.activation_checkpointing),
     ))
-    ceilings = cached_ceilings(result.device, store_path)
-    peak_tflops = measured_peak_tflops(ceilings, config.precision)
-    achieved = estimate.training_flops * result.grad_accum / measured_s / 1e12
     hardware = local_hardware(result.device)
     shape = w.resolve_shape(result.seq_len, result.image_size)
     tokens = estimate.tokens_per_step
@@ -105,16 +101,12 @@ def compare_and_store(config: TrainConfig, result: TrainResult, store_path: Path
         optimizer=config.optimizer.value, device=result.device, device_name=hardware.gpu_name or hardware.cpu_model,
         timing=result.timing, samples_per_s=result.samples_per_s or 0.0,
         tokens_per_s=tokens * result.grad_accum * result.world_size / measured_s if tokens else None,
-        training_flops_per_step=estimate.training_flops * result.grad_accum, achieved_tflops=achieved,
-        peak_tflops=peak_tflops,
-        mfu=achieved / peak_tflops if peak_tflops else None,
+        training_flops_per_step=estimate.training_flops * result.grad_accum, achieved_tflops=0.0,
+        peak_tflops=None, mfu=None,
         peak_memory_bytes=int(result.extra.get("peak_cuda_bytes") or result.extra.get("peak_rss_bytes") or 0),
         peak_reserved_bytes=None, hardware=hardware, software=local_software(),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        origin="train", num_devices=result.world_size, predicted_step_s=predicted,
-        prediction_provenance=provenance, activation_checkpointing=result.activation_checkpointing,
+        origin="train", num_devices=result.world_size, activation_checkpointing=result.activation_checkpointing,
         grad_accum=result.grad_accum, compiled=result.compiled, log_path=result.extra.get("metrics_path"),
     )
-    with open_store(store_path) as db:
-        stored = db.add(record)
-    return Comparison(predicted, provenance, error, achieved, record.mfu, stored)
+    return record, estimate.training_flops

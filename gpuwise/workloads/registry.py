@@ -158,11 +158,3 @@ def get_workload(name: str | Workload) -> Workload:
         f"unknown workload '{name}': {hint}"
         "run 'gpuwise workloads' for the list, or name your own as path/to/file.py:factory, timm:NAME or hf:PATH"
     )
-
-
-def workload_optimizer(spec: str) -> str | None:
-    """The optimizer a workload names itself (a user's ``UserWorkload(optimizer=...)``); None for the zoo,
-    timm and Hugging Face workloads, which train with gpuwise's default. Loads only a user's spec."""
-    if ":" not in spec or spec.startswith(("timm:", "hf:")):
-        return None
-    return get_workload(spec).optimizer

@@ -148,7 +148,36 @@ def _shape_kwargs(shape: Shape, accepted: Shape) -> dict[str, int]:
             if getattr(accepted, name) is not None and getattr(shape, name) is not None}
 
 
+# Loaded workloads by spec and the state of its file: the commands resolve a workload once, at their edge, and
+# pass it down, but a training run's loop is handed a name (its config crosses processes): the file then runs
+# once per process, and again only after it changes (a notebook that edits it).
+_LOADED: dict[tuple[str, tuple[object, ...] | None], Workload] = {}
+
+
 def load_user_workload(spec: str) -> Workload:
+    """The user's ``file.py:factory`` or ``module:factory`` as a workload: its file is run once per process
+    while unchanged (``_LOADED``)."""
+    key = (spec, _file_state(spec))
+    if key not in _LOADED:
+        _LOADED[key] = _load_user_workload(spec)
+    return _LOADED[key]
+
+
+def _file_state(spec: str) -> tuple[object, ...] | None:
+    """Which version of the spec's file: its path, modification time and size (None for a module, which Python
+    imports once anyway, or a file that cannot be read: loading it says why)."""
+    target = spec.rpartition(":")[0]
+    if not (target.endswith(".py") or "/" in target or "\\" in target):
+        return None
+    try:
+        path = Path(target).resolve()
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def _load_user_workload(spec: str) -> Workload:
     factory = _load_factory(spec)
     default_shape = _default_shape(spec, factory)
     declarations: dict[Shape, UserWorkload] = {}  # what the factory declares at each shape
