@@ -24,6 +24,7 @@ from gpuwise.config import Precision
 from gpuwise.hardware.catalog import PACKAGED_LABEL, Catalog, parse_catalog_text
 from gpuwise.plan import Plan, PlanConfig, ProfileCache, plan
 from gpuwise.predict.published import MappedRow, load_published, map_row
+from gpuwise.predict.step import gpu_rates
 from gpuwise.report import gather
 from gpuwise.report.charts import GREEN, RED
 from gpuwise.report.data import GPU_OVERHEAD_LABEL
@@ -119,6 +120,12 @@ def test_roofline_and_memory_charts_are_the_profiles_numbers(catalog: Catalog, p
         assert x == pytest.approx(kinds[name].flops_per_byte)
     cpu_roof = roof[-2]
     assert max(cpu_roof["y"]) == pytest.approx(0.2)  # the CPU's measured fp32 GEMM ceiling, TFLOP/s
+    # The GPUs' roofs are the model's: the achievable bandwidth (a measured triad's share) times the
+    # fitted efficiency, not the datasheet's.
+    h100 = next(r for r in gather(p, store_path=db).roofline.roofs if r.device == "H100-SXM5-80GB")
+    rates = gpu_rates(catalog.get("H100-SXM5-80GB"))
+    assert h100.bandwidth_gbps == pytest.approx(rates.memory_gbps * p.basis.efficiency.bandwidth)
+    assert h100.bandwidth_gbps < catalog.get("H100-SXM5-80GB").memory_bandwidth_gbps * p.basis.efficiency.bandwidth
 
     bars = figs["chart-memory"]["data"]
     devices = [t for t in bars if t["name"].endswith(" at this batch")]

@@ -35,7 +35,7 @@ from gpuwise.predict import memory
 from gpuwise.predict.bands import BAND
 from gpuwise.predict.option import modellable
 from gpuwise.predict.own import OwnPlan
-from gpuwise.predict.roofline import BF16, FP16, FP32, Efficiency
+from gpuwise.predict.roofline import FP32, Efficiency
 from gpuwise.predict.step import cpu_rates, gpu_rates
 from gpuwise.profile.result import Profile
 from gpuwise.records import Ceilings
@@ -316,32 +316,29 @@ def _recommendation(p: Plan) -> RecommendationData:
 # -- roofline
 
 
-def _dtype(precision: Precision) -> str:
-    return {Precision.AMP_BF16: BF16, Precision.AMP_FP16: FP16}.get(precision, FP32)
-
-
 def _gpu_roof(gpu: GPU, precision: Precision, eff: Efficiency) -> Roof:
-    rates = gpu_rates(gpu)
-    peak = rates.matmul_tflops(_dtype(precision), precision) or rates.vector_tflops
+    """The roof the model prices this GPU's ops under: the achievable matmul rate and DRAM bandwidth
+    (``gpu_rates``) times the fitted efficiencies, each with what it rests on."""
+    rates, sheet = gpu_rates(gpu), gpu_rates(gpu, datasheet=True)
+    achievable = rates.peak_tflops(precision) or rates.vector_tflops
+    peak = sheet.peak_tflops(precision) or sheet.vector_tflops
     on_cuda_cores = precision is Precision.FP32 or (precision is Precision.TF32 and gpu.tf32_tflops is None)
     fraction, what = (eff.simt, "simt") if on_cuda_cores else (eff.matmul, "matmul")
-    field_name = {Precision.AMP_BF16: "bf16_tflops", Precision.AMP_FP16: "fp16_tflops",
-                  Precision.TF32: "tf32_tflops"}.get(precision, "fp32_tflops")
-    if getattr(gpu, field_name) is None:
-        field_name = "fp32_tflops"
+    share = "" if on_cuda_cores or achievable == peak else f" × {achievable / peak:.2f} ({gpu.achievable_basis})"
     return Roof(
-        device=gpu.name, is_gpu=True, compute_tflops=peak * fraction, bandwidth_gbps=gpu.memory_bandwidth_gbps
-        * eff.bandwidth,
-        compute_source=f"{peak:g} TFLOP/s dense peak ({field_name}: {gpu.sources.get(field_name, 'catalog')}) × "
-                       f"{fraction:.2f} achievable ('{what}' efficiency, {eff.source})",
+        device=gpu.name, is_gpu=True, compute_tflops=achievable * fraction,
+        bandwidth_gbps=rates.memory_gbps * eff.bandwidth,
+        compute_source=f"{peak:g} TFLOP/s dense peak (catalog){share} × {fraction:.2f} ('{what}' efficiency, "
+                       f"{eff.source})",
         bandwidth_source=f"{gpu.memory_bandwidth_gbps:g} GB/s ({gpu.sources.get('memory_bandwidth_gbps', 'catalog')})"
-                         f" × {eff.bandwidth:.2f} achievable ({eff.source})",
+                         f" × {gpu.achievable_bandwidth_fraction:.2f} ({gpu.achievable_bandwidth_basis}) × "
+                         f"{eff.bandwidth:.2f} ({eff.source})",
     )
 
 
 def _cpu_roof(ceilings: Ceilings, precision: Precision) -> Roof:
     rates = cpu_rates(ceilings)
-    compute = rates.matmul_tflops(_dtype(precision), precision) or rates.tensor_tflops[FP32]
+    compute = rates.peak_tflops(precision) or rates.tensor_tflops[FP32]
     measured = f"measured on this CPU by gpuwise calibrate at {ceilings.measured_at}"
     return Roof(
         device=f"your CPU ({ceilings.device_name})", is_gpu=False, compute_tflops=compute,
@@ -363,7 +360,7 @@ def _roofline_gpus(p: Plan) -> list[GPU]:
 
 def _roofline(p: Plan) -> RooflineData:
     basis, profile = p.basis, p.basis.profile
-    precision = Precision(p.precision)  # with auto, the recommended option's
+    precision = p.precision  # with auto, the recommended option's
     gpus = _roofline_gpus(p)
     roofs = (*(_gpu_roof(g, precision, basis.efficiency) for g in gpus), _cpu_roof(basis.cpu_ceilings, precision))
     reference = roofs[0]
