@@ -153,14 +153,16 @@ def plan(
 def bench(
     spec: WorkloadSpec, *, device: str = "cpu", make_batch: Callable[[int], Any] | None = None,
     loss: Callable[[Any, Any], Any] | None = None, batch_size: int | str | None = None,
-    precision: str | Precision = Precision.FP32, optimizer: str | OptimizerName | None = None,
+    precision: str | Precision = Precision.AUTO, optimizer: str | OptimizerName | None = None,
     seq_len: int | None = None, image_size: int | None = None, steps: int = 10, warmup: int = 3,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, compile: bool = False,
     store: bool | None = None, store_path: Path | str | None = None,
 ) -> BenchResult:
     """Real training steps on ``device`` ("cpu", "cuda", "cuda:1"), timed by the one protocol.
-    ``batch_size="auto"``: the largest that fits. ``store``: keep the result in the results database
-    (default: for named workloads; a module passed in has no name to find it by later)."""
+    ``batch_size="auto"``: the largest that fits. ``precision`` auto: by the device (a GPU by its tensor cores,
+    the CPU by its measured matmul rates; ``BenchResult.precision`` is the one chosen). ``store``: keep the
+    result in the results database (default: for named workloads; a module passed in has no name to find it by
+    later)."""
     from gpuwise.bench.run import BenchConfig
     from gpuwise.bench.run import bench as bench_config
 

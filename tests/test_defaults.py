@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,70 @@ def test_bench_auto_on_the_cpu_goes_by_its_measured_rates(monkeypatch: pytest.Mo
     assert local_precision("cpu")[0] is Precision.AMP_BF16
     monkeypatch.setattr(calibrate, "cached_ceilings", lambda device, store_path=None, **kw: SLOW_BF16)
     assert local_precision("cpu")[0] is Precision.FP32
+
+
+def fast_bf16_db(tmp_path: Path) -> Path:
+    """A results database whose stored ceilings say this CPU runs bf16 matmuls 5× faster than fp32 (AMX-like)."""
+    from gpuwise.hardware.local import device_name, machine_key
+    from gpuwise.store import open_store
+
+    path = tmp_path / "fast-bf16.db"
+    with open_store(path) as store:
+        store.put_ceilings(replace(FAST_BF16, device_name=device_name("cpu")), machine_key())
+    return path
+
+
+def test_bench_defaults_to_auto_and_stores_what_it_chose(tiny: str, db: Path, tmp_path: Path) -> None:
+    from gpuwise.bench.run import BenchConfig
+    from gpuwise.store import open_store
+
+    assert BenchConfig(workload=tiny).precision is Precision.AUTO
+    result = gpuwise.bench(tiny, steps=1, warmup=1, store_path=db, store=True)
+    assert result.precision == "fp32"  # the db's CPU measures bf16 no faster than fp32
+    code, out, err = run_cli("bench", tiny, "--steps", "1", "--warmup", "1", "--db", str(db))
+    assert code == 0, err
+    assert "fp32 (auto: its bf16 matmuls are measured no faster than fp32)" in " ".join(out.split())
+    fast = gpuwise.bench(tiny, steps=1, warmup=1, store_path=fast_bf16_db(tmp_path), store=True)
+    assert fast.precision == "amp-bf16"
+    with open_store(db) as store:
+        assert {r.precision for r in store.results()} == {"fp32"}  # never "auto"
+
+
+def test_an_asked_bench_precision_is_kept(tiny: str, tmp_path: Path) -> None:
+    result = gpuwise.bench(tiny, steps=1, warmup=1, precision="fp32", store_path=fast_bf16_db(tmp_path))
+    assert result.precision == "fp32"
+
+
+@pytest.mark.parametrize("flags", [[], ["--precision", "auto"]])
+def test_train_chooses_the_precision_for_its_device_and_records_it(tiny: str, tmp_path: Path,
+                                                                  flags: list[str]) -> None:
+    from gpuwise.store import open_store
+    from gpuwise.train import checkpoint
+
+    db, folder = fast_bf16_db(tmp_path), tmp_path / "run"
+    code, out, err = run_cli("train", tiny, "--devices", "cpu", "--steps", "4", "--warmup", "1", *flags,
+                             "--checkpoint-dir", str(folder), "--db", str(db))
+    assert code == 0, err
+    assert "amp-bf16 (auto: its bf16 matmuls measured 5.0× its fp32 ones)" in " ".join(out.split())
+    with open_store(db) as store:
+        assert [r.precision for r in store.results(origin="train")] == ["amp-bf16"]
+    found = checkpoint.find(folder)
+    assert found is not None and checkpoint.manifest(found.path)["settings"]["precision"] == "amp-bf16"
+    code, out, err = run_cli("train", "--resume", str(folder), "--steps", "6", "--db", str(db), "--json")
+    assert code == 0, err  # the checkpoint's precision is the run's, so the resume matches it
+    assert json.loads(out)["precision"] == "amp-bf16"
+
+
+def test_an_asked_train_precision_is_kept(tiny: str, tmp_path: Path) -> None:
+    code, out, err = run_cli("train", tiny, "--devices", "cpu", "--steps", "2", "--warmup", "1", "--precision",
+                             "fp32", "--db", str(fast_bf16_db(tmp_path)), "--json")
+    assert code == 0, err
+    assert json.loads(out)["precision"] == "fp32"
+
+
+def test_a_dry_run_leaves_auto_to_the_machines_that_run_it(tiny: str) -> None:
+    code, out, _ = run_cli("train", tiny, "--devices", "8", "--dry-run")
+    assert code == 0 and "--precision" not in out  # each worker chooses for its own GPU
 
 
 # ------------------------------------------------------------------ the global batch

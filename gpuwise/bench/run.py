@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -45,7 +45,7 @@ class BenchConfig:
     device: str = "cpu"
     batch_size: int | None = None  # None: the workload's default
     auto_batch: bool = False
-    precision: Precision = Precision.FP32
+    precision: Precision = Precision.AUTO  # auto: by each device (``local_precision``), resolved before it runs
     optimizer: OptimizerName = OptimizerName.ADAMW
     seq_len: int | None = None
     image_size: int | None = None
@@ -61,6 +61,7 @@ class BenchReport:
 
     results: tuple[BenchResult, ...]
     speedup_over_cpu: dict[str, float]  # device -> CPU median step time / device median step time
+    precision_reasons: dict[str, str] = field(default_factory=dict)  # device -> why auto chose its precision
 
 
 @contextmanager
@@ -145,15 +146,25 @@ class TrainingStep:
 
 
 def bench_all(config: BenchConfig, devices: list[str], store_path: Any = None) -> BenchReport:
-    """Bench the same step on each device (the CPU first) and store every result."""
-    results = tuple(bench(replace(config, device=d), store_path=store_path) for d in devices)
+    """Bench the same step on each device (the CPU first) and store every result. ``--precision auto`` is
+    resolved per device (a GPU's choice need not be the CPU's); the reasons come back with the results."""
+    from gpuwise.hardware.local import check_device
+
+    get_workload(config.workload)  # a misspelt name: one line before the CPU is calibrated to choose a precision
+    results, reasons = [], {}
+    for d in devices:
+        device_config = replace(config, device=check_device(d))
+        if config.precision is Precision.AUTO:
+            precision, reasons[device_config.device] = local_precision(device_config.device, store_path)
+            device_config = replace(device_config, precision=precision)
+        results.append(bench(device_config, store_path=store_path))
     cpu = next((r for r in results if r.device == "cpu"), None)
     speedups = {
         r.device: cpu.timing.median_s / r.timing.median_s
         for r in results
         if cpu is not None and r.device != "cpu" and r.batch_size == cpu.batch_size
     }
-    return BenchReport(results=results, speedup_over_cpu=speedups)
+    return BenchReport(results=tuple(results), speedup_over_cpu=speedups, precision_reasons=reasons)
 
 
 def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) -> BenchResult:

@@ -21,6 +21,7 @@ from gpuwise.cli.app import (
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
+    PRECISION_OPTION,
     QUIET_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
@@ -82,9 +83,7 @@ GLOBAL_BATCH_OPTION: Any = count_option(
     None, "--global-batch", help="Samples per optimizer step over all GPUs, kept for every option: "
     "split over the GPUs, with gradient accumulation where a GPU's share does not fit [default: the workload's "
     "batch, one GPU's].")
-AUTO_PRECISION_OPTION: Any = typer.Option(
-    "auto", "--precision", help="auto | fp32 | tf32 | amp-bf16 | amp-fp16 [auto: amp-bf16 on GPUs with BF16 tensor "
-    "cores, amp-fp16 on V100/T4-class, fp32 on a CPU without fast bf16].")
+AUTO_PRECISION_OPTION: Any = PRECISION_OPTION  # the default is auto everywhere a device is known (cli.app)
 NETWORK_OPTION: Any = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP)
 CATALOG_OPTION: Any = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP)
 JSON_OPTION: Any = typer.Option(False, "--json", help="Everything, machine-readable, units in field names.")

@@ -22,7 +22,7 @@ from gpuwise.cli.app import DB_OPTION, app, count_option, user_errors
 from gpuwise.cli.format import console as cli_console
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
-from gpuwise.train.config import Devices, TrainConfig, parse_devices
+from gpuwise.train.config import Devices, TrainConfig, parse_devices, with_local_precision
 from gpuwise.train.launch import (
     WORKER_ENV,
     Launch,
@@ -52,7 +52,9 @@ def train_command(
     epochs: int | None = count_option(None, "--epochs", help="Passes over the data [default: 1]."),
     steps: int | None = count_option(None, "--steps", help="Optimizer steps in all (instead of --epochs)."),
     batch_size: int | None = count_option(None, "--batch-size", "-b", help="Per device [default: the workload's]."),
-    precision: str = typer.Option(None, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16 [default: fp32]."),
+    precision: str = typer.Option(None, "--precision", help="auto | fp32 | tf32 | amp-bf16 | amp-fp16 [default: auto: "
+                                                            "amp-bf16 on a GPU with BF16 tensor cores, amp-fp16 on "
+                                                            "V100/T4-class, fp32 on a CPU without fast bf16]."),
     optimizer: str = typer.Option(None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: the "
                                                             "workload's own, else adamw]."),
     seq_len: int | None = count_option(None, "--seq-len", help="Sequence length (sequence workloads)."),
@@ -150,6 +152,9 @@ def train_command(
         _worker(_after_restart(config), worker_devices(devices_text, num_gpus), as_json)
         return
     devices = parse_devices(devices_text, num_gpus=num_gpus, check=not dry_run)
+    chosen = ""
+    if not dry_run:  # a dry run may be for other machines: its workers choose on theirs
+        config, chosen = with_local_precision(config, devices.first)
     node_count, min_nodes = parse_nodes(nodes)
     launch = build_launch(
         config, devices,
@@ -169,7 +174,7 @@ def train_command(
     check_options(config, prepared, devices.kind)
     if not as_json:
         console = cli_console(soft_wrap=True)
-        console.print(_header(config, prepared, devices, launch))
+        console.print(_header(config, prepared, devices, launch, chosen))
         if note:
             console.print(note)
     with _claimed(config.output_dir):
@@ -271,9 +276,10 @@ def _after_restart(config: TrainConfig) -> TrainConfig:
 def _worker(config: TrainConfig, devices: Devices, as_json: bool) -> None:
     """One torchrun worker: run the loop; rank 0 reports."""
     from gpuwise.train.distributed import Ranks
-    from gpuwise.train.loop import train
+    from gpuwise.train.loop import device_for, train
 
     ranks = Ranks.from_env()
+    config, _ = with_local_precision(config, device_for(devices, ranks))  # what the dry run left to the machine
     with _Progress(enabled=ranks.is_main and not as_json) as progress:
         result = train(config, devices, on_step=progress.update)
     if ranks.is_main:
@@ -304,7 +310,8 @@ def _finish(config: TrainConfig, result: Any, as_json: bool) -> None:
 # ------------------------------------------------------------------ rendering
 
 
-def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch) -> str:
+def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch, chosen: str = "") -> str:
+    """The run in two or three lines; ``chosen``: why --precision auto chose the precision ('' when given)."""
     shape = f" · seq {p.shape.seq_len}" if p.shape.seq_len else f" · {p.shape.image_size}px" if p.shape.image_size \
         else ""
     where = devices.label + (f" ({devices.reason})" if devices.reason else "")
@@ -325,7 +332,8 @@ def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch) -> st
                    if config.activation_checkpointing.value != "none" else "",
                    " · compiled per block" if config.compile else ""])
     return (f"[bold]{p.workload.name}[/bold] · {where} · {procs} · {batch}{shape} · "
-            f"{config.precision.value} · {config.optimizer.value} · seed {config.seed}{how}\n"
+            f"{config.precision.value}{f' (auto: {chosen})' if chosen else ''} · {config.optimizer.value} · "
+            f"seed {config.seed}{how}\n"
             f"data: {p.data.description} · {p.total_steps} steps ({p.steps_per_epoch} per epoch)\n"
             f"{_learning_rate(config)}{_metrics_where(config)}" + resume)
 

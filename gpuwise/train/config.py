@@ -7,7 +7,7 @@ turns a ``TrainConfig`` back into the flags of each worker process (``worker_arg
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ class TrainConfig:
     workload: str
     data: str = "synthetic"  # "synthetic" or a path
     batch_size: int | None = None  # None: the workload's default
-    precision: Precision = Precision.FP32
+    precision: Precision = Precision.AUTO  # auto: by the device the run trains on (``with_local_precision``)
     optimizer: OptimizerName = OptimizerName.ADAMW
     seq_len: int | None = None
     image_size: int | None = None
@@ -57,9 +57,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
         object.__setattr__(self, "precision", Precision.parse(self.precision))
-        if self.precision is Precision.AUTO:
-            raise GpuwiseError("train does not choose a precision yet: give --precision fp32, tf32, amp-bf16 or "
-                               "amp-fp16")
         object.__setattr__(self, "optimizer", OptimizerName.parse(self.optimizer))
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
         object.__setattr__(self, "activation_checkpointing",
@@ -115,6 +112,19 @@ class TrainConfig:
                 "weight_decay": self.weight_decay}
 
 
+def with_local_precision(config: TrainConfig, device: str) -> tuple[TrainConfig, str]:
+    """``config`` with ``--precision auto`` resolved for ``device`` of this machine, and why; an explicit
+    precision is kept (reason ''). The choice is bench's (``gpuwise.bench.run.local_precision``): a GPU by its
+    tensor cores, the CPU by its measured matmul rates. Resolved before the run is prepared, so checkpoints,
+    worker processes and the stored result carry the real precision, never "auto"."""
+    if config.precision is not Precision.AUTO:
+        return config, ""
+    from gpuwise.bench.run import local_precision
+
+    precision, reason = local_precision(device, config.store_path)
+    return replace(config, precision=precision), reason
+
+
 @dataclass(frozen=True)
 class Devices:
     """Where the run goes on this node: ``count`` processes on CPUs or GPUs (``index``: one chosen GPU)."""
@@ -123,6 +133,11 @@ class Devices:
     count: int
     index: int | None = None  # cuda:K; None: GPUs 0 .. count-1
     reason: str = ""  # why auto chose it, for the run's header
+
+    @property
+    def first(self) -> str:
+        """This node's first device ("cpu", "cuda:K"): what ``--precision auto`` is resolved for."""
+        return "cpu" if self.kind == "cpu" else f"cuda:{self.index if self.index is not None else 0}"
 
     @property
     def label(self) -> str:

@@ -42,7 +42,7 @@ from gpuwise.config import ActivationCheckpointing, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.records import Timing
 from gpuwise.train import checkpoint, schedule
-from gpuwise.train.config import Devices, TrainConfig
+from gpuwise.train.config import Devices, TrainConfig, with_local_precision
 from gpuwise.train.data import TrainData, open_data
 from gpuwise.train.distributed import (
     Ranks,
@@ -312,6 +312,7 @@ def train(config: TrainConfig, devices: Devices, *,
     ranks = Ranks.from_env()
     check_strategy(config.strategy, devices.kind, ranks.world_size)
     device = device_for(devices, ranks)
+    config, _ = with_local_precision(config, device)  # a worker of a dry run's command, or the Python API
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     with process_group(ranks, device), precision_flags(config.precision), _stop_on_signals() as received:
