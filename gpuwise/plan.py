@@ -90,7 +90,8 @@ class PlanConfig:
     unit: str | None = None  # "sample" | "token"; None: tokens for workloads counted in tokens, else samples
     # The batch: either a global batch kept across every option (split over the GPUs, with gradient
     # accumulation where a GPU's share does not fit), or a batch per GPU kept instead (the global batch
-    # then grows with the GPUs). Neither: the global batch is the workload's default batch (one GPU's).
+    # then grows with the GPUs). Neither: a language model's published recipe (``Workload.recipe_batch``), else
+    # the workload's default batch (one GPU's).
     global_batch: int | None = None  # samples per optimizer step over all GPUs
     batch_size: int | None = None  # per GPU (with settings.grad_accum micro batches per step)
     precision: Precision = Precision.AUTO  # auto: per device (gpuwise.predict.precision)
@@ -189,6 +190,7 @@ class Plan(Displayed):
     efficiency_source: str
     notes: tuple[str, ...]
     global_batch: int | None = None  # kept across the options; None: the batch per GPU was kept instead
+    global_batch_recipe: str = ""  # the published recipe the default global batch is ("" when asked or not one)
     precision: str = ""  # the recommended option's (else the first GPU option's): what the report draws
     precision_choice: str = ""  # what --precision auto chose on which devices, and why ("" when asked)
 
@@ -280,7 +282,9 @@ def plan(
     per_gpu = config.batch_size is not None or config.settings.grad_accum > 1
     makers = _Makers(workload, config, catalog, store_path, profiles if profiles is not None else ProfileCache(),
                      global_mode=not per_gpu)
-    global_batch = None if per_gpu else config.global_batch or workload.default_batch_size
+    global_batch = None if per_gpu else config.global_batch or workload.default_global_batch(config.seq_len)
+    defaulted = global_batch is not None and config.global_batch is None
+    recipe = workload.recipe_batch.recipe if defaulted and workload.recipe_batch is not None else ""
     requested = (config.batch_size or workload.default_batch_size) if global_batch is None else global_batch
 
     ceilings = cached_ceilings("cpu", store_path)
@@ -333,7 +337,7 @@ def plan(
         tokens_per_sample=first.tokens_per_sample, samples_per_epoch=samples, requested_batch_size=requested,
         options=tuple(planned), pareto=front, recommendation=recommendation,
         profiled_batches=makers.profiled_batches(), efficiency_source=makers.efficiency_source(),
-        notes=tuple(notes), global_batch=global_batch, precision=shown.precision,
+        notes=tuple(notes), global_batch=global_batch, global_batch_recipe=recipe, precision=shown.precision,
         precision_choice=precision_choice(planned) if config.precision is Precision.AUTO else "",
     )
 

@@ -238,6 +238,61 @@ def test_new_flags_mistakes_are_one_line(args: list[str], message: str) -> None:
     assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(message, err), err
 
 
+# ------------------------------------------------------------------ a language model's recipe batch
+
+
+def tiny_lm(tmp_path: Path, recipe_tokens: int) -> gpuwise.Workload:
+    """A tiny token-counted model of 16-token sequences whose 'published recipe' is ``recipe_tokens`` per step."""
+    from dataclasses import replace as replace_field
+
+    from gpuwise.workloads.module import module_workload
+    from gpuwise.workloads.registry import RecipeBatch, Shape
+
+    model = nn.Sequential(nn.Embedding(100, 32), nn.Linear(32, 100))
+    w = module_workload(model, lambda n: torch.randint(0, 100, (n, 16)), sample_unit="token", tokens_per_sample=16)
+    recipe = RecipeBatch(tokens=recipe_tokens, recipe="the test paper's", source="tests (read 2026-12-06)")
+    return replace_field(w, default_shape=Shape(seq_len=16), recipe_batch=recipe)
+
+
+def test_every_zoo_language_model_plans_a_published_recipes_batch_by_default() -> None:
+    from gpuwise.workloads import list_workloads
+
+    llms = [w for w in list_workloads() if w.sample_unit == "token"]
+    assert {"gpt2", "llama-7b", "llama2-70b", "llama3-8b", "tinyllama-1.1b"} <= {w.name for w in llms}
+    for w in llms:
+        recipe = w.recipe_batch
+        assert recipe is not None, f"{w.name} has no recipe batch"
+        assert "http" in recipe.source and "(read 20" in recipe.source, w.name  # where it is written, and when
+        assert 0.5e6 <= recipe.tokens <= 16e6, w.name  # the 0.5-16M tokens per step published recipes use
+        assert w.default_global_batch() * w.default_shape.seq_len == recipe.tokens, w.name  # whole sequences
+    gpt2 = next(w for w in llms if w.name == "gpt2")
+    assert gpt2.default_global_batch() == 512  # the GPT-2 paper's 512 sequences of 1024 tokens
+    assert gpt2.default_global_batch(seq_len=512) == 1024  # the recipe's tokens kept at another length
+    vision = [w for w in list_workloads() if w.sample_unit == "image"]
+    assert all(w.recipe_batch is None and w.default_global_batch() == w.default_batch_size for w in vision)
+
+
+def test_plan_keeps_the_recipes_global_batch_and_says_whose_it_is(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from gpuwise.cli.plan import render
+
+    lm = tiny_lm(tmp_path, recipe_tokens=64 * 16)
+    p = gpuwise.plan(lm, dataset_size=1e5, epochs=1, gpus="H100-SXM5-80GB", max_gpus=4, store_path=tmp_path / "r.db")
+    assert p.global_batch == 64 and p.global_batch_recipe == "the test paper's"
+    assert {o.global_batch_size for o in p.options} == {64}  # micro batch × accumulation × GPUs, every option
+    console = Console(width=200, record=True)
+    render(p, console)
+    assert ("global batch 64 sequences = 1,024 tokens (the test paper's recipe, by default; --global-batch N for "
+            "another)") in console.export_text()
+    asked = gpuwise.plan(lm, dataset_size=1e5, epochs=1, gpus="H100-SXM5-80GB", max_gpus=1, global_batch=8,
+                         store_path=tmp_path / "r.db")
+    assert (asked.global_batch, asked.global_batch_recipe) == (8, "")  # the user's, said as such
+    per_gpu = gpuwise.plan(lm, dataset_size=1e5, epochs=1, gpus="H100-SXM5-80GB", max_gpus=1, batch_size=4,
+                           store_path=tmp_path / "r.db")
+    assert (per_gpu.global_batch, per_gpu.global_batch_recipe) == (None, "")
+
+
 # ------------------------------------------------------------------ the network between nodes
 
 
