@@ -99,6 +99,21 @@ def test_both_spellings_of_device_and_gpu_parse(args: list[str]) -> None:
     assert "T4" in ctx.params.values() or "cpu" in ctx.params.values() or ["cpu"] in ctx.params.values()
 
 
+def test_every_command_takes_both_spellings() -> None:
+    import typer
+
+    from gpuwise.cli.app import get_app
+
+    group = typer.main.get_command(get_app())
+    pairs = ({"--gpu", "--gpus"}, {"--device", "--devices"})
+    with group.context_class(group, info_name="gpuwise") as parent:
+        for name in group.list_commands(parent):  # type: ignore[attr-defined]
+            for param in group.get_command(parent, name).params:  # type: ignore[attr-defined]
+                names = set(param.opts)
+                for pair in pairs:
+                    assert not names & pair or pair <= names, f"gpuwise {name} {param.opts}: give both {pair}"
+
+
 def _terminal(buffer: io.StringIO, *, terminal: bool) -> Console:
     return Console(file=buffer, force_terminal=terminal, width=80)
 

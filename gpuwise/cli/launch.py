@@ -52,7 +52,7 @@ def launch_command(
     unit: str = typer.Option(None, "--unit", help="What --dataset-size counts: sample | token."),
     deadline: str = typer.Option(None, "--deadline", help="Plan here: finish within (90m, 48h, 2d)."),
     budget: str = typer.Option(None, "--budget", help="Plan here: spend at most this many US dollars."),
-    gpus: str = typer.Option(None, "--gpus", help="Plan here: only these catalog GPUs, comma-separated."),
+    gpus: str = typer.Option(None, "--gpus", "--gpu", help="Plan here: only these catalog GPUs, comma-separated."),
     max_gpus: str = typer.Option(None, "--max-gpus", help="Plan here: the most GPUs to consider [default: 64]."),
     batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
     precision: str = PRECISION_OPTION,
@@ -66,8 +66,8 @@ def launch_command(
     cpu_threads: str = CPU_THREADS_OPTION,
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help="Your own GPU catalog file (TOML)."),
     nodes: str = typer.Option(None, "--nodes", help="Nodes instead of the plan's (then give --time)."),
-    devices: str = typer.Option(None, "--devices", help="Per node instead of the plan's: N (GPUs), cpu, cpu:N "
-                                                        "(then give --time)."),
+    devices: str = typer.Option(None, "--devices", "--device",
+                                help="Per node instead of the plan's: N (GPUs), cpu, cpu:N (then give --time)."),
     nnodes: str = typer.Option(None, "--nnodes", help="MIN:MAX: an elastic job on MIN to MAX nodes (not FSDP)."),
     steps: str = typer.Option(None, "--steps", help="Optimizer steps in all, instead of the plan's epochs."),
     checkpoint_every: str = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N steps "
