@@ -144,11 +144,11 @@ def test_prose_is_not_highlighted() -> None:
 def test_the_plan_reads_at_80_columns_and_shows_everything_when_wide(
     columns: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import sys
+    import importlib
 
     from tests.helpers import CEILINGS, RAM_BYTES
 
-    plan_module = sys.modules["gpuwise.plan"]
+    plan_module = importlib.import_module("gpuwise.plan")  # the module (gpuwise.plan is also the API's function)
     monkeypatch.setattr(plan_module, "cached_ceilings", lambda device, store_path=None, **kw: CEILINGS)
     monkeypatch.setattr(plan_module, "_ram_bytes", lambda: RAM_BYTES)
     monkeypatch.setenv("COLUMNS", str(columns))
