@@ -139,6 +139,25 @@ def test_bench_defaults_to_auto_and_stores_what_it_chose(tiny: str, db: Path, tm
         assert {r.precision for r in store.results()} == {"fp32"}  # never "auto"
 
 
+@pytest.mark.parametrize(
+    "name, capability, expected",
+    [("Tesla T4", (7, 5), ("amp-fp16", "FP16 tensor cores, no BF16")),  # the catalog's T4: plan's choice
+     ("Tesla V100-SXM2-16GB", (7, 0), ("amp-fp16", "FP16 tensor cores, no BF16")),
+     ("Some Future GPU", (10, 0), ("amp-bf16", "BF16 tensor cores (compute capability 8.0 or later)")),
+     ("Some Old GPU", (6, 1), ("fp32", "no 16-bit tensor cores"))],
+)
+def test_a_local_gpu_is_chosen_for_as_plan_chooses_for_its_catalog_entry(
+    monkeypatch: pytest.MonkeyPatch, name: str, capability: tuple[int, int], expected: tuple[str, str]
+) -> None:
+    """No GPU here: what torch would report is pretended, the choice is the code's."""
+    from gpuwise.bench.run import local_precision
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    precision, reason = local_precision("cuda:0")
+    assert (precision.value, reason) == expected
+
+
 def test_an_asked_bench_precision_is_kept(tiny: str, tmp_path: Path) -> None:
     result = gpuwise.bench(tiny, steps=1, warmup=1, precision="fp32", store_path=fast_bf16_db(tmp_path))
     assert result.precision == "fp32"

@@ -244,14 +244,21 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
 
 
 def local_precision(device: str, store_path: Any = None) -> tuple[Precision, str]:
-    """``--precision auto`` on a device of this machine: a GPU by its tensor cores (BF16 from compute
-    capability 8.0, FP16 from 7.0), the CPU by its measured GEMM rates (``gpuwise.predict.precision``)."""
-    from gpuwise.predict.precision import cpu_precision
+    """``--precision auto`` on a device of this machine, by plan's resolver (``gpuwise.predict.precision``):
+    the CPU by its measured GEMM rates, a GPU by its catalog entry's tensor cores, so that bench and train
+    choose what plan priced; a GPU the catalog does not know by its compute capability (BF16 from 8.0, FP16
+    from 7.0)."""
+    from gpuwise.predict.precision import cpu_precision, gpu_precision
 
     if device == "cpu":
         from gpuwise.bench.calibrate import cached_ceilings
 
         return cpu_precision(cached_ceilings("cpu", store_path))
+    from gpuwise.hardware.catalog import load_catalog
+
+    gpu = load_catalog(None).match_device(torch.cuda.get_device_name(device))
+    if gpu is not None:
+        return gpu_precision(gpu)
     major, _ = torch.cuda.get_device_capability(device)
     if major >= 8:
         return Precision.AMP_BF16, "BF16 tensor cores (compute capability 8.0 or later)"
