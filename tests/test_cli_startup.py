@@ -114,6 +114,21 @@ def test_every_command_takes_both_spellings() -> None:
                     assert not names & pair or pair <= names, f"gpuwise {name} {param.opts}: give both {pair}"
 
 
+def test_every_command_that_profiles_or_measures_shows_progress_and_takes_quiet() -> None:
+    import inspect
+
+    import typer
+
+    from gpuwise.cli.app import get_app
+
+    group = typer.main.get_command(get_app())
+    with group.context_class(group, info_name="gpuwise") as parent:
+        for name in ("profile", "predict", "plan", "report", "bench", "calibrate", "validate"):
+            command = group.get_command(parent, name)  # type: ignore[attr-defined]
+            assert any("--quiet" in p.opts for p in command.params), f"gpuwise {name} has no --quiet"
+            assert "working(" in inspect.getsource(command.callback), f"gpuwise {name} shows no progress"
+
+
 def _terminal(buffer: io.StringIO, *, terminal: bool) -> Console:
     return Console(file=buffer, force_terminal=terminal, width=80)
 
