@@ -171,6 +171,7 @@ def test_ddp_accumulates_without_sync_and_fsdp_runs_bf16(tiny: str, db: Path, tm
     assert all(t.dtype == torch.float32 for t in params(tmp_path / "bf16").values())  # fp32 master weights
 
 
+@pytest.mark.slow
 def test_fsdp_bf16_trains_a_model_with_batch_norm(db: Path, tmp_path: Path) -> None:
     """FSDP2's bf16 parameter policy leaves batch norm's running statistics in fp32, which a bf16 batch norm
     refuses: such a model trains under autocast instead (the example CNN has three batch norms)."""
