@@ -158,6 +158,31 @@ def test_a_local_gpu_is_chosen_for_as_plan_chooses_for_its_catalog_entry(
     assert (precision.value, reason) == expected
 
 
+def test_bench_says_each_devices_choice_when_they_differ() -> None:
+    """A CPU at fp32 and a GPU at amp-bf16: each row shows its precision and the speed-up says which two."""
+    import io
+
+    from rich.console import Console
+
+    from gpuwise.bench.run import BenchReport
+    from gpuwise.cli.bench import render
+    from tests.helpers import stored_result
+
+    cpu = stored_result("cpu", "Test CPU", 2.0)
+    gpu = stored_result("cuda:0", "NVIDIA H100 80GB HBM3", 0.02, precision="amp-bf16")
+    report = BenchReport(results=(cpu, gpu), speedup_over_cpu={"cuda:0": 100.0},
+                         precision_reasons={"cpu": "its bf16 matmuls are measured no faster than fp32",
+                                            "cuda:0": "BF16 tensor cores"})
+    out = io.StringIO()
+    render(report, Console(file=out, width=200, highlight=False))
+    text = " ".join(out.getvalue().split())
+    assert ("precision auto: fp32 on cpu (its bf16 matmuls are measured no faster than fp32); amp-bf16 on cuda:0 "
+            "(BF16 tensor cores)") in text
+    assert "speed-up over the CPU on cuda:0: 100.0x (amp-bf16 there, fp32 on the CPU)" in text
+    head = next(line for line in out.getvalue().splitlines() if "device" in line and "batch" in line)
+    assert "precision" in head  # a column of its own, as each row's differs
+
+
 def test_an_asked_bench_precision_is_kept(tiny: str, tmp_path: Path) -> None:
     result = gpuwise.bench(tiny, steps=1, warmup=1, precision="fp32", store_path=fast_bf16_db(tmp_path))
     assert result.precision == "fp32"
