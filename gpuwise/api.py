@@ -124,8 +124,9 @@ def plan(
     catalog: Path | str | None = None, store_path: Path | str | None = None,
 ) -> Plan:
     """Every way to run the training (your CPU, each catalog GPU × count), the time-vs-cost front and one
-    recommendation. ``global_batch`` (default: the workload's batch) is kept in every option, split over the
-    GPUs with gradient accumulation where a share does not fit; ``batch_size`` keeps a batch per GPU instead.
+    recommendation. ``global_batch`` (default: a zoo language model's published recipe, whose
+    ``Plan.global_batch_recipe`` says; else the workload's batch) is kept in every option, split over the GPUs
+    with gradient accumulation where a share does not fit; ``batch_size`` keeps a batch per GPU instead.
     ``precision`` auto: per device. ``deadline``: seconds or text ('48h'); ``budget``: US dollars or text
     ('5k'); ``gpus``: catalog names (a list, or comma-separated)."""
     from gpuwise.plan import PlanConfig
