@@ -55,10 +55,18 @@ def test_tables_fit_80_columns(args: list[str]) -> None:
     assert "…" not in proc.stdout  # nothing cut: narrow layouts leave columns out instead
 
 
-def test_integer_options_are_typed_in_the_help() -> None:
-    code, out, _ = run_cli("profile", "--help")
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [("profile", ("--batch-size", "--seq-len", "--image-size", "--top")),
+     ("launch", ("--max-gpus", "--batch-size", "--seq-len", "--grad-accum", "--nodes", "--steps", "--checkpoint-every",
+                 "--max-restarts", "--rdzv-port"))],
+)
+def test_integer_options_are_typed_in_the_help(command: str, flags: tuple[str, ...],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # each flag and its metavar on one line
+    code, out, _ = run_cli(command, "--help")
     assert code == 0
-    for flag in ("--batch-size", "--seq-len", "--image-size", "--top"):
+    for flag in flags:
         assert re.search(rf"{flag} <int>", out), flag
 
 
@@ -71,6 +79,8 @@ def test_integer_options_are_typed_in_the_help() -> None:
         (["train", "resnet18", "--seed", "-1"], "--seed must be a whole number of at least 0, got -1"),
         (["predict", "resnet18", "--gpu", "T4", "--num-gpus", "1.5"],
          "--num-gpus must be a positive integer, got '1.5'"),
+        (["launch", "resnet18", "--target", "slurm", "--data", "synthetic", "--checkpoint-dir", "c", "--steps", "two"],
+         "--steps must be a positive integer, got 'two'"),
     ],
 )
 def test_a_bad_integer_is_one_line_and_exit_2(args: list[str], message: str) -> None:
