@@ -58,6 +58,7 @@ def test_tables_fit_80_columns(args: list[str]) -> None:
 @pytest.mark.parametrize(
     ("command", "flags"),
     [("profile", ("--batch-size", "--seq-len", "--image-size", "--top")),
+     ("train", ("--batch-size", "--grad-accum", "--steps", "--seed")),
      ("launch", ("--max-gpus", "--batch-size", "--seq-len", "--grad-accum", "--nodes", "--steps", "--checkpoint-every",
                  "--max-restarts", "--rdzv-port"))],
 )

@@ -65,8 +65,9 @@ def train_command(
     warmup: int | None = count_option(None, "--warmup", help="Steps not timed, as in bench [default: 3]."),
     strategy: str = typer.Option(None, "--strategy", help="auto | ddp | fsdp (several devices) [default: auto: "
                                                           "DDP, or what --plan recommends]."),
-    grad_accum: str = typer.Option(None, "--grad-accum", help="Micro batches of --batch-size per optimizer step "
-                                                              "(gradients synchronised on the last) [default: 1]."),
+    grad_accum: int | None = count_option(None, "--grad-accum", help="Micro batches of --batch-size per optimizer "
+                                                                     "step (gradients synchronised on the last) "
+                                                                     "[default: 1]."),
     activation_checkpointing: str = typer.Option(None, "--activation-checkpointing",
                                                  help="none | selective | full: recompute each block's activations "
                                                       "in backward [default: none]."),
@@ -121,7 +122,7 @@ def train_command(
         "seed": seed, "epochs": epochs,
         "steps": steps, "warmup": warmup,
         "strategy": Strategy.parse(strategy) if strategy is not None else None,
-        "grad_accum": _grad_accum(grad_accum),
+        "grad_accum": grad_accum,
         "activation_checkpointing": ActivationCheckpointing.parse(activation_checkpointing)
         if activation_checkpointing is not None else None,
         "compile": compile_model,
@@ -204,18 +205,6 @@ def _number(text: str | None, flag: str) -> float | None:
         return float(text)
     except ValueError:
         raise GpuwiseError(f"{flag} must be a number, e.g. 3e-4, got '{text}'") from None
-
-
-def _grad_accum(text: str | None) -> int | None:
-    from gpuwise.config import check_grad_accum
-
-    if text is None:
-        return None
-    try:
-        value: object = int(text)
-    except ValueError:
-        value = text
-    return check_grad_accum(value)
 
 
 def _base(workload: str | None, use_plan: bool, resume: Path | None, devices_text: str, db: Path | None,
