@@ -329,6 +329,9 @@ def test_plan_keeps_the_recipes_global_batch_and_says_whose_it_is(tmp_path: Path
     render(p, console)
     assert ("global batch 64 sequences = 1,024 tokens (the test paper's recipe, by default; --global-batch N for "
             "another)") in console.export_text()
+    from gpuwise.report.data import _setting
+
+    assert "global batch 64 (the test paper's recipe)" in _setting(p)  # the report's header says it too
     asked = gpuwise.plan(lm, dataset_size=1e5, epochs=1, gpus="H100-SXM5-80GB", max_gpus=1, global_batch=8,
                          store_path=tmp_path / "r.db")
     assert (asked.global_batch, asked.global_batch_recipe) == (8, "")  # the user's, said as such
