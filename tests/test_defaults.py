@@ -203,9 +203,18 @@ def test_train_chooses_the_precision_for_its_device_and_records_it(tiny: str, tm
         assert [r.precision for r in store.results(origin="train")] == ["amp-bf16"]
     found = checkpoint.find(folder)
     assert found is not None and checkpoint.manifest(found.path)["settings"]["precision"] == "amp-bf16"
-    code, out, err = run_cli("train", "--resume", str(folder), "--steps", "6", "--db", str(db), "--json")
+    code, out, err = run_cli("train", "--resume", str(folder), "--steps", "6", *flags, "--db", str(db), "--json")
     assert code == 0, err  # the checkpoint's precision is the run's, so the resume matches it
     assert json.loads(out)["precision"] == "amp-bf16"
+
+
+def test_a_mistake_costs_no_calibration_and_leaves_no_store(tmp_path: Path) -> None:
+    """auto reads (or first measures) the CPU's ceilings in the results store: only once the run is checked."""
+    db = tmp_path / "new.db"
+    code, _, err = run_cli("train", "resnet18", "--devices", "cpu", "--data", str(tmp_path / "no-such-folder"),
+                           "--db", str(db))
+    assert code == 2 and "no-such-folder" in err
+    assert not db.exists()
 
 
 def test_an_asked_train_precision_is_kept(tiny: str, tmp_path: Path) -> None:

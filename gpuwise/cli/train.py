@@ -135,6 +135,8 @@ def train_command(
         "weight_decay": _number(weight_decay, "--weight-decay"),
     }
     given = {k: v for k, v in given.items() if v is not None}
+    if resume is not None and given.get("precision") is Precision.AUTO:
+        del given["precision"]  # a resumed run keeps the precision its checkpoint chose
     num_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     base, devices_text, note = _base(workload, use_plan, resume, devices_text, db, num_gpus, dry_run)
     if workload is not None:
@@ -153,17 +155,15 @@ def train_command(
         _worker(_after_restart(config), worker_devices(devices_text, num_gpus), as_json)
         return
     devices = parse_devices(devices_text, num_gpus=num_gpus, check=not dry_run)
-    chosen = ""
-    if not dry_run:  # a dry run may be for other machines: its workers choose on theirs
-        config, chosen = with_local_precision(config, devices.first)
     node_count, min_nodes = parse_nodes(nodes)
-    launch = build_launch(
-        config, devices,
-        Nodes(count=node_count, rank=node_rank or 0, master_addr=master_addr,
-              master_port=master_port or Nodes.master_port, min_count=min_nodes),
-        python=sys.executable, cpu_threads=os.cpu_count() or 1, output_args=("--json",) if as_json else (),
-        max_restarts=max_restarts or 0,
-    )
+    nodes_spec = Nodes(count=node_count, rank=node_rank or 0, master_addr=master_addr,
+                       master_port=master_port or Nodes.master_port, min_count=min_nodes)
+
+    def launch_of(c: TrainConfig) -> Launch:
+        return build_launch(c, devices, nodes_spec, python=sys.executable, cpu_threads=os.cpu_count() or 1,
+                            output_args=("--json",) if as_json else (), max_restarts=max_restarts or 0)
+
+    launch = launch_of(config)  # with --precision auto a dry run's workers choose on their own machines
     check_strategy(config.strategy, devices.kind, launch.world_size)
     if launch.max_restarts and launch.in_process:
         raise GpuwiseError("--max-restarts restarts torchrun's workers: use it with several processes "
@@ -173,6 +173,11 @@ def train_command(
         return
     prepared = prepare(config, launch.world_size)  # a bad folder or flag: one line here, not in every worker
     check_options(config, prepared, devices.kind)
+    # Then --precision auto for this machine's device (the CPU's choice reads, or first measures, its ceilings
+    # in the results store): after the checks, so a mistake costs no calibration and leaves no store behind.
+    config, chosen = with_local_precision(config, devices.first)
+    if chosen:
+        launch = launch_of(config)  # the workers are given the precision chosen here
     if not as_json:
         console = cli_console(soft_wrap=True)
         console.print(_header(config, prepared, devices, launch, chosen))
