@@ -150,7 +150,8 @@ def bench_all(config: BenchConfig, devices: list[str], store_path: Any = None) -
     resolved per device (a GPU's choice need not be the CPU's); the reasons come back with the results."""
     from gpuwise.hardware.local import check_device
 
-    get_workload(config.workload)  # a misspelt name: one line before the CPU is calibrated to choose a precision
+    # A misspelt name or a shape flag that does not apply: one line before the CPU is calibrated to choose a precision.
+    get_workload(config.workload).resolve_shape(config.seq_len, config.image_size)
     results, reasons = [], {}
     for d in devices:
         device_config = replace(config, device=check_device(d))
