@@ -224,6 +224,17 @@ def test_an_asked_train_precision_is_kept(tiny: str, tmp_path: Path) -> None:
     assert json.loads(out)["precision"] == "fp32"
 
 
+def test_the_workers_are_given_the_precision_chosen(tiny: str, tmp_path: Path) -> None:
+    from gpuwise.train.config import Devices, TrainConfig, with_local_precision
+    from gpuwise.train.launch import worker_args
+
+    auto = TrainConfig(workload=tiny, store_path=fast_bf16_db(tmp_path))
+    assert "--precision" not in worker_args(auto, Devices("cpu", 2))  # auto: each machine chooses
+    chosen, reason = with_local_precision(auto, Devices("cpu", 2).first)
+    args = worker_args(chosen, Devices("cpu", 2))
+    assert args[args.index("--precision") + 1] == "amp-bf16" and "5.0×" in reason
+
+
 def test_a_dry_run_leaves_auto_to_the_machines_that_run_it(tiny: str) -> None:
     code, out, _ = run_cli("train", tiny, "--devices", "8", "--dry-run")
     assert code == 0 and "--precision" not in out  # each worker chooses for its own GPU
