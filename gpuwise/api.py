@@ -124,8 +124,9 @@ def plan(
     catalog: Path | str | None = None, store_path: Path | str | None = None,
 ) -> Plan:
     """Every way to run the training (your CPU, each catalog GPU × count), the time-vs-cost front and one
-    recommendation. ``global_batch`` (default: the workload's batch) is kept in every option, split over the
-    GPUs with gradient accumulation where a share does not fit; ``batch_size`` keeps a batch per GPU instead.
+    recommendation. ``global_batch`` (default: a zoo language model's published recipe, whose
+    ``Plan.global_batch_recipe`` says; else the workload's batch) is kept in every option, split over the GPUs
+    with gradient accumulation where a share does not fit; ``batch_size`` keeps a batch per GPU instead.
     ``precision`` auto: per device. ``deadline``: seconds or text ('48h'); ``budget``: US dollars or text
     ('5k'); ``gpus``: catalog names (a list, or comma-separated)."""
     from gpuwise.plan import PlanConfig
@@ -153,14 +154,16 @@ def plan(
 def bench(
     spec: WorkloadSpec, *, device: str = "cpu", make_batch: Callable[[int], Any] | None = None,
     loss: Callable[[Any, Any], Any] | None = None, batch_size: int | str | None = None,
-    precision: str | Precision = Precision.FP32, optimizer: str | OptimizerName | None = None,
+    precision: str | Precision = Precision.AUTO, optimizer: str | OptimizerName | None = None,
     seq_len: int | None = None, image_size: int | None = None, steps: int = 10, warmup: int = 3,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, compile: bool = False,
     store: bool | None = None, store_path: Path | str | None = None,
 ) -> BenchResult:
     """Real training steps on ``device`` ("cpu", "cuda", "cuda:1"), timed by the one protocol.
-    ``batch_size="auto"``: the largest that fits. ``store``: keep the result in the results database
-    (default: for named workloads; a module passed in has no name to find it by later)."""
+    ``batch_size="auto"``: the largest that fits. ``precision`` auto: by the device (a GPU by its tensor cores,
+    the CPU by its measured matmul rates; ``BenchResult.precision`` is the one chosen). ``store``: keep the
+    result in the results database (default: for named workloads; a module passed in has no name to find it by
+    later)."""
     from gpuwise.bench.run import BenchConfig
     from gpuwise.bench.run import bench as bench_config
 

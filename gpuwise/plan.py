@@ -98,7 +98,8 @@ class PlanConfig(WithStep):
     unit: str | None = None  # "sample" | "token"; None: tokens for workloads counted in tokens, else samples
     # The batch: either a global batch kept across every option (split over the GPUs, with gradient
     # accumulation where a GPU's share does not fit), or a batch per GPU kept instead (the global batch
-    # then grows with the GPUs). Neither: the global batch is the workload's default batch (one GPU's).
+    # then grows with the GPUs). Neither: a language model's published recipe (``Workload.recipe_batch``), else
+    # the workload's default batch (one GPU's).
     # step.batch_size: per GPU (with settings.grad_accum micro batches per step)
     global_batch: int | None = None  # samples per optimizer step over all GPUs
     deadline_s: float | None = None
@@ -216,6 +217,7 @@ class Plan(Displayed):
     notes: tuple[str, ...]
     basis: PlanBasis = field(compare=False, repr=False)  # what the plan used (the report reads it); not in to_dict
     global_batch: int | None = None  # kept across the options; None: the batch per GPU was kept instead
+    global_batch_recipe: str = ""  # the published recipe the default global batch is ("" when asked or not one)
     precision: Precision = Precision.FP32  # the recommended option's (else the first GPU's): what the report draws
     precision_choice: str = ""  # what --precision auto chose on which devices, and why ("" when asked)
 
@@ -325,7 +327,9 @@ def plan(
     per_gpu = config.batch_size is not None or config.settings.grad_accum > 1
     makers = _Makers(workload, config, catalog, store_path, profiles if profiles is not None else ProfileCache(),
                      global_mode=not per_gpu)
-    global_batch = None if per_gpu else config.global_batch or workload.default_batch_size
+    global_batch = None if per_gpu else config.global_batch or workload.default_global_batch(config.seq_len)
+    defaulted = global_batch is not None and config.global_batch is None
+    recipe = workload.recipe_batch.recipe if defaulted and workload.recipe_batch is not None else ""
     requested = (config.batch_size or workload.default_batch_size) if global_batch is None else global_batch
 
     ceilings = cached_ceilings("cpu", store_path)
@@ -385,7 +389,8 @@ def plan(
         tokens_per_sample=first.tokens_per_sample, samples_per_epoch=samples, requested_batch_size=requested,
         options=tuple(planned), pareto=front, recommendation=recommendation,
         profiled_batches=makers.profiled_batches(), efficiency_source=makers.efficiency().source,
-        notes=tuple(notes), basis=basis, global_batch=global_batch, precision=shown.precision,
+        notes=tuple(notes), basis=basis, global_batch=global_batch, global_batch_recipe=recipe,
+        precision=shown.precision,
         precision_choice=precision_choice(planned) if config.precision is Precision.AUTO else "",
     )
 

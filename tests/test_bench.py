@@ -9,6 +9,7 @@ import torch
 
 from gpuwise.bench import autobatch
 from gpuwise.bench.protocol import summarize, time_steps
+from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 
 EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "my_model.py") + ":build"
@@ -112,7 +113,8 @@ def test_cpu_auto_batch_stays_within_free_memory(tmp_path: Path, monkeypatch: py
     # Pretend the machine has 64 MiB free: the search must stop where the estimate says so.
     monkeypatch.setattr("gpuwise.hardware.local.free_memory_bytes", lambda device: 64 * 2**20)
     w = get_workload(EXAMPLE)
-    best = run.find_batch_size(w, run.BenchConfig.of(workload=EXAMPLE, auto_batch=True), "cpu")
+    config = run.BenchConfig.of(workload=EXAMPLE, auto_batch=True, precision=Precision.FP32)  # as bench resolves auto
+    best = run.find_batch_size(w, config, "cpu")
     from gpuwise.profile import profile
 
     budget = run.CPU_MEMORY_HEADROOM * 64 * 2**20

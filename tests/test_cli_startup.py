@@ -55,10 +55,19 @@ def test_tables_fit_80_columns(args: list[str]) -> None:
     assert "…" not in proc.stdout  # nothing cut: narrow layouts leave columns out instead
 
 
-def test_integer_options_are_typed_in_the_help() -> None:
-    code, out, _ = run_cli("profile", "--help")
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [("profile", ("--batch-size", "--seq-len", "--image-size", "--top")),
+     ("train", ("--batch-size", "--grad-accum", "--steps", "--seed")),
+     ("launch", ("--max-gpus", "--batch-size", "--seq-len", "--grad-accum", "--nodes", "--steps", "--checkpoint-every",
+                 "--max-restarts", "--rdzv-port"))],
+)
+def test_integer_options_are_typed_in_the_help(command: str, flags: tuple[str, ...],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # each flag and its metavar on one line
+    code, out, _ = run_cli(command, "--help")
     assert code == 0
-    for flag in ("--batch-size", "--seq-len", "--image-size", "--top"):
+    for flag in flags:
         assert re.search(rf"{flag} <int>", out), flag
 
 
@@ -71,6 +80,8 @@ def test_integer_options_are_typed_in_the_help() -> None:
         (["train", "resnet18", "--seed", "-1"], "--seed must be a whole number of at least 0, got -1"),
         (["predict", "resnet18", "--gpu", "T4", "--num-gpus", "1.5"],
          "--num-gpus must be a positive integer, got '1.5'"),
+        (["launch", "resnet18", "--target", "slurm", "--data", "synthetic", "--checkpoint-dir", "c", "--steps", "two"],
+         "--steps must be a positive integer, got 'two'"),
     ],
 )
 def test_a_bad_integer_is_one_line_and_exit_2(args: list[str], message: str) -> None:
@@ -97,6 +108,36 @@ def test_both_spellings_of_device_and_gpu_parse(args: list[str]) -> None:
         command = group.get_command(parent, args[0])  # type: ignore[attr-defined]
         ctx = command.make_context(args[0], args[1:], parent=parent)
     assert "T4" in ctx.params.values() or "cpu" in ctx.params.values() or ["cpu"] in ctx.params.values()
+
+
+def test_every_command_takes_both_spellings() -> None:
+    import typer
+
+    from gpuwise.cli.app import get_app
+
+    group = typer.main.get_command(get_app())
+    pairs = ({"--gpu", "--gpus"}, {"--device", "--devices"})
+    with group.context_class(group, info_name="gpuwise") as parent:
+        for name in group.list_commands(parent):  # type: ignore[attr-defined]
+            for param in group.get_command(parent, name).params:  # type: ignore[attr-defined]
+                names = set(param.opts)
+                for pair in pairs:
+                    assert not names & pair or pair <= names, f"gpuwise {name} {param.opts}: give both {pair}"
+
+
+def test_every_command_that_profiles_or_measures_shows_progress_and_takes_quiet() -> None:
+    import inspect
+
+    import typer
+
+    from gpuwise.cli.app import get_app
+
+    group = typer.main.get_command(get_app())
+    with group.context_class(group, info_name="gpuwise") as parent:
+        for name in ("profile", "predict", "plan", "report", "bench", "calibrate", "validate"):
+            command = group.get_command(parent, name)  # type: ignore[attr-defined]
+            assert any("--quiet" in p.opts for p in command.params), f"gpuwise {name} has no --quiet"
+            assert "working(" in inspect.getsource(command.callback), f"gpuwise {name} shows no progress"
 
 
 def _terminal(buffer: io.StringIO, *, terminal: bool) -> Console:
@@ -129,11 +170,11 @@ def test_prose_is_not_highlighted() -> None:
 def test_the_plan_reads_at_80_columns_and_shows_everything_when_wide(
     columns: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import sys
+    import importlib
 
     from tests.helpers import CEILINGS, RAM_BYTES
 
-    plan_module = sys.modules["gpuwise.plan"]
+    plan_module = importlib.import_module("gpuwise.plan")  # the module (gpuwise.plan is also the API's function)
     monkeypatch.setattr(plan_module, "cached_ceilings", lambda device, store_path=None, **kw: CEILINGS)
     monkeypatch.setattr(plan_module, "_ram_bytes", lambda: RAM_BYTES)
     monkeypatch.setenv("COLUMNS", str(columns))

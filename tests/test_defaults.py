@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,134 @@ def test_bench_auto_on_the_cpu_goes_by_its_measured_rates(monkeypatch: pytest.Mo
     assert local_precision("cpu")[0] is Precision.FP32
 
 
+def fast_bf16_db(tmp_path: Path) -> Path:
+    """A results database whose stored ceilings say this CPU runs bf16 matmuls 5× faster than fp32 (AMX-like)."""
+    from gpuwise.hardware.local import device_name, machine_key
+    from gpuwise.store import open_store
+
+    path = tmp_path / "fast-bf16.db"
+    with open_store(path) as store:
+        store.put_ceilings(replace(FAST_BF16, device_name=device_name("cpu")), machine_key())
+    return path
+
+
+def test_bench_defaults_to_auto_and_stores_what_it_chose(tiny: str, db: Path, tmp_path: Path) -> None:
+    from gpuwise.bench.run import BenchConfig
+    from gpuwise.store import open_store
+
+    assert BenchConfig.of(workload=tiny).precision is Precision.AUTO
+    result = gpuwise.bench(tiny, steps=1, warmup=1, store_path=db, store=True)
+    assert result.precision == "fp32"  # the db's CPU measures bf16 no faster than fp32
+    code, out, err = run_cli("bench", tiny, "--steps", "1", "--warmup", "1", "--db", str(db))
+    assert code == 0, err
+    assert "fp32 (auto: its bf16 matmuls are measured no faster than fp32)" in " ".join(out.split())
+    fast = gpuwise.bench(tiny, steps=1, warmup=1, store_path=fast_bf16_db(tmp_path), store=True)
+    assert fast.precision == "amp-bf16"
+    with open_store(db) as store:
+        assert {r.precision for r in store.results()} == {"fp32"}  # never "auto"
+
+
+@pytest.mark.parametrize(
+    "name, capability, expected",
+    [("Tesla T4", (7, 5), ("amp-fp16", "FP16 tensor cores, no BF16")),  # the catalog's T4: plan's choice
+     ("Tesla V100-SXM2-16GB", (7, 0), ("amp-fp16", "FP16 tensor cores, no BF16")),
+     ("Some Future GPU", (10, 0), ("amp-bf16", "BF16 tensor cores (compute capability 8.0 or later)")),
+     ("Some Old GPU", (6, 1), ("fp32", "no 16-bit tensor cores"))],
+)
+def test_a_local_gpu_is_chosen_for_as_plan_chooses_for_its_catalog_entry(
+    monkeypatch: pytest.MonkeyPatch, name: str, capability: tuple[int, int], expected: tuple[str, str]
+) -> None:
+    """No GPU here: what torch would report is pretended, the choice is the code's."""
+    from gpuwise.bench.run import local_precision
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    precision, reason = local_precision("cuda:0")
+    assert (precision.value, reason) == expected
+
+
+def test_bench_says_each_devices_choice_when_they_differ() -> None:
+    """A CPU at fp32 and a GPU at amp-bf16: each row shows its precision and the speed-up says which two."""
+    import io
+
+    from rich.console import Console
+
+    from gpuwise.bench.run import BenchReport
+    from gpuwise.cli.bench import render
+    from tests.helpers import stored_result
+
+    cpu = stored_result("cpu", "Test CPU", 2.0)
+    gpu = stored_result("cuda:0", "NVIDIA H100 80GB HBM3", 0.02, precision="amp-bf16")
+    report = BenchReport(results=(cpu, gpu), speedup_over_cpu={"cuda:0": 100.0},
+                         precision_reasons={"cpu": "its bf16 matmuls are measured no faster than fp32",
+                                            "cuda:0": "BF16 tensor cores"})
+    out = io.StringIO()
+    render(report, Console(file=out, width=200, highlight=False))
+    text = " ".join(out.getvalue().split())
+    assert ("precision auto: fp32 on cpu (its bf16 matmuls are measured no faster than fp32); amp-bf16 on cuda:0 "
+            "(BF16 tensor cores)") in text
+    assert "speed-up over the CPU on cuda:0: 100.0x (amp-bf16 there, fp32 on the CPU)" in text
+    head = next(line for line in out.getvalue().splitlines() if "device" in line and "batch" in line)
+    assert "precision" in head  # a column of its own, as each row's differs
+
+
+def test_an_asked_bench_precision_is_kept(tiny: str, tmp_path: Path) -> None:
+    result = gpuwise.bench(tiny, steps=1, warmup=1, precision="fp32", store_path=fast_bf16_db(tmp_path))
+    assert result.precision == "fp32"
+
+
+@pytest.mark.parametrize("flags", [[], ["--precision", "auto"]])
+def test_train_chooses_the_precision_for_its_device_and_records_it(tiny: str, tmp_path: Path,
+                                                                  flags: list[str]) -> None:
+    from gpuwise.store import open_store
+    from gpuwise.train import checkpoint
+
+    db, folder = fast_bf16_db(tmp_path), tmp_path / "run"
+    code, out, err = run_cli("train", tiny, "--devices", "cpu", "--steps", "4", "--warmup", "1", *flags,
+                             "--checkpoint-dir", str(folder), "--db", str(db))
+    assert code == 0, err
+    assert "amp-bf16 (auto: its bf16 matmuls measured 5.0× its fp32 ones)" in " ".join(out.split())
+    with open_store(db) as store:
+        assert [r.precision for r in store.results(origin="train")] == ["amp-bf16"]
+    found = checkpoint.find(folder)
+    assert found is not None and checkpoint.manifest(found.path)["settings"]["precision"] == "amp-bf16"
+    code, out, err = run_cli("train", "--resume", str(folder), "--steps", "6", *flags, "--db", str(db), "--json")
+    assert code == 0, err  # the checkpoint's precision is the run's, so the resume matches it
+    assert json.loads(out)["precision"] == "amp-bf16"
+
+
+def test_a_mistake_costs_no_calibration_and_leaves_no_store(tmp_path: Path) -> None:
+    """auto reads (or first measures) the CPU's ceilings in the results store: only once the run is checked."""
+    db = tmp_path / "new.db"
+    code, _, err = run_cli("train", "resnet18", "--devices", "cpu", "--data", str(tmp_path / "no-such-folder"),
+                           "--db", str(db))
+    assert code == 2 and "no-such-folder" in err
+    assert not db.exists()
+
+
+def test_an_asked_train_precision_is_kept(tiny: str, tmp_path: Path) -> None:
+    code, out, err = run_cli("train", tiny, "--devices", "cpu", "--steps", "2", "--warmup", "1", "--precision",
+                             "fp32", "--db", str(fast_bf16_db(tmp_path)), "--json")
+    assert code == 0, err
+    assert json.loads(out)["precision"] == "fp32"
+
+
+def test_the_workers_are_given_the_precision_chosen(tiny: str, tmp_path: Path) -> None:
+    from gpuwise.train.config import Devices, TrainConfig, with_local_precision
+    from gpuwise.train.launch import worker_args
+
+    auto = TrainConfig.of(workload=tiny, store_path=fast_bf16_db(tmp_path))
+    assert "--precision" not in worker_args(auto, Devices("cpu", 2))  # auto: each machine chooses
+    chosen, reason = with_local_precision(auto, Devices("cpu", 2).first)
+    args = worker_args(chosen, Devices("cpu", 2))
+    assert args[args.index("--precision") + 1] == "amp-bf16" and "5.0×" in reason
+
+
+def test_a_dry_run_leaves_auto_to_the_machines_that_run_it(tiny: str) -> None:
+    code, out, _ = run_cli("train", tiny, "--devices", "8", "--dry-run")
+    assert code == 0 and "--precision" not in out  # each worker chooses for its own GPU
+
+
 # ------------------------------------------------------------------ the global batch
 
 
@@ -171,6 +300,64 @@ def test_plan_cli_shows_micro_batch_times_accumulation_times_gpus(tmp_path: Path
 def test_new_flags_mistakes_are_one_line(args: list[str], message: str) -> None:
     code, _, err = run_cli("plan", "resnet18", "--dataset-size", "1e6", "--epochs", "1", *args)
     assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+# ------------------------------------------------------------------ a language model's recipe batch
+
+
+def tiny_lm(tmp_path: Path, recipe_tokens: int) -> gpuwise.Workload:
+    """A tiny token-counted model of 16-token sequences whose 'published recipe' is ``recipe_tokens`` per step."""
+    from dataclasses import replace as replace_field
+
+    from gpuwise.workloads.module import module_workload
+    from gpuwise.workloads.registry import RecipeBatch, Shape
+
+    model = nn.Sequential(nn.Embedding(100, 32), nn.Linear(32, 100))
+    w = module_workload(model, lambda n: torch.randint(0, 100, (n, 16)), sample_unit="token", tokens_per_sample=16)
+    recipe = RecipeBatch(tokens=recipe_tokens, recipe="the test paper's", source="tests (read 2026-12-06)")
+    return replace_field(w, default_shape=Shape(seq_len=16), recipe_batch=recipe)
+
+
+def test_every_zoo_language_model_plans_a_published_recipes_batch_by_default() -> None:
+    from gpuwise.workloads import list_workloads
+
+    llms = [w for w in list_workloads() if w.sample_unit == "token"]
+    assert {"gpt2", "llama-7b", "llama2-70b", "llama3-8b", "tinyllama-1.1b"} <= {w.name for w in llms}
+    for w in llms:
+        recipe = w.recipe_batch
+        assert recipe is not None, f"{w.name} has no recipe batch"
+        assert "http" in recipe.source and "(read 20" in recipe.source, w.name  # where it is written, and when
+        assert 0.5e6 <= recipe.tokens <= 16e6, w.name  # the 0.5-16M tokens per step published recipes use
+        assert w.default_global_batch() * w.default_shape.seq_len == recipe.tokens, w.name  # whole sequences
+    gpt2 = next(w for w in llms if w.name == "gpt2")
+    assert gpt2.default_global_batch() == 512  # the GPT-2 paper's 512 sequences of 1024 tokens
+    assert gpt2.default_global_batch(seq_len=512) == 1024  # the recipe's tokens kept at another length
+    vision = [w for w in list_workloads() if w.sample_unit == "image"]
+    assert all(w.recipe_batch is None and w.default_global_batch() == w.default_batch_size for w in vision)
+
+
+def test_plan_keeps_the_recipes_global_batch_and_says_whose_it_is(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from gpuwise.cli.plan import render
+
+    lm = tiny_lm(tmp_path, recipe_tokens=64 * 16)
+    p = gpuwise.plan(lm, dataset_size=1e5, epochs=1, gpus="H100-SXM5-80GB", max_gpus=4, store_path=tmp_path / "r.db")
+    assert p.global_batch == 64 and p.global_batch_recipe == "the test paper's"
+    assert {o.global_batch_size for o in p.options} == {64}  # micro batch × accumulation × GPUs, every option
+    console = Console(width=200, record=True)
+    render(p, console)
+    assert ("global batch 64 sequences = 1,024 tokens (the test paper's recipe, by default; --global-batch N for "
+            "another)") in console.export_text()
+    from gpuwise.report.data import _setting
+
+    assert "global batch 64 (the test paper's recipe)" in _setting(p)  # the report's header says it too
+    asked = gpuwise.plan(lm, dataset_size=1e5, epochs=1, gpus="H100-SXM5-80GB", max_gpus=1, global_batch=8,
+                         store_path=tmp_path / "r.db")
+    assert (asked.global_batch, asked.global_batch_recipe) == (8, "")  # the user's, said as such
+    per_gpu = gpuwise.plan(lm, dataset_size=1e5, epochs=1, gpus="H100-SXM5-80GB", max_gpus=1, batch_size=4,
+                           store_path=tmp_path / "r.db")
+    assert (per_gpu.global_batch, per_gpu.global_batch_recipe) == (None, "")
 
 
 # ------------------------------------------------------------------ the network between nodes

@@ -9,7 +9,10 @@ Rewrite the files after an intended change with ``pytest tests/test_golden.py --
 from __future__ import annotations
 
 import datetime as dt
+import io
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +79,64 @@ def test_the_table_matches_its_golden_file(name: str, width: int, pinned_machine
         return
     assert golden.exists(), f"no {golden.name}: write it with pytest {Path(__file__).name} --update-golden"
     assert got == golden.read_text(), f"{name} at {width} columns changed: if meant, rerun with --update-golden"
+
+
+# ------------------------------------------------------------------ validate, rendered from a fixed result
+
+# validate takes minutes (it refits the model per held-out generation), so its tables are rendered from a small
+# fixed Validation instead of by running it; at 80 columns (the narrow layout) and at 160 (the wide one).
+VALIDATE_WIDTHS = (80, 160)
+
+
+def fixed_validation() -> Any:
+    from gpuwise.predict.published import PublishedRow
+    from gpuwise.validate import BANDWIDTH, BLEND, MODEL, PEAK, ErrorStats, LocalCheck, PairCheck, RowCheck, Validation
+    from tests.helpers import stored_result
+
+    def row(index: int, model: str, gpu: str, num_gpus: int, throughput: float, notes: str = "") -> PublishedRow:
+        return PublishedRow(index=index, model=model, task="", gpu=gpu, num_gpus=num_gpus, precision="AMP-FP16",
+                            batch_per_gpu=256, throughput=throughput, unit="images/s", source="test", notes=notes)
+
+    rows = (RowCheck(row(2, "resnet50", "A100-SXM4-80GB", 8, 20000.0), "resnet50", 18000.0, "Ampere", "Ampere"),
+            RowCheck(row(3, "efficientnet_b0", "V100-SXM2-16GB", 1, 1200.0), "efficientnet_b0", 1380.0, "Volta",
+                     "Volta"),
+            RowCheck(row(4, "ssd300", "V100-SXM2-32GB", 8, 2400.0, "SUSPECT: logged twice"), "ssd300", 2000.0,
+                     "Volta", "Volta"))
+    pairs = (PairCheck("resnet50", "amp-fp16 batch 256", "V100-SXM2-16GB", "A100-SXM4-80GB", 2500.0, 2400.0, 4000.0,
+                       2800.0, 2700.0, "Ampere"),)
+
+    def stats(count: int, median: float, p90: float) -> ErrorStats:
+        return ErrorStats(count, median, p90)
+
+    cross = {MODEL: stats(1, 0.04, 0.04), PEAK: stats(1, 0.6, 0.6), BANDWIDTH: stats(1, 0.12, 0.12),
+             BLEND: stats(1, 0.08, 0.08)}
+    local = (LocalCheck(replace(stored_result("cpu", "Test CPU", 0.25), id=1), "your CPU (Test CPU)", 0.2),)
+    return Validation(
+        rows=rows, skipped=((row(5, "mask_rcnn", "A100-SXM4-80GB", 8, 300.0), "no zoo workload for mask_rcnn"),),
+        pairs=pairs, by_gpu={"A100-SXM4-80GB": stats(1, 0.1, 0.1), "V100-SXM2-16GB": stats(1, 0.15, 0.15)},
+        by_workload={"efficientnet_b0": stats(1, 0.15, 0.15), "resnet50": stats(1, 0.1, 0.1)},
+        by_family={"image classification": stats(2, 0.125, 0.145)}, by_gpu_count={"1 GPU": stats(1, 0.15, 0.15),
+                                                                                   "several GPUs": stats(1, 0.1, 0.1)},
+        overall=stats(2, 0.125, 0.145), cross_gpu=cross, fits={}, store="results.db", local=local,
+        by_device={"your CPU (Test CPU)": stats(1, 0.25, 0.25)},
+        by_generation={"Ampere": stats(1, 0.1, 0.1), "Volta": stats(1, 0.15, 0.15)},
+        cross_gpu_by_generation={"Ampere": cross},
+    )
+
+
+@pytest.mark.parametrize("width", VALIDATE_WIDTHS)
+def test_the_validate_tables_match_their_golden_file(width: int, request: pytest.FixtureRequest) -> None:
+    from rich.console import Console
+
+    from gpuwise.cli.validate import render
+
+    out = io.StringIO()
+    render(fixed_validation(), Console(file=out, width=width, highlight=False), show_rows=True)  # every table
+    got = "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
+    assert max(len(line) for line in got.splitlines()) <= width
+    golden = GOLDEN / f"validate-{width}.txt"
+    if request.config.getoption("--update-golden"):
+        golden.write_text(got)
+        return
+    assert golden.exists(), f"no {golden.name}: write it with pytest {Path(__file__).name} --update-golden"
+    assert got == golden.read_text(), f"validate at {width} columns changed: if meant, rerun with --update-golden"

@@ -256,6 +256,33 @@ def test_own_cli_mistakes_are_one_line(args: list[str], message: str) -> None:
     assert re.search(message, lines[0]), lines[0]
 
 
+@pytest.mark.parametrize("width", [80, 200])
+def test_the_rent_or_buy_table_reads_at_80_columns(catalog: Catalog, width: int) -> None:
+    """Narrow: five columns that fit, no cell cut to '…'; wide: every column, the price's basis included."""
+    import io
+
+    from rich.console import Console
+
+    from gpuwise.cli.own import render_own
+
+    rented = option("Rented-GPU", 8, 1, cost_usd=40.0)
+    boxes = [rented, option("Desk-GPU", 1, 20), option("Desk-GPU", 2, 10)]
+    out = io.StringIO()
+    render_own(own_plan(boxes, rented, catalog, OwnConfig(0.20, 3, 0.5, runs_per_month=4)),
+               Console(file=out, width=width, highlight=False), show_all=True)
+    text = out.getvalue()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+    assert "2× Desk-GPU" in text and "84 runs" in text  # the box and its break-even, whole
+    flat = " ".join(text.split())
+    assert ("priced at" in flat) is (width == 200) and ("show from 140 columns" in flat) is (width == 80)
+
+
+def test_a_pace_is_written_as_a_count() -> None:
+    from gpuwise.predict.own import _count
+
+    assert (_count(1660.4), _count(4.0), _count(0.25)) == ("1,660", "4", "0.25")  # never 1.66e+03
+
+
 # ------------------------------------------------------------------ the report's chart
 
 

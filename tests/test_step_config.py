@@ -26,17 +26,18 @@ def test_flat_keywords_fill_the_nested_step() -> None:
 def test_each_config_keeps_its_own_default_precision() -> None:
     assert PlanConfig.of(workload="resnet50", dataset_size=1e6, epochs=1).precision is Precision.AUTO
     assert PredictConfig.of(workload="resnet50", gpu="T4").precision is Precision.AUTO
-    assert BenchConfig.of(workload="resnet50").precision is Precision.FP32
-    assert TrainConfig.of(workload="resnet50").precision is Precision.FP32
+    assert BenchConfig.of(workload="resnet50").precision is Precision.AUTO  # by the device it runs on
+    assert TrainConfig.of(workload="resnet50").precision is Precision.AUTO
+    assert StepConfig(workload="resnet50").precision is Precision.FP32  # profile's: it has no device
 
 
 def test_with_changes_the_step_and_the_rest_and_checks_again() -> None:
-    c = TrainConfig.of(workload="resnet50", steps=10, activation_checkpointing="full")
+    c = TrainConfig.of(workload="resnet50", steps=10, activation_checkpointing="full", precision="fp32")
     d = c.with_(precision="tf32", batch_size=8, steps=None, epochs=2)
     assert d.step.precision is Precision.TF32 and d.batch_size == 8 and (d.steps, d.epochs) == (None, 2)
     assert d.activation_checkpointing is ActivationCheckpointing.FULL and c.precision is Precision.FP32
-    with pytest.raises(GpuwiseError, match="train does not choose a precision yet"):
-        c.with_(precision="auto")
+    with pytest.raises(GpuwiseError, match="give --epochs or --steps, not both"):
+        c.with_(epochs=2)
 
 
 def test_an_unknown_name_in_the_step_names_the_flag() -> None:

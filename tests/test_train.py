@@ -510,3 +510,6 @@ def test_fsdp_bf16_uses_the_mixed_precision_policy_instead_of_autocast() -> None
     assert fsdp_param_dtype(config(precision="amp-bf16"), two, Strategy.DDP) is None  # DDP keeps autocast
     assert fsdp_param_dtype(config(precision="amp-fp16"), two, Strategy.FSDP) is None  # fp16 keeps its scaler path
     assert fsdp_param_dtype(config(precision=Precision.AMP_BF16), Ranks(), Strategy.FSDP) is None
+    with_norm = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8))
+    assert fsdp_param_dtype(config(precision="amp-bf16"), two, Strategy.FSDP, with_norm) is None  # autocast
+    assert fsdp_param_dtype(config(precision="amp-bf16"), two, Strategy.FSDP, with_norm[:1]) is torch.bfloat16

@@ -169,3 +169,15 @@ def test_ddp_accumulates_without_sync_and_fsdp_runs_bf16(tiny: str, db: Path, tm
     losses = bf16["losses"]
     assert isinstance(losses, list) and all(loss == loss for loss in losses)  # finite, not NaN
     assert all(t.dtype == torch.float32 for t in params(tmp_path / "bf16").values())  # fp32 master weights
+
+
+@pytest.mark.slow
+def test_fsdp_bf16_trains_a_model_with_batch_norm(db: Path, tmp_path: Path) -> None:
+    """FSDP2's bf16 parameter policy leaves batch norm's running statistics in fp32, which a bf16 batch norm
+    refuses: such a model trains under autocast instead (the example CNN has three batch norms)."""
+    from tests.helpers import ROOT
+
+    cnn = f"{ROOT / 'examples' / 'my_model.py'}:build"
+    result = run_ok(cnn, "--devices", "cpu:2", "--strategy", "fsdp", "--precision", "amp-bf16", "--steps", "2",
+                    "--batch-size", "8", "--synthetic-samples", "64", "--warmup", "1", "--db", str(db))
+    assert result["end_step"] == 2 and result["precision"] == "amp-bf16"

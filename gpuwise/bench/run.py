@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -38,6 +38,8 @@ class BenchConfig(WithStep):
     """Timing one step (``step``: batch None is the workload's default; precision auto is the device's) on a
     device. ``BenchConfig.of(workload=..., precision=..., device=...)`` takes the step's fields flat."""
 
+    STEP_DEFAULTS: ClassVar[dict[str, Any]] = {"precision": Precision.AUTO}  # auto: by the device it runs on
+
     step: StepConfig
     device: str = "cpu"
     auto_batch: bool = False
@@ -56,6 +58,7 @@ class BenchReport:
 
     results: tuple[BenchResult, ...]
     speedup_over_cpu: dict[str, float]  # device -> CPU median step time / device median step time
+    precision_reasons: dict[str, str] = field(default_factory=dict)  # device -> why auto chose its precision
 
 
 @contextmanager
@@ -140,15 +143,26 @@ class TrainingStep:
 
 
 def bench_all(config: BenchConfig, devices: list[str], store_path: Any = None) -> BenchReport:
-    """Bench the same step on each device (the CPU first) and store every result."""
-    results = tuple(bench(config.with_(device=d), store_path=store_path) for d in devices)
+    """Bench the same step on each device (the CPU first) and store every result. ``--precision auto`` is
+    resolved per device (a GPU's choice need not be the CPU's); the reasons come back with the results."""
+    from gpuwise.hardware.local import check_device
+
+    # A misspelt name or a shape flag that does not apply: one line before the CPU is calibrated to choose a precision.
+    get_workload(config.workload).resolve_shape(config.seq_len, config.image_size)
+    results, reasons = [], {}
+    for d in devices:
+        device_config = config.with_(device=check_device(d))
+        if config.precision is Precision.AUTO:
+            precision, reasons[device_config.device] = local_precision(device_config.device, store_path)
+            device_config = device_config.with_(precision=precision)
+        results.append(bench(device_config, store_path=store_path))
     cpu = next((r for r in results if r.device == "cpu"), None)
     speedups = {
         r.device: cpu.timing.median_s / r.timing.median_s
         for r in results
         if cpu is not None and r.device != "cpu" and r.batch_size == cpu.batch_size
     }
-    return BenchReport(results=results, speedup_over_cpu=speedups)
+    return BenchReport(results=tuple(results), speedup_over_cpu=speedups, precision_reasons=reasons)
 
 
 def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) -> BenchResult:
@@ -220,14 +234,21 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
 
 
 def local_precision(device: str, store_path: Any = None) -> tuple[Precision, str]:
-    """``--precision auto`` on a device of this machine: a GPU by its tensor cores (BF16 from compute
-    capability 8.0, FP16 from 7.0), the CPU by its measured GEMM rates (``gpuwise.predict.precision``)."""
-    from gpuwise.predict.precision import cpu_precision
+    """``--precision auto`` on a device of this machine, by plan's resolver (``gpuwise.predict.precision``):
+    the CPU by its measured GEMM rates, a GPU by its catalog entry's tensor cores, so that bench and train
+    choose what plan priced; a GPU the catalog does not know by its compute capability (BF16 from 8.0, FP16
+    from 7.0)."""
+    from gpuwise.predict.precision import cpu_precision, gpu_precision
 
     if device == "cpu":
         from gpuwise.bench.calibrate import cached_ceilings
 
         return cpu_precision(cached_ceilings("cpu", store_path))
+    from gpuwise.hardware.catalog import load_catalog
+
+    gpu = load_catalog(None).match_device(torch.cuda.get_device_name(device))
+    if gpu is not None:
+        return gpu_precision(gpu)
     major, _ = torch.cuda.get_device_capability(device)
     if major >= 8:
         return Precision.AMP_BF16, "BF16 tensor cores (compute capability 8.0 or later)"

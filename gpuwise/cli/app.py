@@ -133,7 +133,14 @@ WORKLOAD_ARGUMENT: Any = typer.Argument(
     ..., help="A zoo name (see 'gpuwise workloads'), path/to/file.py:factory, timm:NAME or hf:PATH (a local "
     "config.json)."
 )
-PRECISION_OPTION: Any = typer.Option(Precision.FP32.value, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16")
+# auto: gpuwise.predict.precision (a catalog GPU) and gpuwise.bench.run.local_precision (a device here) choose.
+PRECISION_OPTION: Any = typer.Option(
+    Precision.AUTO.value, "--precision", help="auto | fp32 | tf32 | amp-bf16 | amp-fp16 [auto: amp-bf16 on GPUs with "
+    "BF16 tensor cores, amp-fp16 on V100/T4-class, fp32 on a CPU without fast bf16].")
+# A profile is of a step, not of a device: nothing for auto to choose by.
+STEP_PRECISION_OPTION: Any = typer.Option(
+    Precision.FP32.value, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16 (a profile has no device for auto "
+    "to choose by).")
 OPTIMIZER_OPTION: Any = typer.Option(
     None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: the workload's own, else adamw]"
 )

@@ -93,16 +93,25 @@ def bench_command(
 def render(report: BenchReport, console: Console) -> None:
     first = report.results[0]
     shape = f"seq {first.seq_len}" if first.seq_len else f"{first.image_size}px" if first.image_size else ""
+    mixed = len({r.precision for r in report.results}) > 1  # --precision auto chose per device
+    reasons = report.precision_reasons
+    precision = "precision auto" if mixed else first.precision + (
+        f" (auto: {reasons[first.device]})" if first.device in reasons else "")
     console.print(
-        f"[bold]{first.workload}[/bold] · {first.precision} · {first.optimizer}{' · ' + shape if shape else ''}"
+        f"[bold]{first.workload}[/bold] · {precision} · {first.optimizer}{' · ' + shape if shape else ''}"
         f" · {first.timing.num_steps} timed steps after {first.timing.num_warmup} warm-up"
     )
+    if mixed:
+        console.print("precision auto: " + "; ".join(
+            f"{r.precision} on {r.device} ({reasons.get(r.device, 'asked')})" for r in report.results))
     narrow = is_narrow(console)
-    columns = ("device", "batch", "step median", "p10–p90", "samples/s", "tokens/s", "TFLOP/s", "MFU", "peak memory",
-               "stored as")
+    columns = ("device", "precision", "batch", "step median", "p10–p90", "samples/s", "tokens/s", "TFLOP/s", "MFU",
+               "peak memory", "stored as")
     hidden = set(_WIDE_ONLY if narrow else ())
     if not any(r.tokens_per_s for r in report.results):
         hidden.add("tokens/s")
+    if not mixed:
+        hidden.add("precision")  # said once in the header
     shown = [c for c in columns if c not in hidden]
     table = Table(box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
     for col in shown:
@@ -111,6 +120,7 @@ def render(report: BenchReport, console: Console) -> None:
         t = r.timing
         cells = dict(zip(columns, (
             f"{r.device} ({r.device_name})",
+            r.precision,
             f"{r.batch_size}{' (auto)' if r.batch_size_auto else ''}",
             f"{t.median_s * 1e3:.1f} ms",
             f"{t.p10_s * 1e3:.1f}–{t.p90_s * 1e3:.1f} ms",
@@ -127,8 +137,10 @@ def render(report: BenchReport, console: Console) -> None:
         "TFLOP/s = training FLOPs of the step (the profile's matrix products, fwd + bwd) / median step time; "
         "MFU = that / the device's measured matmul ceiling (gpuwise calibrate)."
     )
+    precisions = {r.device: r.precision for r in report.results}
     for device, speedup in report.speedup_over_cpu.items():
-        console.print(f"speed-up over the CPU on {device}: {speedup:.1f}x")
+        each = f" ({precisions[device]} there, {precisions['cpu']} on the CPU)" if mixed else ""
+        console.print(f"speed-up over the CPU on {device}: {speedup:.1f}x{each}")
     if len(report.results) == 1 and report.results[0].device == "cpu":
         console.print("no GPU here: the CPU is the only device measured")
     if narrow:

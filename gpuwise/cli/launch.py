@@ -23,6 +23,7 @@ from gpuwise.cli.app import (
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     app,
+    count_option,
     positive_int,
     run_settings,
     user_errors,
@@ -52,31 +53,31 @@ def launch_command(
     unit: str = typer.Option(None, "--unit", help="What --dataset-size counts: sample | token."),
     deadline: str = typer.Option(None, "--deadline", help="Plan here: finish within (90m, 48h, 2d)."),
     budget: str = typer.Option(None, "--budget", help="Plan here: spend at most this many US dollars."),
-    gpus: str = typer.Option(None, "--gpus", help="Plan here: only these catalog GPUs, comma-separated."),
-    max_gpus: str = typer.Option(None, "--max-gpus", help="Plan here: the most GPUs to consider [default: 64]."),
-    batch_size: str = typer.Option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
+    gpus: str = typer.Option(None, "--gpus", "--gpu", help="Plan here: only these catalog GPUs, comma-separated."),
+    max_gpus: int | None = count_option(None, "--max-gpus", help="Plan here: the most GPUs to consider [default: 64]."),
+    batch_size: int | None = count_option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
     precision: str = PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
-    seq_len: str = SEQ_LEN_OPTION,
-    image_size: str = IMAGE_SIZE_OPTION,
+    seq_len: int | None = SEQ_LEN_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
     strategy: str = STRATEGY_OPTION,
     checkpointing: str = CHECKPOINTING_OPTION,
-    grad_accum: str = GRAD_ACCUM_OPTION,
+    grad_accum: int | None = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
-    cpu_threads: str = CPU_THREADS_OPTION,
+    cpu_threads: int | None = CPU_THREADS_OPTION,
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help="Your own GPU catalog file (TOML)."),
-    nodes: str = typer.Option(None, "--nodes", help="Nodes instead of the plan's (then give --time)."),
-    devices: str = typer.Option(None, "--devices", help="Per node instead of the plan's: N (GPUs), cpu, cpu:N "
-                                                        "(then give --time)."),
+    nodes: int | None = count_option(None, "--nodes", help="Nodes instead of the plan's (then give --time)."),
+    devices: str = typer.Option(None, "--devices", "--device",
+                                help="Per node instead of the plan's: N (GPUs), cpu, cpu:N (then give --time)."),
     nnodes: str = typer.Option(None, "--nnodes", help="MIN:MAX: an elastic job on MIN to MAX nodes (not FSDP)."),
-    steps: str = typer.Option(None, "--steps", help="Optimizer steps in all, instead of the plan's epochs."),
-    checkpoint_every: str = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N steps "
-                                                                          "[default: on SIGTERM and at the end]."),
+    steps: int | None = count_option(None, "--steps", help="Optimizer steps in all, instead of the plan's epochs."),
+    checkpoint_every: int | None = count_option(None, "--checkpoint-every", help="Also checkpoint every N steps "
+                                                "[default: on SIGTERM and at the end]."),
     time: str = typer.Option(None, "--time", help="The job's time limit (90m, 2h) [default: the plan's predicted "
                                                   "time at the top of its band, plus a startup allowance]."),
-    max_restarts: str = typer.Option(str(DEFAULT_MAX_RESTARTS), "--max-restarts",
-                                     help="Restarts of a node's workers after one dies (torchrun)."),
-    rdzv_port: str = typer.Option(str(DEFAULT_MASTER_PORT), "--rdzv-port", help="The rendezvous port on node 0."),
+    max_restarts: int | None = count_option(DEFAULT_MAX_RESTARTS, "--max-restarts", minimum=0,
+                                            help="Restarts of a node's workers after one dies (torchrun)."),
+    rdzv_port: int | None = count_option(DEFAULT_MASTER_PORT, "--rdzv-port", help="The rendezvous port on node 0."),
     python: str = typer.Option("python3", "--python", help="The Python with gpuwise installed, on the nodes."),
     log_dir: str = typer.Option(None, "--log-dir", help="Per-step metrics and TensorBoard events [default: the "
                                                         "checkpoint folder]."),
@@ -169,9 +170,9 @@ def _saved(workload: str | None, db: Path | None) -> Recommended:
 
 
 def _planned(workload: str | None, *, dataset_size: str | None, epochs: str | None, unit: str | None,
-             deadline: str | None, budget: str | None, gpus: str | None, max_gpus: str | None,
-             batch_size: str | None, precision: str, optimizer: str, seq_len: str | None, image_size: str | None,
-             strategy: str, checkpointing: str, grad_accum: str | None, compile: bool, cpu_threads: str | None,
+             deadline: str | None, budget: str | None, gpus: str | None, max_gpus: int | None,
+             batch_size: int | None, precision: str, optimizer: str, seq_len: int | None, image_size: int | None,
+             strategy: str, checkpointing: str, grad_accum: int | None, compile: bool, cpu_threads: int | None,
              catalog: Path | None, db: Path | None) -> Recommended:
     """Plan here, as ``gpuwise plan`` does with the same flags, and take its recommendation."""
     from gpuwise.cli.plan import plan_config

@@ -6,9 +6,11 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from gpuwise.cli.format import NARROW_BELOW_COLUMNS, is_narrow
 from gpuwise.errors import GpuwiseError
 from gpuwise.predict.own import (
     DATACENTER_PUE,
@@ -95,28 +97,41 @@ def render_own(o: OwnPlan, console: Console, *, show_all: bool = False) -> None:
     console.print(f"[bold]{o.verdict.headline}[/bold]", highlight=False)
     console.print(f"  why: {o.verdict.reason}", highlight=False)
     if o.options:
-        which = "every box" if show_all else "the cheapest box of each GPU (--all: every count)"
-        table = Table(title=f"owning {which}, cheapest run first; rented: "
-                      + (f"{o.rental.label}, {money(o.rental.cost_usd)} a run" if o.rental else "none"),
-                      title_justify="left")
-        for col in ("box", "purchase", "priced at", "power", "run", "electricity", "write-off", "owned/run",
-                    "break-even", "pays back"):
-            table.add_column(col, justify="left" if col in ("box", "priced at", "pays back") else "right",
-                             no_wrap=True)
-        for b in (o.options if show_all else o.per_gpu()):
-            table.add_row(
-                b.label, money(b.purchase_usd), b.slot_basis + ("" if b.includes_host else ", GPUs only"),
-                f"{b.power_w:,.0f} W" + (f" ×{b.pue:g}" if b.pue != 1 else ""), duration(b.run_s),
-                money(b.energy_usd), money(b.write_off_usd), money(b.run_cost_usd), _breakeven(b.breakeven_runs,
-                                                                                               b.breakeven_months),
-                "yes" if b.pays_back and not b.misses_deadline else b.short_why or "misses the deadline",
-            )
-        console.print(table)
+        console.print(_own_table(o, show_all=show_all, narrow=is_narrow(console)))
+        if is_narrow(console):
+            console.print(f"where each price comes from, power, electricity and write-off show from "
+                          f"{NARROW_BELOW_COLUMNS} columns, and in --json", highlight=False)
     for note in o.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"electricity: {o.electricity_source}", highlight=False)
     console.print(f"power: TDP unless the catalog has a training-load figure; ×{DATACENTER_PUE:g} = datacenter PUE, "
                   f"{o.pue_source}", highlight=False)
+
+
+def _own_table(o: OwnPlan, *, show_all: bool, narrow: bool) -> Table:
+    """Every box's purchase, run, cost a run and break-even. Narrow (for 80 columns): the price's basis, power,
+    electricity and write-off left out, and whether it pays back under the break-even."""
+    which = "every box" if show_all else "the cheapest box of each GPU (--all: every count)"
+    table = Table(title=f"owning {which}, cheapest run first; rented: "
+                  + (f"{o.rental.label}, {money(o.rental.cost_usd)} a run" if o.rental else "none"),
+                  title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
+    columns = ("box", "purchase", "run", "owned/run", "break-even\npays back") if narrow else (
+        "box", "purchase", "priced at", "power", "run", "electricity", "write-off", "owned/run", "break-even",
+        "pays back")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("box", "priced at", "pays back") else "right", no_wrap=True)
+    for b in (o.options if show_all else o.per_gpu()):
+        breakeven = _breakeven(b.breakeven_runs, b.breakeven_months)
+        pays = "yes" if b.pays_back and not b.misses_deadline else b.short_why or "misses the deadline"
+        cells = {
+            "box": b.label, "purchase": money(b.purchase_usd),
+            "priced at": b.slot_basis + ("" if b.includes_host else ", GPUs only"),
+            "power": f"{b.power_w:,.0f} W" + (f" ×{b.pue:g}" if b.pue != 1 else ""), "run": duration(b.run_s),
+            "electricity": money(b.energy_usd), "write-off": money(b.write_off_usd), "owned/run": money(b.run_cost_usd),
+            "break-even": breakeven, "pays back": pays, "break-even\npays back": f"{breakeven}\n{pays}",
+        }
+        table.add_row(*(cells[c] for c in columns))
+    return table
 
 
 def _breakeven(runs: float | None, months: float | None) -> str:

@@ -21,6 +21,7 @@ from gpuwise.cli.app import (
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
+    PRECISION_OPTION,
     QUIET_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
@@ -81,11 +82,9 @@ BATCH_SIZE_OPTION: Any = count_option(
     None, "--batch-size", "-b", help="Per GPU, kept for every option (the global batch then grows with the GPUs).")
 GLOBAL_BATCH_OPTION: Any = count_option(
     None, "--global-batch", help="Samples per optimizer step over all GPUs, kept for every option: "
-    "split over the GPUs, with gradient accumulation where a GPU's share does not fit [default: the workload's "
-    "batch, one GPU's].")
-AUTO_PRECISION_OPTION: Any = typer.Option(
-    "auto", "--precision", help="auto | fp32 | tf32 | amp-bf16 | amp-fp16 [auto: amp-bf16 on GPUs with BF16 tensor "
-    "cores, amp-fp16 on V100/T4-class, fp32 on a CPU without fast bf16].")
+    "split over the GPUs, with gradient accumulation where a GPU's share does not fit [default: a language "
+    "model's published recipe (GPT-2: 512 × 1024 tokens; Llama 2: 4M tokens), else the workload's batch, one GPU's].")
+AUTO_PRECISION_OPTION: Any = PRECISION_OPTION  # the default is auto everywhere a device is known (cli.app)
 NETWORK_OPTION: Any = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP)
 CATALOG_OPTION: Any = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP)
 JSON_OPTION: Any = typer.Option(False, "--json", help="Everything, machine-readable, units in field names.")
@@ -284,6 +283,10 @@ def render(p: Plan, console: Console, *, show_all: bool = False) -> None:
 
 def _batch(p: Plan) -> str:
     """The batch the plan keeps: global (the same for every option), or per GPU (the global grows)."""
+    if p.global_batch is not None and p.global_batch_recipe:  # a language model's: say whose it is
+        tokens = f" = {p.global_batch * p.tokens_per_sample:,} tokens" if p.tokens_per_sample else ""
+        return (f"global batch {p.global_batch:,} sequences{tokens} ({p.global_batch_recipe} recipe, by default; "
+                "--global-batch N for another) in every option (micro batch × accumulation × GPUs)")
     if p.global_batch is not None:
         return f"global batch {p.global_batch:,} in every option (micro batch × accumulation × GPUs)"
     return f"batch {p.requested_batch_size} per GPU in every option (the global batch grows with the GPUs)"

@@ -18,6 +18,7 @@ from gpuwise.cli.app import (
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
+    QUIET_OPTION,
     SEQ_LEN_OPTION,
     STRATEGY_OPTION,
     WORKLOAD_ARGUMENT,
@@ -29,6 +30,7 @@ from gpuwise.cli.app import (
 )
 from gpuwise.cli.format import console, gib
 from gpuwise.cli.plan import AUTO_PRECISION_OPTION, CATALOG_HELP, NETWORK_HELP, network_gbits
+from gpuwise.cli.progress import working
 from gpuwise.config import Precision
 from gpuwise.units import step_time
 
@@ -56,28 +58,31 @@ def predict_command(
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Predict one training step on n GPUs of one kind: its time and parts, throughput, memory, provenance."""
-    from gpuwise.plan import option_dict
-    from gpuwise.predict.single import PredictConfig, predict
-    from gpuwise.workloads import get_workload
+    with working("loading torch and the workload", quiet=quiet) as say:
+        from gpuwise.plan import option_dict
+        from gpuwise.predict.single import PredictConfig, predict
+        from gpuwise.workloads import get_workload
 
-    w = get_workload(workload)  # once: a user's file runs once for the command
-    config = PredictConfig.of(
-        workload=w,
-        gpu=gpu,
-        num_gpus=num_gpus,
-        batch_size=batch_size,
-        precision=Precision.parse(precision),
-        optimizer=optimizer_option(optimizer, w),
-        seq_len=seq_len,
-        image_size=image_size,
-        network_gbits=network_gbits(network),
-        catalog_path=catalog,
-        settings=run_settings(strategy, checkpointing, grad_accum, compile),
-        cpu_threads_per_gpu=cpu_threads,
-    )
-    option = predict(config, store_path=db)
+        w = get_workload(workload)  # once: a user's file runs once for the command
+        config = PredictConfig.of(
+            workload=w,
+            gpu=gpu,
+            num_gpus=num_gpus,
+            batch_size=batch_size,
+            precision=Precision.parse(precision),
+            optimizer=optimizer_option(optimizer, w),
+            seq_len=seq_len,
+            image_size=image_size,
+            network_gbits=network_gbits(network),
+            catalog_path=catalog,
+            settings=run_settings(strategy, checkpointing, grad_accum, compile),
+            cpu_threads_per_gpu=cpu_threads,
+        )
+        say(f"profiling a training step of {workload} on fake tensors and predicting it on {gpu}")
+        option = predict(config, store_path=db)
     if as_json:
         print(json.dumps(dict(option_dict(option), workload=workload), indent=2))
     else:

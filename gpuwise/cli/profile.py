@@ -13,9 +13,9 @@ from gpuwise.cli.app import (
     CHECKPOINTING_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
-    PRECISION_OPTION,
     QUIET_OPTION,
     SEQ_LEN_OPTION,
+    STEP_PRECISION_OPTION,
     WORKLOAD_ARGUMENT,
     app,
     count_option,
@@ -35,7 +35,7 @@ def profile_command(
     batch_size: int | None = count_option(
         None, "--batch-size", "-b", help="Samples per step [default: the workload's]."
     ),
-    precision: str = PRECISION_OPTION,
+    precision: str = STEP_PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
     seq_len: int | None = SEQ_LEN_OPTION,
     image_size: int | None = IMAGE_SIZE_OPTION,

@@ -24,7 +24,7 @@ from gpuwise.store import ENV_VAR, default_db_path, export_format, export_result
 def results_command(
     workload: str = typer.Option(None, "--workload", "-w", metavar="NAME", help="Only this workload."),
     device: str = typer.Option(
-        None, "--device", "-d", metavar="DEVICE",
+        None, "--device", "--devices", "-d", metavar="DEVICE",
         help="Only this device: cpu, cuda:0, cuda (any GPU), or part of its name (h100).",
     ),
     db: Path | None = DB_OPTION,

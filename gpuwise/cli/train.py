@@ -22,7 +22,7 @@ from gpuwise.cli.app import DB_OPTION, app, count_option, user_errors
 from gpuwise.cli.format import console as cli_console
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
-from gpuwise.train.config import Devices, TrainConfig, parse_devices
+from gpuwise.train.config import Devices, TrainConfig, parse_devices, with_local_precision
 from gpuwise.train.launch import (
     WORKER_ENV,
     Launch,
@@ -55,7 +55,9 @@ def train_command(
     epochs: int | None = count_option(None, "--epochs", help="Passes over the data [default: 1]."),
     steps: int | None = count_option(None, "--steps", help="Optimizer steps in all (instead of --epochs)."),
     batch_size: int | None = count_option(None, "--batch-size", "-b", help="Per device [default: the workload's]."),
-    precision: str = typer.Option(None, "--precision", help="fp32 | tf32 | amp-bf16 | amp-fp16 [default: fp32]."),
+    precision: str = typer.Option(None, "--precision", help="auto | fp32 | tf32 | amp-bf16 | amp-fp16 [default: auto: "
+                                                            "amp-bf16 on a GPU with BF16 tensor cores, amp-fp16 on "
+                                                            "V100/T4-class, fp32 on a CPU without fast bf16]."),
     optimizer: str = typer.Option(None, "--optimizer", help="sgd | sgd-momentum | adam | adamw [default: the "
                                                             "workload's own, else adamw]."),
     seq_len: int | None = count_option(None, "--seq-len", help="Sequence length (sequence workloads)."),
@@ -66,8 +68,9 @@ def train_command(
     warmup: int | None = count_option(None, "--warmup", help="Steps not timed, as in bench [default: 3]."),
     strategy: str = typer.Option(None, "--strategy", help="auto | ddp | fsdp (several devices) [default: auto: "
                                                           "DDP, or what --plan recommends]."),
-    grad_accum: str = typer.Option(None, "--grad-accum", help="Micro batches of --batch-size per optimizer step "
-                                                              "(gradients synchronised on the last) [default: 1]."),
+    grad_accum: int | None = count_option(None, "--grad-accum", help="Micro batches of --batch-size per optimizer "
+                                                                     "step (gradients synchronised on the last) "
+                                                                     "[default: 1]."),
     activation_checkpointing: str = typer.Option(None, "--activation-checkpointing",
                                                  help="none | selective | full: recompute each block's activations "
                                                       "in backward [default: none]."),
@@ -121,7 +124,7 @@ def train_command(
         "seed": seed, "epochs": epochs,
         "steps": steps, "warmup": warmup,
         "strategy": Strategy.parse(strategy) if strategy is not None else None,
-        "grad_accum": _grad_accum(grad_accum),
+        "grad_accum": grad_accum,
         "activation_checkpointing": ActivationCheckpointing.parse(activation_checkpointing)
         if activation_checkpointing is not None else None,
         "compile": compile_model,
@@ -134,6 +137,8 @@ def train_command(
         "weight_decay": _number(weight_decay, "--weight-decay"),
     }
     given = {k: v for k, v in given.items() if v is not None}
+    if resume is not None and given.get("precision") is Precision.AUTO:
+        del given["precision"]  # a resumed run keeps the precision its checkpoint chose
     num_gpus = cuda_device_count()
     base, devices_text, note = _base(workload, use_plan, resume, devices_text, db, dry_run)
     if workload is not None:
@@ -152,13 +157,14 @@ def train_command(
         return
     devices = parse_devices(devices_text, num_gpus=num_gpus, check=not dry_run)
     node_count, min_nodes = parse_nodes(nodes)
-    launch = build_launch(
-        config, devices,
-        Nodes(count=node_count, rank=node_rank or 0, master_addr=master_addr,
-              master_port=master_port or Nodes.master_port, min_count=min_nodes),
-        python=sys.executable, cpu_threads=os.cpu_count() or 1, output_args=("--json",) if as_json else (),
-        max_restarts=max_restarts or 0,
-    )
+    nodes_spec = Nodes(count=node_count, rank=node_rank or 0, master_addr=master_addr,
+                       master_port=master_port or Nodes.master_port, min_count=min_nodes)
+
+    def launch_of(c: TrainConfig) -> Launch:
+        return build_launch(c, devices, nodes_spec, python=sys.executable, cpu_threads=os.cpu_count() or 1,
+                            output_args=("--json",) if as_json else (), max_restarts=max_restarts or 0)
+
+    launch = launch_of(config)  # with --precision auto a dry run's workers choose on their own machines
     check_strategy(config.strategy, devices.kind, launch.world_size)
     if launch.max_restarts and launch.in_process:
         raise GpuwiseError("--max-restarts restarts torchrun's workers: use it with several processes "
@@ -168,9 +174,14 @@ def train_command(
         return
     prepared = prepare(config, launch.world_size)  # a bad folder or flag: one line here, not in every worker
     check_options(config, prepared, devices.kind)
+    # Then --precision auto for this machine's device (the CPU's choice reads, or first measures, its ceilings
+    # in the results store): after the checks, so a mistake costs no calibration and leaves no store behind.
+    config, chosen = with_local_precision(config, devices.first)
+    if chosen:
+        launch = launch_of(config)  # the workers are given the precision chosen here
     if not as_json:
         console = cli_console(soft_wrap=True)
-        console.print(_header(config, prepared, devices, launch))
+        console.print(_header(config, prepared, devices, launch, chosen))
         if note:
             console.print(note)
     with _claimed(config.output_dir):
@@ -200,18 +211,6 @@ def _number(text: str | None, flag: str) -> float | None:
         return float(text)
     except ValueError:
         raise GpuwiseError(f"{flag} must be a number, e.g. 3e-4, got '{text}'") from None
-
-
-def _grad_accum(text: str | None) -> int | None:
-    from gpuwise.config import check_grad_accum
-
-    if text is None:
-        return None
-    try:
-        value: object = int(text)
-    except ValueError:
-        value = text
-    return check_grad_accum(value)
 
 
 def _base(workload: str | None, use_plan: bool, resume: Path | None, devices_text: str, db: Path | None,
@@ -266,9 +265,10 @@ def _after_restart(config: TrainConfig) -> TrainConfig:
 def _worker(config: TrainConfig, devices: Devices, as_json: bool, w: Workload) -> None:
     """One torchrun worker: run the loop; rank 0 reports."""
     from gpuwise.train.distributed import Ranks
-    from gpuwise.train.loop import train
+    from gpuwise.train.loop import device_for, train
 
     ranks = Ranks.from_env()
+    config, _ = with_local_precision(config, device_for(devices, ranks))  # what the dry run left to the machine
     with _Progress(enabled=ranks.is_main and not as_json) as progress:
         result = train(config, devices, on_step=progress.update)
     if ranks.is_main:
@@ -299,7 +299,8 @@ def _finish(config: TrainConfig, result: Any, as_json: bool, w: Workload) -> Non
 # ------------------------------------------------------------------ rendering
 
 
-def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch) -> str:
+def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch, chosen: str = "") -> str:
+    """The run in two or three lines; ``chosen``: why --precision auto chose the precision ('' when given)."""
     shape = f" · seq {p.shape.seq_len}" if p.shape.seq_len else f" · {p.shape.image_size}px" if p.shape.image_size \
         else ""
     where = devices.label + (f" ({devices.reason})" if devices.reason else "")
@@ -320,7 +321,8 @@ def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch) -> st
                    if config.activation_checkpointing.value != "none" else "",
                    " · compiled per block" if config.compile else ""])
     return (f"[bold]{p.workload.name}[/bold] · {where} · {procs} · {batch}{shape} · "
-            f"{config.precision.value} · {config.optimizer.value} · seed {config.seed}{how}\n"
+            f"{config.precision.value}{f' (auto: {chosen})' if chosen else ''} · {config.optimizer.value} · "
+            f"seed {config.seed}{how}\n"
             f"data: {p.data.description} · {p.total_steps} steps ({p.steps_per_epoch} per epoch)\n"
             f"{_learning_rate(config)}{_metrics_where(config)}" + resume)
 

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from gpuwise.cli.app import DB_OPTION, QUIET_OPTION, app, user_errors
-from gpuwise.cli.format import console
+from gpuwise.cli.format import console, is_narrow
 from gpuwise.cli.plan import CATALOG_OPTION
 from gpuwise.cli.progress import working
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 
 def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def _rate(x: float) -> str:
+    """A throughput as the other tables write one: 18,000 rather than 1.8e+04."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 @app.command("validate")
@@ -127,6 +133,15 @@ def _to_dict(v: Validation) -> dict[str, object]:
     }
 
 
+def _table(console: Console, title: str, *, stacked: bool = False) -> Table:
+    """A table in the other commands' style: heavy head when wide; a simple head without edge padding when narrow
+    (below ``NARROW_BELOW_COLUMNS``), where the wide tables' long labels are stacked or shortened to fit 80.
+    ``stacked``: its narrow rows are two lines each, kept apart by a rule."""
+    narrow = is_narrow(console)
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+                 pad_edge=not narrow, show_lines=narrow and stacked)
+
+
 def render(v: Validation, console: Console, show_rows: bool) -> None:
     suspect = sum(c.row.suspect for c in v.rows)
     if v.frozen:
@@ -144,7 +159,7 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
             "statistics, see --rows): each GPU generation is predicted by constants fitted without it. The "
             "published runs used tuned containers (DALI, channels-last, fused optimizers but for GNMT)."
         )
-    table = Table(title="|predicted - measured| / measured, absolute throughput (the model)", title_justify="left")
+    table = _table(console, "|predicted - measured| / measured, absolute throughput (the model)")
     for col in ("group", "rows", "median", "p90"):
         table.add_column(col, justify="left" if col == "group" else "right")
     table.add_row("[bold]all[/bold]", str(v.overall.count), _pct(v.overall.median), _pct(v.overall.p90))
@@ -162,37 +177,56 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
 
 
 def render_cross(v: Validation, console: Console) -> None:
+    """Every method on the same pairs, overall and by the generation predicted: median / p90 of |error|. Narrow:
+    the methods by short names (spelt out below the table), the median above the p90 in each cell."""
     from gpuwise.validate import METHODS
 
-    """Every method on the same pairs, overall and by the generation predicted: median / p90 of |error|."""
+    narrow = is_narrow(console)
     held = "" if v.frozen else ", the model fitted without B's generation"
-    cross = Table(title=f"cross-GPU: predict GPU B from a measurement on GPU A (median / p90 of |error|{held})",
-                  title_justify="left")
-    cross.add_column("generation of B")
+    cross = _table(console, f"cross-GPU: predict GPU B from a measurement on GPU A (median / p90 of |error|{held})",
+                   stacked=True)
+    short = dict(zip(METHODS, ("model", "peak", "bandwidth", "blend"), strict=True))  # the narrow column heads
+    cross.add_column("generation\nof B" if narrow else "generation of B")
     cross.add_column("pairs", justify="right")
+    if narrow:
+        cross.add_column("")
     for name in METHODS:
-        cross.add_column(name, justify="right")
+        cross.add_column(short[name] if narrow else name, justify="right")
 
     def cells(by_method: dict[str, ErrorStats]) -> list[str]:
         count = next(iter(by_method.values())).count if by_method else 0
-        return [str(count), *(f"{_pct(by_method[m].median)} / {_pct(by_method[m].p90)}" if m in by_method else "n/a"
-                              for m in METHODS)]
+        sep = "\n" if narrow else " / "
+        stats = [f"{_pct(by_method[m].median)}{sep}{_pct(by_method[m].p90)}" if m in by_method else "n/a"
+                 for m in METHODS]
+        return [str(count), *(["median\np90"] if narrow else []), *stats]
 
     cross.add_row("[bold]all[/bold]", *cells(v.cross_gpu))
     for generation, by_method in v.cross_gpu_by_generation.items():
         cross.add_row(generation, *cells(by_method))
     console.print(cross)
+    if narrow:
+        console.print("; ".join(f"{head}: {name}" for name, head in short.items() if head != name))
 
 
 def render_rows(v: Validation, console: Console) -> None:
-    rows = Table(title="rows (error = predicted / measured - 1)", title_justify="left")
-    for col in ("line", "model", "GPU", "n", "precision", "batch", "measured", "predicted", "error"):
-        rows.add_column(col)
+    """Every predicted row. Narrow: the GPU under the model, the batch under the precision, the prediction
+    under the measurement, each pair in one column."""
+    narrow = is_narrow(console)
+    rows = _table(console, "rows (error = predicted / measured - 1)", stacked=True)
+    columns = ("line", "model\nGPUs", "precision\nbatch", "measured\npredicted", "error") if narrow else (
+        "line", "model", "GPU", "n", "precision", "batch", "measured", "predicted", "error")
+    for col in columns:
+        rows.add_column(col, overflow="fold")
     for c in v.rows:
-        mark = " SUSPECT" if c.row.suspect else ""
-        rows.add_row(c.row.line, c.row.model, c.row.gpu, str(c.row.num_gpus), c.row.precision,
-                     str(c.row.batch_per_gpu), f"{c.row.throughput:g} {c.row.unit}", f"{c.predicted:.4g}",
-                     f"{100 * c.error:+.1f}%{mark}")
+        r = c.row
+        mark = " SUSPECT" if r.suspect else ""
+        error = f"{100 * c.error:+.1f}%{mark}"
+        if narrow:
+            rows.add_row(r.line, f"{r.model}\n{r.num_gpus}× {r.gpu}", f"{r.precision}\nbatch {r.batch_per_gpu}",
+                         f"{_rate(r.throughput)} {r.unit}\n{_rate(c.predicted)}", error)
+        else:
+            rows.add_row(r.line, r.model, r.gpu, str(r.num_gpus), r.precision, str(r.batch_per_gpu),
+                         f"{_rate(r.throughput)} {r.unit}", _rate(c.predicted), error)
     console.print(rows)
     for r, why in v.skipped:
         console.print(f"skipped line {r.line}: {r.model} on {r.gpu}: {why}")
@@ -202,10 +236,8 @@ def render_local(v: Validation, console: Console, show_rows: bool) -> None:
     if not v.local and not v.local_skipped:
         console.print(f"local results store ({v.store}): no measurements yet; `gpuwise bench WORKLOAD` adds one.")
         return
-    table = Table(
-        title=f"your measurements (results store {v.store}): measured vs predicted step, error on throughput",
-        title_justify="left",
-    )
+    table = _table(console,
+                   f"your measurements (results store {v.store}): measured vs predicted step, error on throughput")
     for col in ("device", "measurements", "median", "p90"):
         table.add_column(col, justify="left" if col == "device" else "right")
     for name, s in v.by_device.items():
@@ -215,13 +247,22 @@ def render_local(v: Validation, console: Console, show_rows: bool) -> None:
                   "model's constants were fitted on the development machine's benches, the GPU model's on the "
                   "published rows; a prediction for the CPU those benches ran on is not held out.")
     if show_rows:
-        rows = Table(title="your measurements")
-        for col in ("id", "origin", "workload", "device", "batch", "precision", "measured", "predicted", "error"):
-            rows.add_column(col)
+        narrow = is_narrow(console)
+        rows = _table(console, "your measurements", stacked=True)
+        columns = ("result", "workload\ndevice", "batch\nprecision", "step measured\npredicted", "error") \
+            if narrow else ("id", "origin", "workload", "device", "batch", "precision", "measured", "predicted",
+                            "error")
+        for col in columns:
+            rows.add_column(col, overflow="fold")
         for c in v.local:
             r = c.result
-            rows.add_row(str(r.id), r.origin, r.workload, c.device, str(r.batch_size), r.precision,
-                         f"{1e3 * r.timing.median_s:.1f} ms", f"{1e3 * c.predicted_step_s:.1f} ms", _pct(c.error))
+            measured, predicted = f"{1e3 * r.timing.median_s:.1f} ms", f"{1e3 * c.predicted_step_s:.1f} ms"
+            if narrow:
+                rows.add_row(f"#{r.id}\n{r.origin}", f"{r.workload}\n{c.device}", f"{r.batch_size}\n{r.precision}",
+                             f"{measured}\n{predicted}", _pct(c.error))
+            else:
+                rows.add_row(str(r.id), r.origin, r.workload, c.device, str(r.batch_size), r.precision, measured,
+                             predicted, _pct(c.error))
         console.print(rows)
         for r, why in v.local_skipped:
             console.print(f"not predicted: result {r.id} ({r.workload} on {r.device_name}): {why}")

@@ -271,7 +271,7 @@ def _why_not(rental: Rental | None, energy_usd: float, breakeven: float | None, 
     if config.runs_per_month is not None and config.runs_per_month > capacity_per_month:
         return (f"too slow for {config.runs_per_month:g}/month",
                 f"it cannot do {config.runs_per_month:g} runs a month: each takes {duration(run_s)}, "
-                f"so at most {capacity_per_month:.3g} fit in a month")
+                f"so at most {_count(capacity_per_month)} fit in a month")
     if rental is None:
         return "no rental to compare", "there is no rental option to compare with"
     if breakeven is None:
@@ -293,7 +293,12 @@ def _months(months: float | None) -> str:
 def _pace(config: OwnConfig, runs_per_month: float) -> str:
     if config.runs_per_month is not None:
         return f"{config.runs_per_month:g} a month"
-    return f"{config.utilization:.0%} use, {runs_per_month:.3g} a month"
+    return f"{config.utilization:.0%} use, {_count(runs_per_month)} a month"
+
+
+def _count(x: float) -> str:
+    """A number of runs as the tables write one: 1,660 rather than 1.66e+03."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 # ------------------------------------------------------------------ the plan

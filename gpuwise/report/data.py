@@ -250,8 +250,9 @@ def _setting(p: Plan) -> str:
     c = p.config
     size = (f"{c.dataset_size:,.0f} tokens = {p.samples_per_epoch:,.0f} sequences of {p.tokens_per_sample:,}"
             if p.unit == "token" else f"{c.dataset_size:,.0f} {p.sample_unit}s")
+    recipe = f" ({p.global_batch_recipe} recipe)" if p.global_batch_recipe else ""  # a language model's default
     parts = [f"{p.workload} ({p.family})", f"{size} × {c.epochs:g} epoch{'' if c.epochs == 1 else 's'}",
-             f"global batch {p.global_batch:,}" if p.global_batch is not None
+             f"global batch {p.global_batch:,}{recipe}" if p.global_batch is not None
              else f"batch {p.requested_batch_size} per GPU"]
     if c.seq_len:
         parts.append(f"seq {c.seq_len}")

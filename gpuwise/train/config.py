@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from gpuwise.config import ActivationCheckpointing, Precision, StepConfig, Strategy, WithStep, check_grad_accum
 from gpuwise.errors import GpuwiseError
@@ -25,6 +25,8 @@ class TrainConfig(WithStep):
     """One training run of a ``step`` (its ``batch_size`` is per device and per micro batch, None the workload's
     default; ``TrainConfig.of(workload=..., batch_size=..., steps=...)`` takes its fields flat); ``steps``
     counts optimizer steps of the whole run, each of ``grad_accum`` micro batches per device."""
+
+    STEP_DEFAULTS: ClassVar[dict[str, Any]] = {"precision": Precision.AUTO}  # auto: by the device it runs on
 
     step: StepConfig
     data: str = "synthetic"  # "synthetic" or a path
@@ -50,9 +52,6 @@ class TrainConfig(WithStep):
     weight_decay: float | None = None
 
     def __post_init__(self) -> None:
-        if self.precision is Precision.AUTO:
-            raise GpuwiseError("train does not choose a precision yet: give --precision fp32, tf32, amp-bf16 or "
-                               "amp-fp16")
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
         check_grad_accum(self.grad_accum)
@@ -116,6 +115,19 @@ class TrainConfig(WithStep):
                 "weight_decay": self.weight_decay}
 
 
+def with_local_precision(config: TrainConfig, device: str) -> tuple[TrainConfig, str]:
+    """``config`` with ``--precision auto`` resolved for ``device`` of this machine, and why; an explicit
+    precision is kept (reason ''). The choice is bench's (``gpuwise.bench.run.local_precision``): a GPU by its
+    tensor cores, the CPU by its measured matmul rates. Resolved before the run is prepared, so checkpoints,
+    worker processes and the stored result carry the real precision, never "auto"."""
+    if config.precision is not Precision.AUTO:
+        return config, ""
+    from gpuwise.bench.run import local_precision
+
+    precision, reason = local_precision(device, config.store_path)
+    return config.with_(precision=precision), reason
+
+
 @dataclass(frozen=True)
 class Devices:
     """Where the run goes on this node: ``count`` processes on CPUs or GPUs (``index``: one chosen GPU)."""
@@ -124,6 +136,11 @@ class Devices:
     count: int
     index: int | None = None  # cuda:K; None: GPUs 0 .. count-1
     reason: str = ""  # why auto chose it, for the run's header
+
+    @property
+    def first(self) -> str:
+        """This node's first device ("cpu", "cuda:K"): what ``--precision auto`` is resolved for."""
+        return "cpu" if self.kind == "cpu" else f"cuda:{self.index if self.index is not None else 0}"
 
     @property
     def label(self) -> str:

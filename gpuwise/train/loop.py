@@ -41,7 +41,7 @@ from gpuwise.config import ActivationCheckpointing, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.records import Timing
 from gpuwise.train import checkpoint, schedule
-from gpuwise.train.config import Devices, TrainConfig
+from gpuwise.train.config import Devices, TrainConfig, with_local_precision
 from gpuwise.train.data import TrainData, open_data
 from gpuwise.train.distributed import (
     Ranks,
@@ -227,6 +227,7 @@ def train(config: TrainConfig, devices: Devices, *,
     ranks = Ranks.from_env()
     check_strategy(config.strategy, devices.kind, ranks.world_size)
     device = device_for(devices, ranks)
+    config, _ = with_local_precision(config, device)  # a worker of a dry run's command, or the Python API
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     with process_group(ranks, device), precision_flags(config.precision), _stop_on_signals() as received:
@@ -271,12 +272,18 @@ def build(config: TrainConfig, p: Prepared, ranks: Ranks, device: str, strategy:
     recompute.apply(model, config.activation_checkpointing, workload=f"workload '{p.workload.name}'")
     if config.compile:
         compile_blocks(model, device, workload=p.workload.name)
-    return wrap(model, ranks, device, strategy, param_dtype=fsdp_param_dtype(config, ranks, strategy))
+    return wrap(model, ranks, device, strategy, param_dtype=fsdp_param_dtype(config, ranks, strategy, model))
 
 
-def fsdp_param_dtype(config: TrainConfig, ranks: Ranks, strategy: Strategy) -> torch.dtype | None:
-    """bf16 through FSDP2's mixed-precision policy (instead of autocast) with amp-bf16 under FSDP."""
+def fsdp_param_dtype(config: TrainConfig, ranks: Ranks, strategy: Strategy,
+                     model: torch.nn.Module | None = None) -> torch.dtype | None:
+    """bf16 through FSDP2's mixed-precision policy (instead of autocast) with amp-bf16 under FSDP; autocast
+    where ``model`` has batch norms: their running statistics are fp32 buffers the policy does not cast, and a
+    bf16 batch norm refuses them ("expected scalar type BFloat16 but found Float"), where autocast runs batch
+    norm in fp32."""
     if ranks.distributed and strategy is Strategy.FSDP and config.precision is Precision.AMP_BF16:
+        if model is not None and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            return None
         return torch.bfloat16
     return None
 
@@ -334,7 +341,7 @@ def _setup(config: TrainConfig, p: Prepared, ranks: Ranks, device: str) -> _Sess
         model = build(config, p, ranks, device, strategy)
     optimizer = config.optimizer.build([q for q in model.parameters() if q.requires_grad])
     step_fn = AccumulatingStep(p.workload, model, optimizer, config.precision, device, grad_accum=config.grad_accum,
-                               autocast=fsdp_param_dtype(config, ranks, strategy) is None,
+                               autocast=fsdp_param_dtype(config, ranks, strategy, model) is None,
                                no_sync=no_sync_for(model))
     return _Session(model, optimizer, step_fn, strategy, ranks.distributed and strategy is Strategy.FSDP,
                     estimate_bytes)

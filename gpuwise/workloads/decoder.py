@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gpuwise.workloads.registry import Shape, Workload, register
+from gpuwise.workloads import recipes
+from gpuwise.workloads.registry import RecipeBatch, Shape, Workload, register
 
 FAMILY = "language (transformer)"
 
@@ -122,7 +123,8 @@ def _loss(model: nn.Module, batch: Any) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten())
 
 
-def _register(name: str, c: DecoderConfig, *, batch: int, seq_len: int, summary: str, reference: str) -> None:
+def _register(name: str, c: DecoderConfig, *, batch: int, seq_len: int, summary: str, reference: str,
+              recipe_batch: RecipeBatch) -> None:
     def build(shape: Shape) -> nn.Module:
         assert shape.seq_len is not None
         return Decoder(c, shape.seq_len)
@@ -139,7 +141,7 @@ def _register(name: str, c: DecoderConfig, *, batch: int, seq_len: int, summary:
     register(Workload(
         name=name, family=FAMILY, sample_unit="token", default_batch_size=batch, summary=summary,
         build_model=build, make_batch=make_batch, forward_loss=_loss, default_shape=Shape(seq_len=seq_len),
-        tokens_per_sample=tokens_per_sample, reference=reference, data_layout="tokens",
+        tokens_per_sample=tokens_per_sample, reference=reference, data_layout="tokens", recipe_batch=recipe_batch,
     ))
 
 
@@ -180,6 +182,12 @@ _DECODERS: dict[str, tuple[DecoderConfig, int, int, str, str]] = {
                        "TinyLlama 1.1B", "Zhang et al. 2024, arXiv:2401.02385; TinyLlama/TinyLlama-1.1B-intermediate-"
                        "step-1431k-3T config.json (22 layers, 2048 wide, 32 heads, 4 KV heads, FFN 5632, vocab 32000)"),
 }
+# The global batch each trains with by default in plan (gpuwise.workloads.recipes: each with its source).
+_RECIPES: dict[str, RecipeBatch] = {
+    "llama3-8b": recipes.LLAMA_3_AT_8K, "llama3-70b": recipes.LLAMA_3_AT_8K, "llama2-7b": recipes.LLAMA_2,
+    "llama2-13b": recipes.LLAMA_2, "llama2-34b": recipes.LLAMA_2, "llama2-70b": recipes.LLAMA_2,
+    "tinyllama-1.1b": recipes.TINYLLAMA,
+}
 for _name, (_config, _batch, _seq, _what, _source) in _DECODERS.items():
     _register(_name, _config, batch=_batch, seq_len=_seq, summary=f"{_what} decoder in plain PyTorch (torchtitan's), "
-              "causal LM", reference=f"{_source}; {_TORCHTITAN}")
+              "causal LM", reference=f"{_source}; {_TORCHTITAN}", recipe_batch=_RECIPES[_name])

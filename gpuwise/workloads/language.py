@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from gpuwise.errors import GpuwiseError
-from gpuwise.workloads.registry import Shape, Workload, register
+from gpuwise.workloads import recipes
+from gpuwise.workloads.registry import RecipeBatch, Shape, Workload, register
 
 FAMILY = "language (transformer)"
 
@@ -307,6 +308,7 @@ def _register(
     summary: str,
     reference: str,
     data_layout: str | None = "tokens",
+    recipe_batch: RecipeBatch | None = None,
 ) -> None:
     register(
         Workload(
@@ -322,6 +324,7 @@ def _register(
             tokens_per_sample=_seq_tokens,
             reference=reference,
             data_layout=data_layout,
+            recipe_batch=recipe_batch,
         )
     )
 
@@ -350,6 +353,7 @@ _causal_lm(
     GPT2,
     batch=8,
     seq_len=1024,
+    recipe_batch=recipes.GPT2,
     summary="GPT-2 124M decoder, causal LM",
     reference="Radford et al. 2019, 'Language Models are Unsupervised Multitask Learners'; "
     "openai-community/gpt2 config.json (12 layers, 768 wide, 12 heads, 1024 positions, vocab 50257)",
@@ -413,6 +417,7 @@ _causal_lm(
     LLAMA_3_2_1B,
     batch=2,
     seq_len=4096,
+    recipe_batch=recipes.LLAMA_3_AT_4K,
     summary="Llama 3.2 1B decoder (GQA, tied embeddings), causal LM",
     reference="Meta Llama 3.2 model card; meta-llama/Llama-3.2-1B config.json "
     "(16 layers, 2048 wide, 32 heads, 8 KV heads, FFN 8192, vocab 128256, llama3 RoPE)",
@@ -425,6 +430,7 @@ _causal_lm(
     LLAMA_2_7B,
     batch=1,
     seq_len=4096,
+    recipe_batch=recipes.LLAMA_2,
     summary="Llama 2 7B decoder, causal LM",
     reference="Touvron et al. 2023, arXiv:2307.09288 (Llama 2); meta-llama/Llama-2-7b-hf config.json "
     "(32 layers, 4096 wide, 32 heads, FFN 11008, vocab 32000)",
@@ -437,6 +443,7 @@ _causal_lm(
     LLAMA_2_70B,
     batch=1,
     seq_len=4096,
+    recipe_batch=recipes.LLAMA_2,
     summary="Llama 2 70B decoder (GQA), causal LM",
     reference="Touvron et al. 2023, arXiv:2307.09288 (Llama 2; 70B uses grouped-query attention); "
     "meta-llama/Llama-2-70b-hf config.json (80 layers, 8192 wide, 64 heads, 8 KV heads, FFN 28672, vocab 32000)",

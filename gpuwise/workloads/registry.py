@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -48,6 +49,22 @@ Batch = Any  # a pytree of tensors: whatever ``forward_loss`` accepts
 
 
 @dataclass(frozen=True)
+class RecipeBatch:
+    """The global batch a published training recipe used, in tokens per optimizer step over all GPUs: what
+    ``gpuwise plan`` keeps by default for a language model, whose own default batch is one GPU's few sequences
+    (nobody trains an LLM on 1-2 sequences per step)."""
+
+    tokens: int
+    recipe: str  # whose it is, for the output: "the Llama 2 paper's" (recipe)
+    source: str  # where the number is written (URL, section, date read)
+
+    def sequences(self, seq_len: int) -> int:
+        """The recipe's tokens per step in sequences of ``seq_len``: the power of two nearest to tokens / seq_len
+        (the recipe's own count at its sequence length), so the batch splits evenly over 1, 2, 4, ... GPUs."""
+        return max(1, 2 ** round(math.log2(self.tokens / seq_len)))
+
+
+@dataclass(frozen=True)
 class Workload:
     """A model plus the data and loss of one training step.
 
@@ -76,6 +93,16 @@ class Workload:
     # How `gpuwise train --data` reads a real data set for it: one of gpuwise.train.data.LAYOUTS ("images",
     # "segmentation", "detection", "speech", "tokens"); None: synthetic batches only.
     data_layout: str | None = None
+    # A language model's published global batch (plan's default --global-batch); None: the default batch.
+    recipe_batch: RecipeBatch | None = None
+
+    def default_global_batch(self, seq_len: int | None = None) -> int:
+        """Samples per optimizer step over all GPUs when none is asked for: the published recipe's tokens in
+        sequences of the step's length, else the default batch (one GPU's)."""
+        shape = self.resolve_shape(seq_len=seq_len)
+        if self.recipe_batch is None or shape.seq_len is None:
+            return self.default_batch_size
+        return self.recipe_batch.sequences(shape.seq_len)
 
     @property
     def options(self) -> tuple[str, ...]:
