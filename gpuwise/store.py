@@ -86,6 +86,27 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("gpuwise")) / "results.db"
 
 
+@contextmanager
+def removed_if_it_fails(path: Path | None) -> Iterator[None]:
+    """A results store this block may create (``path``, None: the default one) is removed again, with the
+    folders made for it, when the block fails with a user mistake: a command that fails leaves nothing
+    behind, not even the CPU ceilings it measured on the way (``gpuwise train`` choosing ``--precision
+    auto`` before it finds a model it cannot trace)."""
+    db = path if path is not None else default_db_path()
+    made = [p for p in (db, *db.parents) if not p.exists()]
+    try:
+        yield
+    except GpuwiseError:
+        for p in made:  # the file (and its -wal, -shm) first, then each folder made for it, innermost first
+            if p == db:
+                for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                    f.unlink(missing_ok=True)
+            else:
+                with contextlib.suppress(OSError):
+                    p.rmdir()  # only while empty
+        raise
+
+
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> None:
     """Bring the schema up to ``target`` in one write transaction (a no-op when it is there).
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gpuwise.errors import GpuwiseError
-from gpuwise.store import open_store
+from gpuwise.store import open_store, removed_if_it_fails
 from tests.helpers import ITEM_MODEL, run_cli, tmpfs
 
 
@@ -123,3 +123,21 @@ def test_a_disk_that_fills_while_storing_is_named(tmp_path: Path) -> None:
             for _ in range(200):  # until the -wal cannot grow
                 store.add(make_result())
         assert len(store.results()) >= 1  # what was stored before is still there
+
+
+def test_a_store_a_failing_command_made_goes_with_it_and_one_it_found_stays(tmp_path: Path) -> None:
+    """``train --precision auto`` measures the CPU into a new store, then may find a model it cannot trace:
+    the store it made, and the folders made for it, go; a store that was there before stays."""
+    new = tmp_path / "state" / "gpuwise" / "results.db"
+    with pytest.raises(GpuwiseError, match="cannot trace"), removed_if_it_fails(new):
+        open_store(new).close()
+        raise GpuwiseError("a model fake tensors cannot trace")
+    assert not (tmp_path / "state").exists()
+    old = tmp_path / "old.db"
+    open_store(old).close()
+    with pytest.raises(GpuwiseError), removed_if_it_fails(old):
+        raise GpuwiseError("a later mistake")
+    assert old.exists()
+    with removed_if_it_fails(new):
+        open_store(new).close()  # no mistake: kept
+    assert new.exists()

@@ -22,6 +22,7 @@ from gpuwise.cli.app import DB_OPTION, app, count_option, user_errors
 from gpuwise.cli.format import console as cli_console
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
+from gpuwise.store import removed_if_it_fails
 from gpuwise.train.config import Devices, TrainConfig, parse_devices, with_local_precision
 from gpuwise.train.launch import (
     WORKER_ENV,
@@ -175,24 +176,26 @@ def train_command(
     prepared = prepare(config, launch.world_size)  # a bad folder or flag: one line here, not in every worker
     check_options(config, prepared, devices.kind)
     # Then --precision auto for this machine's device (the CPU's choice reads, or first measures, its ceilings
-    # in the results store): after the checks, so a mistake costs no calibration and leaves no store behind.
-    config, chosen = with_local_precision(config, devices.first)
-    if chosen:
-        launch = launch_of(config)  # the workers are given the precision chosen here
-    if not as_json:
-        console = cli_console(soft_wrap=True)
-        console.print(_header(config, prepared, devices, launch, chosen))
-        if note:
-            console.print(note)
-    with _claimed(config.output_dir):
-        if not launch.in_process:
-            code = execute(launch)
-            if code:
-                raise typer.Exit(code)
-            return
-        with _Progress(enabled=not as_json) as progress:
-            result = train(config, devices, on_step=progress.update)
-    _finish(config, result, as_json, w)
+    # in the results store): after the checks, so a mistake costs no calibration and leaves no store behind;
+    # one found later (a model fake tensors cannot trace) takes the store it made with it.
+    with removed_if_it_fails(config.store_path):
+        config, chosen = with_local_precision(config, devices.first)
+        if chosen:
+            launch = launch_of(config)  # the workers are given the precision chosen here
+        if not as_json:
+            console = cli_console(soft_wrap=True)
+            console.print(_header(config, prepared, devices, launch, chosen))
+            if note:
+                console.print(note)
+        with _claimed(config.output_dir):
+            if not launch.in_process:
+                code = execute(launch)
+                if code:
+                    raise typer.Exit(code)
+                return
+            with _Progress(enabled=not as_json) as progress:
+                result = train(config, devices, on_step=progress.update)
+        _finish(config, result, as_json, w)
 
 
 def _claimed(folder: Path | None) -> Any:
