@@ -271,6 +271,19 @@ def test_plan_for_gpus_that_are_not_here_says_so(db: Path) -> None:
     assert "the plan wants 8× H100-SXM5-80GB (DDP); this machine has" in err and "--dry-run" in err
     code, out, _ = train("--plan", "--db", str(db), "--dry-run")
     assert code == 0 and "--nproc-per-node=8" in out and "--precision amp-bf16" in out
+    assert "--activation-checkpointing" not in out and "--compile" not in out  # the plan priced neither
+
+
+def test_train_from_the_plan_recomputes_and_compiles_as_the_plan_priced(db: Path) -> None:
+    (db.parent / "last-plan.json").write_text(json.dumps({
+        "workload": "llama-7b", "batch_size": 2, "precision": "amp-bf16", "optimizer": "adamw", "seq_len": 4096,
+        "image_size": None, "epochs": 1, "samples_per_epoch": 1000, "device": "H100-SXM5-80GB",
+        "label": "8× H100-SXM5-80GB", "num_gpus": 8, "num_nodes": 1, "strategy": "FSDP", "grad_accum": 4,
+        "activation_checkpointing": "selective", "compile": True,
+    }))
+    code, out, err = train("--plan", "--db", str(db), "--dry-run")
+    assert code == 0, err
+    assert "--activation-checkpointing selective" in out and "--compile" in out and "--strategy fsdp" in out
 
 
 def test_the_plan_is_checked_against_the_gpus_detected_here(monkeypatch: pytest.MonkeyPatch) -> None:

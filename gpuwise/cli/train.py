@@ -246,7 +246,8 @@ def _from_plan(workload: str | None, db: Path | None, devices_text: str, dry_run
         optimizer=OptimizerName(rec.optimizer), seq_len=rec.seq_len, image_size=rec.image_size,
         epochs=rec.whole_epochs, synthetic_samples=max(1, int(rec.samples_per_epoch)),
         strategy=Strategy.FSDP if rec.strategy == "FSDP" else Strategy.AUTO, grad_accum=rec.grad_accum,
-    )
+        activation_checkpointing=ActivationCheckpointing.parse(rec.activation_checkpointing), compile=rec.compile,
+    )  # what the plan priced, as gpuwise launch's job trains it (launch.job.train_config)
     if devices_text == "auto":
         devices_text = "cpu" if rec.device == "cpu" else str(rec.gpus_per_node)
     accumulated = f" × {rec.grad_accum} micro batches" if rec.grad_accum > 1 else ""
