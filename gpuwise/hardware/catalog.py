@@ -319,33 +319,39 @@ def l2_bandwidth(g: GPU, gpus: tuple[GPU, ...]) -> tuple[float, str]:
         return g.achievable_l2_gbps, f"measured: {g.achievable_l2_gbps:.0f} GB/s"
     if not g.sm_count:
         return 0.0, "no SM count to scale a measured L2 by: no cache model"
-    for label, members in (
-        (g.architecture, [h for h in gpus if g.architecture and h.architecture == g.architecture]),
-        (g.generation, [h for h in gpus if g.architecture and h.generation == g.generation]),
-    ):
-        per_sm = [h.achievable_l2_gbps / h.sm_count for h in members if h.achievable_l2_gbps and h.sm_count]
-        if per_sm:
-            gbps = sum(per_sm) / len(per_sm) * g.sm_count
-            return gbps, f"the measured {label} GPUs' L2 bandwidth per SM × {g.sm_count} SMs ({gbps:.0f} GB/s)"
-    return 0.0, "no L2 measurement for this GPU, its chip or its family: no cache model"
+    borrowed = _kin_mean(g, gpus, {h.name: h.achievable_l2_gbps / h.sm_count for h in gpus
+                                   if h.achievable_l2_gbps and h.sm_count}, vendor_wide=False)
+    if borrowed is None:
+        return 0.0, "no L2 measurement for this GPU, its chip or its family: no cache model"
+    per_sm, kin = borrowed
+    gbps = per_sm * g.sm_count
+    return gbps, f"the measured {kin} GPUs' L2 bandwidth per SM × {g.sm_count} SMs ({gbps:.0f} GB/s)"
+
+
+def _kin_mean(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], *, vendor_wide: bool
+              ) -> tuple[float, str] | None:
+    """The mean of ``measured`` over the GPUs nearest ``g`` that have one: its chip (the architecture text),
+    else its family, else (``vendor_wide``) its vendor, else every GPU; with the name of that kin."""
+    levels = [(g.architecture, [h for h in gpus if g.architecture and h.architecture == g.architecture]),
+              (g.generation, [h for h in gpus if g.architecture and h.generation == g.generation])]
+    if vendor_wide:
+        levels += [(g.vendor, [h for h in gpus if h.vendor == g.vendor]), ("", list(gpus))]
+    for kin, members in levels:
+        values = [measured[h.name] for h in members if h.name in measured]
+        if values:
+            return sum(values) / len(values), kin
+    return None
 
 
 def _share(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], own: str, none: str) -> tuple[float, str]:
     if g.name in measured:
         return measured[g.name], own
-    for label, members in (
-        (f"the mean of the measured {g.architecture} GPUs", [h for h in gpus if g.architecture
-                                                            and h.architecture == g.architecture]),
-        (f"the mean of the measured {g.generation} GPUs", [h for h in gpus if g.architecture
-                                                          and h.generation == g.generation]),
-        (f"the mean of the measured {g.vendor} GPUs", [h for h in gpus if h.vendor == g.vendor]),
-        ("the mean of every measured GPU", list(gpus)),
-    ):
-        values = [measured[h.name] for h in members if h.name in measured]
-        if values:
-            share = sum(values) / len(values)
-            return share, f"{label} ({share:.0%})"
-    return 1.0, none
+    borrowed = _kin_mean(g, gpus, measured, vendor_wide=True)
+    if borrowed is None:
+        return 1.0, none
+    share, kin = borrowed
+    label = f"the mean of the measured {kin} GPUs" if kin else "the mean of every measured GPU"
+    return share, f"{label} ({share:.0%})"
 
 
 # ------------------------------------------------------------------ the catalog
