@@ -194,7 +194,8 @@ def format_launch(launch: Launch) -> str:
 
 
 def execute(launch: Launch) -> int:
-    """Run the launch's command; return its exit status, or 128 + the signal that stopped the run.
+    """Run the launch's torchrun command; return its exit status, or 128 + the signal that stopped the run. A
+    worker's one-line mistake (``gpuwise.errors.hand_to_launcher``) is raised here once, as a ``GpuwiseError``.
 
     Ctrl-C reaches torchrun and its workers from the terminal (the whole process group gets it);
     a SIGTERM sent to this process alone is passed on to torchrun, which passes it to its workers.
@@ -210,10 +211,6 @@ def execute(launch: Launch) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if launch.in_process:
-            process = subprocess.Popen(list(launch.argv), env={**os.environ, **launch.env})
-            code = process.wait()
-            return 128 + received[0] if received else code
         with tempfile.TemporaryDirectory(prefix="gpuwise-errors-") as errors:
             process = subprocess.Popen(list(launch.argv), env={**os.environ, **launch.env, WORKER_ERRORS_ENV: errors},
                                        stderr=subprocess.PIPE)
