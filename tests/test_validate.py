@@ -67,6 +67,29 @@ def test_zoo_names_map_with_their_notes() -> None:
     assert map_row(_row("resnet50", unit="furlongs/s")).startswith("unit furlongs/s")  # type: ignore[union-attr]
 
 
+def test_mlperf_bert_samples_map_to_one_wikipedia_sequence_each() -> None:
+    """MLPerf's BERT counts sequences packed two to a 512-token row: a sample is a 256-token sequence, so
+    the 96 samples a GPU steps are 48 packed rows' tokens."""
+    m = map_row(_row("BERT-large (MLPerf, packed sequences)", unit="sequences/s", batch_per_gpu=96))
+    assert isinstance(m, MappedRow)
+    assert (m.workload, m.seq_len, m.batch_size, m.counts_tokens) == ("bert-large", 256, 96, False)
+    assert map_row(_row("BERT-large (MLPerf, packed sequences)", unit="images/s")).startswith("unit images/s")  # type: ignore[union-attr]
+
+
+def test_every_shipped_mlperf_row_maps_but_retinanet_and_gb200() -> None:
+    """ResNet-50 and BERT rows map to zoo workloads; RetinaNet has none, and GB200 is not in the catalog
+    (its rows say so)."""
+    path = Path(__file__).parents[1] / "gpuwise" / "data" / "published_mlperf_training.csv"
+    names = set(load_catalog().names())
+    for row in load_published(path):
+        mapped = map_row(row)
+        if row.model.startswith("RetinaNet"):
+            assert mapped == "no zoo workload with this model", row.line
+        else:
+            assert isinstance(mapped, MappedRow), (row.line, mapped)
+            assert row.gpu in names or (row.gpu == "GB200" and "not in the gpuwise catalog" in row.notes), row.line
+
+
 def test_generations_are_architecture_families() -> None:
     catalog = load_catalog()
 

@@ -30,6 +30,13 @@ _MODELS = {
     "SSD300 (ResNet-50 backbone)": ("ssd300", "sgd-momentum"),
     "GNMT v2 (8-layer LSTM enc/dec)": ("gnmt", "adam"),
 }
+# MLPerf Training's BERT (NVIDIA's implementation, which every submitter runs) counts samples, one sequence of
+# its Wikipedia phase-2 set each: packed into 512-token rows holding two on average (``average_packing_rate=2``,
+# ``max_seq_length=512`` in the logs' argument lines) or trained unpadded. A sample is then about 256 tokens,
+# with attention within its own sequence (the packed rows' attention is block-diagonal): bert-large at
+# sequence length 256, its LAMB step (two state tensors per parameter, fused) as a fused AdamW's.
+_MLPERF_BERT = "BERT-large (MLPerf, packed sequences)"
+_MLPERF_BERT_SEQ_LEN = 256
 # The shipped file's labels, and the other names published tables give the same modes ("mixed
 # precision" in NVIDIA's tables is FP16 AMP unless BF16 is named), matched case-insensitively.
 _FP16, _BF16 = Precision.AMP_FP16, Precision.AMP_BF16
@@ -136,6 +143,11 @@ def map_row(row: PublishedRow) -> MappedRow | str:
     if precision is None:
         return f"precision {row.precision} is not one gpuwise models"
     seq_len: int | None
+    if row.model == _MLPERF_BERT:
+        if why := _unit_problem(row, "bert-large"):
+            return why
+        return MappedRow(row, "bert-large", precision, "adamw", row.batch_per_gpu, _MLPERF_BERT_SEQ_LEN,
+                         counts_tokens=row.unit.strip() == "tokens/s")
     if row.model == "BERT-large":
         if "SQuAD" in row.task:
             workload, seq_len = "bert-large-squad", 384
