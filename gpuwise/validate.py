@@ -12,7 +12,8 @@ blend peak^0.3 × bandwidth^0.7), on the same pairs, overall and by the generati
 
 Frozen (``validate_frozen``): the rows of the user's files predicted by the shipped constants,
 fitting nothing; how a user checks the shipped model on their own cluster, and how the project
-is scored on data it never saw.
+is scored on data it never saw. The held-out validation adds the generations the fit never sees
+(Ada, Hopper, Blackwell: ``never_fitted``), checked that way on the other shipped files.
 
 The published rows are predicted for the pipeline they ran (``fit.row_pipeline``: NVIDIA's
 fused optimizers but for GNMT, channels-last convnets under AMP), not for eager PyTorch, which
@@ -25,6 +26,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,10 @@ PEAK = "peak FLOP/s ratio"
 BANDWIDTH = "bandwidth ratio"
 BLEND = "blend peak^0.3 × bandwidth^0.7"
 METHODS = (MODEL, PEAK, BANDWIDTH, BLEND)  # cross-GPU methods, each on the same pairs
+# The other shipped measurements, each from another pipeline than the rows the constants are fitted on
+# (gpuwise/data/README.md): checked frozen, file by file, never fitted on. Their label names the source.
+SHIPPED_FROZEN = (("published_mlperf_training.csv", "MLPerf Training"),
+                  ("published_other_training.csv", "GeForce (TensorFlow)"))
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,18 @@ class Validation:
     cross_gpu_by_generation: dict[str, dict[str, ErrorStats]] = field(default_factory=dict)
     frozen: bool = False  # the shipped constants, nothing fitted
     include_shipped: bool = True  # the shipped rows were predicted too
+    never_fitted: tuple[NeverFitted, ...] = ()  # held-out mode: the generations the fit never sees
+
+
+@dataclass(frozen=True)
+class NeverFitted:
+    """A GPU generation no fitted row comes from, checked frozen on one of the other shipped files."""
+
+    generation: str
+    source: str  # the file's label (``SHIPPED_FROZEN``)
+    file: str  # its path, for ``validate --frozen --published FILE --rows``
+    absolute: ErrorStats
+    cross_gpu: dict[str, ErrorStats]  # pairs predicting this generation, by ``METHODS`` name; empty if none
 
 
 def stats(errors: list[float]) -> ErrorStats:
@@ -151,10 +169,12 @@ def _peak(catalog: Catalog, gpu: str, precision: Precision) -> float:
 
 def validate(
     catalog: Catalog | None = None, *, published: Sequence[Path] = (), store_path: Path | None = None,
-    local: bool = True,
+    local: bool = True, shipped_frozen: bool = True,
 ) -> Validation:
     """Held-out error on the shipped published rows and those of ``published`` files (fitted on all
-    of them, each generation without itself), and, with ``local``, on the results store's measurements."""
+    of them, each generation without itself), and, with ``local``, on the results store's measurements.
+    With ``shipped_frozen``, the generations none of those rows come from, checked frozen on the other
+    shipped files (``never_fitted``)."""
     catalog = catalog or load_catalog()
     profiles = ProfileCache()
     mapped, skipped = mapped_rows(load_published() + [r for path in published for r in load_published(path)],
@@ -174,8 +194,28 @@ def validate(
                    lambda a, b: group(a) != group(b))
     return Validation(
         rows=checks, skipped=tuple(skipped), pairs=pairs, fits=fits, files=tuple(str(p) for p in published),
+        never_fitted=never_fitted(catalog, set(fits), profiles) if shipped_frozen else (),
         **_summary(checks, pairs), **(local_checks(catalog, store_path) if local else {}),
     )
+
+
+def never_fitted(catalog: Catalog, fitted: set[str], profiles: ProfileCache | None = None
+                 ) -> tuple[NeverFitted, ...]:
+    """Each generation outside ``fitted`` that a file of ``SHIPPED_FROZEN`` has rows of: its rows and the
+    cross-GPU pairs predicting it, by the shipped constants, file by file (pipelines differ between files)."""
+    found = []
+    for name, source in SHIPPED_FROZEN:
+        path = Path(str(resources.files("gpuwise.data").joinpath(name)))
+        v = validate_frozen(catalog, published=[path], profiles=profiles)
+        for gen, absolute in v.by_generation.items():
+            if gen not in fitted:
+                found.append(NeverFitted(gen, source, str(path), absolute, v.cross_gpu_by_generation.get(gen, {})))
+    order = {g: i for i, g in enumerate(GENERATION_ORDER)}
+    return tuple(sorted(found, key=lambda n: (order.get(n.generation, len(order)), n.generation, n.source)))
+
+
+# Generations oldest first, as tables list them.
+GENERATION_ORDER = ("Volta", "Turing", "Ampere", "Ada", "Hopper", "Blackwell")
 
 
 def validate_frozen(

@@ -90,7 +90,18 @@ VALIDATE_WIDTHS = (80, 160)
 
 def fixed_validation() -> Any:
     from gpuwise.predict.published import PublishedRow
-    from gpuwise.validate import BANDWIDTH, BLEND, MODEL, PEAK, ErrorStats, LocalCheck, PairCheck, RowCheck, Validation
+    from gpuwise.validate import (
+        BANDWIDTH,
+        BLEND,
+        MODEL,
+        PEAK,
+        ErrorStats,
+        LocalCheck,
+        NeverFitted,
+        PairCheck,
+        RowCheck,
+        Validation,
+    )
     from tests.helpers import stored_result
 
     def row(index: int, model: str, gpu: str, num_gpus: int, throughput: float, notes: str = "") -> PublishedRow:
@@ -121,6 +132,8 @@ def fixed_validation() -> Any:
         by_device={"your CPU (Test CPU)": stats(1, 0.25, 0.25)},
         by_generation={"Ampere": stats(1, 0.1, 0.1), "Volta": stats(1, 0.15, 0.15)},
         cross_gpu_by_generation={"Ampere": cross},
+        never_fitted=(NeverFitted("Hopper", "MLPerf Training", "mlperf.csv", stats(29, 0.5, 0.527), cross),
+                      NeverFitted("Blackwell", "MLPerf Training", "mlperf.csv", stats(6, 0.4, 0.401), {})),
     )
 
 

@@ -198,6 +198,11 @@ def test_the_readme_command_end_to_end(tmp_path: Path) -> None:
     assert all(f["source"].startswith(f"fitted without {g}") for g, f in data["fits"].items())
     rows = data["rows"]
     assert rows and {r["fitted_without"] for r in rows} == {"Volta", "Ampere"}
+    # The generations no fitted row comes from, checked frozen on the other shipped files.
+    never = {(n["generation"], n["source"]): n for n in data["never_fitted"]}
+    assert {"Ada", "Hopper", "Blackwell"} <= {g for g, _ in never} and not {"Volta", "Ampere"} & {g for g, _ in never}
+    assert never["Blackwell", "MLPerf Training"]["absolute"]["count"] >= 6
+    assert never["Hopper", "MLPerf Training"]["cross_gpu"]["model"]["count"] > 0
     for r in rows:
         assert r["fitted_without"] == ("Volta" if r["gpu"].startswith("V100") else "Ampere")
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1)

@@ -61,8 +61,12 @@ def rows(repo: str) -> list[list[str]]:
         args = re.search(r"Namespace\((.*)", log)
         packed = re.search(r"\bpacked_samples=(\w+)", args.group(1)) if args else None
         rate = re.search(r"\baverage_packing_rate=(\d+)", args.group(1)) if args else None
-        layout = (f"packed samples, average_packing_rate {rate.group(1) if rate else '?'}"
-                  if packed and packed.group(1) == "True" else "unpacked (unpadded) samples" if packed else "packing not printed in the log")
+        if packed is None:
+            layout = "packing not printed in the log"
+        elif packed.group(1) == "True":
+            layout = f"packed samples, average_packing_rate {rate.group(1) if rate else '?'}"
+        else:
+            layout = "unpacked (unpadded) samples"
         notes = (
             f"MLPerf Training v{name.rsplit('v', 1)[1]} closed division, {submitter}, {system} "
             f"({spec['number_of_nodes']} node(s) x {spec['accelerators_per_node']} {accelerator}); "

@@ -31,6 +31,9 @@ def _rate(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
+_SHORT = ("model", "peak", "bandwidth", "blend")  # the cross-GPU methods' narrow column heads
+
+
 @app.command("validate")
 @user_errors
 def validate_command(
@@ -116,6 +119,11 @@ def _to_dict(v: Validation) -> dict[str, object]:
             for p in v.pairs
         ],
         "fits": {k: vars(e) for k, e in v.fits.items()},
+        "never_fitted": [
+            {"generation": n.generation, "source": n.source, "file": n.file, "absolute": _stats_dict(n.absolute),
+             "cross_gpu": {k: _stats_dict(s) for k, s in n.cross_gpu.items()}}
+            for n in v.never_fitted
+        ],
         "published_files": list(v.files),
         "local": {
             "store": v.store,
@@ -170,6 +178,8 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
             table.add_row(f"{prefix}{name}", str(s.count), _pct(s.median), _pct(s.p90))
     console.print(table)
     render_cross(v, console)
+    if v.never_fitted:
+        render_never_fitted(v, console)
     if show_rows or v.frozen:
         render_rows(v, console)
     if v.store is not None:
@@ -185,7 +195,7 @@ def render_cross(v: Validation, console: Console) -> None:
     held = "" if v.frozen else ", the model fitted without B's generation"
     cross = _table(console, f"cross-GPU: predict GPU B from a measurement on GPU A (median / p90 of |error|{held})",
                    stacked=True)
-    short = dict(zip(METHODS, ("model", "peak", "bandwidth", "blend"), strict=True))  # the narrow column heads
+    short = dict(zip(METHODS, _SHORT, strict=True))
     cross.add_column("generation\nof B" if narrow else "generation of B")
     cross.add_column("pairs", justify="right")
     if narrow:
@@ -193,19 +203,54 @@ def render_cross(v: Validation, console: Console) -> None:
     for name in METHODS:
         cross.add_column(short[name] if narrow else name, justify="right")
 
-    def cells(by_method: dict[str, ErrorStats]) -> list[str]:
-        count = next(iter(by_method.values())).count if by_method else 0
-        sep = "\n" if narrow else " / "
-        stats = [f"{_pct(by_method[m].median)}{sep}{_pct(by_method[m].p90)}" if m in by_method else "n/a"
-                 for m in METHODS]
-        return [str(count), *(["median\np90"] if narrow else []), *stats]
-
-    cross.add_row("[bold]all[/bold]", *cells(v.cross_gpu))
+    cross.add_row("[bold]all[/bold]", *_cross_cells(v.cross_gpu, narrow))
     for generation, by_method in v.cross_gpu_by_generation.items():
-        cross.add_row(generation, *cells(by_method))
+        cross.add_row(generation, *_cross_cells(by_method, narrow))
     console.print(cross)
     if narrow:
         console.print("; ".join(f"{head}: {name}" for name, head in short.items() if head != name))
+
+
+def _cross_cells(by_method: dict[str, ErrorStats], narrow: bool) -> list[str]:
+    """The pair count, then median / p90 of each method (narrow: the median above the p90)."""
+    from gpuwise.validate import METHODS
+
+    count = next(iter(by_method.values())).count if by_method else 0
+    sep = "\n" if narrow else " / "
+    stats = [f"{_pct(by_method[m].median)}{sep}{_pct(by_method[m].p90)}" if m in by_method else "n/a"
+             for m in METHODS]
+    return [str(count), *(["median\np90"] if narrow else []), *stats]
+
+
+def render_never_fitted(v: Validation, console: Console) -> None:
+    """The generations no fitted row comes from, each checked frozen on another shipped file: absolute error
+    and every cross-GPU method on the pairs predicting it."""
+    from gpuwise.validate import METHODS
+
+    narrow = is_narrow(console)
+    table = _table(console, "generations the fit never sees: the shipped constants on the other shipped files, "
+                            "nothing fitted (median / p90 of |error|; each file's rows: validate --frozen "
+                            "--published FILE)", stacked=True)
+    table.add_column("generation\nsource" if narrow else "generation", min_width=10 if narrow else None)
+    if not narrow:
+        table.add_column("source")
+    table.add_column("rows\npairs" if narrow else "rows", justify="right")
+    table.add_column("absolute", justify="right")
+    if not narrow:
+        table.add_column("pairs", justify="right")
+    else:
+        table.add_column("")
+    for name, head in zip(METHODS, _SHORT, strict=True):
+        table.add_column(head if narrow else name, justify="right", min_width=len(head) if narrow else None)
+    for n in v.never_fitted:
+        pairs, *cells = _cross_cells(n.cross_gpu, narrow)
+        if narrow:  # the rows above the pairs, the generation above the file, the median above the p90
+            table.add_row(f"{n.generation}\n{n.source}", f"{n.absolute.count}\n{pairs}",
+                          f"{_pct(n.absolute.median)}\n{_pct(n.absolute.p90)}", *cells)
+        else:
+            table.add_row(n.generation, n.source, str(n.absolute.count),
+                          f"{_pct(n.absolute.median)} / {_pct(n.absolute.p90)}", pairs, *cells)
+    console.print(table)
 
 
 def render_rows(v: Validation, console: Console) -> None:
