@@ -26,7 +26,8 @@ _GPUS = {
     "NVIDIA A100 - PCIe - 80 GB": "A100-PCIe-80GB", "NVIDIA RTX A5000": "RTX-A5000",
 }
 
-_NOT_IN_CATALOG = {"GB200": "GB200: a B200-class GPU beside a Grace CPU, up to 1200 W", "RTX-A5000": "RTX A5000"}
+_NOT_IN_CATALOG = {"RTX-A5000": "RTX A5000"}
+_GPU_NOTES = {"GB200": "GB200: a B200-class GPU beside a Grace CPU, up to 1200 W (catalog entry GB200)"}
 
 
 def _git(repo: str, *args: str) -> str:
@@ -77,6 +78,8 @@ def rows(repo: str) -> list[list[str]]:
         )
         if gpu in _NOT_IN_CATALOG or gpu == accelerator:
             notes += f"; GPU not in the gpuwise catalog ({_NOT_IN_CATALOG.get(gpu, accelerator)})"
+        elif gpu in _GPU_NOTES:
+            notes += f"; {_GPU_NOTES[gpu]}"
         out.append([
             "BERT-large (MLPerf, packed sequences)", "Transformer",
             "pre-training phase 2 (MLPerf, Wikipedia, max seq len 512, packed sequences)", "PyTorch", gpu,
