@@ -72,13 +72,7 @@ def test_the_table_matches_its_golden_file(name: str, width: int, pinned_machine
         args = (*args, "--db", str(pinned_machine))
     code, out, err = run_cli(*args)
     assert code == 0, err
-    got = "\n".join(line.rstrip() for line in out.splitlines()) + "\n"  # rich pads lines to the width
-    golden = GOLDEN / f"{name}-{width}.txt"
-    if request.config.getoption("--update-golden"):
-        golden.write_text(got)
-        return
-    assert golden.exists(), f"no {golden.name}: write it with pytest {Path(__file__).name} --update-golden"
-    assert got == golden.read_text(), f"{name} at {width} columns changed: if meant, rerun with --update-golden"
+    _matches_golden(out, f"{name}-{width}.txt", request)
 
 
 # ------------------------------------------------------------------ validate, rendered from a fixed result
@@ -145,11 +139,17 @@ def test_the_validate_tables_match_their_golden_file(width: int, request: pytest
 
     out = io.StringIO()
     render(fixed_validation(), Console(file=out, width=width, highlight=False), show_rows=True)  # every table
-    got = "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
-    assert max(len(line) for line in got.splitlines()) <= width
-    golden = GOLDEN / f"validate-{width}.txt"
+    assert max(len(line.rstrip()) for line in out.getvalue().splitlines()) <= width
+    _matches_golden(out.getvalue(), f"validate-{width}.txt", request)
+
+
+def _matches_golden(out: str, name: str, request: pytest.FixtureRequest) -> None:
+    """``out`` (its lines' trailing padding dropped: rich pads lines to the width) equals the golden file
+    ``name``, or is written there with ``--update-golden``."""
+    got = "\n".join(line.rstrip() for line in out.splitlines()) + "\n"
+    golden = GOLDEN / name
     if request.config.getoption("--update-golden"):
         golden.write_text(got)
         return
     assert golden.exists(), f"no {golden.name}: write it with pytest {Path(__file__).name} --update-golden"
-    assert got == golden.read_text(), f"validate at {width} columns changed: if meant, rerun with --update-golden"
+    assert got == golden.read_text(), f"{name} changed: if meant, rerun with --update-golden"

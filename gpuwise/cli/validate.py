@@ -17,6 +17,7 @@ from gpuwise.cli.app import DB_OPTION, QUIET_OPTION, app, user_errors
 from gpuwise.cli.format import console, is_narrow
 from gpuwise.cli.plan import CATALOG_OPTION
 from gpuwise.cli.progress import working
+from gpuwise.units import number
 
 if TYPE_CHECKING:
     from gpuwise.validate import ErrorStats, Validation
@@ -24,11 +25,6 @@ if TYPE_CHECKING:
 
 def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
-
-
-def _rate(x: float) -> str:
-    """A throughput as the other tables write one: 18,000 rather than 1.8e+04."""
-    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 _SHORT = ("model", "peak", "bandwidth", "blend")  # the cross-GPU methods' narrow column heads
@@ -269,10 +265,10 @@ def render_rows(v: Validation, console: Console) -> None:
         error = f"{100 * c.error:+.1f}%{mark}"
         if narrow:
             rows.add_row(r.line, f"{r.model}\n{r.num_gpus}× {r.gpu}", f"{r.precision}\nbatch {r.batch_per_gpu}",
-                         f"{_rate(r.throughput)} {r.unit}\n{_rate(c.predicted)}", error)
+                         f"{number(r.throughput)} {r.unit}\n{number(c.predicted)}", error)
         else:
             rows.add_row(r.line, r.model, r.gpu, str(r.num_gpus), r.precision, str(r.batch_per_gpu),
-                         f"{_rate(r.throughput)} {r.unit}", _rate(c.predicted), error)
+                         f"{number(r.throughput)} {r.unit}", number(c.predicted), error)
     console.print(rows)
     for r, why in v.skipped:
         console.print(f"skipped line {r.line}: {r.model} on {r.gpu}: {why}")
