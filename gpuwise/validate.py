@@ -34,7 +34,7 @@ from gpuwise.config import Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict.fit import generation, held_out, predict_row, row_profile, shipped_efficiency
-from gpuwise.predict.published import MappedRow, PublishedRow, load_published, map_row
+from gpuwise.predict.published import MappedRow, PublishedRow, as_run, load_published, map_row
 from gpuwise.predict.roofline import Efficiency
 from gpuwise.predict.step import ProfileCache, gpu_rates
 from gpuwise.workloads import get_workload
@@ -298,6 +298,7 @@ def mapped_rows(
         elif gpu.fp32_tflops is None:  # the roofline's floor (``option.modellable``)
             skipped.append((r, f"GPU {gpu.name} has no compute figures in the catalog (add them with --catalog)"))
         else:
+            m = as_run(m, has_tf32=bool(gpu.tf32_tflops))
             why = _untraceable(m, profiles)
             if why is None:
                 mapped.append(m)

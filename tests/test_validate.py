@@ -76,6 +76,42 @@ def test_mlperf_bert_samples_map_to_one_wikipedia_sequence_each() -> None:
     assert map_row(_row("BERT-large (MLPerf, packed sequences)", unit="images/s")).startswith("unit images/s")  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("model", ["BERT-base", "bert-base", "BERT-Base"])
+def test_a_squad_row_is_fine_tuning_at_384_tokens_whatever_the_bert_name(model: str) -> None:
+    """A SQuAD row is BertForQuestionAnswering at run_squad.py's 384 tokens, never pre-training at the zoo's 128
+    (whose vocabulary-wide MLM head the fine-tuning step does not run)."""
+    m = map_row(_row(model, task="SQuAD v1.1 fine-tuning", unit="sequences/s", batch_per_gpu=32))
+    assert isinstance(m, MappedRow) and (m.workload, m.seq_len) == ("bert-base-squad", 384)
+    m = map_row(_row("BERT-large", task="fine-tuning SQuAD v1.1", unit="sequences/s", notes="seq len 256"))
+    assert isinstance(m, MappedRow) and (m.workload, m.seq_len) == ("bert-large-squad", 256)
+
+
+def test_bert_pre_training_rows_need_their_sequence_length_unless_named_as_the_zoo_does() -> None:
+    m = map_row(_row("BERT-base", task="pre-training", unit="sequences/s", notes="seq len 512"))
+    assert isinstance(m, MappedRow) and (m.workload, m.seq_len) == ("bert-base", 512)
+    assert map_row(_row("BERT-large", task="pre-training", unit="sequences/s")).startswith(  # type: ignore[union-attr]
+        "sequence length not stated")
+    m = map_row(_row("bert-large", task="pre-training", unit="sequences/s"))  # a zoo row: the zoo's shape
+    assert isinstance(m, MappedRow) and (m.workload, m.seq_len) == ("bert-large", 128)
+
+
+def test_fp32_rows_run_as_tf32_where_the_gpu_has_tf32_tensor_cores(tmp_path: Path) -> None:
+    """PyTorch's cuDNN default and NVIDIA's containers run FP32 as TF32 on Ampere and later: an FP32 row there
+    is predicted as TF32 and says so; a V100 (no TF32) or a row whose notes say "TF32 off" stays FP32."""
+    f = tmp_path / "mine.csv"
+    lines = [
+        "resnet50,x,A100-SXM4-80GB,1,FP32,64,700,images/s,s,",
+        "resnet50,x,A100-SXM4-80GB,1,TF32,64,700,images/s,s,",
+        "resnet50,x,A100-SXM4-80GB,1,FP32,64,700,images/s,s,TF32 off (torch.backends.cudnn.allow_tf32 = False)",
+        "resnet50,x,V100-SXM2-16GB,1,FP32,64,700,images/s,s,",
+    ]
+    f.write_text("\n".join([HEADER, *lines]) + "\n")
+    mapped, skipped = mapped_rows(load_published(f), load_catalog())
+    assert not skipped
+    assert [(m.precision, m.row.precision) for m in mapped] == [
+        ("tf32", "FP32 (ran as TF32)"), ("tf32", "TF32"), ("fp32", "FP32"), ("fp32", "FP32")]
+
+
 def test_every_shipped_mlperf_row_maps_but_retinanet() -> None:
     """ResNet-50 and BERT rows map to zoo workloads on catalog GPUs (GB200 included); RetinaNet has no zoo
     workload, which validate says."""

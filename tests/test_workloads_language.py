@@ -16,7 +16,9 @@ from gpuwise.errors import GpuwiseError
 from gpuwise.workloads import get_workload, list_workloads
 from gpuwise.workloads.params import count_parameters
 
-NAMES = ("gpt2", "bert-base", "bert-large", "bert-large-squad", "llama-1b", "llama-7b", "llama-70b")
+NAMES = (
+    "gpt2", "bert-base", "bert-large", "bert-base-squad", "bert-large-squad", "llama-1b", "llama-7b", "llama-70b",
+)
 CAUSAL_LMS = ("gpt2", "llama-1b", "llama-7b", "llama-70b")
 SMALL_SEQ = 32
 AUTOCAST = (None, torch.bfloat16, torch.float16)
@@ -60,6 +62,8 @@ EXPECTED_PARAMS = {
     "bert-base": (_bert_pretraining_params(30528, 768, 12, 3072), 110_111_042),
     "bert-large": (_bert_pretraining_params(30528, 1024, 24, 4096), 336_232_258),
     # no pooler (add_pooling_layer=False); the span head is Linear(d, 2)
+    # bert-base-uncased's 109,482,240 (BertModel, vocab 30522) - pooler 590,592 + 6 padded rows x 768 + span head 1,538
+    "bert-base-squad": (_bert_encoder_params(30528, 768, 12, 3072) + 2 * 768 + 2, 108_897_794),
     "bert-large-squad": (_bert_encoder_params(30528, 1024, 24, 4096) + 2 * 1024 + 2, 334_100_482),
     "llama-1b": (_llama_params(128256, 2048, 8192, 16, 32, 8, 64, tied=True), 1_235_814_400),
     "llama-7b": (_llama_params(32000, 4096, 11008, 32, 32, 32, 128, tied=False), 6_738_415_616),
@@ -87,6 +91,7 @@ def test_registered_metadata() -> None:
         "gpt2": 1024,
         "bert-base": 128,
         "bert-large": 128,
+        "bert-base-squad": 384,
         "bert-large-squad": 384,
         "llama-1b": 4096,
         "llama-7b": 4096,

@@ -290,10 +290,11 @@ def generation(m: MappedRow, catalog: Catalog | None = None) -> str:
 def main() -> None:
     """Fit on all usable published rows and write the shipped constants."""
     from gpuwise.hardware.catalog import load_catalog
-    from gpuwise.predict.published import load_published, map_row
+    from gpuwise.predict.published import as_run, load_published, map_row
 
     catalog = load_catalog()
-    mapped = [m for r in load_published() if isinstance(m := map_row(r), MappedRow) and catalog.has(r.gpu)]
+    mapped = [as_run(m, has_tf32=bool(catalog.get(r.gpu).tf32_tflops))
+              for r in load_published() if isinstance(m := map_row(r), MappedRow) and catalog.has(r.gpu)]
     profiles = ProfileCache()
     eff = fit(mapped, catalog, profiles, source="fitted on the published NVIDIA DeepLearningExamples rows")
     eff = fit_step_spread(mapped, eff, catalog, profiles)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,14 @@ _MODELS = {
 # with attention within its own sequence (the packed rows' attention is block-diagonal): bert-large at
 # sequence length 256, its LAMB step (two state tensors per parameter, fused) as a fused AdamW's.
 _MLPERF_BERT = "BERT-large (MLPerf, packed sequences)"
+# BERT as NVIDIA's recipes and published tables name it (any case): SQuAD fine-tuning when the task says SQuAD
+# (BertForQuestionAnswering, the zoo's bert-*-squad), else pre-training (masked LM + next sentence) at the
+# notes' sequence length. A SQuAD row must never be predicted as pre-training: its step has no vocabulary-wide
+# MLM head, and the zoo's pre-training shape is 128 tokens, not SQuAD's 384.
+_BERT_SIZES = {"bert-base": "base", "bert-large": "large"}
+_SQUAD_SEQ_LEN = 384
+_NVIDIA_BERT = ("BERT-base", "BERT-large")  # pre-training rows so named state their sequence length; the zoo's
+# own names (bert-base, bert-large) on a row that is not SQuAD are zoo rows (``_zoo_row``: its default shape)
 _MLPERF_BERT_SEQ_LEN = 256
 # The shipped file's labels, and the other names published tables give the same modes ("mixed
 # precision" in NVIDIA's tables is FP16 AMP unless BF16 is named), matched case-insensitively.
@@ -148,14 +156,16 @@ def map_row(row: PublishedRow) -> MappedRow | str:
             return why
         return MappedRow(row, "bert-large", precision, "adamw", row.batch_per_gpu, _MLPERF_BERT_SEQ_LEN,
                          counts_tokens=row.unit.strip() == "tokens/s")
-    if row.model == "BERT-large":
-        if "SQuAD" in row.task:
-            workload, seq_len = "bert-large-squad", 384
+    size = _BERT_SIZES.get(row.model.strip().lower())
+    if size and ("squad" in row.task.lower() or row.model.strip() in _NVIDIA_BERT):
+        match = re.search(r"seq len (\d+)", row.notes)
+        if "squad" in row.task.lower():
+            # run_squad.py's max_seq_length, 384 in every published recipe unless the notes say otherwise.
+            workload, seq_len = f"bert-{size}-squad", int(match.group(1)) if match else _SQUAD_SEQ_LEN
+        elif match:
+            workload, seq_len = f"bert-{size}", int(match.group(1))
         else:
-            match = re.search(r"seq len (\d+)", row.notes)
-            if not match:
-                return "sequence length not stated"
-            workload, seq_len = "bert-large", int(match.group(1))
+            return "sequence length not stated (pre-training: put 'seq len N' in the notes)"
         if why := _unit_problem(row, workload):
             return why
         return MappedRow(row, workload, precision, "adamw", row.batch_per_gpu, seq_len,
@@ -170,6 +180,24 @@ def map_row(row: PublishedRow) -> MappedRow | str:
         row, workload, precision, optimizer, row.batch_per_gpu, seq_len, counts_tokens=row.unit.strip() == "tokens/s",
         fused_optimizer=workload not in _EAGER_OPTIMIZER,
     )
+
+
+# A published FP32 row on a GPU with TF32 tensor cores ran TF32: cuDNN's convolutions and RNNs take TF32 by
+# PyTorch's default (``torch.backends.cudnn.allow_tf32`` is True: PyTorch docs, CUDA semantics, "TensorFloat-32
+# (TF32) on Ampere (and later) devices"), and NVIDIA's NGC containers, in which published tables are run, turn
+# it on for matrix products too (TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1, the variable pytorch/pytorch#77114 added
+# for such environments; an NGC build reports ``torch.backends.cuda.matmul.allow_tf32`` True by default,
+# pytorch/pytorch#100145); TensorFlow has run FP32 as TF32 by default since 2.4. "TF32 off" in a row's notes
+# keeps it FP32 (a run that disabled it, or gpuwise's own fp32, which does).
+TF32_OFF = "tf32 off"
+
+
+def as_run(m: MappedRow, has_tf32: bool) -> MappedRow:
+    """``m`` at the precision its run used on a GPU that has (``has_tf32``) TF32 tensor cores or not: an FP32
+    row as TF32 (labelled so) where the framework's defaults ran it so."""
+    if m.precision is not Precision.FP32 or not has_tf32 or TF32_OFF in m.row.notes.lower():
+        return m
+    return replace(m, precision=Precision.TF32, row=replace(m.row, precision=f"{m.row.precision} (ran as TF32)"))
 
 
 def _unit_problem(row: PublishedRow, workload: str) -> str | None:

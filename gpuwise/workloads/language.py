@@ -395,6 +395,22 @@ _register(
 )
 
 _register(
+    "bert-base-squad",
+    config_class="BertConfig",
+    model_class="BertForQuestionAnswering",
+    config=BERT_BASE,
+    max_positions=512,
+    make_batch=_squad_batch("bert-base-squad"),
+    forward_loss=labelled_loss,
+    sample_unit="sequence",
+    batch=32,
+    seq_len=384,
+    summary="BERT-base SQuAD v1.1 fine-tuning (start/end span head)",
+    reference=_BERT_REFERENCE.format(size="base") + "; SQuAD fine-tuning as its run_squad.py (max_seq_length 384)",
+    data_layout=None,  # no SQuAD reader (yet): synthetic spans only
+)
+
+_register(
     "bert-large-squad",
     config_class="BertConfig",
     model_class="BertForQuestionAnswering",
