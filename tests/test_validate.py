@@ -112,6 +112,16 @@ def test_fp32_rows_run_as_tf32_where_the_gpu_has_tf32_tensor_cores(tmp_path: Pat
         ("tf32", "FP32 (ran as TF32)"), ("tf32", "TF32"), ("fp32", "FP32"), ("fp32", "FP32")]
 
 
+def test_no_shipped_row_is_read_as_tf32_that_its_source_calls_fp32() -> None:
+    """The shipped constants were fitted on these rows as their sources label them: NVIDIA's tables call a
+    GPU's TF32 runs TF32, and their FP32 rows are on GPUs without TF32 (V100s)."""
+    catalog = load_catalog()
+    data = Path(__file__).parents[1] / "gpuwise" / "data"
+    for path in sorted(set(data.glob("published_*.csv")) - {data / "published_llm_runs.csv"}):
+        mapped, _ = mapped_rows(load_published(path), catalog)
+        assert all(not m.row.precision.endswith("(ran as TF32)") for m in mapped), path
+
+
 def test_every_shipped_mlperf_row_maps_but_retinanet() -> None:
     """ResNet-50 and BERT rows map to zoo workloads on catalog GPUs (GB200 included); RetinaNet has no zoo
     workload, which validate says."""
