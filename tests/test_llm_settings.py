@@ -194,6 +194,25 @@ def test_achievable_share_is_measured_or_borrowed_from_the_chip() -> None:
     assert gpu_rates(a100).tensor_tflops["bfloat16"] == pytest.approx(271.2)
 
 
+def test_a_geforce_card_borrows_the_measured_geforce_share_and_lends_it_to_no_other_side() -> None:
+    """GeForce boards boost past their rated clock, data-center parts are capped below it: a consumer card
+    without a measurement takes the consumer cards' mean, the others keep the mean of theirs."""
+    catalog = load_catalog()
+    base = catalog.all()
+    fast = replace(catalog.get("RTX-3090"), name="G1", achievable_bf16_tflops=None)
+    slow = replace(catalog.get("RTX-A6000"), name="W1", achievable_bf16_tflops=None)
+    before = {g.name: g.achievable_fraction for g in achievable_fractions([*base, fast, slow])}
+    boosted = replace(catalog.get("RTX-3090"), name="G2", achievable_bf16_tflops=1.2 * 71)
+    after = {g.name: g for g in achievable_fractions([*base, fast, slow, boosted])}
+    consumer = [g for g in after.values()  # G1's chip on the consumer side: the RTX 3090 and G2
+                if g.segment == "consumer" and g.achievable_bf16_tflops and g.architecture == fast.architecture]
+    assert len(consumer) == 2 and after["G1"].achievable_fraction == pytest.approx(
+        sum(g.achievable_bf16_tflops / g.bf16_tflops for g in consumer) / len(consumer))  # type: ignore[operator]
+    assert "consumer" in after["G1"].achievable_basis
+    assert after["W1"].achievable_fraction == pytest.approx(before["W1"])  # untouched by the GeForce card
+    assert "consumer" not in after["W1"].achievable_basis
+
+
 # ------------------------------------------------------------------ predict, its flags and the LLM rows
 
 

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 # 30.8%); Hopper from MLPerf's ResNet-50 and BERT-large on H100/H200 (absolute p90 52.7%, frozen: MLPerf's
 # tuned MXNet and fused BERT kernels against a model of NVIDIA's PyTorch containers) and the LLM runs held
 # out by generation (worst 26%); Ada from MLPerf on L40S (p90 39.0%, frozen; the RTX 4090's TensorFlow
-# rows 19.3%); Blackwell from MLPerf's BERT-large on B200 and GB200, one workload (absolute p90 40.7%, and
-# B200 over-predicted against Hopper by a median 25%), kept as wide as the unchecked; a generation no published
-# training run checks (Turing, AMD's) gets more than the worst checked one.
+# rows 14.9%, with their measured matmul rates); Blackwell from MLPerf's BERT-large on B200 and GB200, one
+# workload (absolute p90 40.7%, and B200 over-predicted against Hopper by a median 25%), kept as wide as the
+# unchecked; a generation no published training run checks (Turing, AMD's) gets more than the worst checked one.
 BAND = {"analytical": 0.30, "analytical-cpu": 0.30, "extrapolated": 0.15, "measured": 0.10,
         "analytical:Volta": 0.30, "analytical:Ampere": 0.35, "analytical:Hopper": 0.55, "analytical:Ada": 0.45,
         "analytical:Blackwell": 0.55, "analytical:unchecked": 0.55}
