@@ -213,6 +213,21 @@ def test_a_geforce_card_borrows_the_measured_geforce_share_and_lends_it_to_no_ot
     assert "consumer" not in after["W1"].achievable_basis
 
 
+def test_a_power_capped_card_keeps_its_own_share_and_lends_first_to_its_chip_at_the_same_power() -> None:
+    """The 350 W H100 PCIe measures 66% of its peak, the 700 W SXM boards 80%; a GPU without BF16 tensor
+    cores is measured in FP16; past its chip a card borrows from cards of a like board power."""
+    catalog = load_catalog()
+    pcie, v100, v100_32 = catalog.get("H100-PCIe-80GB"), catalog.get("V100-SXM2-16GB"), catalog.get("V100-SXM2-32GB")
+    assert pcie.achievable_fraction == pytest.approx(495.93 / 756) and pcie.achievable_basis.startswith("measured")
+    assert v100.achievable_fraction == pytest.approx(96.1 / 125) and "FP16" in v100.achievable_basis
+    assert v100_32.achievable_fraction == pytest.approx(96.1 / 125) and "300 W" in v100_32.achievable_basis
+    quadro = catalog.get("Quadro-RTX-8000")  # 295 W: not the 70 W T4's 65%, the only measured Turing card
+    assert "W GPUs" in quadro.achievable_basis and quadro.achievable_fraction > 0.7
+    sxm_like = replace(catalog.get("H100-SXM5-80GB"), name="X700", achievable_bf16_tflops=None)
+    (x,) = (g for g in achievable_fractions([*catalog.all(), sxm_like]) if g.name == "X700")
+    assert x.achievable_fraction == pytest.approx(794.5 / 989.2, rel=1e-3)  # the 700 W boards, not the PCIe card
+
+
 # ------------------------------------------------------------------ predict, its flags and the LLM rows
 
 

@@ -45,6 +45,8 @@ class GPU:
     fp8_tflops: float | None = None  # FP8 tensor, FP32 accumulate where it differs
     # Measured, not datasheet: the best dense BF16 matmul rate a microbenchmark reaches (mamf-finder).
     achievable_bf16_tflops: float | None = None
+    # The same for FP16, for a GPU without BF16 tensor cores (V100, Turing): its share stands in for BF16's.
+    achievable_fp16_tflops: float | None = None
     # Measured, not datasheet: a STREAM-like copy/triad's DRAM bandwidth (BabelStream Triad), GB/s.
     achievable_memory_gbps: float | None = None
     l2_cache_mb: float | None = None  # last-level cache (AMD: Infinity Cache)
@@ -104,7 +106,8 @@ SEGMENTS = ("datacenter", "workstation", "consumer")
 _DATE = re.compile(r"(19|20)\d\d(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
 _FLOAT_FIELDS = (
     "memory_gb", "memory_bandwidth_gbps", "fp32_tflops", "tf32_tflops", "fp16_tflops", "bf16_tflops",
-    "fp8_tflops", "achievable_bf16_tflops", "achievable_memory_gbps", "l2_cache_mb", "achievable_l2_gbps", "tdp_w",
+    "fp8_tflops", "achievable_bf16_tflops", "achievable_fp16_tflops", "achievable_memory_gbps", "l2_cache_mb",
+    "achievable_l2_gbps", "tdp_w",
     "nvlink_gbps",
     "nvlink_bridge_gbps", "price_usd_per_hour", "launch_msrp_usd", "street_price_usd", "server_usd_per_gpu",
     "training_power_w",
@@ -120,6 +123,7 @@ PHYSICAL_RANGES: dict[str, tuple[float, float, str]] = {
     "fp32_tflops": (0.1, 10_000, "TFLOP/s"), "tf32_tflops": (0.1, 100_000, "TFLOP/s"),
     "fp16_tflops": (0.1, 100_000, "TFLOP/s"), "bf16_tflops": (0.1, 100_000, "TFLOP/s"),
     "fp8_tflops": (0.1, 100_000, "TFLOP/s"), "achievable_bf16_tflops": (0.1, 100_000, "TFLOP/s"),
+    "achievable_fp16_tflops": (0.1, 100_000, "TFLOP/s"),
     "achievable_memory_gbps": (10, 100_000, "GB/s"), "l2_cache_mb": (0.01, 100_000, "MB"),
     "achievable_l2_gbps": (10, 1_000_000, "GB/s"),
     "tdp_w": (1, 100_000, "W"), "nvlink_gbps": (1, 100_000, "GB/s"), "nvlink_bridge_gbps": (1, 100_000, "GB/s"),
@@ -283,17 +287,16 @@ def _merge(gpus: dict[str, GPU], data: dict[str, Any], label: str, *, user: bool
 
 def achievable_fractions(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
     """Each GPU with the share of its datasheet that microbenchmarks reach: of its tensor peaks, a
-    large matmul (``achievable_bf16_tflops`` / ``bf16_tflops``), applied to its TF32 and FP16 tensor
-    peaks too (the same tensor cores at the same clocks); of its memory bandwidth, a STREAM-like
-    triad (``achievable_memory_gbps`` / ``memory_bandwidth_gbps``). Each is the GPU's own measurement
-    where one is published, else the mean of the measured GPUs of the same chip (the architecture
-    text, e.g. "Ampere (GA100)"), else of the same family ("Ampere"), else of the same vendor, else of
-    every measured GPU; 1 (the datasheet) if none is. The matmul share is borrowed within a card's side,
-    consumer (GeForce) or not, while that side has a measurement. Pure: derived from the entries, stated
-    in the ``*_basis`` fields."""
+    large matmul (``achievable_bf16_tflops`` / ``bf16_tflops``, or FP16's without BF16), applied to its
+    TF32 and FP16 tensor peaks too (the same tensor cores at the same clocks); of its memory bandwidth, a
+    STREAM-like triad (``achievable_memory_gbps`` / ``memory_bandwidth_gbps``). Each is the GPU's own
+    measurement where one is published, else the mean of the measured GPUs of the same chip (the architecture
+    text, e.g. "Ampere (GA100)"; for the matmul share, at the same board power first), else of the same
+    family ("Ampere"), else of the same vendor, else of every measured GPU; 1 (the datasheet) if none is.
+    The matmul share is borrowed within a card's side, consumer (GeForce) or not, while that side has a
+    measurement. Pure: derived from the entries, stated in the ``*_basis`` fields."""
     gpus = tuple(gpus)
-    matmul = {g.name: g.achievable_bf16_tflops / g.bf16_tflops for g in gpus
-              if g.achievable_bf16_tflops and g.bf16_tflops}
+    matmul = {g.name: share for g in gpus if (share := _matmul_share(g)) is not None}
     memory = {g.name: g.achievable_memory_gbps / g.memory_bandwidth_gbps for g in gpus
               if g.achievable_memory_gbps and g.memory_bandwidth_gbps}
     out = []
@@ -303,10 +306,11 @@ def achievable_fractions(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
         # matmul share of its own side (consumer or not) while that side has a measurement.
         side = tuple(h for h in gpus if _consumer(h) == _consumer(g))
         own_side = any(h.name in matmul for h in side)
-        mm_share, mm_basis = _share(g, side if own_side else gpus, matmul,
-                                    f"measured: {g.achievable_bf16_tflops} of {g.bf16_tflops} TFLOP/s",
+        measured = (f"measured: {g.achievable_bf16_tflops} of {g.bf16_tflops} TFLOP/s" if g.achievable_bf16_tflops
+                    else f"measured: FP16 {g.achievable_fp16_tflops} of {g.fp16_tflops} TFLOP/s")
+        mm_share, mm_basis = _share(g, side if own_side else gpus, matmul, measured,
                                     "the datasheet peak (no measurement)",
-                                    kind="consumer " if own_side and _consumer(g) else "")
+                                    kind="consumer " if own_side and _consumer(g) else "", by_power=True)
         bw_share, bw_basis = _share(g, gpus, memory, f"measured: {g.achievable_memory_gbps} of "
                                     f"{g.memory_bandwidth_gbps} GB/s", "the datasheet bandwidth (no measurement)")
         l2, l2_basis = l2_bandwidth(g, gpus)
@@ -336,14 +340,38 @@ def l2_bandwidth(g: GPU, gpus: tuple[GPU, ...]) -> tuple[float, str]:
     return gbps, f"the measured {kin} GPUs' L2 bandwidth per SM × {g.sm_count} SMs ({gbps:.0f} GB/s)"
 
 
-def _kin_mean(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], *, vendor_wide: bool
-              ) -> tuple[float, str] | None:
+def _matmul_share(g: GPU) -> float | None:
+    """The measured share of the tensor peak: BF16's, else FP16's (a GPU without BF16 tensor cores)."""
+    if g.achievable_bf16_tflops and g.bf16_tflops:
+        return g.achievable_bf16_tflops / g.bf16_tflops
+    if g.achievable_fp16_tflops and g.fp16_tflops:
+        return g.achievable_fp16_tflops / g.fp16_tflops
+    return None
+
+
+def _kin_mean(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], *, vendor_wide: bool,
+              by_power: bool = False) -> tuple[float, str] | None:
     """The mean of ``measured`` over the GPUs nearest ``g`` that have one: its chip (the architecture text),
-    else its family, else (``vendor_wide``) its vendor, else every GPU; with the name of that kin."""
-    levels = [(g.architecture, [h for h in gpus if g.architecture and h.architecture == g.architecture]),
-              (g.generation, [h for h in gpus if g.architecture and h.generation == g.generation])]
+    else its family, else (``vendor_wide``) its vendor, else every GPU; with the name of that kin.
+
+    ``by_power`` (the matmul share): a chip's sustained clock is set by its board power (the 350 W H100 PCIe
+    reaches 66% of its tensor peak, the 700 W SXM boards 80%; the 70 W T4 65%), so its chip at the same
+    power comes first, and past the chip, GPUs of a like power (within 1.5×) before the rest."""
+    same_chip = [h for h in gpus if g.architecture and h.architecture == g.architecture]
+    family = [h for h in gpus if g.architecture and h.generation == g.generation]
+    vendor = [h for h in gpus if h.vendor == g.vendor]
+    levels: list[tuple[str, list[GPU]]] = []
+    if by_power and g.tdp_w:
+        levels.append((f"{g.architecture} {g.tdp_w:g} W", [h for h in same_chip if h.tdp_w == g.tdp_w]))
+    levels.append((g.architecture, same_chip))
+    if by_power and g.tdp_w:
+        like = f"{g.tdp_w / _LIKE_POWER:.0f}-{g.tdp_w * _LIKE_POWER:.0f} W"
+        levels += [(f"{g.generation} {like}", [h for h in family if _like_power(h, g)])]
+        if vendor_wide:
+            levels.append((f"{g.vendor} {like}", [h for h in vendor if _like_power(h, g)]))
+    levels.append((g.generation, family))
     if vendor_wide:
-        levels += [(g.vendor, [h for h in gpus if h.vendor == g.vendor]), ("", list(gpus))]
+        levels += [(g.vendor, vendor), ("", list(gpus))]
     for kin, members in levels:
         values = [measured[h.name] for h in members if h.name in measured]
         if values:
@@ -351,15 +379,22 @@ def _kin_mean(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], *, vend
     return None
 
 
+_LIKE_POWER = 1.5  # board powers within this factor of each other borrow each other's matmul share
+
+
+def _like_power(h: GPU, g: GPU) -> bool:
+    return bool(h.tdp_w and g.tdp_w and 1 / _LIKE_POWER <= h.tdp_w / g.tdp_w <= _LIKE_POWER)
+
+
 def _consumer(g: GPU) -> bool:
     return g.segment == "consumer"
 
 
-def _share(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], own: str, none: str, kind: str = ""
-           ) -> tuple[float, str]:
+def _share(g: GPU, gpus: tuple[GPU, ...], measured: dict[str, float], own: str, none: str, kind: str = "",
+           *, by_power: bool = False) -> tuple[float, str]:
     if g.name in measured:
         return measured[g.name], own
-    borrowed = _kin_mean(g, gpus, measured, vendor_wide=True)
+    borrowed = _kin_mean(g, gpus, measured, vendor_wide=True, by_power=by_power)
     if borrowed is None:
         return 1.0, none
     share, kin = borrowed
