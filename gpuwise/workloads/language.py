@@ -394,37 +394,22 @@ _register(
     reference=_BERT_REFERENCE.format(size="large"),
 )
 
-_register(
-    "bert-base-squad",
-    config_class="BertConfig",
-    model_class="BertForQuestionAnswering",
-    config=BERT_BASE,
-    max_positions=512,
-    make_batch=_squad_batch("bert-base-squad"),
-    forward_loss=labelled_loss,
-    sample_unit="sequence",
-    batch=32,
-    seq_len=384,
-    summary="BERT-base SQuAD v1.1 fine-tuning (start/end span head)",
-    reference=_BERT_REFERENCE.format(size="base") + "; SQuAD fine-tuning as its run_squad.py (max_seq_length 384)",
-    data_layout=None,  # no SQuAD reader (yet): synthetic spans only
-)
-
-_register(
-    "bert-large-squad",
-    config_class="BertConfig",
-    model_class="BertForQuestionAnswering",
-    config=BERT_LARGE,
-    max_positions=512,
-    make_batch=_squad_batch("bert-large-squad"),
-    forward_loss=labelled_loss,
-    sample_unit="sequence",
-    batch=32,
-    seq_len=384,
-    summary="BERT-large SQuAD v1.1 fine-tuning (start/end span head)",
-    reference=_BERT_REFERENCE.format(size="large") + "; SQuAD fine-tuning as its run_squad.py (max_seq_length 384)",
-    data_layout=None,  # no SQuAD reader (yet): synthetic spans only
-)
+for _size, _config in (("base", BERT_BASE), ("large", BERT_LARGE)):
+    _register(
+        f"bert-{_size}-squad",
+        config_class="BertConfig",
+        model_class="BertForQuestionAnswering",
+        config=_config,
+        max_positions=512,
+        make_batch=_squad_batch(f"bert-{_size}-squad"),
+        forward_loss=labelled_loss,
+        sample_unit="sequence",
+        batch=32,
+        seq_len=384,
+        summary=f"BERT-{_size} SQuAD v1.1 fine-tuning (start/end span head)",
+        reference=_BERT_REFERENCE.format(size=_size) + "; SQuAD fine-tuning as its run_squad.py (max_seq_length 384)",
+        data_layout=None,  # no SQuAD reader (yet): synthetic spans only
+    )
 
 _causal_lm(
     "llama-1b",
