@@ -19,8 +19,9 @@ from scipy.optimize import minimize_scalar
 from gpuwise.hardware.catalog import load_catalog
 from gpuwise.predict.fit import ScalingPair, scaling_pairs, shipped_efficiency
 from gpuwise.predict.parallel import SPREAD_REFERENCE_S, slowest_of
-from gpuwise.predict.published import MappedRow, load_published, map_row
+from gpuwise.predict.published import load_published
 from gpuwise.predict.step import ProfileCache
+from gpuwise.validate import mapped_rows
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -41,7 +42,7 @@ def family_error(members: list[ScalingPair], alpha: float) -> float:
 
 def main() -> None:
     catalog = load_catalog()
-    rows = [m for r in load_published() if isinstance(m := map_row(r), MappedRow) and catalog.has(r.gpu)]
+    rows, _ = mapped_rows(load_published(), catalog)
     pairs = scaling_pairs(rows, catalog, shipped_efficiency(), ProfileCache())
     families: dict[str, list[ScalingPair]] = {}
     for pair in pairs:

@@ -290,11 +290,11 @@ def generation(m: MappedRow, catalog: Catalog | None = None) -> str:
 def main() -> None:
     """Fit on all usable published rows and write the shipped constants."""
     from gpuwise.hardware.catalog import load_catalog
-    from gpuwise.predict.published import as_run, load_published, map_row
+    from gpuwise.predict.published import load_published
+    from gpuwise.validate import mapped_rows  # validate builds on this module: imported when the fit runs
 
     catalog = load_catalog()
-    mapped = [as_run(m, has_tf32=bool(catalog.get(r.gpu).tf32_tflops))
-              for r in load_published() if isinstance(m := map_row(r), MappedRow) and catalog.has(r.gpu)]
+    mapped, _ = mapped_rows(load_published(), catalog)  # read as validate reads them (FP32 rows as they ran)
     profiles = ProfileCache()
     eff = fit(mapped, catalog, profiles, source="fitted on the published NVIDIA DeepLearningExamples rows")
     eff = fit_step_spread(mapped, eff, catalog, profiles)
