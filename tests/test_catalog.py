@@ -363,3 +363,19 @@ def test_l2_bandwidth_is_measured_or_borrowed_per_sm_from_the_same_chip(cat: Cat
     assert "GH100" in h100.l2_basis
     assert cat.get("B200").l2_gbps == 0.0 and "no L2 measurement" in cat.get("B200").l2_basis
     assert cat.get("T4").l2_gbps == 0.0 and "no L2 size" in cat.get("T4").l2_basis
+
+
+def test_an_sms_streaming_rate_is_the_measured_l2_bandwidth_per_sm(cat: Catalog) -> None:
+    """``Catalog.sm_stream_gbps``: the mean over NVIDIA GPUs with a measured L2 bandwidth of that bandwidth
+    per SM; the shipped constants carry the rate of the shipped catalog (a refit after a new measurement)."""
+    from gpuwise.predict.constants import shipped_efficiency
+    from gpuwise.predict.step import gpu_rates
+
+    measured = [g for g in cat.all() if g.vendor == "nvidia" and g.achievable_l2_gbps and g.sm_count]
+    assert len(measured) >= 4
+    assert cat.sm_stream_gbps() == pytest.approx(statistics.mean(g.achievable_l2_gbps / g.sm_count for g in measured))
+    assert 20 < cat.sm_stream_gbps() < 100  # GB/s per SM: 31 (V100) to 74 (H200)
+    assert shipped_efficiency().sm_stream_gbps == pytest.approx(cat.sm_stream_gbps())
+    assert gpu_rates(cat.get("H200-SXM-141GB")).streaming_sms == 132
+    assert gpu_rates(cat.get("MI300X")).streaming_sms == 0  # AMD's compute units: not measured, not modelled
+    assert Catalog(gpus=(), files=()).sm_stream_gbps() == 0.0

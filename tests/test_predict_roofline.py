@@ -270,3 +270,48 @@ def test_a_gpus_l2_is_drawn_at_its_measured_bandwidth_and_the_drams_share() -> N
     assert step_time(_profile("fp32", [add]), gpu, half).step_s == pytest.approx(16 * 2**20 / 2000e9)
     big = replace(add, bytes=64 * 2**20)
     assert step_time(_profile("fp32", [big]), gpu, half).step_s == pytest.approx(64 * 2**20 / 500e9)
+
+
+def test_dram_bytes_take_their_time_at_the_sms_streaming_rate_too() -> None:
+    """``Efficiency.sm_stream_gbps``: an op's DRAM bytes take bytes / (DRAM × bandwidth share) plus
+    bytes / (SMs × the per-SM streaming rate); so do the layout transposes and the fused optimizer."""
+    from dataclasses import replace
+
+    gpu = replace(GPU, sm_count=100, streaming_sms=100)  # 100 SMs
+    sm = replace(EFF, sm_stream_gbps=10.0)  # 100 × 10 GB/s = 1000 GB/s on the SMs' side
+    add = OpGroup(op="add", kind=ops.ELEMENTWISE, phase="forward", dtype=FP32, count=1, flops=0, vector_flops=0,
+                  bytes=GB)
+    assert step_time(_profile("fp32", [add]), gpu, sm).step_s == pytest.approx(1e-3 + 1e-3)
+    conv = op_cost(_conv(FP16), gpu, sm, EAGER, Precision.AMP_FP16)
+    assert conv.memory == pytest.approx(2e-3) and conv.transpose_s == pytest.approx(2 * 2e-3)
+    p = _profile("fp32", [OpGroup(op="_foreach_add", kind=ops.ELEMENTWISE, phase="optimizer", dtype=FP32, count=1,
+                                  flops=0, vector_flops=0, bytes=0)], weights=GB, grads=GB, state=GB)
+    fused = step_time(p, gpu, sm, Pipeline(fused_optimizer=True))
+    assert fused.memory_bound_s == pytest.approx(5e-3 + 5e-3)  # 5 GB read and written once, both sides
+    # Off without streaming SMs (a CPU, an AMD GPU, an SM count unknown) or at the default (0): DRAM alone.
+    for device, eff in ((GPU, sm), (replace(gpu, streaming_sms=0), sm), (gpu, EFF)):
+        assert step_time(_profile("fp32", [add]), device, eff).step_s == pytest.approx(1e-3)
+
+
+def test_more_dram_bandwidth_per_sm_buys_less_on_memory_bound_ops() -> None:
+    """Two GPUs with the same SMs, one with twice the DRAM bandwidth (an H200 against an H100): a
+    memory-bound op gains less than 2× once the SMs' side is priced, exactly 2× without it."""
+    from dataclasses import replace
+
+    add = _profile("fp32", [OpGroup(op="add", kind=ops.ELEMENTWISE, phase="forward", dtype=FP32, count=1, flops=0,
+                                    vector_flops=0, bytes=GB)])
+    slow = replace(GPU, sm_count=100, streaming_sms=100)
+    fast = replace(slow, memory_gbps=2000.0)
+    for eff, gain in ((EFF, 2.0), (replace(EFF, sm_stream_gbps=10.0), 2e-3 / 1.5e-3)):
+        assert step_time(add, slow, eff).step_s / step_time(add, fast, eff).step_s == pytest.approx(gain)
+
+
+def test_an_op_in_the_l2_skips_the_sms_dram_side() -> None:
+    """An op that fits the L2 streams at the L2's bandwidth, never slower than it would through DRAM."""
+    from dataclasses import replace
+
+    small = OpGroup(op="add", kind=ops.ELEMENTWISE, phase="forward", dtype=FP32, count=1, flops=0, vector_flops=0,
+                    bytes=16 * 2**20)
+    gpu = replace(GPU, sm_count=100, streaming_sms=100, cache_bytes=32 * 2**20, cache_gbps=4000.0)
+    sm = replace(EFF, sm_stream_gbps=10.0)
+    assert step_time(_profile("fp32", [small]), gpu, sm).step_s == pytest.approx(16 * 2**20 / 4000e9)

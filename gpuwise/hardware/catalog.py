@@ -433,6 +433,14 @@ class Catalog:
             f"(--catalog PATH or {USER_FILE_NAME} in the gpuwise config directory)"
         )
 
+    def sm_stream_gbps(self) -> float:
+        """How fast one NVIDIA SM streams data (GB/s), measured: the mean over the catalog's GPUs with a
+        measured L2 read bandwidth (every SM reading at once, te42kyfo/gpu-benches: 31 GB/s per SM on a V100
+        to 74 on an H200) of that bandwidth per SM; 0 without one (``Efficiency.sm_stream_gbps``)."""
+        per_sm = [g.achievable_l2_gbps / g.sm_count for g in self.gpus
+                  if g.vendor == "nvidia" and g.achievable_l2_gbps and g.sm_count]
+        return sum(per_sm) / len(per_sm) if per_sm else 0.0
+
     def nearest(self, name: str, n: int = 3) -> list[str]:
         """Up to ``n`` catalog names close to ``name``: those containing it first, then by similarity."""
         wanted = name.strip().lower()

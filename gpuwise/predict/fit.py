@@ -72,12 +72,15 @@ def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: Profi
 
 
 def fit(rows: Iterable[MappedRow], catalog: Catalog, profiles: ProfileCache, source: str) -> Efficiency:
-    """Least squares on log(predicted / measured) over single-GPU, non-suspect rows."""
+    """Least squares on log(predicted / measured) over single-GPU, non-suspect rows. An SM's streaming rate
+    is measured, not fitted (``Catalog.sm_stream_gbps``): the V100 and A100 rows barely tell it apart from
+    the DRAM's share (their DRAM bandwidth per SM differs by 1.5×), and left free the fit drifts to either
+    end of its range."""
     train = [m for m in rows if m.row.num_gpus == 1 and not m.row.suspect]
     if not train:
         raise ValueError("nothing to fit on")
     eff = least_squares(
-        Efficiency(), dict(zip(_NAMES, _BOUNDS, strict=True)),
+        Efficiency(sm_stream_gbps=catalog.sm_stream_gbps()), dict(zip(_NAMES, _BOUNDS, strict=True)),
         lambda eff: [math.log(predict_row(m, catalog, eff, profiles) / m.row.throughput) for m in train],
     )
     return replace(eff, source=f"{source} ({len(train)} rows)")

@@ -52,6 +52,9 @@ class DeviceRates:
     # Streaming multiprocessors (AMD: compute units), which the thread blocks of a kernel share out;
     # 0: unknown, and a small matrix product is then taken to fill the device.
     sm_count: int = 0
+    # NVIDIA's SMs, through which a kernel's DRAM bytes stream at ``Efficiency.sm_stream_gbps`` each
+    # (measured on NVIDIA GPUs only; 0: not modelled, as on AMD's compute units and the CPU).
+    streaming_sms: int = 0
     # Last-level cache. An op that moves no more than this per call works out of the cache, not DRAM;
     # 0: not modelled.
     cache_bytes: int = 0
@@ -173,6 +176,13 @@ class Efficiency:
     host_op_s: float = 1.2e-5  # eager PyTorch dispatch per op on the host
     # Bandwidth of ops that fit the last-level cache, as a multiple of the DRAM bandwidth; 0: no cache model.
     cache_bandwidth: float = 0.0
+    # How fast one SM streams data (GB/s per SM): by Little's law an SM moves the bytes it keeps in flight
+    # once per memory latency, and neither grows with the DRAM's bandwidth. A memory-bound kernel's DRAM
+    # bytes take their time at the DRAM's share (``bandwidth``) plus their time through the SMs (SMs × this;
+    # the two overlap little in the short kernels of a training step): a GPU with more DRAM bandwidth per SM
+    # (H200, B200) gains less on such kernels than its bandwidth says. Measured, not fitted: the catalog's
+    # L2 read bandwidth per SM (``Catalog.sm_stream_gbps``). 0: not modelled (the CPU; an SM count unknown).
+    sm_stream_gbps: float = 0.0
     source: str = "defaults (not fitted)"
     # PyTorch's flash attention kernels by GPU generation, fitted on published LLM runs
     # (``gpuwise.predict.fit.fit_flash_attention``); a generation without runs takes ``attention``.
@@ -278,22 +288,31 @@ def _tensor_compute(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: 
     return compute, on_cuda_cores
 
 
-def _bandwidth_for(nbytes: int, device: DeviceRates, eff: Efficiency) -> float:
-    """The bandwidth (B/s) an op moving ``nbytes`` per call draws: the cache's where they fit in it."""
-    dram = device.memory_gbps * 1e9 * eff.bandwidth
+def dram_s(nbytes: float, device: DeviceRates, eff: Efficiency) -> float:
+    """Seconds to stream ``nbytes`` through DRAM: at the DRAM's share of its bandwidth, plus, on an NVIDIA
+    GPU of known SM count, through its SMs (``Efficiency.sm_stream_gbps``)."""
+    seconds = nbytes / (device.memory_gbps * 1e9 * eff.bandwidth)
+    if device.streaming_sms > 0 and eff.sm_stream_gbps > 0:
+        seconds += nbytes / (device.streaming_sms * eff.sm_stream_gbps * 1e9)
+    return seconds
+
+
+def memory_s(nbytes: float, device: DeviceRates, eff: Efficiency) -> float:
+    """Seconds an op moving ``nbytes`` per call takes to move them: at the cache's bandwidth where they fit
+    in it, else through DRAM (``dram_s``)."""
+    through_dram = dram_s(nbytes, device, eff)
     if nbytes > device.cache_bytes:
-        return dram
+        return through_dram
     if device.cache_gbps > 0:
-        return max(device.cache_gbps * 1e9 * eff.bandwidth, dram)
-    return device.memory_gbps * 1e9 * eff.cache_bandwidth if eff.cache_bandwidth > 0 else dram
+        return min(nbytes / (device.cache_gbps * 1e9 * eff.bandwidth), through_dram)
+    return nbytes / (device.memory_gbps * 1e9 * eff.cache_bandwidth) if eff.cache_bandwidth > 0 else through_dram
 
 
 def op_cost(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline, precision: Precision) -> OpCost:
     """One call of ``g``: max(compute, memory) on the device, the transposes around it, its launches."""
     fused = pipeline.compiled and device.is_gpu and g.kind not in ops.TENSOR_KINDS and g.phase != "optimizer"
     share = 1 / COMPILE_OPS_PER_KERNEL if fused else 1.0  # of its bytes, launches and dispatch
-    bandwidth = device.memory_gbps * 1e9 * eff.bandwidth
-    memory = share * g.bytes / _bandwidth_for(g.bytes, device, eff)
+    memory = share * memory_s(g.bytes, device, eff)
     transposes = 0
     if g.kind == ops.GROUPED_CONV and device.is_gpu:
         # Depthwise/grouped convolutions have too little math per output for tensor cores:
@@ -310,8 +329,8 @@ def op_cost(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline
     if loop is not None:
         # Each direction's steps run in sequence; a bidirectional layer's two run side by side.
         kernels += KERNELS_PER_STEP * loop.steps / loop.directions
-    return OpCost(compute=compute, memory=memory, transpose_s=transposes * g.bytes / bandwidth, kernels=kernels,
-                  host_share=share)
+    return OpCost(compute=compute, memory=memory, transpose_s=transposes * dram_s(g.bytes, device, eff),
+                  kernels=kernels, host_share=share)
 
 
 def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: Pipeline = EAGER) -> StepTime:
@@ -338,7 +357,7 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
         if g.phase == "backward":
             backward_s += op_s
     if fuse_optimizer and any(g.phase == "optimizer" for g in profile.ops):
-        fused_s = _fused_optimizer_bytes(profile) / (device.memory_gbps * 1e9 * eff.bandwidth)
+        fused_s = dram_s(_fused_optimizer_bytes(profile), device, eff)
         memory_s += fused_s
         latency_s += eff.kernel_latency_s
         host_s += eff.host_op_s

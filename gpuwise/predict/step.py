@@ -46,7 +46,8 @@ def gpu_rates(gpu: GPU, *, datasheet: bool = False) -> DeviceRates:
     return DeviceRates(
         name=gpu.name, tensor_tflops=tensor, vector_tflops=gpu.fp32_tflops,
         memory_gbps=gpu.memory_bandwidth_gbps * bandwidth_share,
-        sm_count=gpu.sm_count or 0, family=gpu.generation, **_l2(gpu),
+        sm_count=gpu.sm_count or 0, streaming_sms=(gpu.sm_count or 0) if gpu.vendor == "nvidia" else 0,
+        family=gpu.generation, **_l2(gpu),
     )
 
 
