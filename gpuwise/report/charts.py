@@ -170,14 +170,13 @@ def time_cost(d: ReportData) -> Figure | None:
 
 def _recommended_note(o: OptionPoint, x_range: list[float]) -> dict[str, Any]:
     """The recommendation named on the chart with an arrow, for a printed or screenshotted page; the label
-    leans towards the middle of the chart, so that it stays inside it at any width."""
+    sits centred over the middle of the time axis, so that it stays inside the chart at any width (a label
+    beside its point ran off a phone's screen when the point lay near the middle)."""
     assert o.total_s is not None and o.cost_usd is not None
-    x = math.log10(hours(o.total_s))
-    right_half = x > (x_range[0] + x_range[1]) / 2
-    return {"x": x, "y": math.log10(o.cost_usd), "xref": "x", "yref": "y",
+    return {"x": math.log10(hours(o.total_s)), "y": math.log10(o.cost_usd), "xref": "x", "yref": "y",
             "text": f"<b>recommended</b><br>{_short(o)}<br>{duration(o.total_s)}, {money(o.cost_usd)}",
-            "showarrow": True, "arrowhead": 2, "arrowcolor": ORANGE, "ax": -36 if right_half else 36, "ay": -60,
-            "xanchor": "right" if right_half else "left", "align": "left",
+            "showarrow": True, "arrowhead": 2, "arrowcolor": ORANGE, "axref": "x", "ax": (x_range[0] + x_range[1]) / 2,
+            "ay": -60, "xanchor": "center", "align": "left",
             "font": {"color": "#7a3a0c"}, "bgcolor": "rgba(255,255,255,0.85)", "bordercolor": ORANGE}
 
 
