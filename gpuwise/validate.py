@@ -282,17 +282,22 @@ def mapped_rows(
     rows: Sequence[PublishedRow], catalog: Catalog, profiles: ProfileCache | None = None
 ) -> tuple[list[MappedRow], list[tuple[PublishedRow, str]]]:
     """The rows gpuwise can predict (a zoo workload, a precision it models, a catalog GPU: by its
-    catalog name or as torch and nvidia-smi name it), and the others with the reason. With
-    ``profiles``, a row whose step cannot be traced (``seq len`` on a vision model) is skipped too."""
+    catalog name, as torch and nvidia-smi name it, or as tables write it: ``Catalog.match_written``),
+    and the others with the reason. With ``profiles``, a row whose step cannot be traced (``seq len``
+    on a vision model) is skipped too."""
     mapped: list[MappedRow] = []
     skipped: list[tuple[PublishedRow, str]] = []
     for r in rows:
-        gpu = catalog.match_device(r.gpu)
+        found = catalog.match_written(r.gpu)
+        gpu = found if not isinstance(found, list) else None
         if gpu is not None and gpu.name != r.gpu:
             r = replace(r, gpu=gpu.name)
         m = map_row(r)
         if isinstance(m, str):
             skipped.append((r, m))
+        elif isinstance(found, list) and found:
+            names = ", ".join(g.name for g in found)
+            skipped.append((r, f"GPU {r.gpu} could be any of {names}: write the catalog name in the gpu column"))
         elif gpu is None:
             skipped.append((r, f"GPU {r.gpu} is not in the catalog (add it with --catalog)"))
         elif gpu.fp32_tflops is None:  # the roofline's floor (``option.modellable``)

@@ -289,6 +289,51 @@ def test_gpus_are_found_by_catalog_name_or_device_name() -> None:
     assert [why for _, why in skipped] == ["GPU X9000 is not in the catalog (add it with --catalog)"]
 
 
+def test_gpus_are_found_as_tables_write_them_and_an_ambiguous_name_says_its_candidates() -> None:
+    """``Catalog.match_written``: brand words, case, separators and a missing detail do not matter; a
+    name that fits several boards is skipped with them, one that names another card ("Ti") is unknown."""
+    catalog = load_catalog()
+    written = ["A100 80GB SXM4", "Tesla V100-SXM2-16GB", "GeForce RTX 3090", "RTX A6000", "H100 80GB PCIe Gen5",
+               "A100 PCIe", "RTX 3090 Ti"]
+    mapped, skipped = mapped_rows([_row("resnet50", gpu=g) for g in written], catalog)
+    assert [m.row.gpu for m in mapped] == ["A100-SXM4-80GB", "V100-SXM2-16GB", "RTX-3090", "RTX-A6000",
+                                           "H100-PCIe-80GB"]
+    assert [why for _, why in skipped] == [
+        "GPU A100 PCIe could be any of A100-PCIe-40GB, A100-PCIe-80GB: write the catalog name in the gpu column",
+        "GPU RTX 3090 Ti is not in the catalog (add it with --catalog)",
+    ]
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    ("H100 SXM", ["H100-SXM5-80GB", "H100-SXM5-96GB"]), ("V100 16GB", ["V100-SXM2-16GB", "V100-PCIe-16GB"]),
+    ("4090", "RTX-4090"), ("GH200", "GH200-96GB"), ("RTX 6000", []), ("RTX 2080", []), ("L40", []), ("80GB", []),
+    ("NVIDIA H100 80GB HBM3", "H100-SXM5-80GB"), ("Instinct MI300X", "MI300X"),
+])
+def test_written_gpu_names(written: str, meant: str | list[str]) -> None:
+    found = load_catalog().match_written(written)
+    assert (found.name if not isinstance(found, list) else [g.name for g in found]) == meant
+
+
+@pytest.mark.parametrize(("model", "task", "workload"), [
+    ("ResNet-50", "", "resnet50"), ("ResNet50 v1.5", "", "resnet50"), ("SSD", "", "ssd300"),
+    ("gnmt_v2", "", "gnmt"), ("bert_large_squad", "", "bert-large-squad"),
+    ("BERT-Base", "SQuAD v1.1", "bert-base-squad"), ("EfficientNet-B0", "", "efficientnet_b0"),
+])
+def test_models_are_found_as_tables_spell_them(model: str, task: str, workload: str) -> None:
+    unit = {"ssd300": "images/s", "gnmt": "tokens/s"}.get(workload, "sequences/s" if "bert" in workload else "images/s")
+    m = map_row(_row(model, task=task, unit=unit))
+    assert isinstance(m, MappedRow) and m.workload == workload, m
+
+
+def test_a_spelling_of_a_recipe_runs_the_recipe() -> None:
+    """"ResNet50 v1.5" is NVIDIA's recipe (SGD with momentum), as its exact name is; the zoo's own name keeps
+    the zoo row's default optimizer; nothing that names no model is guessed."""
+    recipe, zoo = map_row(_row("ResNet50 v1.5")), map_row(_row("resnet50"))
+    assert isinstance(recipe, MappedRow) and isinstance(zoo, MappedRow)
+    assert (recipe.optimizer, zoo.optimizer) == ("sgd-momentum", "adamw")
+    assert map_row(_row("TransformerXL", unit="tokens/s")) == "no zoo workload with this model"
+
+
 # ------------------------------------------------------------------ --frozen and the baselines (issue 12)
 
 FROZEN_CSV = (

@@ -470,9 +470,74 @@ class Catalog:
                 return g
         return None
 
+    def match_written(self, name: str) -> GPU | list[GPU]:
+        """The catalog GPU a name as published tables write it stands for ("A100 80GB SXM4", "Tesla
+        V100-SXM2-16GB", "GeForce RTX 3090", "RTX A6000", "H100 PCIe"): its catalog or device name, else
+        the GPU whose name has the same words (brand words dropped, case and separators ignored), else the
+        GPUs whose names differ from it only in details (a memory size, a form factor, "Gen5", "HBM3", "RTX"),
+        never in a word that names another card ("Ti", "Super", "Ada"). The candidates when that is not one
+        GPU ("A100 PCIe": 40 or 80 GB), none when none."""
+        exact = self.match_device(name)
+        if exact is not None:
+            return exact
+        wanted = _words(name)
+        if not wanted:
+            return []
+        named = [(g, words) for g in self.gpus for words in (_words(n) for n in (g.name, *g.device_names))]
+        same = list(dict.fromkeys(g for g, w in named if w == wanted))
+        if not same:  # the same model word ("h100"), differing in details only; the most words shared win
+            shared: dict[str, tuple[int, GPU]] = {}
+            for g, w in named:
+                if _details_agree(w, wanted):
+                    shared[g.name] = max(shared.get(g.name, (0, g)), (len(w & wanted), g), key=lambda t: t[0])
+            most = max((n for n, _ in shared.values()), default=0)
+            same = [g for n, g in shared.values() if n == most]
+        return same[0] if len(same) == 1 else same
+
     def _find(self, name: str) -> GPU | None:
         wanted = name.strip().lower()
         return next((g for g in self.gpus if g.name.lower() == wanted), None)
+
+
+# Words a published table adds to a GPU's name that name no particular GPU.
+_BRAND_WORDS = frozenset({"nvidia", "geforce", "tesla", "amd", "instinct", "gpu", "tensor", "core"})
+
+
+# Words that tell boards of one GPU apart (memory size, form factor, bus generation, memory type), or are
+# decoration, never two different GPUs: two names may differ in them where one name leaves the kind out,
+# not where both give it ("PCIe" is not "SXM5").
+_DETAILS = tuple(re.compile(p) for p in (r"\d+gb", r"pcie\d*|sxm\d*", r"gen\d+", r"hbm\d*e?|gddr\d+x?",
+                                          r"nvlink", r"rtx"))
+
+
+def _detail(word: str) -> bool:
+    return any(d.fullmatch(word) for d in _DETAILS)
+
+
+def _details_agree(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Whether two names' words differ in details only, and in no detail both give."""
+    if not all(_detail(x) for x in a ^ b) or not any(not _detail(x) for x in a & b):
+        return False
+    for kind in _DETAILS:
+        in_a, in_b = {x for x in a if kind.fullmatch(x)}, {x for x in b if kind.fullmatch(x)}
+        if in_a and in_b and not in_a & in_b:
+            return False
+    return True
+
+
+def _words(name: str) -> frozenset[str]:
+    """A GPU name's words for matching: lower case, split at anything but letters and digits, a memory size
+    joined to its unit ("80 GB" -> "80gb"), brand words dropped; a form factor with a generation ("sxm5")
+    also reads as the bare form factor ("sxm"), so "H100 SXM" finds the SXM5 boards."""
+    parts = re.findall(r"[a-z0-9]+", name.lower())
+    words: list[str] = []
+    for part in parts:
+        if part in ("gb", "g") and words and words[-1].isdigit():
+            words[-1] += "gb"
+        elif part not in _BRAND_WORDS:
+            words.append(part)
+    extra = [m.group(1) for w in words if (m := re.fullmatch(r"(sxm|pcie)\d+", w))]
+    return frozenset(words + extra)
 
 
 def default_user_catalog() -> Path:

@@ -143,8 +143,40 @@ def _number(row: dict[str, str], column: str, kind: type[int] | type[float], whe
     return parsed
 
 
+# Names tables give the models gpuwise maps, spelt otherwise than the shipped file or the zoo spell them, matched
+# on their letters and digits alone ("ResNet-50", "bert_large_squad", "EfficientNet-B0"); and two short names
+# of NVIDIA's recipes.
+_ALIASES = {"ssd": "SSD300 (ResNet-50 backbone)", "gnmtv2": "GNMT v2 (8-layer LSTM enc/dec)"}
+
+
+def _letters(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def canonical_model(name: str) -> str:
+    """The shipped file's or the zoo's name for a model a table spells otherwise (a recipe name before a zoo
+    name of the same letters: "EfficientNet-B0" is NVIDIA's recipe); ``name`` itself when it is one already
+    or none matches (a user's ``file.py:factory`` is never looked up)."""
+    from gpuwise.workloads import list_workloads
+
+    if name in _MODELS or name == _MLPERF_BERT or ":" in name:
+        return name
+    zoo = [w.name for w in list_workloads()]
+    low = name.strip().lower()
+    recipes = {m.lower(): m for m in _MODELS}
+    if low in recipes:
+        return recipes[low]
+    if low in {w.lower() for w in zoo}:
+        return name  # a zoo name in any case: the zoo looks it up so
+    known = {_letters(w): w for w in zoo} | {_letters(m): m for m in _MODELS} | _ALIASES
+    return known.get(_letters(name), name)
+
+
 def map_row(row: PublishedRow) -> MappedRow | str:
-    """The zoo workload and settings of a published row, or why there is none."""
+    """The zoo workload and settings of a published row (its model as the shipped file or the zoo name it,
+    ``canonical_model``), or why there is none."""
+    if (model := canonical_model(row.model)) != row.model:
+        row = replace(row, model=model)
     if row.batch_per_gpu is None:
         return "the source gives no batch size"
     precision = _PRECISIONS.get(row.precision.strip().lower())
