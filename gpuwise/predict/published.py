@@ -245,7 +245,9 @@ def _unit_problem(row: PublishedRow, workload: str) -> str | None:
 
 def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
     """A row that names a zoo workload itself (``gpuwise workloads``), for measurements of your own:
-    ``seq len N`` and ``optimizer NAME`` in its notes set those (default: the workload's shape, adamw)."""
+    ``seq len N`` and ``optimizer NAME`` in its notes set those (default: the workload's shape, and the
+    optimizer of NVIDIA's recipe for the model where the shipped file has one, as the rows that name the
+    recipe are predicted (GNMT's unfused Adam, SGD with momentum for the convnets), else adamw)."""
     from gpuwise.workloads import get_workload
 
     if ":" in row.model:  # a user's workload file: a data file must not make gpuwise import code
@@ -262,13 +264,15 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
     match = re.search(r"seq len (\d+)", row.notes)
     seq_len = int(match.group(1)) if match else w.default_shape.seq_len
     match = re.search(r"optimizer ([a-z-]+)", row.notes)
-    optimizer = match.group(1) if match else "adamw"
+    recipe = next((opt for workload, opt in _MODELS.values() if workload == w.name), None)
+    optimizer = match.group(1) if match else recipe or "adamw"
     if optimizer not in {"sgd", "sgd-momentum", "adam", "adamw"}:
         return f"optimizer {optimizer} is not one gpuwise models"
     if why := _unit_problem(row, w.name):
         return why
     return MappedRow(row, w.name, precision, optimizer, row.batch_per_gpu or 0, seq_len,
-                     counts_tokens=row.unit.strip() == "tokens/s")
+                     counts_tokens=row.unit.strip() == "tokens/s",
+                     fused_optimizer=bool(match) or w.name not in _EAGER_OPTIMIZER)
 
 
 # ------------------------------------------------------------------ published LLM runs
