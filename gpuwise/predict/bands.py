@@ -9,7 +9,7 @@ from collections.abc import Mapping
 # These come from `gpuwise validate` (benchmarks/RESULTS.md): "measured" from the spread of
 # repeated benches, "extrapolated" from its cross-GPU pairs, "analytical" from its held-out
 # published rows, "analytical-cpu" from the held-out CPU benches (benchmarks/cpu_prediction.py).
-# Update them when the validation numbers change. As of 2026-12-06 20:20 UTC (RESULTS.md, with the
+# Update them when the validation numbers change. As of 2026-12-06 19:00 UTC (RESULTS.md, with the
 # SMs' streaming rate in the memory term): held-out GPU p90 32.1%, cross-GPU p90 14.7%, held-out CPU p90 27%;
 # "measured" is the spread of repeated CPU benches on a quiet machine (6.6% in
 # bench_stability); each rounded up to a multiple of 5%.
