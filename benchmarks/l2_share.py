@@ -1,7 +1,7 @@
 """How much of a published step's memory traffic fits a GPU's L2: the reach of the cache model.
 
 An op whose bytes fit ``L2_USABLE`` of a GPU's L2 streams at the L2's bandwidth
-(``gpuwise.predict.roofline.memory_s``). For each setting of the published single-GPU rows
+(``gpuwise.predict.roofline.traffic_s``). For each setting of the published single-GPU rows
 (``gpuwise/data/published_training_throughput.csv``: workload, batch, precision) this prints the share
 of the step's bytes in such ops for the L2 sizes of the catalog's GPUs (V100 and RTX 3090 6 MB, A100
 40, H100/H200 50, RTX 4090 72, L40S 96).

@@ -297,7 +297,7 @@ def dram_s(nbytes: float, device: DeviceRates, eff: Efficiency) -> float:
     return seconds
 
 
-def memory_s(nbytes: float, device: DeviceRates, eff: Efficiency) -> float:
+def traffic_s(nbytes: float, device: DeviceRates, eff: Efficiency) -> float:
     """Seconds an op moving ``nbytes`` per call takes to move them: at the cache's bandwidth where they fit
     in it, else through DRAM (``dram_s``)."""
     through_dram = dram_s(nbytes, device, eff)
@@ -312,7 +312,7 @@ def op_cost(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline
     """One call of ``g``: max(compute, memory) on the device, the transposes around it, its launches."""
     fused = pipeline.compiled and device.is_gpu and g.kind not in ops.TENSOR_KINDS and g.phase != "optimizer"
     share = 1 / COMPILE_OPS_PER_KERNEL if fused else 1.0  # of its bytes, launches and dispatch
-    memory = share * memory_s(g.bytes, device, eff)
+    memory = share * traffic_s(g.bytes, device, eff)
     transposes = 0
     if g.kind == ops.GROUPED_CONV and device.is_gpu:
         # Depthwise/grouped convolutions have too little math per output for tensor cores:
