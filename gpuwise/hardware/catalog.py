@@ -320,6 +320,11 @@ def achievable_fractions(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
     return tuple(out)
 
 
+def l2_per_sm(gpus: Iterable[GPU]) -> dict[str, float]:
+    """The measured L2 read bandwidth per SM (GB/s) of each GPU that has both figures, by name."""
+    return {g.name: g.achievable_l2_gbps / g.sm_count for g in gpus if g.achievable_l2_gbps and g.sm_count}
+
+
 def l2_bandwidth(g: GPU, gpus: tuple[GPU, ...]) -> tuple[float, str]:
     """The L2 read bandwidth of ``g`` (GB/s) and what it rests on: its own measurement, else the L2
     bandwidth per SM of the measured GPUs of its chip (the same L2 slices and crossbar), else of its
@@ -331,8 +336,7 @@ def l2_bandwidth(g: GPU, gpus: tuple[GPU, ...]) -> tuple[float, str]:
         return g.achievable_l2_gbps, f"measured: {g.achievable_l2_gbps:.0f} GB/s"
     if not g.sm_count:
         return 0.0, "no SM count to scale a measured L2 by: no cache model"
-    borrowed = _kin_mean(g, gpus, {h.name: h.achievable_l2_gbps / h.sm_count for h in gpus
-                                   if h.achievable_l2_gbps and h.sm_count}, vendor_wide=False)
+    borrowed = _kin_mean(g, gpus, l2_per_sm(gpus), vendor_wide=False)
     if borrowed is None:
         return 0.0, "no L2 measurement for this GPU, its chip or its family: no cache model"
     per_sm, kin = borrowed
@@ -437,8 +441,7 @@ class Catalog:
         """How fast one NVIDIA SM streams data (GB/s), measured: the mean over the catalog's GPUs with a
         measured L2 read bandwidth (every SM reading at once, te42kyfo/gpu-benches: 31 GB/s per SM on a V100
         to 74 on an H200) of that bandwidth per SM; 0 without one (``Efficiency.sm_stream_gbps``)."""
-        per_sm = [g.achievable_l2_gbps / g.sm_count for g in self.gpus
-                  if g.vendor == "nvidia" and g.achievable_l2_gbps and g.sm_count]
+        per_sm = list(l2_per_sm(g for g in self.gpus if g.vendor == "nvidia").values())
         return sum(per_sm) / len(per_sm) if per_sm else 0.0
 
     def nearest(self, name: str, n: int = 3) -> list[str]:

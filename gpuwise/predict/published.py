@@ -263,16 +263,16 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
                 "benchmarks/llm_runs.py in the gpuwise repository predicts such runs (--csv FILE)")
     match = re.search(r"seq len (\d+)", row.notes)
     seq_len = int(match.group(1)) if match else w.default_shape.seq_len
-    match = re.search(r"optimizer ([a-z-]+)", row.notes)
+    named = re.search(r"optimizer ([a-z-]+)", row.notes)
     recipe = next((opt for workload, opt in _MODELS.values() if workload == w.name), None)
-    optimizer = match.group(1) if match else recipe or "adamw"
+    optimizer = named.group(1) if named else recipe or "adamw"
     if optimizer not in {"sgd", "sgd-momentum", "adam", "adamw"}:
         return f"optimizer {optimizer} is not one gpuwise models"
     if why := _unit_problem(row, w.name):
         return why
     return MappedRow(row, w.name, precision, optimizer, row.batch_per_gpu or 0, seq_len,
                      counts_tokens=row.unit.strip() == "tokens/s",
-                     fused_optimizer=bool(match) or w.name not in _EAGER_OPTIMIZER)
+                     fused_optimizer=bool(named) or w.name not in _EAGER_OPTIMIZER)
 
 
 # ------------------------------------------------------------------ published LLM runs
