@@ -55,7 +55,7 @@ METHODS = (MODEL, PEAK, BANDWIDTH, BLEND)  # cross-GPU methods, each on the same
 # The other shipped measurements, each from another pipeline than the rows the constants are fitted on
 # (gpuwise/data/README.md): checked frozen, file by file, never fitted on. Their label names the source.
 SHIPPED_FROZEN = (("published_mlperf_training.csv", "MLPerf Training"),
-                  ("published_other_training.csv", "GeForce (TensorFlow)"))
+                  ("published_other_training.csv", "GeForce and Titan cards"))
 
 
 @dataclass(frozen=True)

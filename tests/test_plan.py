@@ -483,7 +483,8 @@ def test_an_analytical_band_is_its_generations(make_plan: MakePlan) -> None:
     p = make_plan()
     band = {o.device: o.band for o in p.options if o.is_gpu and o.fits and o.provenance_kind == "analytical"}
     assert band["H100-SXM5-80GB"] == plan_module.BAND["analytical:Hopper"]
-    assert band["T4"] == plan_module.BAND["analytical:unchecked"]  # Turing: no published training run checks it
+    assert band["T4"] == plan_module.BAND["analytical:Turing"]  # FP32 rows on two GeForce/Titan cards check it
+    assert not any(k.startswith("analytical:CDNA") for k in plan_module.BAND)  # AMD's: unchecked
     assert band["L4"] == plan_module.BAND["analytical:Ada"]
     text = plan_module.bands_text()
     assert "±55% Hopper" in text and "±55% other generations" in text and "on your CPU ±30%" in text

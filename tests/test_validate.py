@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from gpuwise.bench.result import BenchResult, Ceilings
 from gpuwise.cli.app import get_app
+from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import load_catalog
 from gpuwise.predict.fit import generation, held_out
@@ -131,6 +132,18 @@ def test_every_shipped_mlperf_row_maps_but_retinanet() -> None:
     assert {why for _, why in skipped} == {"no zoo workload with this model"}
     assert all(r.model.startswith("RetinaNet") for r, _ in skipped)
     assert {m.row.gpu for m in mapped} >= {"B200", "GB200", "H100-SXM5-80GB", "H200-SXM-141GB", "L40S"}
+
+
+def test_the_shipped_turing_rows_map_as_the_eager_fp32_runs_they_were() -> None:
+    """The RTX 2080 Ti and Titan RTX rows (a PyTorch ImageNet script, FP32, torch.optim.SGD) all map, on
+    CUDA cores (Turing has no TF32) with the eager optimizer their notes name: Turing is a checked generation."""
+    path = Path(__file__).parents[1] / "gpuwise" / "data" / "published_other_training.csv"
+    catalog = load_catalog()
+    mapped, skipped = mapped_rows(load_published(path), catalog)
+    turing = [m for m in mapped if generation(m, catalog) == "Turing"]
+    assert not skipped and {m.row.gpu for m in turing} == {"RTX-2080-Ti", "Titan-RTX"}
+    assert {(m.workload, m.precision, m.optimizer, m.fused_optimizer) for m in turing} == {
+        (w, Precision.FP32, "sgd-momentum", False) for w in ("resnet50", "resnet18")}
 
 
 def test_generations_are_architecture_families() -> None:
@@ -337,6 +350,10 @@ def test_a_model_is_predicted_alike_however_it_is_spelt() -> None:
     assert isinstance(named, MappedRow) and (named.optimizer, named.fused_optimizer) == ("adamw", True)
     gpt2 = map_row(_row("gpt2", unit="tokens/s"))
     assert isinstance(gpt2, MappedRow) and gpt2.optimizer == "adamw"
+    # A plain training script steps torch.optim eagerly: its notes say so, the row is priced so.
+    for notes in ("optimizer sgd-momentum, eager optimizer", "Eager optimizer"):
+        eager = map_row(_row("resnet50", unit="images/s", notes=notes))
+        assert isinstance(eager, MappedRow) and (eager.optimizer, eager.fused_optimizer) == ("sgd-momentum", False)
     assert map_row(_row("TransformerXL", unit="tokens/s")) == "no zoo workload with this model"
 
 

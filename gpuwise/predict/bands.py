@@ -21,10 +21,13 @@ from collections.abc import Mapping
 # out by generation (worst 21%); Ada from MLPerf on L40S (p90 38.3%, frozen; the RTX 4090's TensorFlow
 # rows 10.0%, with their measured matmul rates); Blackwell from MLPerf's BERT-large on B200 and GB200, one
 # workload (absolute p90 49.2%, and B200 over-predicted against Hopper by a median 12%), kept as wide as the
-# unchecked; a generation no published training run checks (Turing, AMD's) gets more than the worst checked one.
+# unchecked; Turing from eight FP32 PyTorch ResNet rows on the RTX 2080 Ti and Titan RTX (absolute p90 14.8%,
+# frozen), kept as wide as the widest fitted generation (Ampere's) because its AMP (GeForce tensor cores at
+# half rate, the T4) is unchecked; a generation no published training run checks (AMD's) gets more than the
+# worst checked one.
 BAND = {"analytical": 0.35, "analytical-cpu": 0.30, "extrapolated": 0.15, "measured": 0.10,
-        "analytical:Volta": 0.30, "analytical:Ampere": 0.35, "analytical:Hopper": 0.55, "analytical:Ada": 0.45,
-        "analytical:Blackwell": 0.55, "analytical:unchecked": 0.55}
+        "analytical:Volta": 0.30, "analytical:Turing": 0.35, "analytical:Ampere": 0.35,
+        "analytical:Hopper": 0.55, "analytical:Ada": 0.45, "analytical:Blackwell": 0.55, "analytical:unchecked": 0.55}
 
 
 def bands_text(bands: Mapping[str, float] = BAND) -> str:

@@ -20,6 +20,8 @@ from gpuwise.errors import GpuwiseError
 # Their recipes step a fused (apex multi-tensor) optimizer, except GNMT's: seq2seq/train/trainer.py
 # builds ``torch.optim.__dict__[opt_name]``, plain torch.optim.Adam, one kernel per elementwise op.
 _EAGER_OPTIMIZER = {"gnmt"}
+# A zoo row's notes that say its optimizer stepped as eager torch.optim does, one kernel per elementwise op.
+EAGER_OPTIMIZER_NOTE = re.compile(r"\beager optimizer\b", re.IGNORECASE)
 _MODELS = {
     "resnet50v1.5": ("resnet50", "sgd-momentum"),  # SGD with momentum 0.875
     # ResNet-50 v1 (stride 2 in the first 1x1 of a downsampling block, not the 3x3): torchvision's v1.5
@@ -247,7 +249,9 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
     """A row that names a zoo workload itself (``gpuwise workloads``), for measurements of your own:
     ``seq len N`` and ``optimizer NAME`` in its notes set those (default: the workload's shape, and the
     optimizer of NVIDIA's recipe for the model where the shipped file has one, as the rows that name the
-    recipe are predicted (GNMT's unfused Adam, SGD with momentum for the convnets), else adamw)."""
+    recipe are predicted (GNMT's unfused Adam, SGD with momentum for the convnets), else adamw). A named
+    optimizer steps as one fused kernel unless the notes say ``eager optimizer`` (torch.optim's per-op
+    update, as a plain training script runs it)."""
     from gpuwise.workloads import get_workload
 
     if ":" in row.model:  # a user's workload file: a data file must not make gpuwise import code
@@ -272,7 +276,8 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
         return why
     return MappedRow(row, w.name, precision, optimizer, row.batch_per_gpu or 0, seq_len,
                      counts_tokens=row.unit.strip() == "tokens/s",
-                     fused_optimizer=bool(named) or w.name not in _EAGER_OPTIMIZER)
+                     fused_optimizer=not EAGER_OPTIMIZER_NOTE.search(row.notes)
+                     and (bool(named) or w.name not in _EAGER_OPTIMIZER))
 
 
 # ------------------------------------------------------------------ published LLM runs
