@@ -357,6 +357,19 @@ def test_a_model_is_predicted_alike_however_it_is_spelt() -> None:
     assert map_row(_row("TransformerXL", unit="tokens/s")) == "no zoo workload with this model"
 
 
+def test_squad_rows_step_the_optimizer_nvidias_run_squad_steps() -> None:
+    """run_squad.py steps apex FusedAdam under --fp16 and its own BertAdam, a Python loop of elementwise ops,
+    in FP32/TF32; pre-training steps a fused LAMB at every precision."""
+    def fused(precision: str, task: str = "fine-tuning SQuAD v1.1", notes: str = "") -> bool:
+        m = map_row(_row("BERT-large", gpu="A100-SXM4-80GB", task=task, unit="sequences/s", precision=precision,
+                         notes=notes))
+        assert isinstance(m, MappedRow), m
+        return m.fused_optimizer
+
+    assert [fused(p) for p in ("TF32", "FP32", "AMP-FP16")] == [False, False, True]
+    assert fused("TF32", task="pre-training phase 1", notes="seq len 128")
+
+
 # ------------------------------------------------------------------ --frozen and the baselines (issue 12)
 
 FROZEN_CSV = (

@@ -18,7 +18,8 @@ from gpuwise.errors import GpuwiseError
 
 # NVIDIA's model names -> (zoo workload, the optimizer their recipe uses, as the closest gpuwise optimizer).
 # Their recipes step a fused (apex multi-tensor) optimizer, except GNMT's: seq2seq/train/trainer.py
-# builds ``torch.optim.__dict__[opt_name]``, plain torch.optim.Adam, one kernel per elementwise op.
+# builds ``torch.optim.__dict__[opt_name]``, plain torch.optim.Adam, one kernel per elementwise op; and
+# BERT's SQuAD fine-tuning in FP32/TF32 (``map_row``).
 _EAGER_OPTIMIZER = {"gnmt"}
 # A zoo row's notes that say its optimizer stepped as eager torch.optim does, one kernel per elementwise op.
 EAGER_OPTIMIZER_NOTE = re.compile(r"\beager optimizer\b", re.IGNORECASE)
@@ -202,8 +203,11 @@ def map_row(row: PublishedRow) -> MappedRow | str:
             return "sequence length not stated (pre-training: put 'seq len N' in the notes)"
         if why := _unit_problem(row, workload):
             return why
+        # run_squad.py steps apex's FusedAdam under --fp16 only; its FP32/TF32 runs step the repository's
+        # BertAdam (optimization.py), a Python loop of elementwise ops per parameter, as eager as GNMT's Adam.
+        eager = workload.endswith("-squad") and precision not in (_FP16, _BF16)
         return MappedRow(row, workload, precision, "adamw", row.batch_per_gpu, seq_len,
-                         counts_tokens=row.unit.strip() == "tokens/s")
+                         counts_tokens=row.unit.strip() == "tokens/s", fused_optimizer=not eager)
     if row.model not in _MODELS:
         return _zoo_row(row, precision)
     workload, optimizer = _MODELS[row.model]
