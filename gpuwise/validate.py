@@ -16,8 +16,8 @@ is scored on data it never saw. The held-out validation adds the generations the
 (Ada, Hopper, Blackwell: ``never_fitted``), checked that way on the other shipped files.
 
 The published rows are predicted for the pipeline they ran (``fit.row_pipeline``: NVIDIA's
-fused optimizers but for GNMT, channels-last convnets under AMP), not for eager PyTorch, which
-is what ``predict`` and ``plan`` assume.
+fused optimizers but for GNMT and SQuAD's FP32/TF32 runs, channels-last convnets under AMP), not for
+eager PyTorch, which is what ``predict`` and ``plan`` assume.
 """
 
 from __future__ import annotations

@@ -162,7 +162,8 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
             f"[bold]held-out validation[/bold] on {v.overall.count} published rows (NVIDIA DeepLearningExamples"
             f"{extra}; {len(v.skipped)} rows skipped and {suspect} marked SUSPECT kept out of the "
             "statistics, see --rows): each GPU generation is predicted by constants fitted without it. The "
-            "published runs used tuned containers (DALI, channels-last, fused optimizers but for GNMT)."
+            "published runs used tuned containers (DALI, channels-last, fused optimizers but for GNMT and "
+            "SQuAD's FP32/TF32 runs)."
         )
     table = _table(console, "|predicted - measured| / measured, absolute throughput (the model)")
     for col in ("group", "rows", "median", "p90"):
