@@ -17,9 +17,7 @@ from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 
 # NVIDIA's model names -> (zoo workload, the optimizer their recipe uses, as the closest gpuwise optimizer).
-# Their recipes step a fused (apex multi-tensor) optimizer, except GNMT's: seq2seq/train/trainer.py
-# builds ``torch.optim.__dict__[opt_name]``, plain torch.optim.Adam, one kernel per elementwise op; and
-# BERT's SQuAD fine-tuning in FP32/TF32 (``map_row``).
+# Their recipes step a fused (apex multi-tensor) optimizer, except where ``_recipe_steps_eagerly`` says.
 _EAGER_OPTIMIZER = {"gnmt"}
 # A zoo row's notes that say its optimizer stepped as eager torch.optim does, one kernel per elementwise op.
 EAGER_OPTIMIZER_NOTE = re.compile(r"\beager optimizer\b", re.IGNORECASE)
@@ -203,11 +201,9 @@ def map_row(row: PublishedRow) -> MappedRow | str:
             return "sequence length not stated (pre-training: put 'seq len N' in the notes)"
         if why := _unit_problem(row, workload):
             return why
-        # run_squad.py steps apex's FusedAdam under --fp16 only; its FP32/TF32 runs step the repository's
-        # BertAdam (optimization.py), a Python loop of elementwise ops per parameter, as eager as GNMT's Adam.
-        eager = workload.endswith("-squad") and precision not in (_FP16, _BF16)
         return MappedRow(row, workload, precision, "adamw", row.batch_per_gpu, seq_len,
-                         counts_tokens=row.unit.strip() == "tokens/s", fused_optimizer=not eager)
+                         counts_tokens=row.unit.strip() == "tokens/s",
+                         fused_optimizer=not _recipe_steps_eagerly(workload, precision))
     if row.model not in _MODELS:
         return _zoo_row(row, precision)
     workload, optimizer = _MODELS[row.model]
@@ -216,8 +212,16 @@ def map_row(row: PublishedRow) -> MappedRow | str:
     seq_len = 50 if workload == "gnmt" else None  # NVIDIA's --train-max-length
     return MappedRow(
         row, workload, precision, optimizer, row.batch_per_gpu, seq_len, counts_tokens=row.unit.strip() == "tokens/s",
-        fused_optimizer=workload not in _EAGER_OPTIMIZER,
+        fused_optimizer=not _recipe_steps_eagerly(workload, precision),
     )
+
+
+def _recipe_steps_eagerly(workload: str, precision: Precision) -> bool:
+    """Whether NVIDIA's recipe for ``workload`` steps its optimizer one kernel per elementwise op: GNMT's
+    (seq2seq/train/trainer.py builds ``torch.optim.__dict__[opt_name]``, plain torch.optim.Adam), and SQuAD
+    fine-tuning without --fp16 (run_squad.py builds apex's FusedAdam under --fp16 only, else the repository's
+    BertAdam, optimization.py: a Python loop of elementwise ops per parameter)."""
+    return workload in _EAGER_OPTIMIZER or (workload.endswith("-squad") and precision not in (_FP16, _BF16))
 
 
 # A published FP32 row on a GPU with TF32 tensor cores ran TF32: cuDNN's convolutions and RNNs take TF32 by
