@@ -370,6 +370,22 @@ def test_squad_rows_step_the_optimizer_nvidias_run_squad_steps() -> None:
     assert fused("TF32", task="pre-training phase 1", notes="seq len 128")
 
 
+def test_one_optimizer_rule_for_every_spelling() -> None:
+    """A SQuAD row spelt as the zoo spells it steps run_squad.py's optimizer as the row naming the recipe
+    does, and ``eager optimizer`` in the notes is read on a row that names an NVIDIA recipe too."""
+    def fused(model: str, precision: str, notes: str = "", task: str = "", unit: str = "sequences/s") -> bool:
+        m = map_row(_row(model, gpu="A100-SXM4-80GB", task=task, unit=unit, precision=precision, notes=notes))
+        assert isinstance(m, MappedRow), m
+        return m.fused_optimizer
+
+    for model in ("bert_large_squad", "bert-large-squad"):
+        assert [fused(model, p) for p in ("TF32", "FP32", "AMP-FP16")] == [False, False, True]
+        assert fused(model, "TF32", notes="optimizer adamw")  # a named optimizer is fused
+    assert fused("resnet50v1.5", "AMP-FP16", unit="images/s")
+    assert not fused("resnet50v1.5", "AMP-FP16", notes="eager optimizer", unit="images/s")
+    assert not fused("BERT-large", "AMP-FP16", task="SQuAD v1.1", notes="eager optimizer")
+
+
 # ------------------------------------------------------------------ --frozen and the baselines (issue 12)
 
 FROZEN_CSV = (

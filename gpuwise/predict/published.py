@@ -203,7 +203,7 @@ def map_row(row: PublishedRow) -> MappedRow | str:
             return why
         return MappedRow(row, workload, precision, "adamw", row.batch_per_gpu, seq_len,
                          counts_tokens=row.unit.strip() == "tokens/s",
-                         fused_optimizer=not _recipe_steps_eagerly(workload, precision))
+                         fused_optimizer=_steps_fused(row, workload, precision))
     if row.model not in _MODELS:
         return _zoo_row(row, precision)
     workload, optimizer = _MODELS[row.model]
@@ -212,7 +212,7 @@ def map_row(row: PublishedRow) -> MappedRow | str:
     seq_len = 50 if workload == "gnmt" else None  # NVIDIA's --train-max-length
     return MappedRow(
         row, workload, precision, optimizer, row.batch_per_gpu, seq_len, counts_tokens=row.unit.strip() == "tokens/s",
-        fused_optimizer=not _recipe_steps_eagerly(workload, precision),
+        fused_optimizer=_steps_fused(row, workload, precision),
     )
 
 
@@ -222,6 +222,15 @@ def _recipe_steps_eagerly(workload: str, precision: Precision) -> bool:
     fine-tuning without --fp16 (run_squad.py builds apex's FusedAdam under --fp16 only, else the repository's
     BertAdam, optimization.py: a Python loop of elementwise ops per parameter)."""
     return workload in _EAGER_OPTIMIZER or (workload.endswith("-squad") and precision not in (_FP16, _BF16))
+
+
+def _steps_fused(row: PublishedRow, workload: str, precision: Precision, named: bool = False) -> bool:
+    """Whether ``row``'s optimizer stepped as one fused kernel, however the row names its model: not where
+    its notes say ``eager optimizer``; else an optimizer its notes name (``named``) is fused, and the
+    recipe's own steps as ``_recipe_steps_eagerly`` says."""
+    if EAGER_OPTIMIZER_NOTE.search(row.notes):
+        return False
+    return named or not _recipe_steps_eagerly(workload, precision)
 
 
 # A published FP32 row on a GPU with TF32 tensor cores ran TF32: cuDNN's convolutions and RNNs take TF32 by
@@ -257,7 +266,8 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
     """A row that names a zoo workload itself (``gpuwise workloads``), for measurements of your own:
     ``seq len N`` and ``optimizer NAME`` in its notes set those (default: the workload's shape, and the
     optimizer of NVIDIA's recipe for the model where the shipped file has one, as the rows that name the
-    recipe are predicted (GNMT's unfused Adam, SGD with momentum for the convnets), else adamw). A named
+    recipe are predicted (GNMT's unfused Adam, SGD with momentum for the convnets, SQuAD fine-tuning's adamw
+    stepped eagerly in FP32/TF32 as run_squad.py's BertAdam is), else adamw). A named
     optimizer steps as one fused kernel unless the notes say ``eager optimizer`` (torch.optim's per-op
     update, as a plain training script runs it)."""
     from gpuwise.workloads import get_workload
@@ -284,8 +294,7 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
         return why
     return MappedRow(row, w.name, precision, optimizer, row.batch_per_gpu or 0, seq_len,
                      counts_tokens=row.unit.strip() == "tokens/s",
-                     fused_optimizer=not EAGER_OPTIMIZER_NOTE.search(row.notes)
-                     and (bool(named) or w.name not in _EAGER_OPTIMIZER))
+                     fused_optimizer=_steps_fused(row, w.name, precision, named=bool(named)))
 
 
 # ------------------------------------------------------------------ published LLM runs
