@@ -8,6 +8,7 @@ arithmetic a reader can check.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -315,3 +316,40 @@ def test_an_op_in_the_l2_skips_the_sms_dram_side() -> None:
     gpu = replace(GPU, sm_count=100, streaming_sms=100, cache_bytes=32 * 2**20, cache_gbps=4000.0)
     sm = replace(EFF, sm_stream_gbps=10.0)
     assert step_time(_profile("fp32", [small]), gpu, sm).step_s == pytest.approx(16 * 2**20 / 4000e9)
+
+
+def _op(kind: str, dtype: str, *, flops: int = 0, nbytes: int = 0, count: int = 1) -> OpGroup:
+    return OpGroup(op=kind, kind=kind, phase="forward", dtype=dtype, count=count, flops=flops, vector_flops=0,
+                   bytes=nbytes)
+
+
+def test_fp8_layers_run_products_and_attention_at_the_fp8_rate() -> None:
+    """Transformer Engine's FP8 layers: 16-bit matrix products and attention at the FP8 tensor rate; convolutions
+    and FP32 products keep theirs; a GPU without FP8 tensor cores runs them in 16 bits."""
+    fp8_gpu = DeviceRates(name="fp8 GPU", tensor_tflops={FP32: 10.0, FP16: 160.0, "float8": 320.0},
+                          vector_tflops=10.0, memory_gbps=1000.0)
+    flops = 16 * 10**12
+    fp8 = Pipeline(fp8_layers=True, sdpa_attention=False)
+    for kind in (ops.MATMUL, ops.ATTENTION):
+        p = _profile("amp-fp16", [_op(kind, FP16, flops=flops)])
+        assert step_time(p, fp8_gpu, EFF, fp8).step_s == pytest.approx(flops / 320e12)
+        assert step_time(p, fp8_gpu, EFF, Pipeline(sdpa_attention=False)).step_s == pytest.approx(flops / 160e12)
+        assert step_time(p, GPU, EFF, fp8).step_s == pytest.approx(flops / 160e12)  # no FP8 tensor cores
+    conv = _profile("amp-fp16", [_op(ops.CONV, FP16, flops=flops)])
+    assert step_time(conv, fp8_gpu, EFF, replace(fp8, channels_last=True)).step_s == pytest.approx(flops / 160e12)
+    fp32 = _profile("amp-fp16", [_op(ops.MATMUL, FP32, flops=flops)])
+    assert step_time(fp32, fp8_gpu, EFF, fp8).step_s == pytest.approx(flops / 10e12)
+    assert "FP8 layers" in tuned_pipeline(Precision.AMP_BF16, has_convs=False, fp8_layers=True).name
+    assert not tuned_pipeline(Precision.TF32, has_convs=False, fp8_layers=True).fp8_layers  # FP8 beside AMP only
+
+
+def test_fused_elementwise_kernels_halve_the_memory_bound_chains() -> None:
+    """A program's own fused kernels (NVIDIA's MLPerf implementations) are priced as torch.compile's fusion:
+    elementwise bytes and launches over COMPILE_OPS_PER_KERNEL; products and the optimizer as before."""
+    from gpuwise.predict.roofline import COMPILE_OPS_PER_KERNEL
+
+    p = _profile("amp-fp16", [_op(ops.ELEMENTWISE, FP16, nbytes=GB), _op(ops.MATMUL, FP16, flops=160 * 10**12)])
+    plain = step_time(p, GPU, EFF, tuned_pipeline(Precision.AMP_FP16, has_convs=False))
+    fused = step_time(p, GPU, EFF, tuned_pipeline(Precision.AMP_FP16, has_convs=False, fused_elementwise=True))
+    assert plain.step_s == pytest.approx(1.0 + 1e-3)
+    assert fused.step_s == pytest.approx(1.0 + 1e-3 / COMPILE_OPS_PER_KERNEL)

@@ -386,6 +386,35 @@ def test_one_optimizer_rule_for_every_spelling() -> None:
     assert not fused("BERT-large", "AMP-FP16", task="SQuAD v1.1", notes="eager optimizer")
 
 
+def test_notes_say_fp8_layers_and_fused_kernels() -> None:
+    """``FP8 layers`` and ``fused elementwise kernels`` in a row's notes set those pipeline features, on any
+    spelling of the model; FP8 layers beside a precision that is not AMP is a reason, not a guess."""
+    def mapped(notes: str, precision: str = "AMP-FP16") -> MappedRow | str:
+        return map_row(_row("BERT-large (MLPerf, packed sequences)", unit="sequences/s", precision=precision,
+                            notes=notes))
+
+    m = mapped("FP8 layers (use_transformer_engine2=True in the log's arguments); fused elementwise kernels")
+    assert isinstance(m, MappedRow) and (m.fp8_layers, m.fused_elementwise) == (True, True)
+    m = mapped("16-bit layers, no Transformer Engine FP8 (use_transformer_engine2=False in the log's arguments)")
+    assert isinstance(m, MappedRow) and (m.fp8_layers, m.fused_elementwise) == (False, False)
+    assert "give the row's precision as AMP-FP16 or AMP-BF16" in str(mapped("FP8 layers", precision="TF32"))
+    zoo = map_row(_row("resnet50", notes="fused elementwise kernels"))
+    assert isinstance(zoo, MappedRow) and zoo.fused_elementwise and not zoo.fp8_layers
+
+
+def test_mlperf_rows_run_fp8_where_their_configs_say() -> None:
+    """NVIDIA's MLPerf BERT ran Transformer Engine's FP8 layers on every Hopper and Blackwell submission
+    (--use_transformer_engine2), 16-bit on the L40S and A100 ones; every MLPerf row fused its elementwise ops."""
+    path = Path(__file__).parents[1] / "gpuwise" / "data" / "published_mlperf_training.csv"
+    mapped = [m for r in load_published(path) if isinstance(m := map_row(r), MappedRow)]
+    bert = [m for m in mapped if m.workload == "bert-large"]
+    assert bert and all(m.fused_elementwise for m in mapped)
+    assert {m.row.gpu for m in bert if m.fp8_layers} == {"H100-SXM5-80GB", "H100-PCIe-80GB", "H200-SXM-141GB",
+                                                         "B200", "GB200"}
+    assert {m.row.gpu for m in bert if not m.fp8_layers} == {"L40S", "A100-PCIe-80GB"}
+    assert not any(m.fp8_layers for m in mapped if m.workload == "resnet50")
+
+
 # ------------------------------------------------------------------ --frozen and the baselines (issue 12)
 
 FROZEN_CSV = (

@@ -7,6 +7,15 @@ A row is one submitted run (``result_0.txt``): the GPU and count from the submit
 GPUs) from the log. An MLPerf BERT sample is one sequence of the Wikipedia phase-2 set, packed two to a
 512-token row on average (``average_packing_rate=2``) or unpadded; ``gpuwise.predict.published`` maps it.
 Runs in another framework than PyTorch (tinygrad) are left out: they are not the workload gpuwise models.
+
+Whether a run used Transformer Engine's FP8 layers (``--use_transformer_engine2``, "Enable FP8 layers" in
+run_pretraining.py: FP8 QKV/projection/MLP GEMMs and FP8 fused attention, te_layers.py) is read from the log
+(its argument line, or the FP8 attention it prints), else from the submission's config for that system
+(``_FP8_CONFIGS``, each checked to set the flag), and said in the notes: ``FP8 layers`` or ``16-bit layers``.
+Its fused elementwise kernels (bias in the GEMM epilogue, GELU fused into the GEMM, dropout fused with the
+residual add, bias fused into attention: ``_FUSION_FLAGS``) are read the same way: ``fused elementwise kernels``.
+``python benchmarks/sources/mlperf_bert_rows.py --fp8 CSV CHECKOUT...`` prints, for each BERT row of CSV read
+from one of the checkouts, its file line and that evidence (both notes).
 """
 
 from __future__ import annotations
@@ -27,11 +36,93 @@ _GPUS = {
 }
 
 _NOT_IN_CATALOG = {"RTX-A5000": "RTX A5000"}
+# Results directories whose log prints neither the arguments nor the FP8 attention: the config of the same
+# submission that ran them (or, where the submission has none for that system, the one named and why).
+_FP8_CONFIGS = {
+    "NVIDIA/eos_ngc23.04_pytorch": "NVIDIA/benchmarks/bert/implementations/eos_ngc23.04_pytorch/"
+                                   "config_DGXH100_1x8x48x1_pack.sh",
+    "NVIDIA/eos_n8_ngc23.04_pytorch": "NVIDIA/benchmarks/bert/implementations/eos_n8_ngc23.04_pytorch/"
+                                      "config_DGXH100_8x8x72x1.sh",
+    "NVIDIA/h200_ngc23.09_pytorch": "NVIDIA/benchmarks/bert/implementations/h200_ngc23.09_pytorch/"
+                                    "config_DGXH100_1x8x48x1_pack.sh",
+    "NVIDIA/b200_preview_pytorch": "NVIDIA/benchmarks/bert/implementations/b200_preview_pytorch/"
+                                   "config_DGXB200_1x8x48x1_pack.sh",
+    "NVIDIA/nyx_n1_ngc25.04_pytorch": "NVIDIA/benchmarks/bert/implementations/nyx_n1_ngc25.04_pytorch/"
+                                      "config_DGXB200_1x8x48x1_pack.sh",
+    "NVIDIA/tyche_ngpu8_ngc25.04_pytorch": "NVIDIA/benchmarks/bert/implementations/tyche_ngpu8_ngc25.04_pytorch/"
+                                           "config_GB200_2x4x48x1_pack.sh",
+    "NVIDIA/tyche_ngpu64_ngc25.04_pytorch": "NVIDIA/benchmarks/bert/implementations/tyche_ngpu64_ngc25.04_pytorch/"
+                                            "config_GB200_16x4x36x1_pack.sh",
+    "ASUSTeK/ESC8000A-E12-8xH100-PCIE-80GB": "ASUSTeK/benchmarks/bert/implementations/pytorch/config_ESC8000A-E12.sh",
+    "ASUSTeK/ESC_N8A-E12": "ASUSTeK/benchmarks/bert/implementations/pytorch/config_N8A.sh",
+    "Quanta_Cloud_Technology/D54U-3U": "Quanta_Cloud_Technology/benchmark/bert/implementations/pytorch/"
+                                       "config_D54U-3U.sh",
+    "Quanta_Cloud_Technology/D74H-7U": "Quanta_Cloud_Technology/benchmark/bert/implementations/pytorch/"
+                                       "config_D74H-7U.sh",
+    "QCT/D74H-7U": "QCT/benchmark/bert/implementations/pytorch/config_D74H-7U.sh",
+    "GigaComputing/G593-SD1_pytorch": "GigaComputing/benchmark/bert/implementations/pytorch/"
+                                      "config_G593-SD1_1x8x48x1_pack.sh",
+    "GigaComputing/G593-ZD1_pytorch": "GigaComputing/benchmark/bert/implementations/pytorch/"
+                                      "config_G593-ZD1_1x8x48x1_pack.sh",
+    "GigaComputing/G893-SD1_pytorch": "GigaComputing/benchmarks/bert/implementations/pytorch/"
+                                      "config_G893-SD1_1x8x48x1_pack.sh",
+    "Lenovo/SR780aV3-8xB200_SXM_180GB": "Lenovo/benchmarks/bert/config_DGXB200_1x8x48x1_pack.sh",
+    # No config for these systems in their submission: the same submitter's config for its sibling system in
+    # the same round, which sets the flag (Dell's XE9680 H100 in v4.1; Dell's XE9680L B200 in v5.0, whose
+    # GB200 runs used the same container; NVIDIA's own GB200 configs, tyche_*, set it too).
+    "Dell/XE9680x8H200-SXM-141GB": "Dell/benchmarks/bert/implementations/pytorch/config_XE9680x8H100-SXM-80GB.sh",
+    "Dell/1xXE9712x4GB200": "Dell/benchmarks/bert/implementations/pytorch/config_XE9680L_B200.sh",
+    "Dell/2xXE9712x4GB200": "Dell/benchmarks/bert/implementations/pytorch/config_XE9680L_B200.sh",
+    "Dell/4xXE9712x4GB200": "Dell/benchmarks/bert/implementations/pytorch/config_XE9680L_B200.sh",
+    "Dell/8xXE9712x4GB200": "Dell/benchmarks/bert/implementations/pytorch/config_XE9680L_B200.sh",
+}
+_SIBLING_CONFIGS = {"Dell/XE9680x8H200-SXM-141GB", *(f"Dell/{n}xXE9712x4GB200" for n in (1, 2, 4, 8))}
+_FP8_FLAG = "--use_transformer_engine2"
+_FUSION_FLAGS = ("fused_bias_fc", "fused_bias_mha", "fused_dropout_add", "fused_gemm_gelu")
 _GPU_NOTES = {"GB200": "GB200: a B200-class GPU beside a Grace CPU, up to 1200 W (catalog entry GB200)"}
 
 
 def _git(repo: str, *args: str) -> str:
     return subprocess.run(["git", "--git-dir", repo, *args], capture_output=True, text=True, check=True).stdout
+
+
+def fp8_layers(repo: str, submitter: str, system: str, log: str) -> str:
+    """Whether the run used Transformer Engine's FP8 layers, and where that is read: a note for the row."""
+    flag = re.search(r"\buse_transformer_engine2=(\w+)", log)
+    if flag:
+        used = flag.group(1) == "True"
+        what = "FP8 layers" if used else "16-bit layers, no Transformer Engine FP8"
+        return f"{what} (use_transformer_engine2={flag.group(1)} in the log's arguments)"
+    if "using fp8 FMHA" in log or "FP8_MHA" in log:
+        return "FP8 layers (the log prints Transformer Engine's FP8 attention: 'using fp8 FMHA' or FP8_MHA modules)"
+    config = _FP8_CONFIGS.get(f"{submitter}/{system}")
+    if config is None:
+        raise SystemExit(f"{submitter}/{system}: no argument line, FP8 attention or known config: "
+                         "add it to _FP8_CONFIGS")
+    if _FP8_FLAG not in _git(repo, "show", f"HEAD:{config}"):
+        raise SystemExit(f"{config} does not set {_FP8_FLAG}")
+    if f"{submitter}/{system}" in _SIBLING_CONFIGS:
+        return (f"FP8 layers (the submission has no config for this system; {_FP8_FLAG} in {config}, the same "
+                "submitter's config for its sibling system in the same round)")
+    return f"FP8 layers ({_FP8_FLAG} in {config})"
+
+
+def fused_kernels(repo: str, submitter: str, system: str, log: str) -> str:
+    """Whether the run fused its elementwise ops into the kernels around them (``_FUSION_FLAGS``), and where
+    that is read: a note for the row."""
+    flags = {f: re.search(rf"\b{f}=(\w+)", log) for f in _FUSION_FLAGS}
+    if all(flags.values()):
+        on = [f for f, m in flags.items() if m and m.group(1) == "True"]
+        if len(on) < len(_FUSION_FLAGS):
+            return f"not all elementwise kernels fused ({', '.join(on) or 'none'} of {', '.join(_FUSION_FLAGS)} set)"
+        return f"fused elementwise kernels ({', '.join(f'{f}=True' for f in _FUSION_FLAGS)} in the log's arguments)"
+    config = _FP8_CONFIGS.get(f"{submitter}/{system}")
+    if config is None:
+        raise SystemExit(f"{submitter}/{system}: no argument line or known config: add it to _FP8_CONFIGS")
+    text = _git(repo, "show", f"HEAD:{config}")
+    if not all(f"--{f}" in text for f in _FUSION_FLAGS):
+        raise SystemExit(f"{config} does not set every one of {_FUSION_FLAGS}")
+    return f"fused elementwise kernels ({' '.join(f'--{f}' for f in _FUSION_FLAGS)} in {config})"
 
 
 def rows(repo: str) -> list[list[str]]:
@@ -76,6 +167,7 @@ def rows(repo: str) -> list[list[str]]:
             f"NVIDIA MLPerf BERT: --fp16, {layout}, fused MHA kernels, CUDA graphs, LAMB; "
             "batch_per_gpu = global_batch_size/num_gpus (samples: one Wikipedia sequence each)"
         )
+        notes += f"; {fp8_layers(repo, submitter, system, log)}; {fused_kernels(repo, submitter, system, log)}"
         if gpu in _NOT_IN_CATALOG or gpu == accelerator:
             notes += f"; GPU not in the gpuwise catalog ({_NOT_IN_CATALOG.get(gpu, accelerator)})"
         elif gpu in _GPU_NOTES:
@@ -89,7 +181,25 @@ def rows(repo: str) -> list[list[str]]:
     return out
 
 
+def fp8_of_file(csv_path: str, checkouts: list[str]) -> None:
+    """Each BERT row of ``csv_path`` that names a result of one of ``checkouts``: its line and FP8 evidence."""
+    repos = {re.search(r"training_results_v([\d.]+)", c).group(1): c for c in checkouts}  # type: ignore[union-attr]
+    with open(csv_path, newline="") as f:
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            match = re.fullmatch(r"mlcommons/training_results_v([\d.]+)@\w+:(([^/]+)/results/([^/]+)/bert/\S+)",
+                                 row["source"].split(" (read")[0])
+            if not match or match.group(1) not in repos:
+                continue
+            repo = repos[match.group(1)]
+            log = _git(repo, "show", f"HEAD:{match.group(2)}")
+            print(f"{csv_path}:{line}\t{fp8_layers(repo, match.group(3), match.group(4), log)}; "
+                  f"{fused_kernels(repo, match.group(3), match.group(4), log)}")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--fp8"]:
+        fp8_of_file(sys.argv[2], sys.argv[3:])
+        sys.exit()
     writer = csv.writer(sys.stdout, lineterminator="\n")
     for checkout in sys.argv[1:]:
         writer.writerows(rows(checkout))

@@ -288,7 +288,7 @@ def _merge(gpus: dict[str, GPU], data: dict[str, Any], label: str, *, user: bool
 def achievable_fractions(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
     """Each GPU with the share of its datasheet that microbenchmarks reach: of its tensor peaks, a
     large matmul (``achievable_bf16_tflops`` / ``bf16_tflops``, or FP16's without BF16), applied to its
-    TF32 and FP16 tensor peaks too (the same tensor cores at the same clocks); of its memory bandwidth, a
+    TF32, FP16 and FP8 tensor peaks too (the same tensor cores at the same clocks); of its memory bandwidth, a
     STREAM-like triad (``achievable_memory_gbps`` / ``memory_bandwidth_gbps``). Each is the GPU's own
     measurement where one is published, else the mean of the measured GPUs of the same chip (the architecture
     text, e.g. "Ampere (GA100)"; for the matmul share, at the same board power first), else of the same

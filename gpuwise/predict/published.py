@@ -21,6 +21,12 @@ from gpuwise.errors import GpuwiseError
 _EAGER_OPTIMIZER = {"gnmt"}
 # A zoo row's notes that say its optimizer stepped as eager torch.optim does, one kernel per elementwise op.
 EAGER_OPTIMIZER_NOTE = re.compile(r"\beager optimizer\b", re.IGNORECASE)
+# A row's notes that say its run used NVIDIA Transformer Engine's FP8 layers (``Pipeline.fp8_layers``), as
+# NVIDIA's MLPerf BERT does on GPUs with FP8 tensor cores; the rest of its step ran at the row's AMP precision.
+FP8_LAYERS_NOTE = re.compile(r"\bfp8 layers\b", re.IGNORECASE)
+# A row's notes that say its program fused the elementwise ops around its matrix products into few kernels
+# (``Pipeline.fused_elementwise``), as NVIDIA's MLPerf implementations do.
+FUSED_ELEMENTWISE_NOTE = re.compile(r"\bfused elementwise kernels\b", re.IGNORECASE)
 _MODELS = {
     "resnet50v1.5": ("resnet50", "sgd-momentum"),  # SGD with momentum 0.875
     # ResNet-50 v1 (stride 2 in the first 1x1 of a downsampling block, not the 3x3): torchvision's v1.5
@@ -94,6 +100,8 @@ class MappedRow:
     seq_len: int | None
     counts_tokens: bool  # throughput in tokens/s (else samples/s)
     fused_optimizer: bool = True  # the recipe's optimizer step is one multi-tensor kernel
+    fp8_layers: bool = False  # Transformer Engine's FP8 layers (``FP8_LAYERS_NOTE``)
+    fused_elementwise: bool = False  # the program's own fused elementwise kernels (``FUSED_ELEMENTWISE_NOTE``)
 
 
 def load_published(path: Path | None = None) -> list[PublishedRow]:
@@ -176,6 +184,20 @@ def canonical_model(name: str) -> str:
 def map_row(row: PublishedRow) -> MappedRow | str:
     """The zoo workload and settings of a published row (its model as the shipped file or the zoo name it,
     ``canonical_model``), or why there is none."""
+    m = _map_row(row)
+    if isinstance(m, str):
+        return m
+    if FUSED_ELEMENTWISE_NOTE.search(row.notes):
+        m = replace(m, fused_elementwise=True)
+    if not FP8_LAYERS_NOTE.search(row.notes):
+        return m
+    if m.precision not in (_FP16, _BF16):
+        return (f"FP8 layers run beside 16-bit autocast: give the row's precision as AMP-FP16 or AMP-BF16, "
+                f"not {row.precision}")
+    return replace(m, fp8_layers=True)
+
+
+def _map_row(row: PublishedRow) -> MappedRow | str:
     if (model := canonical_model(row.model)) != row.model:
         row = replace(row, model=model)
     if row.batch_per_gpu is None:

@@ -32,6 +32,8 @@ from gpuwise.profile.result import OpGroup, Profile, Recurrence
 
 # Which peak a tensor op runs at, by its operands' dtype and the precision setting.
 FP32, TF32, BF16, FP16 = "float32", "tf32", "bfloat16", "float16"
+# NVIDIA Transformer Engine's FP8 layers (``Pipeline.fp8_layers``): their products run on the FP8 tensor cores.
+FP8 = "float8"
 # The dtype a precision's matrix products run in: the key of ``DeviceRates.tensor_tflops`` (and of the measured
 # ``Ceilings.matmul_tflops``). The one precision -> peak-rate mapping, read through ``DeviceRates.peak_tflops``.
 MATMUL_DTYPE = {Precision.FP32: FP32, Precision.TF32: TF32, Precision.AMP_BF16: BF16, Precision.AMP_FP16: FP16}
@@ -45,7 +47,7 @@ class DeviceRates:
     """The peaks a prediction needs from one device (a catalog GPU, or a calibrated local device)."""
 
     name: str
-    tensor_tflops: dict[str, float]  # FP32 / TF32 / BF16 / FP16 -> dense peak for matrix products
+    tensor_tflops: dict[str, float]  # FP32 / TF32 / BF16 / FP16 (/ FP8) -> dense peak for matrix products
     vector_tflops: float  # FP32 non-tensor peak (elementwise math)
     memory_gbps: float
     is_gpu: bool = True
@@ -64,7 +66,7 @@ class DeviceRates:
     family: str = ""  # architecture generation ("Ampere", "Hopper"): which fitted attention efficiency applies
 
     def matmul_tflops(self, dtype: str, precision: Precision) -> float | None:
-        if dtype in (BF16, FP16):
+        if dtype in (BF16, FP16, FP8):
             return self.tensor_tflops.get(dtype)
         if precision is Precision.TF32 and TF32 in self.tensor_tflops:
             return self.tensor_tflops[TF32]
@@ -127,6 +129,16 @@ class Pipeline:
     # efficient) kernel on a GPU: priced with ``Efficiency.flash_attention`` of the GPU's generation.
     # NVIDIA's containers of the published DeepLearningExamples rows ran their own attention.
     sdpa_attention: bool = True
+    # NVIDIA Transformer Engine's FP8 layers (``te.Linear``, ``LayerNormMLP``, its FP8 attention), as NVIDIA's
+    # MLPerf BERT runs them on GPUs with FP8 tensor cores (``--use_transformer_engine2``): the 16-bit matrix
+    # products and attention of the step run at the FP8 tensor rate; the casts to FP8 are fused into the
+    # kernels before them (TE's LayerNormLinear, its activation kernels) and are not priced. A GPU without
+    # FP8 tensor cores runs them in 16 bits. Convolutions stay 16-bit (TE has no FP8 convolution).
+    fp8_layers: bool = False
+    # The program's own fused kernels around its matrix products (NVIDIA's MLPerf implementations: bias and
+    # GELU in the GEMM epilogue, dropout fused with the residual add, BN+ReLU and BN+add+ReLU as one cuDNN
+    # kernel): priced as torch.compile's fusion is (``COMPILE_OPS_PER_KERNEL``), the same stated assumption.
+    fused_elementwise: bool = False
 
 
 # What the model assumes torch.compile fuses: on average two memory-bound ops per generated kernel
@@ -139,7 +151,8 @@ COMPILE_OPS_PER_KERNEL = 2.0
 EAGER = Pipeline()
 
 
-def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bool = True) -> Pipeline:
+def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bool = True, fp8_layers: bool = False,
+                   fused_elementwise: bool = False) -> Pipeline:
     """NVIDIA DeepLearningExamples' recipes: fused optimizers (but GNMT's: ``fused_optimizer=False``),
     and NHWC convnets under AMP only.
 
@@ -150,9 +163,14 @@ def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bo
     parts = ["fused optimizer" if fused_optimizer else "eager optimizer"]
     if amp and has_convs:
         parts.append("channels-last")
+    fp8_layers = fp8_layers and amp
+    if fp8_layers:
+        parts.append("FP8 layers")
+    if fused_elementwise:
+        parts.append("fused elementwise kernels")
     return Pipeline(
         name=f"tuned ({', '.join(parts)})", channels_last=amp and has_convs, fused_optimizer=fused_optimizer,
-        sdpa_attention=False,
+        sdpa_attention=False, fp8_layers=fp8_layers, fused_elementwise=fused_elementwise,
     )
 
 
@@ -269,7 +287,11 @@ class OpCost:
 def _tensor_compute(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline, precision: Precision
                     ) -> tuple[float, bool]:
     """A matrix op's compute time per call, and whether it runs on the CUDA cores (no tensor cores for it)."""
-    peak = device.matmul_tflops(g.dtype, precision)
+    dtype = g.dtype
+    if (pipeline.fp8_layers and dtype in (BF16, FP16) and g.kind in (ops.MATMUL, ops.ATTENTION)
+            and FP8 in device.tensor_tflops):
+        dtype = FP8
+    peak = device.matmul_tflops(dtype, precision)
     # Without tensor cores for its dtype a product runs on the CUDA cores: FP32 (TF32 where the GPU has
     # no TF32: PyTorch's flag is then a no-op), and BF16 on a V100 or T4, which PyTorch runs, slowly,
     # without tensor cores: priced at the FP32 rate and the CUDA cores' efficiency.
@@ -310,7 +332,8 @@ def traffic_s(nbytes: float, device: DeviceRates, eff: Efficiency) -> float:
 
 def op_cost(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline, precision: Precision) -> OpCost:
     """One call of ``g``: max(compute, memory) on the device, the transposes around it, its launches."""
-    fused = pipeline.compiled and device.is_gpu and g.kind not in ops.TENSOR_KINDS and g.phase != "optimizer"
+    fused = ((pipeline.compiled or pipeline.fused_elementwise) and device.is_gpu and g.kind not in ops.TENSOR_KINDS
+             and g.phase != "optimizer")
     share = 1 / COMPILE_OPS_PER_KERNEL if fused else 1.0  # of its bytes, launches and dispatch
     memory = share * traffic_s(g.bytes, device, eff)
     transposes = 0

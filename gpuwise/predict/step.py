@@ -12,6 +12,7 @@ from gpuwise.predict.constants import shipped_cpu_efficiency
 from gpuwise.predict.roofline import (
     BF16,
     EAGER,
+    FP8,
     FP16,
     FP32,
     TF32,
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 def gpu_rates(gpu: GPU, *, datasheet: bool = False) -> DeviceRates:
     """The rates of a catalog GPU that matrix products reach, by the dtype PyTorch runs them in: the
     tensor-core peaks times the achievable share a matmul microbenchmark measures on that GPU (or on
-    its chip, family or vendor: ``GPU.achievable_basis``), the memory bandwidth likewise times a STREAM
+    its chip, family or vendor: ``GPU.achievable_basis``; FP8's too, which mamf-finder measures at about the
+    same share: B200 76.3% FP8 / 77.6% BF16, GH200 77.6% / 83.8%, stas00/ml-engineering@744d01e1,
+    compute/accelerator/README.md), the memory bandwidth likewise times a STREAM
     triad's share (``GPU.achievable_bandwidth_basis``); the FP32 CUDA-core peak as published.
     ``datasheet``: the published peaks and bandwidth as they are (comparing two GPUs' datasheets)."""
     if gpu.fp32_tflops is None:
@@ -40,7 +43,8 @@ def gpu_rates(gpu: GPU, *, datasheet: bool = False) -> DeviceRates:
     tensor_share, bandwidth_share = (1.0, 1.0) if datasheet else (gpu.achievable_fraction,
                                                                   gpu.achievable_bandwidth_fraction)
     tensor = {FP32: gpu.fp32_tflops}
-    for key, value in ((TF32, gpu.tf32_tflops), (BF16, gpu.bf16_tflops), (FP16, gpu.fp16_tflops)):
+    for key, value in ((TF32, gpu.tf32_tflops), (BF16, gpu.bf16_tflops), (FP16, gpu.fp16_tflops),
+                       (FP8, gpu.fp8_tflops)):
         if value:
             tensor[key] = value * tensor_share
     return DeviceRates(
