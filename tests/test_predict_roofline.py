@@ -353,3 +353,26 @@ def test_fused_elementwise_kernels_halve_the_memory_bound_chains() -> None:
     fused = step_time(p, GPU, EFF, tuned_pipeline(Precision.AMP_FP16, has_convs=False, fused_elementwise=True))
     assert plain.step_s == pytest.approx(1.0 + 1e-3)
     assert fused.step_s == pytest.approx(1.0 + 1e-3 / COMPILE_OPS_PER_KERNEL)
+
+
+def test_a_sync_after_backward_is_all_exposed_in_16_bits() -> None:
+    """NVIDIA's MLPerf BERT reduces its 16-bit gradients once backward is done: the whole all-reduce of 2 bytes
+    per parameter adds to the step, where DDP hides its 4-byte all-reduce behind a long enough backward."""
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.predict import parallel
+    from gpuwise.predict.step import gpu_step
+
+    gpu = load_catalog().get("H100-PCIe-80GB")
+    params = 10**9
+    backward = OpGroup(op="mm", kind=ops.MATMUL, phase="backward", dtype=FP16, count=1, flops=10**15,
+                       vector_flops=0, bytes=0)
+    p = replace(_profile("amp-fp16", [backward], grads=4 * params), params_trainable=params)
+    link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, 400.0)
+    bandwidth = parallel.ring_bandwidth_gbps(link, 8, 8)
+    ddp = gpu_step(p, gpu, EFF, num_gpus=8, pipeline=tuned_pipeline(Precision.AMP_FP16, has_convs=False))
+    after = gpu_step(p, gpu, EFF, num_gpus=8,
+                     pipeline=tuned_pipeline(Precision.AMP_FP16, has_convs=False, sync_after_backward=True))
+    assert ddp.compute.backward_s > parallel.allreduce_s(4 * params, 8, bandwidth)  # DDP: only its last bucket
+    assert ddp.communication_s < 0.05 * parallel.allreduce_s(4 * params, 8, bandwidth)
+    assert after.communication_s == pytest.approx(parallel.allreduce_s(2 * params, 8, bandwidth))
+    assert after.compute.step_s == pytest.approx(ddp.compute.step_s)

@@ -13,9 +13,11 @@ run_pretraining.py: FP8 QKV/projection/MLP GEMMs and FP8 fused attention, te_lay
 (its argument line, or the FP8 attention it prints), else from the submission's config for that system
 (``_FP8_CONFIGS``, each checked to set the flag), and said in the notes: ``FP8 layers`` or ``16-bit layers``.
 Its fused elementwise kernels (bias in the GEMM epilogue, GELU fused into the GEMM, dropout fused with the
-residual add, bias fused into attention: ``_FUSION_FLAGS``) are read the same way: ``fused elementwise kernels``.
+residual add, bias fused into attention: ``_FUSION_FLAGS``) are read the same way: ``fused elementwise kernels``;
+and its gradient sync: apex's DistributedFusedLAMB on a ``.half()`` model, reducing 16-bit gradients after
+backward unless ``--dwu-overlap-reductions`` is given: ``16-bit gradients reduced after backward``.
 ``python benchmarks/sources/mlperf_bert_rows.py --fp8 CSV CHECKOUT...`` prints, for each BERT row of CSV read
-from one of the checkouts, its file line and that evidence (both notes).
+from one of the checkouts, its file line and that evidence (the three notes).
 """
 
 from __future__ import annotations
@@ -125,6 +127,27 @@ def fused_kernels(repo: str, submitter: str, system: str, log: str) -> str:
     return f"fused elementwise kernels ({' '.join(f'--{f}' for f in _FUSION_FLAGS)} in {config})"
 
 
+def gradient_sync(repo: str, submitter: str, system: str, log: str) -> str:
+    """How the run reduced its gradients, and where that is read: a note for the row."""
+    lamb = re.search(r"\bdistributed_lamb=(\w+)", log)
+    overlap = re.search(r"\bdwu_overlap_reductions=(\w+)", log)
+    if lamb and overlap:
+        if (lamb.group(1), overlap.group(1)) != ("True", "False"):
+            return f"gradient sync: distributed_lamb={lamb.group(1)}, dwu_overlap_reductions={overlap.group(1)}"
+        return ("16-bit gradients reduced after backward (distributed_lamb=True, dwu_overlap_reductions=False "
+                "in the log's arguments)")
+    config = _FP8_CONFIGS.get(f"{submitter}/{system}")
+    if config is None:
+        raise SystemExit(f"{submitter}/{system}: no argument line or known config: add it to _FP8_CONFIGS")
+    launcher = config.rsplit("/", 1)[0] + "/run_and_time.sh"
+    script = _git(repo, "show", f"HEAD:{launcher}")
+    if "--distributed_lamb" not in script or "--dwu-overlap-reductions" in script + _git(repo, "show",
+                                                                                           f"HEAD:{config}"):
+        raise SystemExit(f"{launcher} / {config}: not DistributedFusedLAMB without --dwu-overlap-reductions")
+    return (f"16-bit gradients reduced after backward ({launcher} passes --distributed_lamb and neither it nor "
+            "the config passes --dwu-overlap-reductions, off by default)")
+
+
 def rows(repo: str) -> list[list[str]]:
     version = re.search(r"training_results_v([\d.]+)", repo)
     name = f"mlcommons/training_results_v{version.group(1) if version else '?'}"
@@ -167,7 +190,7 @@ def rows(repo: str) -> list[list[str]]:
             f"NVIDIA MLPerf BERT: --fp16, {layout}, fused MHA kernels, CUDA graphs, LAMB; "
             "batch_per_gpu = global_batch_size/num_gpus (samples: one Wikipedia sequence each)"
         )
-        notes += f"; {fp8_layers(repo, submitter, system, log)}; {fused_kernels(repo, submitter, system, log)}"
+        notes += "; " + "; ".join(f(repo, submitter, system, log) for f in (fp8_layers, fused_kernels, gradient_sync))
         if gpu in _NOT_IN_CATALOG or gpu == accelerator:
             notes += f"; GPU not in the gpuwise catalog ({_NOT_IN_CATALOG.get(gpu, accelerator)})"
         elif gpu in _GPU_NOTES:
@@ -192,8 +215,8 @@ def fp8_of_file(csv_path: str, checkouts: list[str]) -> None:
                 continue
             repo = repos[match.group(1)]
             log = _git(repo, "show", f"HEAD:{match.group(2)}")
-            print(f"{csv_path}:{line}\t{fp8_layers(repo, match.group(3), match.group(4), log)}; "
-                  f"{fused_kernels(repo, match.group(3), match.group(4), log)}")
+            notes = (f(repo, match.group(3), match.group(4), log) for f in (fp8_layers, fused_kernels, gradient_sync))
+            print(f"{csv_path}:{line}\t{'; '.join(notes)}")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def row_pipeline(m: MappedRow, p: Profile) -> Pipeline:
     """The published rows ran NVIDIA's tuned containers, not eager PyTorch: model what they ran."""
     has_convs = any(g.kind == ops.CONV for g in p.ops)
     return tuned_pipeline(m.precision, has_convs=has_convs, fused_optimizer=m.fused_optimizer,
-                          fp8_layers=m.fp8_layers, fused_elementwise=m.fused_elementwise)
+                          fp8_layers=m.fp8_layers, fused_elementwise=m.fused_elementwise,
+                          sync_after_backward=m.sync_after_backward)
 
 
 def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: ProfileCache) -> float:

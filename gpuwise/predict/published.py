@@ -27,6 +27,8 @@ FP8_LAYERS_NOTE = re.compile(r"\bfp8 layers\b", re.IGNORECASE)
 # A row's notes that say its program fused the elementwise ops around its matrix products into few kernels
 # (``Pipeline.fused_elementwise``), as NVIDIA's MLPerf implementations do.
 FUSED_ELEMENTWISE_NOTE = re.compile(r"\bfused elementwise kernels\b", re.IGNORECASE)
+# A row's notes that say its program reduced 16-bit gradients after backward (``Pipeline.sync_after_backward``).
+SYNC_AFTER_BACKWARD_NOTE = re.compile(r"\b16-bit gradients reduced after backward\b", re.IGNORECASE)
 _MODELS = {
     "resnet50v1.5": ("resnet50", "sgd-momentum"),  # SGD with momentum 0.875
     # ResNet-50 v1 (stride 2 in the first 1x1 of a downsampling block, not the 3x3): torchvision's v1.5
@@ -102,6 +104,7 @@ class MappedRow:
     fused_optimizer: bool = True  # the recipe's optimizer step is one multi-tensor kernel
     fp8_layers: bool = False  # Transformer Engine's FP8 layers (``FP8_LAYERS_NOTE``)
     fused_elementwise: bool = False  # the program's own fused elementwise kernels (``FUSED_ELEMENTWISE_NOTE``)
+    sync_after_backward: bool = False  # 16-bit gradients reduced after backward (``SYNC_AFTER_BACKWARD_NOTE``)
 
 
 def load_published(path: Path | None = None) -> list[PublishedRow]:
@@ -187,8 +190,8 @@ def map_row(row: PublishedRow) -> MappedRow | str:
     m = _map_row(row)
     if isinstance(m, str):
         return m
-    if FUSED_ELEMENTWISE_NOTE.search(row.notes):
-        m = replace(m, fused_elementwise=True)
+    m = replace(m, fused_elementwise=bool(FUSED_ELEMENTWISE_NOTE.search(row.notes)),
+                sync_after_backward=bool(SYNC_AFTER_BACKWARD_NOTE.search(row.notes)))
     if not FP8_LAYERS_NOTE.search(row.notes):
         return m
     if m.precision not in (_FP16, _BF16):

@@ -139,6 +139,10 @@ class Pipeline:
     # GELU in the GEMM epilogue, dropout fused with the residual add, BN+ReLU and BN+add+ReLU as one cuDNN
     # kernel): priced as torch.compile's fusion is (``COMPILE_OPS_PER_KERNEL``), the same stated assumption.
     fused_elementwise: bool = False
+    # The gradients are reduced after backward, none of it behind backward, in 16 bits: NVIDIA's MLPerf BERT
+    # (apex DistributedFusedLAMB on a ``.half()`` model with ``dwu_overlap_reductions=False``; priced as one
+    # all-reduce of 2 bytes per parameter, ``gpuwise.predict.step.gpu_step``). False: DDP's overlapped sync.
+    sync_after_backward: bool = False
 
 
 # What the model assumes torch.compile fuses: on average two memory-bound ops per generated kernel
@@ -152,7 +156,7 @@ EAGER = Pipeline()
 
 
 def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bool = True, fp8_layers: bool = False,
-                   fused_elementwise: bool = False) -> Pipeline:
+                   fused_elementwise: bool = False, sync_after_backward: bool = False) -> Pipeline:
     """NVIDIA DeepLearningExamples' recipes: fused optimizers (but GNMT's: ``fused_optimizer=False``),
     and NHWC convnets under AMP only.
 
@@ -168,9 +172,12 @@ def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bo
         parts.append("FP8 layers")
     if fused_elementwise:
         parts.append("fused elementwise kernels")
+    if sync_after_backward:
+        parts.append("16-bit gradients reduced after backward")
     return Pipeline(
         name=f"tuned ({', '.join(parts)})", channels_last=amp and has_convs, fused_optimizer=fused_optimizer,
         sdpa_attention=False, fp8_layers=fp8_layers, fused_elementwise=fused_elementwise,
+        sync_after_backward=sync_after_backward,
     )
 
 

@@ -187,12 +187,16 @@ def gpu_step(
     p: Profile, gpu: GPU, eff: Efficiency, *, num_gpus: int = 1, gpus_per_node: int = 8,
     network_gbits: float | None = None, pipeline: Pipeline = EAGER, grad_accum: int = 1,
 ) -> GpuStep:
-    """DDP (one GPU: no communication). ``network_gbits`` None: the stated default for the GPU's class."""
+    """DDP (one GPU: no communication), or the pipeline's own gradient sync (``Pipeline.sync_after_backward``).
+    ``network_gbits`` None: the stated default for the GPU's class."""
     compute = accumulated_step(p, gpu_rates(gpu), eff, pipeline, grad_accum)
     network = _network(gpu, network_gbits)
     link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
-    comm = parallel.ddp_exposed_s(p.memory.gradients_bytes, num_gpus, bandwidth, compute.backward_s)
+    if pipeline.sync_after_backward:  # 16-bit gradients, reduced once backward is done
+        comm = parallel.allreduce_s(2 * p.params_trainable, num_gpus, bandwidth)
+    else:
+        comm = parallel.ddp_exposed_s(p.memory.gradients_bytes, num_gpus, bandwidth, compute.backward_s)
     via = link.via if num_gpus <= gpus_per_node else f"{link.via} + network {network:g} Gb/s per GPU"
     sync = parallel.sync_wait_s(compute.step_s, eff.spread_for(p.family), num_gpus)
     return GpuStep(gpu=gpu.name, num_gpus=num_gpus, compute=compute, communication_s=comm, via=via,
