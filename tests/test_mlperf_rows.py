@@ -46,7 +46,9 @@ def _repo(root: Path) -> Path:
 
     system("Acme", "b200x8", "NVIDIA Blackwell GPU (B200-SXM-180GB)", "NGC PyTorch 25.04")
     result("Acme", "b200x8", _log('"key": "global_batch_size", "value": 768')
-           + "Namespace(packed_samples=True, average_packing_rate=2, train_batch_size=48)\n"
+           + "Namespace(packed_samples=True, average_packing_rate=2, train_batch_size=48, "
+             "use_transformer_engine2=True, fused_bias_fc=True, fused_bias_mha=True, fused_dropout_add=True, "
+             "fused_gemm_gelu=True, distributed_lamb=True, dwu_overlap_reductions=False)\n"
            + _log('"key": "tracked_stats", "value": {"throughput": 11000.0}',
                   '"key": "tracked_stats", "value": {"throughput": 11581.26, "epoch_num": 2550982}'))
     system("tiny", "box", "NVIDIA GeForce RTX 4090", "tinygrad, commit abc")
@@ -76,3 +78,6 @@ def test_rows_are_the_final_throughput_of_pytorch_runs_and_map_to_256_token_samp
     mapped = map_row(published)
     assert isinstance(mapped, MappedRow) and (mapped.workload, mapped.seq_len, mapped.batch_size) == ("bert-large",
                                                                                                       256, 96)
+    # What the run ran, read from its argument line, and priced so.
+    assert "FP8 layers (use_transformer_engine2=True in the log's arguments)" in row[11]
+    assert (mapped.fp8_layers, mapped.fused_elementwise, mapped.sync_after_backward) == (True, True, True)
