@@ -48,7 +48,7 @@ def _repo(root: Path) -> Path:
     result("Acme", "b200x8", _log('"key": "global_batch_size", "value": 768')
            + "Namespace(packed_samples=True, average_packing_rate=2, train_batch_size=48, "
              "use_transformer_engine2=True, fused_bias_fc=True, fused_bias_mha=True, fused_dropout_add=True, "
-             "fused_gemm_gelu=True, distributed_lamb=True, dwu_overlap_reductions=False)\n"
+             "fused_gemm_gelu=True, fp16=True, distributed_lamb=True, dwu_overlap_reductions=False)\n"
            + _log('"key": "tracked_stats", "value": {"throughput": 11000.0}',
                   '"key": "tracked_stats", "value": {"throughput": 11581.26, "epoch_num": 2550982}'))
     system("tiny", "box", "NVIDIA GeForce RTX 4090", "tinygrad, commit abc")
@@ -80,4 +80,4 @@ def test_rows_are_the_final_throughput_of_pytorch_runs_and_map_to_256_token_samp
                                                                                                       256, 96)
     # What the run ran, read from its argument line, and priced so.
     assert "FP8 layers (use_transformer_engine2=True in the log's arguments)" in row[11]
-    assert (mapped.fp8_layers, mapped.fused_elementwise, mapped.sync_after_backward) == (True, True, True)
+    assert (mapped.fp8_layers, mapped.fused_elementwise, mapped.sync_after_backward, mapped.half_model) == (True,) * 4

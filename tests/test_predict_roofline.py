@@ -375,4 +375,22 @@ def test_a_sync_after_backward_is_all_exposed_in_16_bits() -> None:
     assert ddp.compute.backward_s > parallel.allreduce_s(4 * params, 8, bandwidth)  # DDP: only its last bucket
     assert ddp.communication_s < 0.05 * parallel.allreduce_s(4 * params, 8, bandwidth)
     assert after.communication_s == pytest.approx(parallel.allreduce_s(2 * params, 8, bandwidth))
-    assert after.compute.step_s == pytest.approx(ddp.compute.step_s)
+    assert after.compute.step_s == pytest.approx(ddp.compute.step_s)  # no optimizer step in this profile
+
+
+def test_a_distributed_optimizer_steps_each_gpus_share() -> None:
+    """apex's DistributedFusedLAMB (``sync_after_backward``) steps each GPU's 1/n of the parameters: the
+    fused optimizer kernel's bytes over n; DDP steps all of them on every GPU."""
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.predict.step import gpu_step, optimizer_shard
+
+    gpu = load_catalog().get("H100-SXM5-80GB")
+    update = OpGroup(op="add", kind=ops.ELEMENTWISE, phase="optimizer", dtype=FP32, count=1, flops=0,
+                     vector_flops=0, bytes=GB)
+    p = _profile("amp-fp16", [update], weights=4 * GB, grads=4 * GB, state=8 * GB)
+    tuned = tuned_pipeline(Precision.AMP_FP16, has_convs=False)
+    ddp = gpu_step(p, gpu, EFF, num_gpus=8, pipeline=tuned)
+    dist = gpu_step(p, gpu, EFF, num_gpus=8, pipeline=replace(tuned, sync_after_backward=True))
+    assert dist.compute.step_s == pytest.approx(ddp.compute.step_s / 8)  # the fused kernel's bytes, all of it
+    assert optimizer_shard(p, 1) is p
+    assert optimizer_shard(p, 8).memory.optimizer_state_bytes == GB

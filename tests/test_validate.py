@@ -394,8 +394,10 @@ def test_notes_say_fp8_layers_and_fused_kernels() -> None:
                             notes=notes))
 
     m = mapped("FP8 layers (use_transformer_engine2=True in the log's arguments); fused elementwise kernels; "
-               "16-bit gradients reduced after backward")
-    assert isinstance(m, MappedRow) and (m.fp8_layers, m.fused_elementwise, m.sync_after_backward) == (True,) * 3
+               "16-bit model, 16-bit gradients reduced after backward")
+    assert isinstance(m, MappedRow) and (m.fp8_layers, m.fused_elementwise, m.sync_after_backward,
+                                         m.half_model) == (True,) * 4
+    assert "a 16-bit model runs 16-bit math" in str(mapped("16-bit model", precision="FP32"))
     m = mapped("16-bit layers, no Transformer Engine FP8 (use_transformer_engine2=False in the log's arguments)")
     assert isinstance(m, MappedRow) and (m.fp8_layers, m.fused_elementwise) == (False, False)
     assert "give the row's precision as AMP-FP16 or AMP-BF16" in str(mapped("FP8 layers", precision="TF32"))
@@ -416,7 +418,7 @@ def test_mlperf_rows_run_fp8_where_their_configs_say() -> None:
     assert not any(m.fp8_layers for m in mapped if m.workload == "resnet50")
     # apex DistributedFusedLAMB without --dwu-overlap-reductions in every BERT run; the RN50 rows (Horovod) say
     # nothing of theirs and keep DDP's overlapped sync.
-    assert all(m.sync_after_backward == (m.workload == "bert-large") for m in mapped)
+    assert all(m.sync_after_backward == m.half_model == (m.workload == "bert-large") for m in mapped)
 
 
 # ------------------------------------------------------------------ --frozen and the baselines (issue 12)

@@ -14,8 +14,10 @@ run_pretraining.py: FP8 QKV/projection/MLP GEMMs and FP8 fused attention, te_lay
 (``_FP8_CONFIGS``, each checked to set the flag), and said in the notes: ``FP8 layers`` or ``16-bit layers``.
 Its fused elementwise kernels (bias in the GEMM epilogue, GELU fused into the GEMM, dropout fused with the
 residual add, bias fused into attention: ``_FUSION_FLAGS``) are read the same way: ``fused elementwise kernels``;
-and its gradient sync: apex's DistributedFusedLAMB on a ``.half()`` model, reducing 16-bit gradients after
-backward unless ``--dwu-overlap-reductions`` is given: ``16-bit gradients reduced after backward``.
+and its model and gradient sync: under ``--fp16`` with ``--distributed_lamb`` run_pretraining.py makes the
+model ``.half()`` (no autocast) and apex's DistributedFusedLAMB steps each GPU's share of the parameters,
+reducing the 16-bit gradients after backward unless ``--dwu-overlap-reductions`` is given: ``16-bit model,
+16-bit gradients reduced after backward``.
 ``python benchmarks/sources/mlperf_bert_rows.py --fp8 CSV CHECKOUT...`` prints, for each BERT row of CSV read
 from one of the checkouts, its file line and that evidence (the three notes).
 """
@@ -131,21 +133,23 @@ def gradient_sync(repo: str, submitter: str, system: str, log: str) -> str:
     """How the run reduced its gradients, and where that is read: a note for the row."""
     lamb = re.search(r"\bdistributed_lamb=(\w+)", log)
     overlap = re.search(r"\bdwu_overlap_reductions=(\w+)", log)
-    if lamb and overlap:
-        if (lamb.group(1), overlap.group(1)) != ("True", "False"):
-            return f"gradient sync: distributed_lamb={lamb.group(1)}, dwu_overlap_reductions={overlap.group(1)}"
-        return ("16-bit gradients reduced after backward (distributed_lamb=True, dwu_overlap_reductions=False "
-                "in the log's arguments)")
+    fp16 = re.search(r"\bfp16=(\w+)", log)
+    if lamb and overlap and fp16:
+        if (lamb.group(1), overlap.group(1), fp16.group(1)) != ("True", "False", "True"):
+            return (f"gradient sync: fp16={fp16.group(1)}, distributed_lamb={lamb.group(1)}, "
+                    f"dwu_overlap_reductions={overlap.group(1)}")
+        return ("16-bit model, 16-bit gradients reduced after backward (fp16=True, distributed_lamb=True, "
+                "dwu_overlap_reductions=False in the log's arguments)")
     config = _FP8_CONFIGS.get(f"{submitter}/{system}")
     if config is None:
         raise SystemExit(f"{submitter}/{system}: no argument line or known config: add it to _FP8_CONFIGS")
     launcher = config.rsplit("/", 1)[0] + "/run_and_time.sh"
     script = _git(repo, "show", f"HEAD:{launcher}")
-    if "--distributed_lamb" not in script or "--dwu-overlap-reductions" in script + _git(repo, "show",
-                                                                                           f"HEAD:{config}"):
-        raise SystemExit(f"{launcher} / {config}: not DistributedFusedLAMB without --dwu-overlap-reductions")
-    return (f"16-bit gradients reduced after backward ({launcher} passes --distributed_lamb and neither it nor "
-            "the config passes --dwu-overlap-reductions, off by default)")
+    if ("--fp16" not in script or "--distributed_lamb" not in script
+            or "--dwu-overlap-reductions" in script + _git(repo, "show", f"HEAD:{config}")):
+        raise SystemExit(f"{launcher} / {config}: not --fp16 DistributedFusedLAMB without --dwu-overlap-reductions")
+    return (f"16-bit model, 16-bit gradients reduced after backward ({launcher} passes --fp16 --distributed_lamb "
+            "and neither it nor the config passes --dwu-overlap-reductions, off by default)")
 
 
 def rows(repo: str) -> list[list[str]]:

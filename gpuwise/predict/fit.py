@@ -53,7 +53,8 @@ def row_profile(m: MappedRow, profiles: ProfileCache) -> Profile:
     """The GPU profile a published row's setting reads, made once by ``profiles`` (the rows name zoo workloads:
     looking one up loads no code)."""
     return profiles.get(get_workload(m.workload), batch_size=m.batch_size, precision=m.precision,
-                        optimizer=OptimizerName.parse(m.optimizer), seq_len=m.seq_len, image_size=None)
+                        optimizer=OptimizerName.parse(m.optimizer), seq_len=m.seq_len, image_size=None,
+                        low_precision_params=m.half_model)
 
 
 def row_pipeline(m: MappedRow, p: Profile) -> Pipeline:

@@ -29,6 +29,9 @@ FP8_LAYERS_NOTE = re.compile(r"\bfp8 layers\b", re.IGNORECASE)
 FUSED_ELEMENTWISE_NOTE = re.compile(r"\bfused elementwise kernels\b", re.IGNORECASE)
 # A row's notes that say its program reduced 16-bit gradients after backward (``Pipeline.sync_after_backward``).
 SYNC_AFTER_BACKWARD_NOTE = re.compile(r"\b16-bit gradients reduced after backward\b", re.IGNORECASE)
+# A row's notes that say its model ran in 16 bits without autocast (``model.half()``, fp32 master weights in the
+# optimizer): profiled as FSDP2's mixed precision is (``low_precision_params``), no per-op casts.
+HALF_MODEL_NOTE = re.compile(r"\b16-bit model\b", re.IGNORECASE)
 _MODELS = {
     "resnet50v1.5": ("resnet50", "sgd-momentum"),  # SGD with momentum 0.875
     # ResNet-50 v1 (stride 2 in the first 1x1 of a downsampling block, not the 3x3): torchvision's v1.5
@@ -105,6 +108,7 @@ class MappedRow:
     fp8_layers: bool = False  # Transformer Engine's FP8 layers (``FP8_LAYERS_NOTE``)
     fused_elementwise: bool = False  # the program's own fused elementwise kernels (``FUSED_ELEMENTWISE_NOTE``)
     sync_after_backward: bool = False  # 16-bit gradients reduced after backward (``SYNC_AFTER_BACKWARD_NOTE``)
+    half_model: bool = False  # a 16-bit model without autocast (``HALF_MODEL_NOTE``)
 
 
 def load_published(path: Path | None = None) -> list[PublishedRow]:
@@ -191,13 +195,13 @@ def map_row(row: PublishedRow) -> MappedRow | str:
     if isinstance(m, str):
         return m
     m = replace(m, fused_elementwise=bool(FUSED_ELEMENTWISE_NOTE.search(row.notes)),
-                sync_after_backward=bool(SYNC_AFTER_BACKWARD_NOTE.search(row.notes)))
-    if not FP8_LAYERS_NOTE.search(row.notes):
-        return m
-    if m.precision not in (_FP16, _BF16):
-        return (f"FP8 layers run beside 16-bit autocast: give the row's precision as AMP-FP16 or AMP-BF16, "
-                f"not {row.precision}")
-    return replace(m, fp8_layers=True)
+                sync_after_backward=bool(SYNC_AFTER_BACKWARD_NOTE.search(row.notes)),
+                half_model=bool(HALF_MODEL_NOTE.search(row.notes)),
+                fp8_layers=bool(FP8_LAYERS_NOTE.search(row.notes)))
+    if (m.fp8_layers or m.half_model) and m.precision not in (_FP16, _BF16):
+        what = "FP8 layers run beside 16-bit math" if m.fp8_layers else "a 16-bit model runs 16-bit math"
+        return f"{what}: give the row's precision as AMP-FP16 or AMP-BF16, not {row.precision}"
+    return m
 
 
 def _map_row(row: PublishedRow) -> MappedRow | str:

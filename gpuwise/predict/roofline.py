@@ -139,9 +139,10 @@ class Pipeline:
     # GELU in the GEMM epilogue, dropout fused with the residual add, BN+ReLU and BN+add+ReLU as one cuDNN
     # kernel): priced as torch.compile's fusion is (``COMPILE_OPS_PER_KERNEL``), the same stated assumption.
     fused_elementwise: bool = False
-    # The gradients are reduced after backward, none of it behind backward, in 16 bits: NVIDIA's MLPerf BERT
-    # (apex DistributedFusedLAMB on a ``.half()`` model with ``dwu_overlap_reductions=False``; priced as one
-    # all-reduce of 2 bytes per parameter, ``gpuwise.predict.step.gpu_step``). False: DDP's overlapped sync.
+    # A distributed optimizer whose 16-bit gradients are reduced after backward, none of it behind backward:
+    # NVIDIA's MLPerf BERT (apex DistributedFusedLAMB on a ``.half()`` model, ``dwu_overlap_reductions=False``;
+    # priced as one all-reduce of 2 bytes per parameter, each GPU stepping its 1/n of the parameters,
+    # ``gpuwise.predict.step.gpu_step``). False: DDP's overlapped sync, every GPU stepping all of them.
     sync_after_backward: bool = False
 
 

@@ -183,13 +183,33 @@ def _network(gpu: GPU, network_gbits: float | None) -> float:
     return parallel.default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name)[0]
 
 
+def optimizer_shard(p: Profile, num_gpus: int) -> Profile:
+    """One GPU's step when each GPU steps the optimizer on its 1/n of the parameters (FSDP; a distributed
+    optimizer such as apex's DistributedFusedLAMB): the optimizer's ops, and the bytes a fused optimizer
+    kernel moves, over n."""
+    n = max(num_gpus, 1)
+    if n == 1:
+        return p
+    sharded = tuple(
+        replace(g, flops=g.flops // n, vector_flops=g.vector_flops // n, bytes=g.bytes // n)
+        if g.phase == "optimizer" else g
+        for g in p.ops
+    )
+    m = p.memory
+    memory = replace(m, weights_bytes=m.weights_bytes // n, gradients_bytes=m.gradients_bytes // n,
+                     optimizer_state_bytes=m.optimizer_state_bytes // n)
+    return replace(p, ops=sharded, memory=memory)
+
+
 def gpu_step(
     p: Profile, gpu: GPU, eff: Efficiency, *, num_gpus: int = 1, gpus_per_node: int = 8,
     network_gbits: float | None = None, pipeline: Pipeline = EAGER, grad_accum: int = 1,
 ) -> GpuStep:
-    """DDP (one GPU: no communication), or the pipeline's own gradient sync (``Pipeline.sync_after_backward``).
-    ``network_gbits`` None: the stated default for the GPU's class."""
-    compute = accumulated_step(p, gpu_rates(gpu), eff, pipeline, grad_accum)
+    """DDP (one GPU: no communication), or the pipeline's own gradient sync (``Pipeline.sync_after_backward``:
+    a distributed optimizer, each GPU stepping its 1/n). ``network_gbits`` None: the stated default for the
+    GPU's class."""
+    stepped = optimizer_shard(p, num_gpus) if pipeline.sync_after_backward else p
+    compute = accumulated_step(stepped, gpu_rates(gpu), eff, pipeline, grad_accum)
     network = _network(gpu, network_gbits)
     link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
@@ -216,12 +236,7 @@ def fsdp_step(
     FSDP2's mixed-precision policy gathers bf16 parameters and reduces float32 gradients.
     """
     n = max(num_gpus, 1)
-    sharded = tuple(
-        replace(g, flops=g.flops // n, vector_flops=g.vector_flops // n, bytes=g.bytes // n)
-        if g.phase == "optimizer" else g
-        for g in p.ops
-    )
-    compute = accumulated_step(replace(p, ops=sharded), gpu_rates(gpu), eff, pipeline, grad_accum)
+    compute = accumulated_step(optimizer_shard(p, n), gpu_rates(gpu), eff, pipeline, grad_accum)
     network = _network(gpu, network_gbits)
     link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
