@@ -17,7 +17,8 @@ is scored on data it never saw. The held-out validation adds the generations the
 
 The published rows are predicted for the pipeline they ran (``fit.row_pipeline``: NVIDIA's
 fused optimizers but for GNMT and SQuAD's FP32/TF32 runs, channels-last convnets under AMP, and what a
-row's notes say it ran: FP8 layers, fused elementwise kernels, a gradient sync after backward), not for
+row's notes say it ran: FP8 layers, fused elementwise kernels, a 16-bit model, a distributed optimizer
+with its gradient sync after backward), not for
 eager PyTorch, which is what ``predict`` and ``plan`` assume.
 """
 
