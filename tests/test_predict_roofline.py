@@ -394,3 +394,20 @@ def test_a_distributed_optimizer_steps_each_gpus_share() -> None:
     assert dist.compute.step_s == pytest.approx(ddp.compute.step_s / 8)  # the fused kernel's bytes, all of it
     assert optimizer_shard(p, 1) is p
     assert optimizer_shard(p, 8).memory.optimizer_state_bytes == GB
+
+
+def test_fp8_layers_write_fp8_copies_of_their_inputs_and_gradients() -> None:
+    """Transformer Engine writes an FP8 copy and its transpose of each FP8 layer's input (forward) and output
+    gradient (backward): the forward product's 16-bit bytes once more, through DRAM, beside the product."""
+    fp8_gpu = DeviceRates(name="fp8 GPU", tensor_tflops={FP32: 10.0, FP16: 160.0, "float8": 320.0},
+                          vector_tflops=10.0, memory_gbps=1000.0)
+    fp8 = Pipeline(fp8_layers=True, sdpa_attention=False)
+    flops = 32 * 10**12
+    forward = _op(ops.MATMUL, FP16, flops=flops, nbytes=GB)  # 0.1 s of FP8 math, 1 ms of bytes
+    assert step_time(_profile("amp-fp16", [forward]), fp8_gpu, EFF, fp8).step_s == pytest.approx(0.1 + 1e-3)
+    backward = replace(forward, phase="backward")  # its casts are counted once, with the forward product
+    assert step_time(_profile("amp-fp16", [backward]), fp8_gpu, EFF, fp8).step_s == pytest.approx(0.1)
+    attention = _op(ops.ATTENTION, FP16, flops=flops, nbytes=GB)  # FP8 attention reads the QKV GEMM's output
+    assert step_time(_profile("amp-fp16", [attention]), fp8_gpu, EFF, fp8).step_s == pytest.approx(0.1)
+    # No FP8 tensor cores, no FP8 copies: the 16-bit product alone.
+    assert step_time(_profile("amp-fp16", [forward]), GPU, EFF, fp8).step_s == pytest.approx(0.2)

@@ -131,9 +131,9 @@ class Pipeline:
     sdpa_attention: bool = True
     # NVIDIA Transformer Engine's FP8 layers (``te.Linear``, ``LayerNormMLP``, its FP8 attention), as NVIDIA's
     # MLPerf BERT runs them on GPUs with FP8 tensor cores (``--use_transformer_engine2``): the 16-bit matrix
-    # products and attention of the step run at the FP8 tensor rate; the casts to FP8 are fused into the
-    # kernels before them (TE's LayerNormLinear, its activation kernels) and are not priced. A GPU without
-    # FP8 tensor cores runs them in 16 bits. Convolutions stay 16-bit (TE has no FP8 convolution).
+    # products and attention of the step run at the FP8 tensor rate, and each FP8 layer writes FP8 copies of
+    # its input and output gradient (``fp8_cast_s``; the products' own bytes stay counted at 16 bits). A GPU
+    # without FP8 tensor cores runs them in 16 bits. Convolutions stay 16-bit (TE has no FP8 convolution).
     fp8_layers: bool = False
     # The program's own fused kernels around its matrix products (NVIDIA's MLPerf implementations: bias and
     # GELU in the GEMM epilogue, dropout fused with the residual add, BN+ReLU and BN+add+ReLU as one cuDNN
@@ -281,11 +281,12 @@ class OpCost:
     transpose_s: float  # NCHW <-> NHWC copies around a tensor-core convolution, kernels of their own
     kernels: float  # kernel launches (a fused chain's share; a recurrent layer's per-step kernels)
     host_share: float  # of one eager dispatch on the host (a fused chain's share)
+    cast_s: float = 0.0  # the FP8 copies of an FP8 layer's input and output gradient (``fp8_cast_s``)
 
     @property
     def device_s(self) -> float:
         """Its time on the device, given the kernel latency per launch of ``eff``."""
-        return max(self.compute, self.memory) + self.transpose_s
+        return max(self.compute, self.memory) + self.transpose_s + self.cast_s
 
     @property
     def compute_bound(self) -> bool:
@@ -295,11 +296,7 @@ class OpCost:
 def _tensor_compute(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline, precision: Precision
                     ) -> tuple[float, bool]:
     """A matrix op's compute time per call, and whether it runs on the CUDA cores (no tensor cores for it)."""
-    dtype = g.dtype
-    if (pipeline.fp8_layers and dtype in (BF16, FP16) and g.kind in (ops.MATMUL, ops.ATTENTION)
-            and FP8 in device.tensor_tflops):
-        dtype = FP8
-    peak = device.matmul_tflops(dtype, precision)
+    peak = device.matmul_tflops(FP8 if runs_fp8(g, device, pipeline) else g.dtype, precision)
     # Without tensor cores for its dtype a product runs on the CUDA cores: FP32 (TF32 where the GPU has
     # no TF32: PyTorch's flag is then a no-op), and BF16 on a V100 or T4, which PyTorch runs, slowly,
     # without tensor cores: priced at the FP32 rate and the CUDA cores' efficiency.
@@ -316,6 +313,25 @@ def _tensor_compute(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: 
         serial = min(g.flops, loop.steps * loop.step_flops)
         compute += serial / rate * (1 / step_occupancy(loop, device.sm_count) - 1)
     return compute, on_cuda_cores
+
+
+def runs_fp8(g: OpGroup, device: DeviceRates, pipeline: Pipeline) -> bool:
+    """Whether ``g`` runs on the FP8 tensor cores: a 16-bit product or attention of FP8 layers, on a GPU
+    that has them (``Pipeline.fp8_layers``)."""
+    return (pipeline.fp8_layers and g.dtype in (BF16, FP16) and g.kind in (ops.MATMUL, ops.ATTENTION)
+            and FP8 in device.tensor_tflops)
+
+
+def fp8_cast_s(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline) -> float:
+    """The FP8 copies a forward FP8 product's layer writes, per call: Transformer Engine casts each FP8
+    layer's input (forward) and output gradient (backward) to FP8 and keeps a transposed copy of each for the
+    other GEMMs of backward (``fp8_cast_transpose_fused``), 2 bytes written per element of each, which is the
+    forward product's 16-bit activation bytes (its input and output: their weight matrix, 2-3% of them at
+    MLPerf's 24k tokens, counted too). The lower bound: a cast kernel of its own also reads the 16-bit tensor
+    again, where TE has not fused it into the kernel before (layer norm, GELU, bias gradient)."""
+    if g.phase != "forward" or g.kind != ops.MATMUL or not runs_fp8(g, device, pipeline):
+        return 0.0
+    return dram_s(g.bytes, device, eff)
 
 
 def dram_s(nbytes: float, device: DeviceRates, eff: Efficiency) -> float:
@@ -361,6 +377,7 @@ def op_cost(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline
         # Each direction's steps run in sequence; a bidirectional layer's two run side by side.
         kernels += KERNELS_PER_STEP * loop.steps / loop.directions
     return OpCost(compute=compute, memory=memory, transpose_s=transposes * dram_s(g.bytes, device, eff),
+                  cast_s=fp8_cast_s(g, device, eff, pipeline),
                   kernels=kernels, host_share=share)
 
 
@@ -380,7 +397,7 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
             compute_s += bound
         else:
             memory_s += bound
-        memory_s += g.count * c.transpose_s
+        memory_s += g.count * (c.transpose_s + c.cast_s)
         latency_s += g.count * c.kernels * eff.kernel_latency_s
         host_s += g.count * c.host_share * eff.host_op_s
         op_s = g.count * (c.device_s + c.kernels * eff.kernel_latency_s)
