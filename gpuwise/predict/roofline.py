@@ -325,10 +325,10 @@ def runs_fp8(g: OpGroup, device: DeviceRates, pipeline: Pipeline) -> bool:
 def fp8_cast_s(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: Pipeline) -> float:
     """The FP8 copies a forward FP8 product's layer writes, per call: Transformer Engine casts each FP8
     layer's input (forward) and output gradient (backward) to FP8 and keeps a transposed copy of each for the
-    other GEMMs of backward (``fp8_cast_transpose_fused``), 2 bytes written per element of each, which is the
-    forward product's 16-bit activation bytes (its input and output: their weight matrix, 2-3% of them at
-    MLPerf's 24k tokens, counted too). The lower bound: a cast kernel of its own also reads the 16-bit tensor
-    again, where TE has not fused it into the kernel before (layer norm, GELU, bias gradient)."""
+    other GEMMs of backward (``fp8_cast_transpose_fused``), 2 bytes written per element of each: as many bytes
+    as the forward product's 16-bit input and output (its weight matrix, 2-3% of its bytes at MLPerf's 24k
+    tokens per GPU, is counted with them). The lower bound: a cast kernel of its own also reads the 16-bit
+    tensor again, where TE has not fused the cast into the kernel before (layer norm, GELU, bias gradient)."""
     if g.phase != "forward" or g.kind != ops.MATMUL or not runs_fp8(g, device, pipeline):
         return 0.0
     return dram_s(g.bytes, device, eff)
