@@ -115,6 +115,17 @@ def test_a_short_write_is_told_as_a_full_disk(tmp_path: Path, monkeypatch: pytes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000000001.json", "step-000000001.pt"]
 
 
+def test_a_short_write_gathered_from_another_rank_is_a_full_disk() -> None:
+    """DCP pickles each rank's error to gather it, which drops the OSError a short write came from: the
+    RuntimeError torch raised for it, alone, is still read as a full disk; another error is not."""
+    from torch.distributed.checkpoint.api import CheckpointException, _wrap_exception
+
+    short = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+    assert checkpoint._disk_full(CheckpointException("save", {1: _wrap_exception(short)}))
+    other = RuntimeError("CUDA error: an illegal memory access was encountered")
+    assert not checkpoint._disk_full(CheckpointException("save", {0: _wrap_exception(other)}))
+
+
 # ------------------------------------------------------------------ 4. one run per folder
 
 

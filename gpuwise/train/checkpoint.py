@@ -99,11 +99,19 @@ def save(folder: Path, step: int, state: dict[str, Any], *, keep: int, info: dic
     return path
 
 
+# torch's zip writer reports a short write as RuntimeError("[enforce fail at inline_container.cc:...] . unexpected
+# pos 704 vs 598"), the OSError it came from as its context; DCP pickles each rank's error to gather them, which
+# drops that context, so the message alone is what is left of a full disk on a rank whose zip write failed.
+_SHORT_WRITE = "unexpected pos"
+
+
 def _disk_full(e: BaseException | None) -> bool:
     """Whether ``e``, or an error it was raised in (torch wraps the OSError of a short write; DCP gathers
     each rank's error into a CheckpointException), is a full disk."""
     while e is not None:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, RuntimeError) and _SHORT_WRITE in str(e):
             return True
         if isinstance(e, CheckpointException):
             return any(_disk_full(failure[0]) for failure in e.failures.values())
