@@ -21,6 +21,7 @@ from gpuwise.validate import local_checks, mapped_rows
 from tests.helpers import stored_result
 
 HEADER = ",".join(COLUMNS)
+DATA = Path(__file__).parents[1] / "gpuwise" / "data"  # the shipped published files
 
 
 def _row(
@@ -117,8 +118,7 @@ def test_no_shipped_row_is_read_as_tf32_that_its_source_calls_fp32() -> None:
     """The shipped constants were fitted on these rows as their sources label them: NVIDIA's tables call a
     GPU's TF32 runs TF32, and their FP32 rows are on GPUs without TF32 (V100s)."""
     catalog = load_catalog()
-    data = Path(__file__).parents[1] / "gpuwise" / "data"
-    for path in sorted(set(data.glob("published_*.csv")) - {data / "published_llm_runs.csv"}):
+    for path in sorted(set(DATA.glob("published_*.csv")) - {DATA / "published_llm_runs.csv"}):
         mapped, _ = mapped_rows(load_published(path), catalog)
         assert all(not m.row.precision.endswith("(ran as TF32)") for m in mapped), path
 
@@ -126,7 +126,7 @@ def test_no_shipped_row_is_read_as_tf32_that_its_source_calls_fp32() -> None:
 def test_every_shipped_mlperf_row_maps_but_retinanet() -> None:
     """ResNet-50 and BERT rows map to zoo workloads on catalog GPUs (GB200 included); RetinaNet has no zoo
     workload, which validate says."""
-    path = Path(__file__).parents[1] / "gpuwise" / "data" / "published_mlperf_training.csv"
+    path = DATA / "published_mlperf_training.csv"
     catalog = load_catalog()
     mapped, skipped = mapped_rows(load_published(path), catalog)
     assert {why for _, why in skipped} == {"no zoo workload with this model"}
@@ -137,7 +137,7 @@ def test_every_shipped_mlperf_row_maps_but_retinanet() -> None:
 def test_the_shipped_turing_rows_map_as_the_eager_fp32_runs_they_were() -> None:
     """The RTX 2080 Ti and Titan RTX rows (a PyTorch ImageNet script, FP32, torch.optim.SGD) all map, on
     CUDA cores (Turing has no TF32) with the eager optimizer their notes name: Turing is a checked generation."""
-    path = Path(__file__).parents[1] / "gpuwise" / "data" / "published_other_training.csv"
+    path = DATA / "published_other_training.csv"
     catalog = load_catalog()
     mapped, skipped = mapped_rows(load_published(path), catalog)
     turing = [m for m in mapped if generation(m, catalog) == "Turing"]
@@ -408,7 +408,7 @@ def test_notes_say_fp8_layers_and_fused_kernels() -> None:
 def test_mlperf_rows_run_fp8_where_their_configs_say() -> None:
     """NVIDIA's MLPerf BERT ran Transformer Engine's FP8 layers on every Hopper and Blackwell submission
     (--use_transformer_engine2), 16-bit on the L40S and A100 ones; every MLPerf row fused its elementwise ops."""
-    path = Path(__file__).parents[1] / "gpuwise" / "data" / "published_mlperf_training.csv"
+    path = DATA / "published_mlperf_training.csv"
     mapped = [m for r in load_published(path) if isinstance(m := map_row(r), MappedRow)]
     bert = [m for m in mapped if m.workload == "bert-large"]
     assert bert and all(m.fused_elementwise for m in mapped)

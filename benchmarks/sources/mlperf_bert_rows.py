@@ -11,7 +11,7 @@ Runs in another framework than PyTorch (tinygrad) are left out: they are not the
 Whether a run used Transformer Engine's FP8 layers (``--use_transformer_engine2``, "Enable FP8 layers" in
 run_pretraining.py: FP8 QKV/projection/MLP GEMMs and FP8 fused attention, te_layers.py) is read from the log
 (its argument line, or the FP8 attention it prints), else from the submission's config for that system
-(``_FP8_CONFIGS``, each checked to set the flag), and said in the notes: ``FP8 layers`` or ``16-bit layers``.
+(``_CONFIGS``, each checked to set the flag), and said in the notes: ``FP8 layers`` or ``16-bit layers``.
 Its fused elementwise kernels (bias in the GEMM epilogue, GELU fused into the GEMM, dropout fused with the
 residual add, bias fused into attention: ``_FUSION_FLAGS``) are read the same way: ``fused elementwise kernels``;
 and its model and gradient sync: under ``--fp16`` with ``--distributed_lamb`` run_pretraining.py makes the
@@ -40,9 +40,10 @@ _GPUS = {
 }
 
 _NOT_IN_CATALOG = {"RTX-A5000": "RTX A5000"}
-# Results directories whose log prints neither the arguments nor the FP8 attention: the config of the same
-# submission that ran them (or, where the submission has none for that system, the one named and why).
-_FP8_CONFIGS = {
+# Results directories whose log prints no argument line (nor, for the FP8 note, the FP8 attention): the config of
+# the same submission that ran them (or, where the submission has none for that system, the one named and why),
+# whose flags, and whose run_and_time.sh's, each note is read from instead.
+_CONFIGS = {
     "NVIDIA/eos_ngc23.04_pytorch": "NVIDIA/benchmarks/bert/implementations/eos_ngc23.04_pytorch/"
                                    "config_DGXH100_1x8x48x1_pack.sh",
     "NVIDIA/eos_n8_ngc23.04_pytorch": "NVIDIA/benchmarks/bert/implementations/eos_n8_ngc23.04_pytorch/"
@@ -90,6 +91,21 @@ def _git(repo: str, *args: str) -> str:
     return subprocess.run(["git", "--git-dir", repo, *args], capture_output=True, text=True, check=True).stdout
 
 
+def _config(submitter: str, system: str) -> str:
+    """The config a run's notes are read from when its log prints no argument line (``_CONFIGS``)."""
+    config = _CONFIGS.get(f"{submitter}/{system}")
+    if config is None:
+        raise SystemExit(f"{submitter}/{system}: the log prints no argument line and no config is known for it: "
+                         "add it to _CONFIGS")
+    return config
+
+
+def run_notes(repo: str, submitter: str, system: str, log: str) -> str:
+    """What the run ran, as the row's notes say it (FP8 layers, fused kernels, model and gradient sync), each
+    with where it is read."""
+    return "; ".join(note(repo, submitter, system, log) for note in (fp8_layers, fused_kernels, gradient_sync))
+
+
 def fp8_layers(repo: str, submitter: str, system: str, log: str) -> str:
     """Whether the run used Transformer Engine's FP8 layers, and where that is read: a note for the row."""
     flag = re.search(r"\buse_transformer_engine2=(\w+)", log)
@@ -99,10 +115,7 @@ def fp8_layers(repo: str, submitter: str, system: str, log: str) -> str:
         return f"{what} (use_transformer_engine2={flag.group(1)} in the log's arguments)"
     if "using fp8 FMHA" in log or "FP8_MHA" in log:
         return "FP8 layers (the log prints Transformer Engine's FP8 attention: 'using fp8 FMHA' or FP8_MHA modules)"
-    config = _FP8_CONFIGS.get(f"{submitter}/{system}")
-    if config is None:
-        raise SystemExit(f"{submitter}/{system}: no argument line, FP8 attention or known config: "
-                         "add it to _FP8_CONFIGS")
+    config = _config(submitter, system)
     if _FP8_FLAG not in _git(repo, "show", f"HEAD:{config}"):
         raise SystemExit(f"{config} does not set {_FP8_FLAG}")
     if f"{submitter}/{system}" in _SIBLING_CONFIGS:
@@ -120,9 +133,7 @@ def fused_kernels(repo: str, submitter: str, system: str, log: str) -> str:
         if len(on) < len(_FUSION_FLAGS):
             return f"not all elementwise kernels fused ({', '.join(on) or 'none'} of {', '.join(_FUSION_FLAGS)} set)"
         return f"fused elementwise kernels ({', '.join(f'{f}=True' for f in _FUSION_FLAGS)} in the log's arguments)"
-    config = _FP8_CONFIGS.get(f"{submitter}/{system}")
-    if config is None:
-        raise SystemExit(f"{submitter}/{system}: no argument line or known config: add it to _FP8_CONFIGS")
+    config = _config(submitter, system)
     text = _git(repo, "show", f"HEAD:{config}")
     if not all(f"--{f}" in text for f in _FUSION_FLAGS):
         raise SystemExit(f"{config} does not set every one of {_FUSION_FLAGS}")
@@ -140,9 +151,7 @@ def gradient_sync(repo: str, submitter: str, system: str, log: str) -> str:
                     f"dwu_overlap_reductions={overlap.group(1)}")
         return ("16-bit model, 16-bit gradients reduced after backward (fp16=True, distributed_lamb=True, "
                 "dwu_overlap_reductions=False in the log's arguments)")
-    config = _FP8_CONFIGS.get(f"{submitter}/{system}")
-    if config is None:
-        raise SystemExit(f"{submitter}/{system}: no argument line or known config: add it to _FP8_CONFIGS")
+    config = _config(submitter, system)
     launcher = config.rsplit("/", 1)[0] + "/run_and_time.sh"
     script = _git(repo, "show", f"HEAD:{launcher}")
     if ("--fp16" not in script or "--distributed_lamb" not in script
@@ -194,7 +203,7 @@ def rows(repo: str) -> list[list[str]]:
             f"NVIDIA MLPerf BERT: --fp16, {layout}, fused MHA kernels, CUDA graphs, LAMB; "
             "batch_per_gpu = global_batch_size/num_gpus (samples: one Wikipedia sequence each)"
         )
-        notes += "; " + "; ".join(f(repo, submitter, system, log) for f in (fp8_layers, fused_kernels, gradient_sync))
+        notes += f"; {run_notes(repo, submitter, system, log)}"
         if gpu in _NOT_IN_CATALOG or gpu == accelerator:
             notes += f"; GPU not in the gpuwise catalog ({_NOT_IN_CATALOG.get(gpu, accelerator)})"
         elif gpu in _GPU_NOTES:
@@ -209,7 +218,7 @@ def rows(repo: str) -> list[list[str]]:
 
 
 def fp8_of_file(csv_path: str, checkouts: list[str]) -> None:
-    """Each BERT row of ``csv_path`` that names a result of one of ``checkouts``: its line and FP8 evidence."""
+    """Each BERT row of ``csv_path`` that names a result of one of ``checkouts``: its line and ``run_notes``."""
     repos = {re.search(r"training_results_v([\d.]+)", c).group(1): c for c in checkouts}  # type: ignore[union-attr]
     with open(csv_path, newline="") as f:
         for line, row in enumerate(csv.DictReader(f), start=2):
@@ -219,8 +228,7 @@ def fp8_of_file(csv_path: str, checkouts: list[str]) -> None:
                 continue
             repo = repos[match.group(1)]
             log = _git(repo, "show", f"HEAD:{match.group(2)}")
-            notes = (f(repo, match.group(3), match.group(4), log) for f in (fp8_layers, fused_kernels, gradient_sync))
-            print(f"{csv_path}:{line}\t{'; '.join(notes)}")
+            print(f"{csv_path}:{line}\t{run_notes(repo, match.group(3), match.group(4), log)}")
 
 
 if __name__ == "__main__":
