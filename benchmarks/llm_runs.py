@@ -5,10 +5,11 @@ op-level selective or full, torch.compile on or off) is predicted with ``gpuwise
 path and the shipped constants: tokens/s per GPU, and the peak memory per GPU where the source
 publishes it. Every other row is listed with the reason it is skipped.
 
-The shipped constants include a flash-attention efficiency per GPU generation fitted on these same
-runs (``gpuwise.predict.fit.fit_flash_attention``), so the shipped errors are in-sample. The held-out
-column predicts each run with its own generation's fitted value removed (the global ``attention``
-then applies): the error on a generation no LLM run of which was fitted on.
+The shipped constants include a fused attention kernel's efficiency, pooled and per GPU generation,
+fitted on these same runs (``gpuwise.predict.fit.fit_attention``), so the shipped errors are in-sample.
+The held-out column predicts each run with both refitted without its generation's runs (its
+generation then takes the pooled value of the others): the error on a generation no LLM run of which
+was fitted on.
 
     python benchmarks/llm_runs.py [--json benchmarks/results/llm_runs.json]
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from gpuwise.hardware.catalog import load_catalog
 from gpuwise.plan import ProfileCache
-from gpuwise.predict.fit import predict_llm_run, shipped_efficiency
+from gpuwise.predict.fit import fit_attention, predict_llm_run, shipped_efficiency
 from gpuwise.predict.published import LlmRun, load_llm_runs, map_llm_run
 from gpuwise.predict.roofline import Efficiency
 
@@ -46,13 +47,17 @@ def main() -> None:
     catalog, shipped = load_catalog(), shipped_efficiency()
     results, skipped = [], []
     started = time.perf_counter()
+    usable = [r for r in (map_llm_run(row) for row in rows) if not isinstance(r, str) and catalog.has(r.row.gpu)]
+    held_out_fits: dict[str, Efficiency] = {}
     for row in rows:
         run = map_llm_run(row)
         if isinstance(run, str):
             skipped.append({"line": row.line, "model": row.model, "gpu": row.gpu, "why": run})
             continue
         family = catalog.get(row.gpu).generation
-        held_out = replace(shipped, flash_attention={k: v for k, v in shipped.flash_attention.items() if k != family})
+        if family not in held_out_fits:
+            held_out_fits[family] = fit_attention(usable, shipped, catalog, profiles, exclude=family)
+        held_out = held_out_fits[family]
         results.append(_predict(run, profiles, shipped) | {
             "generation": family, "held_out_error": _predict(run, profiles, held_out)["error"]})
         r = results[-1]
@@ -83,7 +88,7 @@ def main() -> None:
     print(f"\n{len(results)} runs predicted, {len(skipped)} skipped, {len(unfit)} predicted not to fit; "
           f"|error| median {_pct(summary['median_abs_error'])}, worst {_pct(summary['worst_abs_error'])}, "
           f"signed median {_pct(summary['signed_median_error'])}")
-    print(f"held out by generation (its flash-attention value removed): |error| median "
+    print(f"held out by generation (attention refitted without its runs): |error| median "
           f"{_pct(summary['held_out_median_abs_error'])}, worst {_pct(summary['held_out_worst_abs_error'])}")
     for family, errs in sorted(by_generation.items()):
         print(f"  {family}: {len(errs)} runs, signed median {_pct(statistics.median(errs))}, flash attention "

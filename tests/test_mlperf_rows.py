@@ -48,7 +48,8 @@ def _repo(root: Path) -> Path:
     result("Acme", "b200x8", _log('"key": "global_batch_size", "value": 768')
            + "Namespace(packed_samples=True, average_packing_rate=2, train_batch_size=48, "
              "use_transformer_engine2=True, fused_bias_fc=True, fused_bias_mha=True, fused_dropout_add=True, "
-             "fused_gemm_gelu=True, fp16=True, distributed_lamb=True, dwu_overlap_reductions=False)\n"
+             "fused_gemm_gelu=True, fp16=True, distributed_lamb=True, dwu_overlap_reductions=False, unpad=False, "
+             "pad_fmha=True, unpad_fmha=False)\n"
            + _log('"key": "tracked_stats", "value": {"throughput": 11000.0}',
                   '"key": "tracked_stats", "value": {"throughput": 11581.26, "epoch_num": 2550982}'))
     system("tiny", "box", "NVIDIA GeForce RTX 4090", "tinygrad, commit abc")
@@ -81,3 +82,17 @@ def test_rows_are_the_final_throughput_of_pytorch_runs_and_map_to_256_token_samp
     # What the run ran, read from its argument line, and priced so.
     assert "FP8 layers (use_transformer_engine2=True in the log's arguments)" in row[11]
     assert (mapped.fp8_layers, mapped.fused_elementwise, mapped.sync_after_backward, mapped.half_model) == (True,) * 4
+    assert "fused attention kernel (use_transformer_engine2=True, pad_fmha=True" in row[11]
+    assert not mapped.attention_written_out
+
+
+def test_a_run_unpadded_without_fmha_writes_attention_out() -> None:
+    """``--unpad`` without ``--pad_fmha``/``--unpad_fmha`` (the L40S runs) is FastUnpadBertSelfAttention's bmm,
+    softmax, dropout and bmm; a run the script cannot tell is an error, not a guess."""
+    note = _script().attention_kernel
+    args = "Namespace(use_transformer_engine2=False, pad_fmha=False, unpad_fmha=False, unpad=True)"
+    assert note("", "Acme", "l40s", args).startswith("attention written out (use_transformer_engine2=False")
+    fused = "Namespace(use_transformer_engine2=False, pad_fmha=True, unpad_fmha=False, unpad=False)"
+    assert note("", "Acme", "a100", fused).startswith("fused attention kernel (")
+    with pytest.raises(SystemExit, match="which attention"):
+        note("", "Acme", "x", args.replace("unpad=True", "unpad=False"))

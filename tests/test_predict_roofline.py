@@ -329,11 +329,11 @@ def test_fp8_layers_run_products_and_attention_at_the_fp8_rate() -> None:
     fp8_gpu = DeviceRates(name="fp8 GPU", tensor_tflops={FP32: 10.0, FP16: 160.0, "float8": 320.0},
                           vector_tflops=10.0, memory_gbps=1000.0)
     flops = 16 * 10**12
-    fp8 = Pipeline(fp8_layers=True, sdpa_attention=False)
+    fp8 = Pipeline(fp8_layers=True)
     for kind in (ops.MATMUL, ops.ATTENTION):
         p = _profile("amp-fp16", [_op(kind, FP16, flops=flops)])
         assert step_time(p, fp8_gpu, EFF, fp8).step_s == pytest.approx(flops / 320e12)
-        assert step_time(p, fp8_gpu, EFF, Pipeline(sdpa_attention=False)).step_s == pytest.approx(flops / 160e12)
+        assert step_time(p, fp8_gpu, EFF, Pipeline()).step_s == pytest.approx(flops / 160e12)
         assert step_time(p, GPU, EFF, fp8).step_s == pytest.approx(flops / 160e12)  # no FP8 tensor cores
     conv = _profile("amp-fp16", [_op(ops.CONV, FP16, flops=flops)])
     assert step_time(conv, fp8_gpu, EFF, replace(fp8, channels_last=True)).step_s == pytest.approx(flops / 160e12)
@@ -401,7 +401,7 @@ def test_fp8_layers_write_fp8_copies_of_their_inputs_and_gradients() -> None:
     gradient (backward): the forward product's 16-bit bytes once more, through DRAM, beside the product."""
     fp8_gpu = DeviceRates(name="fp8 GPU", tensor_tflops={FP32: 10.0, FP16: 160.0, "float8": 320.0},
                           vector_tflops=10.0, memory_gbps=1000.0)
-    fp8 = Pipeline(fp8_layers=True, sdpa_attention=False)
+    fp8 = Pipeline(fp8_layers=True)
     flops = 32 * 10**12
     forward = _op(ops.MATMUL, FP16, flops=flops, nbytes=GB)  # 0.1 s of FP8 math, 1 ms of bytes
     assert step_time(_profile("amp-fp16", [forward]), fp8_gpu, EFF, fp8).step_s == pytest.approx(0.1 + 1e-3)

@@ -115,6 +115,38 @@ def test_gpu_attention_runs_in_the_autocast_dtype_even_from_fp32_inputs() -> Non
     assert attention and all(g.dtype == "bfloat16" for g in attention)
 
 
+@pytest.mark.parametrize("precision", ["amp-bf16", "fp32"])
+def test_attention_written_out_is_its_separate_kernels_with_the_same_flops(precision: str) -> None:
+    """NVIDIA's BERT writes attention out (bmm, scale, softmax, dropout, bmm): profiled so, the (seq × seq)
+    scores and probabilities are written, saved for backward and read back, at the FLOPs of the fused kernel;
+    softmax in float32 under autocast, as CUDA's autocast runs it."""
+    from gpuwise.profile import ops, profile
+
+    b, h, s, d = 2, 4, 64, 16
+
+    class Attend(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(h * d, 3 * h * d)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = self.qkv(x).view(b, s, 3, h, d).transpose(1, 3).unbind(2)
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=0.1).float().sum()
+
+    w = make_workload(Attend, lambda n: torch.randn(n, s, h * d), lambda m, x: m(x))
+    fused = profile(w, batch_size=b, precision=precision, gpu_kernels=True)
+    written = profile(w, batch_size=b, precision=precision, gpu_kernels=True, attention_written_out=True)
+    assert any(g.kind == ops.ATTENTION for g in fused.ops) and not any(g.kind == ops.ATTENTION for g in written.ops)
+    total = sum(g.count * g.flops for g in fused.ops)
+    assert sum(g.count * g.flops for g in written.ops) == total
+    softmax = [g for g in written.ops if g.op == "aten._softmax.default"]
+    assert [(g.dtype, g.bytes) for g in softmax] == [("float32", 2 * b * h * s * s * 4)]  # scores in, probs out
+    assert written.memory.activations_bytes > fused.memory.activations_bytes + b * h * s * s * 4
+    assert sum(g.count * g.bytes for g in written.ops) > 2 * sum(g.count * g.bytes for g in fused.ops)
+    with pytest.raises(ValueError, match="gpu_kernels"):
+        profile(w, batch_size=b, attention_written_out=True)
+
+
 def test_gpu_profile_runs_dropout_as_cuda_fused_kernel() -> None:
     # CUDA runs training dropout as native_dropout: read x, write the output and a one-byte mask;
     # backward reads the gradient and the mask. The CPU's bernoulli_/div_/mul path moves about 3x more.

@@ -352,3 +352,19 @@ def test_speech_batches_are_predicted_at_their_padded_length() -> None:
     assert 95 < padded_frames(frames, 8) < 500
     assert padded_frames(frames, 8) < padded_frames(frames, 32) <= 500
     assert padded_frames(frames, 200) == 500  # a batch as large as the data holds the longest
+
+
+def test_bert_predicts_fifteen_percent_of_each_window_as_the_synthetic_batch_does(toy: dict[str, Path]) -> None:
+    """Each BERT example predicts ``masked_count`` of its non-special positions, as many as the synthetic
+    batch: the dense masked-LM head picks that many positions per sequence, so both must have them."""
+    from gpuwise.train.layouts.tokens import CLS, SEP
+    from gpuwise.workloads.language import IGNORE_INDEX, masked_count
+
+    data = open_data(get_workload("bert-base"), Shape(seq_len=40), toy["tokens"])
+    for i in range(8):
+        item = data.dataset[i]
+        predicted = item["labels"] != IGNORE_INDEX
+        assert int(predicted.sum()) == masked_count(40) == 6
+        assert not predicted[0] and not predicted[-1] and item["input_ids"][0] == CLS and item["input_ids"][-1] == SEP
+    synthetic = get_workload("bert-base").make_batch(3, Shape(seq_len=40))
+    assert ((synthetic["labels"] != IGNORE_INDEX).sum(dim=1) == 6).all()

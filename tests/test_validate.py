@@ -405,6 +405,34 @@ def test_notes_say_fp8_layers_and_fused_kernels() -> None:
     assert isinstance(zoo, MappedRow) and zoo.fused_elementwise and not zoo.fp8_layers
 
 
+def test_nvidias_bert_recipe_and_the_notes_write_attention_out() -> None:
+    """NVIDIA's BERT (DeepLearningExamples modeling.py) writes attention out in every row that names it,
+    pre-training and SQuAD; a row naming a zoo workload runs the zoo's fused attention unless its notes say
+    ``attention written out``; of the MLPerf rows, the L40S runs (``--unpad`` without FMHA) did."""
+    def mapped(model: str, notes: str = "seq len 128", task: str = "pre-training", precision: str = "AMP-FP16"
+               ) -> MappedRow:
+        m = map_row(_row(model, task=task, unit="sequences/s", notes=notes, precision=precision))
+        assert isinstance(m, MappedRow)
+        return m
+
+    def written(model: str, notes: str = "seq len 128", task: str = "pre-training") -> bool:
+        return mapped(model, notes, task).attention_written_out
+
+    assert written("BERT-large") and written("BERT-base", task="SQuAD v1.1", notes="")
+    # Pre-training scripts the model (nvFuser) and .half()s it under --fp16; SQuAD's apex O2 casts it, fuses nothing.
+    pretraining, squad = mapped("BERT-large"), mapped("BERT-large", task="SQuAD v1.1", notes="")
+    assert (pretraining.half_model, pretraining.fused_elementwise, squad.half_model, squad.fused_elementwise) == (
+        True, True, True, False)
+    tf32 = mapped("BERT-large", precision="TF32")
+    assert (tf32.half_model, tf32.fused_elementwise, tf32.attention_written_out) == (False, True, True)
+    assert not written("bert-large-squad", notes="") and not written("bert-large", notes="")
+    assert written("bert-large-squad", notes="attention written out (my eager run)")
+    rows = load_published(DATA / "published_mlperf_training.csv")
+    mapped = [m for r in rows if isinstance(m := map_row(r), MappedRow)]
+    assert {m.row.gpu for m in mapped if m.attention_written_out} == {"L40S"}
+    assert all(m.workload == "bert-large" for m in mapped if m.attention_written_out)
+
+
 def test_mlperf_rows_run_fp8_where_their_configs_say() -> None:
     """NVIDIA's MLPerf BERT ran Transformer Engine's FP8 layers on every Hopper and Blackwell submission
     (--use_transformer_engine2), 16-bit on the L40S and A100 ones; every MLPerf row fused its elementwise ops."""

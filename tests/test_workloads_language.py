@@ -231,3 +231,27 @@ def test_real_training_step_gpt2() -> None:
     # an untrained LM guesses about uniformly: cross entropy near ln(vocab)
     assert abs(loss.item() - math.log(50257)) < 0.5
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_bert_pretraining_runs_its_masked_lm_head_on_the_predicted_positions_only() -> None:
+    """The loss is BertForPreTraining's own, but its vocabulary-wide head runs on the 15% of positions that
+    are predicted, as NVIDIA's recipe runs it (``sequence_output_is_dense``): the profile's decoder product
+    is (batch × masked_count) × hidden × vocab, not (batch × seq_len) × hidden × vocab."""
+    import transformers
+
+    from gpuwise.profile import profile
+    from gpuwise.workloads import Shape
+    from gpuwise.workloads.language import BERT_VOCAB_PADDED, masked_count, masked_lm_loss
+
+    cfg = transformers.BertConfig(vocab_size=BERT_VOCAB_PADDED, hidden_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=64, attn_implementation="sdpa")
+    torch.manual_seed(0)
+    model = transformers.BertForPreTraining(cfg).eval()
+    batch = get_workload("bert-base").make_batch(3, Shape(seq_len=40))
+    with torch.no_grad():
+        assert masked_lm_loss(model, batch) == pytest.approx(float(model(**batch).loss), rel=1e-6)
+
+    p = profile("bert-base", batch_size=4, seq_len=128)
+    decoder = 2 * 768 * BERT_VOCAB_PADDED  # FLOPs of one position's logits
+    forward = [g for g in p.ops if g.phase == "forward" and g.kind == "matmul" and g.flops % decoder == 0]
+    assert [g.flops // decoder for g in forward] == [4 * masked_count(128)]  # 4 sequences × 19 positions

@@ -83,6 +83,7 @@ _CONFIGS = {
 }
 _SIBLING_CONFIGS = {"Dell/XE9680x8H200-SXM-141GB", *(f"Dell/{n}xXE9712x4GB200" for n in (1, 2, 4, 8))}
 _FP8_FLAG = "--use_transformer_engine2"
+_ATTENTION_FLAGS = ("use_transformer_engine2", "pad_fmha", "unpad_fmha", "unpad")
 _FUSION_FLAGS = ("fused_bias_fc", "fused_bias_mha", "fused_dropout_add", "fused_gemm_gelu")
 _GPU_NOTES = {"GB200": "GB200: a B200-class GPU beside a Grace CPU, up to 1200 W (catalog entry GB200)"}
 
@@ -103,7 +104,8 @@ def _config(submitter: str, system: str) -> str:
 def run_notes(repo: str, submitter: str, system: str, log: str) -> str:
     """What the run ran, as the row's notes say it (FP8 layers, fused kernels, model and gradient sync), each
     with where it is read."""
-    return "; ".join(note(repo, submitter, system, log) for note in (fp8_layers, fused_kernels, gradient_sync))
+    return "; ".join(note(repo, submitter, system, log)
+                     for note in (fp8_layers, fused_kernels, gradient_sync, attention_kernel))
 
 
 def fp8_layers(repo: str, submitter: str, system: str, log: str) -> str:
@@ -159,6 +161,27 @@ def gradient_sync(repo: str, submitter: str, system: str, log: str) -> str:
         raise SystemExit(f"{launcher} / {config}: not --fp16 DistributedFusedLAMB without --dwu-overlap-reductions")
     return (f"16-bit model, 16-bit gradients reduced after backward ({launcher} passes --fp16 --distributed_lamb "
             "and neither it nor the config passes --dwu-overlap-reductions, off by default)")
+
+
+def attention_kernel(repo: str, submitter: str, system: str, log: str) -> str:
+    """Whether the run's attention was a fused kernel (Transformer Engine's FP8 attention, the FMHA kernels of
+    ``--pad_fmha``/``--unpad_fmha``) or written out (``--unpad`` alone: ``FastUnpadBertSelfAttention``'s bmm,
+    softmax, dropout and bmm per sequence; ``run_pretraining.py`` turns ``fused_mha`` off under ``--unpad``), and
+    where that is read: a note for the row."""
+    flags = {f: re.search(rf"\b{f}=(\w+)", log) for f in _ATTENTION_FLAGS}
+    if all(flags.values()):
+        on = {f for f, m in flags.items() if m and m.group(1) == "True"}
+        where = ", ".join(f"{f}={m.group(1)}" for f, m in flags.items() if m) + " in the log's arguments"
+    else:
+        config = _config(submitter, system)
+        text = _git(repo, "show", f"HEAD:{config}")
+        on = {f for f in _ATTENTION_FLAGS if re.search(rf"--{f}\b", text)}
+        where = f"{', '.join(f'--{f}' for f in sorted(on)) or 'none of --' + ', --'.join(_ATTENTION_FLAGS)} in {config}"
+    if on & {"use_transformer_engine2", "pad_fmha", "unpad_fmha"}:
+        return f"fused attention kernel ({where})"
+    if "unpad" in on:
+        return f"attention written out ({where})"
+    raise SystemExit(f"{submitter}/{system}: neither a fused attention kernel nor --unpad ({where}): which attention?")
 
 
 def rows(repo: str) -> list[list[str]]:

@@ -32,6 +32,11 @@ SYNC_AFTER_BACKWARD_NOTE = re.compile(r"\b16-bit gradients reduced after backwar
 # A row's notes that say its model ran in 16 bits without autocast (``model.half()``, fp32 master weights in the
 # optimizer): profiled as FSDP2's mixed precision is (``low_precision_params``), no per-op casts.
 HALF_MODEL_NOTE = re.compile(r"\b16-bit model\b", re.IGNORECASE)
+# A row's notes that say its program wrote attention out (its own matrix products, softmax and dropout, no fused
+# attention kernel): profiled so (``attention_written_out``). NVIDIA's BERT recipe (DeepLearningExamples
+# PyTorch/LanguageModeling/BERT/modeling.py, ``BertSelfAttention``: bmm, scale, mask, softmax, dropout, bmm) does
+# so in every row that names it; MLPerf BERT does so run ``--unpad`` without its FMHA kernels.
+ATTENTION_WRITTEN_OUT_NOTE = re.compile(r"\battention written out\b", re.IGNORECASE)
 _MODELS = {
     "resnet50v1.5": ("resnet50", "sgd-momentum"),  # SGD with momentum 0.875
     # ResNet-50 v1 (stride 2 in the first 1x1 of a downsampling block, not the 3x3): torchvision's v1.5
@@ -109,6 +114,7 @@ class MappedRow:
     fused_elementwise: bool = False  # the program's own fused elementwise kernels (``FUSED_ELEMENTWISE_NOTE``)
     sync_after_backward: bool = False  # 16-bit gradients reduced after backward (``SYNC_AFTER_BACKWARD_NOTE``)
     half_model: bool = False  # a 16-bit model without autocast (``HALF_MODEL_NOTE``)
+    attention_written_out: bool = False  # no fused attention kernel (``ATTENTION_WRITTEN_OUT_NOTE``)
 
 
 def load_published(path: Path | None = None) -> list[PublishedRow]:
@@ -194,9 +200,10 @@ def map_row(row: PublishedRow) -> MappedRow | str:
     m = _map_row(row)
     if isinstance(m, str):
         return m
-    m = replace(m, fused_elementwise=bool(FUSED_ELEMENTWISE_NOTE.search(row.notes)),
+    m = replace(m, fused_elementwise=m.fused_elementwise or bool(FUSED_ELEMENTWISE_NOTE.search(row.notes)),
                 sync_after_backward=bool(SYNC_AFTER_BACKWARD_NOTE.search(row.notes)),
-                half_model=bool(HALF_MODEL_NOTE.search(row.notes)),
+                half_model=m.half_model or bool(HALF_MODEL_NOTE.search(row.notes)),
+                attention_written_out=m.attention_written_out or bool(ATTENTION_WRITTEN_OUT_NOTE.search(row.notes)),
                 fp8_layers=bool(FP8_LAYERS_NOTE.search(row.notes)))
     if (m.fp8_layers or m.half_model) and m.precision not in (_FP16, _BF16):
         what = "FP8 layers run beside 16-bit math" if m.fp8_layers else "a 16-bit model runs 16-bit math"
@@ -230,9 +237,16 @@ def _map_row(row: PublishedRow) -> MappedRow | str:
             return "sequence length not stated (pre-training: put 'seq len N' in the notes)"
         if why := _unit_problem(row, workload):
             return why
+        # NVIDIA's BERT recipe, as its scripts run it (DeepLearningExamples PyTorch/LanguageModeling/BERT):
+        # attention written out (modeling.py). Pre-training (run_pretraining.py) scripts the model with
+        # torch.jit.script and nvFuser on (its elementwise chains fused) and, under --fp16, makes it .half()
+        # (run_pretraining.sh's default --allreduce_post_accumulation_fp16); SQuAD (run_squad.py) under --fp16
+        # casts it to 16 bits with apex amp's O2 (keep_batchnorm_fp32=False) and fuses nothing.
+        amp = precision in (_FP16, _BF16)
         return MappedRow(row, workload, precision, "adamw", row.batch_per_gpu, seq_len,
                          counts_tokens=row.unit.strip() == "tokens/s",
-                         fused_optimizer=_steps_fused(row, workload, precision))
+                         fused_optimizer=_steps_fused(row, workload, precision), attention_written_out=True,
+                         fused_elementwise=not workload.endswith("-squad"), half_model=amp)
     if row.model not in _MODELS:
         return _zoo_row(row, precision)
     workload, optimizer = _MODELS[row.model]

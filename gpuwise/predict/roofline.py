@@ -125,10 +125,6 @@ class Pipeline:
     # generated kernel each (``COMPILE_OPS_PER_KERNEL``); matrix products, attention and convolutions
     # stay library kernels. CUDA graphs are not assumed (the default mode does not use them).
     compiled: bool = False
-    # Attention through PyTorch's scaled_dot_product_attention, which picks the flash (or memory-
-    # efficient) kernel on a GPU: priced with ``Efficiency.flash_attention`` of the GPU's generation.
-    # NVIDIA's containers of the published DeepLearningExamples rows ran their own attention.
-    sdpa_attention: bool = True
     # NVIDIA Transformer Engine's FP8 layers (``te.Linear``, ``LayerNormMLP``, its FP8 attention), as NVIDIA's
     # MLPerf BERT runs them on GPUs with FP8 tensor cores (``--use_transformer_engine2``): the 16-bit matrix
     # products and attention of the step run at the FP8 tensor rate, and each FP8 layer writes FP8 copies of
@@ -177,7 +173,7 @@ def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bo
         parts.append("16-bit gradients reduced after backward")
     return Pipeline(
         name=f"tuned ({', '.join(parts)})", channels_last=amp and has_convs, fused_optimizer=fused_optimizer,
-        sdpa_attention=False, fp8_layers=fp8_layers, fused_elementwise=fused_elementwise,
+        fp8_layers=fp8_layers, fused_elementwise=fused_elementwise,
         sync_after_backward=sync_after_backward,
     )
 
@@ -189,6 +185,10 @@ class Efficiency:
     matmul: float = 0.70
     conv: float = 0.60
     grouped_conv: float = 0.10  # of the vector (CUDA-core) peak on GPUs: depthwise convs skip tensor cores
+    # A fused attention kernel (PyTorch SDPA's flash or memory-efficient kernel, NVIDIA's FMHA, Transformer
+    # Engine's), pooled over GPU generations; fitted on the published LLM runs (``fit.fit_attention``). The
+    # default is FlashAttention-2's training range on A100 (Dao 2023, arXiv:2307.08691). Attention a program
+    # writes out is profiled as its separate kernels (``gpuwise.profile.attention``), not priced by this.
     attention: float = 0.45
     rnn: float = 0.35
     # A large FP32 matrix product on CUDA cores (fp32 precision, no tensor cores). A large SGEMM
@@ -210,8 +210,8 @@ class Efficiency:
     # L2 read bandwidth per SM (``Catalog.sm_stream_gbps``). 0: not modelled (the CPU; an SM count unknown).
     sm_stream_gbps: float = 0.0
     source: str = "defaults (not fitted)"
-    # PyTorch's flash attention kernels by GPU generation, fitted on published LLM runs
-    # (``gpuwise.predict.fit.fit_flash_attention``); a generation without runs takes ``attention``.
+    # A fused attention kernel by GPU generation, fitted on published LLM runs and shrunk toward ``attention``
+    # (``gpuwise.predict.fit.fit_attention``); a generation without runs takes ``attention``.
     flash_attention: dict[str, float] = field(default_factory=dict)
     flash_attention_source: str = ""
     # How much one GPU's step varies from step to step (standard deviation / mean of a 100 ms step) by
@@ -223,8 +223,8 @@ class Efficiency:
     step_spread_source: str = ""
 
     def for_kind(self, kind: str, *, flash_family: str | None = None) -> float:
-        """The efficiency of an op kind; ``flash_family``: attention runs PyTorch's flash kernels on a
-        GPU of that generation."""
+        """The efficiency of an op kind; ``flash_family``: attention runs a fused kernel on a GPU of that
+        generation."""
         if kind == ops.ATTENTION and flash_family is not None:
             return self.flash_attention.get(flash_family, self.attention)
         return {
@@ -303,7 +303,7 @@ def _tensor_compute(g: OpGroup, device: DeviceRates, eff: Efficiency, pipeline: 
     on_cuda_cores = device.is_gpu and (peak is None or (g.dtype == FP32 and not device.runs_tf32(precision)))
     if peak is None:
         peak = device.matmul_tflops(FP32, Precision.FP32) or device.vector_tflops
-    flash = device.family if device.is_gpu and pipeline.sdpa_attention else None
+    flash = device.family if device.is_gpu else None
     efficiency = eff.on_cuda_cores(g.kind) if on_cuda_cores else eff.for_kind(g.kind, flash_family=flash)
     rate = peak * 1e12 * efficiency
     compute = g.flops / rate

@@ -65,6 +65,7 @@ def profile(
     gpu_kernels: bool = False,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE,
     low_precision_params: bool = False,
+    attention_written_out: bool = False,
 ) -> Profile:
     """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated.
 
@@ -72,7 +73,8 @@ def profile(
 
     ``gpu_kernels`` profiles attention, dropout and GRUs as a GPU runs them (one fused kernel each,
     attention dropout included) instead of the CPU's unfused paths; see ``gpuwise.profile.attention``,
-    ``gpuwise.profile.dropout`` and ``gpuwise.profile.rnn``.
+    ``gpuwise.profile.dropout`` and ``gpuwise.profile.rnn``; with ``attention_written_out``, attention as
+    separate kernels that write out the (seq × seq) scores (``gpuwise.profile.attention._written_out``).
     """
     w = get_workload(workload)
     precision = Precision.parse(precision)
@@ -89,7 +91,7 @@ def profile(
         activation_checkpointing=ActivationCheckpointing.parse(activation_checkpointing),
         low_precision_params=low_precision_params,
     )
-    return profile_step(w, config, gpu_kernels=gpu_kernels)
+    return profile_step(w, config, gpu_kernels=gpu_kernels, attention_written_out=attention_written_out)
 
 
 def profile_step(
@@ -99,6 +101,7 @@ def profile_step(
     fake: bool = True,
     around_step: Callable[[], AbstractContextManager[object]] = nullcontext,
     gpu_kernels: bool = False,
+    attention_written_out: bool = False,
 ) -> Profile:
     """Trace one steady-state step. ``fake=False`` runs it for real on the CPU with the same
     tracker, which is how the memory benchmark checks the fake estimate; ``around_step`` wraps
@@ -109,7 +112,9 @@ def profile_step(
     fake_mode = FakeTensorMode() if fake else nullcontext()
     real_outputs = RealKernelOutputs() if fake else nullcontext()  # real kernels allocate their own
     # GPU profiles: attention, dropout and GRUs as the fused kernels a GPU runs (attention.py, dropout.py, rnn.py).
-    fused = _gpu_kernels() if gpu_kernels else nullcontext()
+    if attention_written_out and not gpu_kernels:
+        raise ValueError("attention_written_out profiles a GPU's kernels: pass gpu_kernels=True")
+    fused = _gpu_kernels(attention_written_out) if gpu_kernels else nullcontext()
     with fake_mode, _data_dependent_shapes(fake and w.data_dependent) as substitutions, real_outputs, fused:
         with skip_weight_init() if fake else nullcontext():
             model = w.build_model(shape)
@@ -148,6 +153,9 @@ def profile_step(
         "Causal attention counts half of the (seq × seq) products, as the flash kernels skip the masked half;"
         " other attention counts them all.",
     ]
+    if attention_written_out:
+        notes.append("Attention is written out (scores, softmax, dropout and products as separate kernels), as "
+                     "programs that do not call a fused attention kernel run it.")
     if config.activation_checkpointing is not ActivationCheckpointing.NONE:
         notes.append(f"Activation checkpointing ({config.activation_checkpointing.value}): the forward ops run again "
                      "in backward are counted in backward (recompute FLOPs apart); training FLOPs exclude them.")
@@ -171,13 +179,13 @@ def profile_step(
 
 
 @contextmanager
-def _gpu_kernels() -> Iterator[None]:
+def _gpu_kernels(attention_written_out: bool = False) -> Iterator[None]:
     from gpuwise.profile.autocast import CudaAutocastLists
     from gpuwise.profile.dropout import FusedDropout
     from gpuwise.profile.norm import FusedRMSNorm
     from gpuwise.profile.rnn import FusedGRU
 
-    with FusedAttention(), FusedDropout(), FusedGRU(), FusedRMSNorm(), CudaAutocastLists():
+    with FusedAttention(attention_written_out), FusedDropout(), FusedGRU(), FusedRMSNorm(), CudaAutocastLists():
         yield
 
 

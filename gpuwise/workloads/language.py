@@ -6,7 +6,8 @@ its reference config. Synthetic batches hold full-length sequences and pass no
 ``attention_mask``: with no padding the mask is all ones, and leaving it out lets
 SDPA run its unmasked kernels (``is_causal=True`` for the causal LMs), as a real
 step on unpadded data does. Each ``forward_loss`` returns the model's own training
-loss (labels -> cross entropy).
+loss (labels -> cross entropy); BERT pre-training runs its masked-LM head on the predicted
+positions only, as NVIDIA's recipe does (``masked_lm_loss``).
 
 The steps also run under ``FakeTensorMode`` (build, batch, forward, backward),
 which is how the profiler traces them without allocating anything; see
@@ -31,6 +32,14 @@ FAMILY = "language (transformer)"
 
 IGNORE_INDEX = -100  # transformers' label value for "no loss at this position"
 MLM_PROBABILITY = 0.15  # BERT predicts 15% of the tokens (Devlin et al. 2018, section 3.1)
+
+
+def masked_count(seq_len: int) -> int:
+    """How many positions of a ``seq_len``-token BERT sequence are predicted: 15% of them, rounded, at least
+    one, as Google's create_pretraining_data.py chooses them (``num_to_predict = max(1, round(len(tokens) *
+    masked_lm_prob))``, google-research/bert); NVIDIA's recipe caps it at 20 of 128 and 80 of 512
+    (``--max_predictions_per_seq``), which this never reaches."""
+    return max(1, round(MLM_PROBABILITY * seq_len))
 
 # BERT's WordPiece vocabulary has 30522 entries; NVIDIA's run_pretraining.py pads it to a
 # multiple of 8 (30528) for Tensor Cores ("Padding for divisibility by 8"), and so do we.
@@ -212,7 +221,8 @@ def _bert_pretraining_batch(name: str) -> Callable[[int, Shape], Any]:
     def make_batch(batch_size: int, shape: Shape) -> dict[str, torch.Tensor]:
         seq_len = _check_positions(name, shape, 512)
         input_ids = _token_ids(batch_size, seq_len, BERT_VOCAB)
-        predicted = torch.rand(batch_size, seq_len) < MLM_PROBABILITY
+        chosen = torch.rand(batch_size, seq_len).argsort(dim=1)[:, : masked_count(seq_len)]
+        predicted = torch.zeros(batch_size, seq_len, dtype=torch.bool).scatter(1, chosen, True)
         return {
             "input_ids": input_ids,
             "token_type_ids": _segment_ids(batch_size, seq_len),
@@ -277,10 +287,30 @@ def causal_lm_loss(model: nn.Module, batch: Any) -> torch.Tensor:
     return loss
 
 
+def masked_lm_loss(model: Any, batch: Any) -> torch.Tensor:
+    """BertForPreTraining's loss (masked-LM plus next-sentence cross entropy) with the masked-LM head run on
+    the predicted positions only, as NVIDIA's recipe runs it (DeepLearningExamples run_pretraining.py:
+    ``sequence_output_is_dense`` unless ``--no_dense_sequence_output``; MLPerf's ``--dense_seq_output``):
+    the same loss as ``model(**batch).loss``, without the vocabulary-wide logits of the other 85% of the
+    tokens. The batch predicts ``masked_count(seq_len)`` positions per sequence, so their positions have a
+    fixed shape (a stable sort of the label mask, where the recipe calls ``nonzero``, which fake tensors
+    cannot size)."""
+    labels = batch["labels"]
+    positions = torch.argsort((labels == IGNORE_INDEX).to(torch.uint8), dim=1, stable=True)
+    positions = positions[:, : masked_count(labels.shape[1])]
+    out = model.bert(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"])
+    hidden = out.last_hidden_state
+    picked = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+    scores = model.cls.predictions(picked)
+    next_sentence = model.cls.seq_relationship(out.pooler_output)
+    masked_lm = nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]),
+                                            labels.gather(1, positions).reshape(-1), ignore_index=IGNORE_INDEX)
+    return masked_lm + nn.functional.cross_entropy(next_sentence, batch["next_sentence_label"])
+
+
 def labelled_loss(model: nn.Module, batch: Any) -> torch.Tensor:
-    """The model's own loss from the labels in the batch: masked-LM plus next-sentence cross
-    entropy for BertForPreTraining, the mean of the start and end cross entropies for
-    BertForQuestionAnswering."""
+    """The model's own loss from the labels in the batch: the mean of the start and end cross entropies
+    for BertForQuestionAnswering."""
     loss: torch.Tensor = model(**batch).loss
     return loss
 
@@ -371,7 +401,7 @@ _register(
     config=BERT_BASE,
     max_positions=512,
     make_batch=_bert_pretraining_batch("bert-base"),
-    forward_loss=labelled_loss,
+    forward_loss=masked_lm_loss,
     sample_unit="sequence",
     batch=64,
     seq_len=128,
@@ -386,7 +416,7 @@ _register(
     config=BERT_LARGE,
     max_positions=512,
     make_batch=_bert_pretraining_batch("bert-large"),
-    forward_loss=labelled_loss,
+    forward_loss=masked_lm_loss,
     sample_unit="sequence",
     batch=64,
     seq_len=128,

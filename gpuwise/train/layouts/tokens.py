@@ -11,8 +11,9 @@ Samples are the non-overlapping windows of ``--seq-len`` tokens (the tail that d
 dropped). Causal LMs (gpt2, llama-*) read a window as it is; the model shifts it by one for its
 labels. BERT pre-training (bert-base, bert-large) builds, from window i, ``[CLS] A [SEP] B [SEP]``:
 A and B split the window at a random point, and half the time B is replaced by a span of another
-window (next-sentence label 1, as transformers numbers "not next"); then 15% of the non-special
-positions are predicted, of which 80% become ``[MASK]``, 10% a random token and 10% stay
+window (next-sentence label 1, as transformers numbers "not next"); then 15% of the positions
+(``masked_count``, rounded, as Google's create_pretraining_data.py), chosen among the non-special ones, are
+predicted, of which 80% become ``[MASK]``, 10% a random token and 10% stay
 (Devlin et al. 2018, section 3.1). The ids are taken to be BERT's uncased WordPiece vocabulary
 (``bert-base-uncased``'s vocab.txt: [CLS] 101, [SEP] 102, [MASK] 103), the one NVIDIA's recipe uses.
 """
@@ -119,7 +120,7 @@ class BertPairs(EpochSeeded, CausalWindows):
 
     # A dict where the windows give a tensor: the collate differs too, and the loop only passes items through.
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:  # type: ignore[override]
-        from gpuwise.workloads.language import IGNORE_INDEX, MLM_PROBABILITY
+        from gpuwise.workloads.language import IGNORE_INDEX, masked_count
 
         g = self.item_generator(index)
         content = self.seq_len - BERT_SPECIAL
@@ -135,7 +136,11 @@ class BertPairs(EpochSeeded, CausalWindows):
         token_type_ids = (torch.arange(self.seq_len) >= split + 2).long()  # [CLS] A [SEP] is segment 0
         special = torch.zeros(self.seq_len, dtype=torch.bool)  # by position: the ids may occur in the text too
         special[0] = special[split + 1] = special[-1] = True
-        predicted = (torch.rand(self.seq_len, generator=g) < MLM_PROBABILITY) & ~special
+        # masked_count of the non-special positions, chosen at random (as Google's create_pretraining_data.py)
+        order = torch.randperm(self.seq_len, generator=g)
+        chosen = order[~special[order]][: min(masked_count(self.seq_len), self.seq_len - BERT_SPECIAL)]
+        predicted = torch.zeros(self.seq_len, dtype=torch.bool)
+        predicted[chosen] = True
         labels = torch.where(predicted, input_ids, IGNORE_INDEX)
         roll = torch.rand(self.seq_len, generator=g)
         masked = input_ids.clone()
