@@ -433,6 +433,29 @@ def test_nvidias_bert_recipe_and_the_notes_write_attention_out() -> None:
     assert all(m.workload == "bert-large" for m in mapped if m.attention_written_out)
 
 
+def test_timm_models_channels_first_and_image_size_in_a_file_of_your_own() -> None:
+    """timm's benchmark tables name timm models: ``timm:NAME``, or a bare name timm has and the zoo lacks, is that
+    model (the zoo's own name wins: resnet18 is torchvision's); ``NCHW`` keeps an AMP convnet channels-first
+    (timm's benchmark.py runs without --channels-last); ``img size N`` sets the input size."""
+    pytest.importorskip("timm")
+    from gpuwise.predict.fit import row_pipeline, row_profile
+
+    def mapped(model: str, notes: str = "") -> MappedRow | str:
+        return map_row(_row(model, gpu="RTX-4090", notes=notes))
+
+    timm_row, bare, zoo = mapped("timm:resnet18"), mapped("convnext_atto", "img size 160"), mapped("resnet18", "NCHW")
+    assert isinstance(timm_row, MappedRow) and timm_row.workload == "timm:resnet18"
+    assert isinstance(bare, MappedRow) and (bare.workload, bare.image_size) == ("timm:convnext_atto", 160)
+    assert isinstance(zoo, MappedRow) and zoo.workload == "resnet18" and zoo.channels_first
+    assert "unknown timm model 'nosuch'" in str(mapped("timm:nosuch"))
+    profiles = ProfileCache()
+    p = row_profile(zoo, profiles)
+    assert not row_pipeline(zoo, p).channels_last
+    default = mapped("resnet18")
+    assert isinstance(default, MappedRow) and row_pipeline(default, p).channels_last  # tuned containers: NHWC
+    assert row_profile(bare, profiles).image_size == 160
+
+
 def test_mlperf_rows_run_fp8_where_their_configs_say() -> None:
     """NVIDIA's MLPerf BERT ran Transformer Engine's FP8 layers on every Hopper and Blackwell submission
     (--use_transformer_engine2), 16-bit on the L40S and A100 ones; every MLPerf row fused its elementwise ops."""

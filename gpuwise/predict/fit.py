@@ -53,10 +53,10 @@ _ATTENTION_BOUNDS = (0.2, 0.73)
 
 
 def row_profile(m: MappedRow, profiles: ProfileCache) -> Profile:
-    """The GPU profile a published row's setting reads, made once by ``profiles`` (the rows name zoo workloads:
-    looking one up loads no code)."""
+    """The GPU profile a published row's setting reads, made once by ``profiles`` (the rows name zoo workloads,
+    timm models or Hugging Face configs: looking one up imports no code of the user's)."""
     return profiles.get(get_workload(m.workload), batch_size=m.batch_size, precision=m.precision,
-                        optimizer=OptimizerName.parse(m.optimizer), seq_len=m.seq_len, image_size=None,
+                        optimizer=OptimizerName.parse(m.optimizer), seq_len=m.seq_len, image_size=m.image_size,
                         low_precision_params=m.half_model, attention_written_out=m.attention_written_out)
 
 
@@ -65,7 +65,7 @@ def row_pipeline(m: MappedRow, p: Profile) -> Pipeline:
     has_convs = any(g.kind == ops.CONV for g in p.ops)
     return tuned_pipeline(m.precision, has_convs=has_convs, fused_optimizer=m.fused_optimizer,
                           fp8_layers=m.fp8_layers, fused_elementwise=m.fused_elementwise,
-                          sync_after_backward=m.sync_after_backward)
+                          sync_after_backward=m.sync_after_backward, channels_first=m.channels_first)
 
 
 def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: ProfileCache) -> float:

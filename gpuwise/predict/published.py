@@ -11,10 +11,13 @@ import re
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
+
+if TYPE_CHECKING:
+    from gpuwise.workloads import Workload
 
 # NVIDIA's model names -> (zoo workload, the optimizer their recipe uses, as the closest gpuwise optimizer).
 # Their recipes step a fused (apex multi-tensor) optimizer, except where ``_recipe_steps_eagerly`` says.
@@ -37,6 +40,11 @@ HALF_MODEL_NOTE = re.compile(r"\b16-bit model\b", re.IGNORECASE)
 # PyTorch/LanguageModeling/BERT/modeling.py, ``BertSelfAttention``: bmm, scale, mask, softmax, dropout, bmm) does
 # so in every row that names it; MLPerf BERT does so run ``--unpad`` without its FMHA kernels.
 ATTENTION_WRITTEN_OUT_NOTE = re.compile(r"\battention written out\b", re.IGNORECASE)
+# A row's notes that say its convolutions ran channels-first (PyTorch's default memory format, NCHW), not in the
+# NHWC layout tuned AMP containers use (``Pipeline.channels_last``): timm's benchmark.py without --channels-last.
+CHANNELS_FIRST_NOTE = re.compile(r"\b(nchw|channels[- ]first)\b", re.IGNORECASE)
+# A row's notes that give its input images' size (a zoo or timm vision model at another resolution).
+IMAGE_SIZE_NOTE = re.compile(r"\b(?:image|img) size (\d+)\b", re.IGNORECASE)
 _MODELS = {
     "resnet50v1.5": ("resnet50", "sgd-momentum"),  # SGD with momentum 0.875
     # ResNet-50 v1 (stride 2 in the first 1x1 of a downsampling block, not the 3x3): torchvision's v1.5
@@ -115,6 +123,8 @@ class MappedRow:
     sync_after_backward: bool = False  # 16-bit gradients reduced after backward (``SYNC_AFTER_BACKWARD_NOTE``)
     half_model: bool = False  # a 16-bit model without autocast (``HALF_MODEL_NOTE``)
     attention_written_out: bool = False  # no fused attention kernel (``ATTENTION_WRITTEN_OUT_NOTE``)
+    channels_first: bool = False  # convolutions in NCHW even under AMP (``CHANNELS_FIRST_NOTE``)
+    image_size: int | None = None  # the vision model's input size, where the notes give one (``IMAGE_SIZE_NOTE``)
 
 
 def load_published(path: Path | None = None) -> list[PublishedRow]:
@@ -204,7 +214,8 @@ def map_row(row: PublishedRow) -> MappedRow | str:
                 sync_after_backward=bool(SYNC_AFTER_BACKWARD_NOTE.search(row.notes)),
                 half_model=m.half_model or bool(HALF_MODEL_NOTE.search(row.notes)),
                 attention_written_out=m.attention_written_out or bool(ATTENTION_WRITTEN_OUT_NOTE.search(row.notes)),
-                fp8_layers=bool(FP8_LAYERS_NOTE.search(row.notes)))
+                fp8_layers=bool(FP8_LAYERS_NOTE.search(row.notes)),
+                channels_first=bool(CHANNELS_FIRST_NOTE.search(row.notes)))
     if (m.fp8_layers or m.half_model) and m.precision not in (_FP16, _BF16):
         what = "FP8 layers run beside 16-bit math" if m.fp8_layers else "a 16-bit model runs 16-bit math"
         return f"{what}: give the row's precision as AMP-FP16 or AMP-BF16, not {row.precision}"
@@ -306,21 +317,30 @@ def _unit_problem(row: PublishedRow, workload: str) -> str | None:
 
 
 def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
-    """A row that names a zoo workload itself (``gpuwise workloads``), for measurements of your own:
-    ``seq len N`` and ``optimizer NAME`` in its notes set those (default: the workload's shape, and the
+    """A row that names a zoo workload itself (``gpuwise workloads``), a timm model (``timm:NAME``, or a bare name
+    that timm's registry has and the zoo does not: timm's benchmark.py tables name them so) or a Hugging Face
+    config (``hf:PATH``), for measurements of your own: ``seq len N``, ``image size N`` and ``optimizer NAME``
+    in its notes set those (default: the workload's shape, and the
     optimizer of NVIDIA's recipe for the model where the shipped file has one, as the rows that name the
     recipe are predicted (GNMT's unfused Adam, SGD with momentum for the convnets, SQuAD fine-tuning's adamw
     stepped eagerly in FP32/TF32 as run_squad.py's BertAdam is), else adamw). A named
     optimizer steps as one fused kernel unless the notes say ``eager optimizer`` (torch.optim's per-op
-    update, as a plain training script runs it)."""
+    update, as a plain training script runs it). The zoo's own attention is a fused kernel unless the notes say
+    ``attention written out``; ``NCHW`` (or ``channels-first``) keeps an AMP convnet's layout channels-first."""
     from gpuwise.workloads import get_workload
 
-    if ":" in row.model:  # a user's workload file: a data file must not make gpuwise import code
+    external = row.model.startswith(("timm:", "hf:"))
+    if ":" in row.model and not external:  # a user's workload file: a data file must not make gpuwise import code
         return "no zoo workload with this model"
     try:
         w = get_workload(row.model)
-    except GpuwiseError:
-        return "no zoo workload with this model"
+    except GpuwiseError as e:
+        if external:
+            return str(e)
+        w_or_none = _timm_model(row.model)
+        if w_or_none is None:
+            return "no zoo workload with this model"
+        w = w_or_none
     strategy = (_note(row.notes, "strategy") or "").lower()
     checkpointing = (_note(row.notes, "activation checkpointing") or "none").lower()
     if strategy.startswith(("fsdp", "hsdp")) or not checkpointing.startswith("none"):
@@ -328,6 +348,7 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
                 "benchmarks/llm_runs.py in the gpuwise repository predicts such runs (--csv FILE)")
     match = re.search(r"seq len (\d+)", row.notes)
     seq_len = int(match.group(1)) if match else w.default_shape.seq_len
+    size = IMAGE_SIZE_NOTE.search(row.notes)
     named = re.search(r"optimizer ([a-z-]+)", row.notes)
     recipe = next((opt for workload, opt in _MODELS.values() if workload == w.name), None)
     optimizer = named.group(1) if named else recipe or "adamw"
@@ -337,7 +358,19 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
         return why
     return MappedRow(row, w.name, precision, optimizer, row.batch_per_gpu or 0, seq_len,
                      counts_tokens=row.unit.strip() == "tokens/s",
-                     fused_optimizer=_steps_fused(row, w.name, precision, named=bool(named)))
+                     fused_optimizer=_steps_fused(row, w.name, precision, named=bool(named)),
+                     image_size=int(size.group(1)) if size else None)
+
+
+def _timm_model(name: str) -> Workload | None:
+    """``timm:NAME`` for a bare model name that timm's registry has (timm installed), else None."""
+    from gpuwise.workloads import get_workload
+
+    try:
+        import timm
+    except ImportError:
+        return None
+    return get_workload(f"timm:{name.strip()}") if timm.is_model(name.strip()) else None
 
 
 # ------------------------------------------------------------------ published LLM runs

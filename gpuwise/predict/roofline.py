@@ -153,16 +153,18 @@ EAGER = Pipeline()
 
 
 def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bool = True, fp8_layers: bool = False,
-                   fused_elementwise: bool = False, sync_after_backward: bool = False) -> Pipeline:
+                   fused_elementwise: bool = False, sync_after_backward: bool = False,
+                   channels_first: bool = False) -> Pipeline:
     """NVIDIA DeepLearningExamples' recipes: fused optimizers (but GNMT's: ``fused_optimizer=False``),
-    and NHWC convnets under AMP only.
+    and NHWC convnets under AMP only (``channels_first``: a run that kept PyTorch's default NCHW).
 
     ConvNets/configs.yml sets ``memory_format: nhwc`` for AMP runs and leaves TF32/FP32 runs
     NCHW; SSD's main.py recommends channels-first with ``--no-amp``.
     """
     amp = precision in (Precision.AMP_FP16, Precision.AMP_BF16)
     parts = ["fused optimizer" if fused_optimizer else "eager optimizer"]
-    if amp and has_convs:
+    channels_last = amp and has_convs and not channels_first
+    if channels_last:
         parts.append("channels-last")
     fp8_layers = fp8_layers and amp
     if fp8_layers:
@@ -172,7 +174,7 @@ def tuned_pipeline(precision: Precision, *, has_convs: bool, fused_optimizer: bo
     if sync_after_backward:
         parts.append("16-bit gradients reduced after backward")
     return Pipeline(
-        name=f"tuned ({', '.join(parts)})", channels_last=amp and has_convs, fused_optimizer=fused_optimizer,
+        name=f"tuned ({', '.join(parts)})", channels_last=channels_last, fused_optimizer=fused_optimizer,
         fp8_layers=fp8_layers, fused_elementwise=fused_elementwise,
         sync_after_backward=sync_after_backward,
     )
