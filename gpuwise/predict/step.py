@@ -130,8 +130,9 @@ class ProfileCache:
                                             optimizer=optimizer.value, seq_len=seq_len, image_size=image_size,
                                             activation_checkpointing=activation_checkpointing,
                                             low_precision_params=low_precision_params)
-            self._profiles[key] = (profile_for_gpu(workload, **settings, attention_written_out=attention_written_out)
-                                   if gpu_kernels else profile(workload, **settings))
+            settings["attention_written_out"] = attention_written_out
+            self._profiles[key] = (profile_for_gpu(workload, **settings) if gpu_kernels
+                                   else profile(workload, **settings))
         return self._profiles[key]
 
 
