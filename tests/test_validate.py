@@ -4,6 +4,7 @@ command; these tests use small steps."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from gpuwise.cli.app import get_app
 from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import load_catalog
-from gpuwise.predict.fit import generation, held_out
+from gpuwise.predict.fit import generation, held_out, predict_row, shipped_efficiency
 from gpuwise.predict.published import COLUMNS, MappedRow, PublishedRow, load_published, map_row
 from gpuwise.predict.step import ProfileCache
 from gpuwise.validate import local_checks, mapped_rows
@@ -454,6 +455,34 @@ def test_timm_models_channels_first_and_image_size_in_a_file_of_your_own() -> No
     default = mapped("resnet18")
     assert isinstance(default, MappedRow) and row_pipeline(default, p).channels_last  # tuned containers: NHWC
     assert row_profile(bare, profiles).image_size == 160
+
+
+def test_a_rows_node_shape_and_network_set_its_ring() -> None:
+    """"N nodes x M" (or "M GPUs per node") and "network N Gb/s per GPU" in a row's notes: a PCIe card's ring
+    leaves its node there (Clemson's MLPerf A100 PCIe runs, 2 per host: their all-reduce crosses HDR100 between
+    every pair); an NVLink board's ring keeps its 8-GPU domain (a GB200 NVL72 spans its rack, not its trays)."""
+    from gpuwise.predict.fit import row_gpus_per_node
+
+    catalog = load_catalog()
+
+    def mapped(gpu: str, notes: str, num_gpus: int = 32) -> MappedRow:
+        m = map_row(_row("BERT-large", gpu=gpu, unit="sequences/s", notes=f"seq len 128; {notes}", num_gpus=num_gpus))
+        assert isinstance(m, MappedRow)
+        return m
+
+    pcie = mapped("A100-PCIe-80GB", "(16 node(s) x 2 NVIDIA A100 - PCIe - 80 GB); network 100 Gb/s per GPU")
+    assert (pcie.gpus_per_node, pcie.network_gbits) == (2, 100.0)
+    assert row_gpus_per_node(pcie, catalog.get("A100-PCIe-80GB")) == 2
+    assert mapped("L40S", "16 GPUs per node", num_gpus=16).gpus_per_node == 16
+    gb200 = mapped("GB200", "(8 node(s) x 4 NVIDIA Blackwell GPU (GB200))")
+    assert gb200.gpus_per_node == 4 and row_gpus_per_node(gb200, catalog.get("GB200")) == 8
+    plain = mapped("A100-PCIe-80GB", "")
+    assert (plain.gpus_per_node, plain.network_gbits) == (None, None)
+    assert row_gpus_per_node(plain, catalog.get("A100-PCIe-80GB")) == 8
+    profiles = ProfileCache()
+    eff = shipped_efficiency()
+    two = predict_row(pcie, catalog, eff, profiles)
+    assert two < predict_row(replace(pcie, gpus_per_node=8, network_gbits=None), catalog, eff, profiles)
 
 
 def test_mlperf_rows_run_fp8_where_their_configs_say() -> None:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from gpuwise.config import OptimizerName, Precision
-from gpuwise.hardware.catalog import Catalog
+from gpuwise.hardware.catalog import GPU, Catalog
 from gpuwise.predict import parallel
 from gpuwise.predict.constants import FITTED_FILE, shipped_file
 from gpuwise.predict.constants import save as save
@@ -68,12 +68,19 @@ def row_pipeline(m: MappedRow, p: Profile) -> Pipeline:
                           sync_after_backward=m.sync_after_backward, channels_first=m.channels_first)
 
 
+def row_gpus_per_node(m: MappedRow, gpu: GPU) -> int:
+    """The GPUs a row's ring runs among before it takes the network: a PCIe card's node, as the row's notes give
+    it (2 A100 PCIe per host in Clemson's MLPerf runs); else 8, an HGX board's NVLink domain (a GB200 NVL72's
+    spans its rack, not its 4-GPU trays, which the catalog does not say)."""
+    n = m.row.num_gpus
+    return min(n, m.gpus_per_node) if m.gpus_per_node and not gpu.nvlink_gbps else min(n, 8)
+
+
 def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: ProfileCache) -> float:
     p = row_profile(m, profiles)
     gpu = catalog.get(m.row.gpu)
-    step = gpu_step(
-        p, gpu, eff, num_gpus=m.row.num_gpus, gpus_per_node=min(m.row.num_gpus, 8), pipeline=row_pipeline(m, p)
-    )
+    step = gpu_step(p, gpu, eff, num_gpus=m.row.num_gpus, gpus_per_node=row_gpus_per_node(m, gpu),
+                    network_gbits=m.network_gbits, pipeline=row_pipeline(m, p))
     return throughput(p, step, tokens=m.counts_tokens)
 
 
@@ -159,8 +166,10 @@ def scaling_pairs(rows: Iterable[MappedRow], catalog: Catalog, eff: Efficiency, 
         if m.row.num_gpus == 1 or one is None:
             continue
         p = row_profile(m, profiles)
-        step = gpu_step(p, catalog.get(m.row.gpu), replace(eff, step_spread={}, step_spread_global=0.0),
-                        num_gpus=m.row.num_gpus, gpus_per_node=min(m.row.num_gpus, 8), pipeline=row_pipeline(m, p))
+        gpu = catalog.get(m.row.gpu)
+        step = gpu_step(p, gpu, replace(eff, step_spread={}, step_spread_global=0.0), num_gpus=m.row.num_gpus,
+                        gpus_per_node=row_gpus_per_node(m, gpu), network_gbits=m.network_gbits,
+                        pipeline=row_pipeline(m, p))
         measured = m.row.throughput / (m.row.num_gpus * one.row.throughput)
         pairs.append(ScalingPair(p.family, m.row.num_gpus, step.compute.step_s, step.communication_s, measured))
     return pairs

@@ -43,6 +43,12 @@ ATTENTION_WRITTEN_OUT_NOTE = re.compile(r"\battention written out\b", re.IGNOREC
 # A row's notes that say its convolutions ran channels-first (PyTorch's default memory format, NCHW), not in the
 # NHWC layout tuned AMP containers use (``Pipeline.channels_last``): timm's benchmark.py without --channels-last.
 CHANNELS_FIRST_NOTE = re.compile(r"\b(nchw|channels[- ]first)\b", re.IGNORECASE)
+# A row's notes that give its system's shape, "N nodes x M GPUs" (MLPerf's notes: "2 nodes x 4 L40S",
+# "(16 node(s) x 2 NVIDIA A100 ...)") or "M GPUs per node": a PCIe card's ring leaves its node there.
+NODE_SHAPE_NOTE = re.compile(r"\b\d+ nodes?(?:\(s\))? x (\d+)\b|\b(\d+) GPUs per node\b", re.IGNORECASE)
+# A row's notes that give its network between nodes, per GPU ("network 200 Gb/s per GPU"), where it is not the
+# stated default for the GPU's class (``gpuwise.predict.parallel.default_network_gbits``).
+NETWORK_NOTE = re.compile(r"\bnetwork (\d+(?:\.\d+)?) ?Gb/s per GPU\b", re.IGNORECASE)
 # A row's notes that give its input images' size (a zoo or timm vision model at another resolution).
 IMAGE_SIZE_NOTE = re.compile(r"\b(?:image|img) size (\d+)\b", re.IGNORECASE)
 _MODELS = {
@@ -125,6 +131,8 @@ class MappedRow:
     attention_written_out: bool = False  # no fused attention kernel (``ATTENTION_WRITTEN_OUT_NOTE``)
     channels_first: bool = False  # convolutions in NCHW even under AMP (``CHANNELS_FIRST_NOTE``)
     image_size: int | None = None  # the vision model's input size, where the notes give one (``IMAGE_SIZE_NOTE``)
+    gpus_per_node: int | None = None  # the system's GPUs per node, where the notes give it (``NODE_SHAPE_NOTE``)
+    network_gbits: float | None = None  # the network per GPU, where the notes give it (``NETWORK_NOTE``)
 
 
 def load_published(path: Path | None = None) -> list[PublishedRow]:
@@ -215,7 +223,10 @@ def map_row(row: PublishedRow) -> MappedRow | str:
                 half_model=m.half_model or bool(HALF_MODEL_NOTE.search(row.notes)),
                 attention_written_out=m.attention_written_out or bool(ATTENTION_WRITTEN_OUT_NOTE.search(row.notes)),
                 fp8_layers=bool(FP8_LAYERS_NOTE.search(row.notes)),
-                channels_first=bool(CHANNELS_FIRST_NOTE.search(row.notes)))
+                channels_first=bool(CHANNELS_FIRST_NOTE.search(row.notes)),
+                gpus_per_node=int(next(g for g in shape.groups() if g)) if (shape := NODE_SHAPE_NOTE.search(row.notes))
+                else None,
+                network_gbits=float(net.group(1)) if (net := NETWORK_NOTE.search(row.notes)) else None)
     if (m.fp8_layers or m.half_model) and m.precision not in (_FP16, _BF16):
         what = "FP8 layers run beside 16-bit math" if m.fp8_layers else "a 16-bit model runs 16-bit math"
         return f"{what}: give the row's precision as AMP-FP16 or AMP-BF16, not {row.precision}"
