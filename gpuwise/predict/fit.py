@@ -47,8 +47,9 @@ _BOUNDS = (
 # A fused attention kernel (flash, NVIDIA's FMHA, Transformer Engine's) is fitted on the LLM runs, not here: no
 # DeepLearningExamples row runs one (its BERT writes attention out). Its plausible range, not fitted: at least
 # ~20% of the tensor peak in training, at most the best share FlashAttention-2 reports, 73% (its forward pass on
-# A100; backward reaches less: Dao 2023, arXiv:2307.08691). Left to 90%, the A100's LLM runs put it at 86%,
-# standing in for their large GEMMs' higher matmul share than BERT-large's, which one ``matmul`` cannot give both.
+# A100; backward reaches less: Dao 2023, arXiv:2307.08691). Left to 90% (tried 2026-12-07: this fit with the
+# bound at 0.9), the A100's LLM runs put it at 86%, standing in for their large GEMMs' higher matmul share than
+# BERT-large's, which one ``matmul`` cannot give both.
 _ATTENTION_BOUNDS = (0.2, 0.73)
 
 
@@ -73,7 +74,7 @@ def row_gpus_per_node(m: MappedRow, gpu: GPU) -> int:
     it (2 A100 PCIe per host in Clemson's MLPerf runs); else 8, an HGX board's NVLink domain (a GB200 NVL72's
     spans its rack, not its 4-GPU trays, which the catalog does not say)."""
     n = m.row.num_gpus
-    return min(n, m.gpus_per_node) if m.gpus_per_node and not gpu.nvlink_gbps else min(n, 8)
+    return min(n, m.gpus_per_node) if m.gpus_per_node and not gpu.nvlink_gbps else min(n, parallel.GPUS_PER_NODE)
 
 
 def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: ProfileCache) -> float:
@@ -129,6 +130,15 @@ def least_squares(
     return to_eff(list(result.x))
 
 
+def _fit_in_log(loss: Callable[[float], float], bounds: tuple[float, float], *, xatol: float = 1e-3) -> float:
+    """The one constant within ``bounds`` that minimises ``loss`` of its logarithm (a bounded scalar search in
+    log space: a factor of 2 weighs the same up or down). Shared by the step spread and attention fits."""
+    from scipy.optimize import minimize_scalar
+
+    low, high = (math.log(b) for b in bounds)
+    return math.exp(float(minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": xatol}).x))
+
+
 # ------------------------------------------------------------------ multi-GPU scaling: the slowest GPU
 
 # How strongly a family's step spread is pulled toward the global one: a ridge penalty on its log ratio,
@@ -180,12 +190,9 @@ def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog
     """``eff`` with the step spread that makes the model's multi-GPU scaling match the published pairs
     (``scaling_pairs``): one global spread by least squares on the log scaling efficiencies, then one per
     workload family, shrunk toward it (``SPREAD_SHRINKAGE``). No pairs: ``eff`` unchanged."""
-    from scipy.optimize import minimize_scalar
-
     pairs = scaling_pairs(rows, catalog, eff, profiles)
     if not pairs:
         return eff
-    low, high = (math.log(b) for b in _SPREAD_BOUNDS)
 
     def fitted(members: list[ScalingPair], prior: float | None) -> float:
         def loss(log_spread: float) -> float:
@@ -193,8 +200,7 @@ def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog
             misfit = sum(math.log(m.predicted(spread) / m.measured) ** 2 for m in members)
             return misfit if prior is None else misfit + SPREAD_SHRINKAGE * (log_spread - math.log(prior)) ** 2
 
-        result = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-4})
-        return math.exp(float(result.x))
+        return _fit_in_log(loss, _SPREAD_BOUNDS, xatol=1e-4)
 
     overall = fitted(pairs, None)
     by_family: dict[str, list[ScalingPair]] = {}
@@ -215,7 +221,6 @@ def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog
 # (sigma ~ 0.15 in log): (0.15 / ln 2)^2. A generation with one or two runs stays near the global value,
 # one with many is told by its own.
 FLASH_SHRINKAGE = (0.15 / math.log(2)) ** 2
-_FLASH_BOUNDS = _ATTENTION_BOUNDS
 
 
 def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: ProfileCache) -> Option:
@@ -256,16 +261,12 @@ def fit_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalog, pro
     runs, shrunk toward it (``fit_flash_attention``). No DeepLearningExamples row runs a fused attention kernel
     (NVIDIA's BERT writes attention out), so the kernel fit cannot tell it; a generation without runs takes the
     pooled value. Without runs, ``eff`` is returned as it is."""
-    from scipy.optimize import minimize_scalar
-
     kept = [r for r in runs if catalog.get(r.row.gpu).generation != exclude]
     if not kept:
         return eff
-    low, high = (math.log(b) for b in _ATTENTION_BOUNDS)
-    result = minimize_scalar(
+    pooled = replace(eff, attention=_fit_in_log(
         lambda v: _llm_loss(kept, replace(eff, attention=math.exp(v), flash_attention={}), profiles),
-        bounds=(low, high), method="bounded", options={"xatol": 1e-3})
-    pooled = replace(eff, attention=math.exp(float(result.x)))
+        _ATTENTION_BOUNDS))
     return fit_flash_attention(kept, pooled, catalog, profiles, exclude=exclude)
 
 
@@ -274,8 +275,6 @@ def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalo
     """``eff`` with a flash-attention efficiency per GPU generation that has runs (but ``exclude``):
     each minimises the squared log errors of its generation's runs plus ``FLASH_SHRINKAGE`` × the
     squared log ratio to ``eff.attention``, within the attention bounds. The other constants stay."""
-    from scipy.optimize import minimize_scalar
-
     by_generation: dict[str, list[LlmRun]] = {}
     for run in runs:
         by_generation.setdefault(catalog.get(run.row.gpu).generation, []).append(run)
@@ -288,9 +287,7 @@ def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalo
             trial = replace(eff, flash_attention={**fitted, family: math.exp(log_value)})
             return _llm_loss(members, trial, profiles) + FLASH_SHRINKAGE * (log_value - math.log(eff.attention)) ** 2
 
-        low, high = (math.log(b) for b in _FLASH_BOUNDS)
-        result = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-3})
-        fitted[family] = math.exp(float(result.x))
+        fitted[family] = _fit_in_log(loss, _ATTENTION_BOUNDS)
     counts = ", ".join(f"{f} {len(m)}" for f, m in sorted(by_generation.items()) if f != exclude)
     return replace(eff, flash_attention=fitted,
                    flash_attention_source=f"fitted on the published LLM runs ({counts}): attention pooled over "

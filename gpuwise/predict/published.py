@@ -224,13 +224,18 @@ def map_row(row: PublishedRow) -> MappedRow | str:
                 attention_written_out=m.attention_written_out or bool(ATTENTION_WRITTEN_OUT_NOTE.search(row.notes)),
                 fp8_layers=bool(FP8_LAYERS_NOTE.search(row.notes)),
                 channels_first=bool(CHANNELS_FIRST_NOTE.search(row.notes)),
-                gpus_per_node=int(next(g for g in shape.groups() if g)) if (shape := NODE_SHAPE_NOTE.search(row.notes))
-                else None,
+                gpus_per_node=_gpus_per_node(row.notes),
                 network_gbits=float(net.group(1)) if (net := NETWORK_NOTE.search(row.notes)) else None)
     if (m.fp8_layers or m.half_model) and m.precision not in (_FP16, _BF16):
         what = "FP8 layers run beside 16-bit math" if m.fp8_layers else "a 16-bit model runs 16-bit math"
         return f"{what}: give the row's precision as AMP-FP16 or AMP-BF16, not {row.precision}"
     return m
+
+
+def _gpus_per_node(notes: str) -> int | None:
+    """The GPUs per node a row's notes give (``NODE_SHAPE_NOTE``: "N nodes x M ..." or "M GPUs per node")."""
+    shape = NODE_SHAPE_NOTE.search(notes)
+    return int(shape.group(1) or shape.group(2)) if shape else None
 
 
 def _map_row(row: PublishedRow) -> MappedRow | str:

@@ -129,8 +129,8 @@ class ProfileCache:
             settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision,
                                             optimizer=optimizer.value, seq_len=seq_len, image_size=image_size,
                                             activation_checkpointing=activation_checkpointing,
-                                            low_precision_params=low_precision_params)
-            settings["attention_written_out"] = attention_written_out
+                                            low_precision_params=low_precision_params,
+                                            attention_written_out=attention_written_out)
             self._profiles[key] = (profile_for_gpu(workload, **settings) if gpu_kernels
                                    else profile(workload, **settings))
         return self._profiles[key]
