@@ -1,15 +1,16 @@
 """Predicted against published LLM training runs (gpuwise/data/published_llm_runs.csv).
 
-Each run that gpuwise can express (a zoo decoder, bf16, FSDP or DDP, activation checkpointing none,
-op-level selective or full, torch.compile on or off) is predicted with ``gpuwise predict``'s own code
-path and the shipped constants: tokens/s per GPU, and the peak memory per GPU where the source
-publishes it. Every other row is listed with the reason it is skipped.
+Each run that gpuwise can express (a zoo decoder, bf16 or FP8 linear layers, FSDP or DDP, activation
+checkpointing none, op-level selective or full, torch.compile on or off) is predicted with ``gpuwise
+predict``'s own code path and the shipped constants: tokens/s per GPU, and the peak memory per GPU where
+the source publishes it. Every other row is listed with the reason it is skipped.
 
 The shipped constants include a fused attention kernel's efficiency, pooled and per GPU generation,
 fitted on these same runs (``gpuwise.predict.fit.fit_attention``), so the shipped errors are in-sample.
 The held-out column predicts each run with both refitted without its generation's runs (its
 generation then takes the pooled value of the others): the error on a generation no LLM run of which
-was fitted on.
+was fitted on. The FP8 runs (torchtitan's float8 converter) are fitted on by nothing: the attention fit
+reads the bf16 runs only (``gpuwise.predict.fit.usable_llm_runs``), so their errors are out of sample.
 
     python benchmarks/llm_runs.py [--json benchmarks/results/llm_runs.json]
 """
@@ -47,7 +48,8 @@ def main() -> None:
     catalog, shipped = load_catalog(), shipped_efficiency()
     results, skipped = [], []
     started = time.perf_counter()
-    usable = [r for r in (map_llm_run(row) for row in rows) if not isinstance(r, str) and catalog.has(r.row.gpu)]
+    usable = [r for r in (map_llm_run(row) for row in rows)  # what the attention fit reads: the bf16 runs
+              if not isinstance(r, str) and catalog.has(r.row.gpu) and not r.fp8]
     held_out_fits: dict[str, Efficiency] = {}
     for row in rows:
         run = map_llm_run(row)
@@ -61,38 +63,47 @@ def main() -> None:
         results.append(_predict(run, profiles, shipped) | {
             "generation": family, "held_out_error": _predict(run, profiles, held_out)["error"]})
         r = results[-1]
-        print(f"line {r['line']:>3} {r['model']:<15} {r['num_gpus']:>4}× {r['gpu']:<15} b{r['batch']} s{r['seq_len']} "
+        print(f"line {r['line']:>3} {r['model']:<15} {r['num_gpus']:>4}× {r['gpu']:<15} "
+              f"{'fp8 ' if r['fp8'] else 'bf16'} b{r['batch']} s{r['seq_len']} "
               f"{r['strategy']:<4} ac={r['activation_checkpointing']:<9} compile={'yes' if r['compile'] else 'no ':<3} "
               f"published {r['published_tokens_per_gpu_s']:>7,.0f} tok/s/GPU, predicted "
               f"{r['predicted_tokens_per_gpu_s'] or 0:>7,.0f} ({_pct(r['error'])}; "
               f"held out {_pct(r['held_out_error'])})"
               + (f"; memory {r['published_memory_gib']} GiB published, {r['predicted_memory_gib']:.1f} predicted"
                  if r["published_memory_gib"] else ""), flush=True)
-    errors = [abs(r["error"]) for r in results if r["error"] is not None]
-    held = [abs(r["held_out_error"]) for r in results if r["held_out_error"] is not None]
+    fp8 = [abs(r["error"]) for r in results if r["error"] is not None and r["fp8"]]
+    results_bf16 = [r for r in results if not r["fp8"]]
+    errors = [abs(r["error"]) for r in results_bf16 if r["error"] is not None]
+    held = [abs(r["held_out_error"]) for r in results_bf16 if r["held_out_error"] is not None]
     unfit = [r for r in results if not r["fits"]]
     summary = {
         "rows_predicted": len(results), "rows_skipped": len(skipped), "not_fitting": len(unfit),
         "median_abs_error": statistics.median(errors) if errors else None, "worst_abs_error": max(errors, default=None),
-        "signed_median_error": statistics.median(r["error"] for r in results if r["error"] is not None)
+        "signed_median_error": statistics.median(r["error"] for r in results_bf16 if r["error"] is not None)
         if errors else None,
         "memory_errors": [r["memory_error"] for r in results if r["memory_error"] is not None],
         "held_out_median_abs_error": statistics.median(held) if held else None,
         "held_out_worst_abs_error": max(held, default=None),
+        "fp8_runs": len(fp8), "fp8_median_abs_error": statistics.median(fp8) if fp8 else None,
+        "fp8_worst_abs_error": max(fp8, default=None),
+        "fp8_signed_errors": [r["error"] for r in results if r["error"] is not None and r["fp8"]],
         "flash_attention": shipped.flash_attention, "attention": shipped.attention,
     }
     by_generation: dict[str, list[float]] = {}
-    for r in results:
+    for r in results_bf16:
         if r["error"] is not None:
             by_generation.setdefault(str(r["generation"]), []).append(float(r["error"]))
-    print(f"\n{len(results)} runs predicted, {len(skipped)} skipped, {len(unfit)} predicted not to fit; "
-          f"|error| median {_pct(summary['median_abs_error'])}, worst {_pct(summary['worst_abs_error'])}, "
-          f"signed median {_pct(summary['signed_median_error'])}")
+    print(f"\n{len(results)} runs predicted, {len(skipped)} skipped, {len(unfit)} predicted not to fit")
+    print(f"bf16 ({len(results_bf16)} runs): |error| median {_pct(summary['median_abs_error'])}, worst "
+          f"{_pct(summary['worst_abs_error'])}, signed median {_pct(summary['signed_median_error'])}")
     print(f"held out by generation (attention refitted without its runs): |error| median "
           f"{_pct(summary['held_out_median_abs_error'])}, worst {_pct(summary['held_out_worst_abs_error'])}")
     for family, errs in sorted(by_generation.items()):
         print(f"  {family}: {len(errs)} runs, signed median {_pct(statistics.median(errs))}, flash attention "
               f"{shipped.flash_attention.get(family, shipped.attention):.3f}")
+    if fp8:
+        print(f"FP8 linear layers ({len(fp8)} runs, fitted on by nothing): |error| median "
+              f"{_pct(summary['fp8_median_abs_error'])}, worst {_pct(summary['fp8_worst_abs_error'])}")
     if summary["memory_errors"]:
         print("memory, predicted vs published: " + ", ".join(_pct(e) for e in summary["memory_errors"]))
     for s in skipped:
@@ -132,7 +143,7 @@ def _predict(run: LlmRun, profiles: ProfileCache, eff: Efficiency) -> dict[str, 
     return {
         "line": row.line, "model": row.model, "gpu": row.gpu, "num_gpus": row.num_gpus, "batch": row.batch_per_gpu,
         "seq_len": run.seq_len, "strategy": run.strategy, "activation_checkpointing": run.activation_checkpointing,
-        "compile": run.compile, "fits": fits, "planned_strategy": option.strategy,
+        "compile": run.compile, "fp8": run.fp8, "fits": fits, "planned_strategy": option.strategy,
         "published_tokens_per_gpu_s": run.tokens_per_gpu_s, "predicted_tokens_per_gpu_s": tokens,
         "error": tokens / run.tokens_per_gpu_s - 1 if tokens and fits else None,
         "published_memory_gib": run.memory_gib, "predicted_memory_gib": memory_gib,

@@ -8,11 +8,22 @@ so ``gpuwise --help`` and ``import gpuwise`` do not import torch.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from gpuwise.errors import GpuwiseError
 
 __version__ = "0.1.0"
+
+
+def _not_pytree_enum_deprecation(record: logging.LogRecord) -> bool:
+    """torch logs a deprecation warning for each enum torchao registers with pytree as its modules load (on import,
+    and lazily mid-step; transformers imports torchao where it is installed): a line per enum about torchao's
+    internals on a user's terminal. This drops those lines alone; it needs no torch import."""
+    return "register_constant()" not in record.getMessage()
+
+
+logging.getLogger("torch.utils._pytree").addFilter(_not_pytree_enum_deprecation)
 
 # name -> the module that defines it; loaded by ``__getattr__`` on first use.
 _LAZY = {

@@ -76,14 +76,16 @@ def profile(
     precision: str | Precision = Precision.FP32, optimizer: str | OptimizerName | None = None,
     seq_len: int | None = None, image_size: int | None = None,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, gpu_kernels: bool = False,
+    fp8: bool = False,
 ) -> Profile:
     """FLOPs, bytes and memory of one training step, traced on fake tensors (nothing real is allocated).
-    ``gpu_kernels``: attention, dropout and GRUs as a GPU's fused kernels run them."""
+    ``gpu_kernels``: attention, dropout and GRUs as a GPU's fused kernels run them; ``fp8``: the blocks' linear
+    layers in FP8 (torchao float8 training, with its casts fused as torch.compile runs them where ``gpu_kernels``)."""
     from gpuwise.profile.run import profile as profile_workload
 
     return profile_workload(workload(spec, make_batch, loss), batch_size=batch_size, precision=precision,
                             optimizer=optimizer, seq_len=seq_len, image_size=image_size, gpu_kernels=gpu_kernels,
-                            activation_checkpointing=activation_checkpointing)
+                            activation_checkpointing=activation_checkpointing, fp8=fp8)
 
 
 def predict(
@@ -92,8 +94,8 @@ def predict(
     precision: str | Precision = Precision.AUTO, optimizer: str | OptimizerName | None = None,
     seq_len: int | None = None, image_size: int | None = None, strategy: str | Strategy = Strategy.AUTO,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, grad_accum: int = 1,
-    compile: bool = False, network_gbits: float | None = None, cpu_threads_per_gpu: int | None = None,
-    catalog: Path | str | None = None, store_path: Path | str | None = None,
+    compile: bool = False, fp8: bool = False, network_gbits: float | None = None,
+    cpu_threads_per_gpu: int | None = None, catalog: Path | str | None = None, store_path: Path | str | None = None,
 ) -> Option:
     """One training step on ``num_gpus`` × ``gpu`` (a catalog name): whether it fits, its time and parts,
     throughput, and where the number comes from. ``precision`` auto: by the GPU (``Option.precision_reason``)."""
@@ -105,7 +107,7 @@ def predict(
         workload=w, gpu=gpu, num_gpus=num_gpus, batch_size=batch_size, precision=precision,
         optimizer=optimizer_for(optimizer, w.optimizer), seq_len=seq_len, image_size=image_size,
         network_gbits=network_gbits, catalog_path=_path(catalog),
-        settings=_settings(strategy, activation_checkpointing, grad_accum, compile),
+        settings=_settings(strategy, activation_checkpointing, grad_accum, compile, fp8),
         cpu_threads_per_gpu=cpu_threads_per_gpu,
     )
     return predict_config(config, store_path=_path(store_path))
@@ -120,8 +122,8 @@ def plan(
     budget: float | str | None = None, gpus: Sequence[str] | str | None = None, max_gpus: int | None = None,
     strategy: str | Strategy = Strategy.AUTO,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, grad_accum: int = 1,
-    compile: bool = False, network_gbits: float | None = None, cpu_threads_per_gpu: int | None = None,
-    catalog: Path | str | None = None, store_path: Path | str | None = None,
+    compile: bool = False, fp8: bool = False, network_gbits: float | None = None,
+    cpu_threads_per_gpu: int | None = None, catalog: Path | str | None = None, store_path: Path | str | None = None,
 ) -> Plan:
     """Every way to run the training (your CPU, each catalog GPU × count), the time-vs-cost front and one
     recommendation. ``global_batch`` (default: a zoo language model's published recipe, whose
@@ -145,7 +147,7 @@ def plan(
         budget_usd=parse_money(budget, "budget") if isinstance(budget, str) else budget,
         gpus=names, max_gpus=max_gpus if max_gpus is not None else PlanConfig.max_gpus,
         network_gbits=network_gbits, catalog_path=_path(catalog),
-        settings=_settings(strategy, activation_checkpointing, grad_accum, compile),
+        settings=_settings(strategy, activation_checkpointing, grad_accum, compile, fp8),
         cpu_threads_per_gpu=cpu_threads_per_gpu,
     )
     return plan_config(config, store_path=_path(store_path))
@@ -182,10 +184,10 @@ def bench(
 
 
 def _settings(strategy: str | Strategy, activation_checkpointing: str | ActivationCheckpointing, grad_accum: int,
-              compile: bool) -> RunSettings:
+              compile: bool, fp8: bool) -> RunSettings:
     """The run settings of predict and plan; names as strings or enums (RunSettings parses them)."""
     return RunSettings(strategy=strategy, activation_checkpointing=activation_checkpointing,  # type: ignore[arg-type]
-                       grad_accum=grad_accum, compile=compile)
+                       grad_accum=grad_accum, compile=compile, fp8=fp8)
 
 
 def _path(value: Path | str | None) -> Path | None:

@@ -151,6 +151,9 @@ class StepConfig:
     # autocast dtype (so are its activations and the residual stream), with no autocast around forward;
     # master weights, gradients and optimizer state stay float32 in the shards.
     low_precision_params: bool = False
+    # The linear layers of the model's blocks run their products in FP8 (torchao's float8 training,
+    # ``gpuwise.float8``), beside 16-bit autocast.
+    fp8: bool = False
 
     def __post_init__(self) -> None:
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
@@ -218,6 +221,7 @@ class RunSettings:
     activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE
     grad_accum: int = 1  # micro batches per optimizer step: global batch = micro batch × grad_accum × GPUs
     compile: bool = False  # torch.compile
+    fp8: bool = False  # the blocks' linear layers in FP8 (torchao float8 training, ``gpuwise.float8``)
 
     def __post_init__(self) -> None:
         # Names are accepted where enums are expected (the Python API), as everywhere else in gpuwise.
@@ -237,6 +241,8 @@ class RunSettings:
             parts.append(f"{self.grad_accum} micro batches per step")
         if self.compile:
             parts.append("torch.compile")
+        if self.fp8:
+            parts.append("FP8 linear layers")
         return " · ".join(parts)
 
 

@@ -42,7 +42,7 @@ from gpuwise.hardware.catalog import GPU, Catalog, load_catalog
 from gpuwise.predict import memory
 from gpuwise.predict.bands import BAND as BAND  # BAND, bands_text, PredictConfig, predict: in gpuwise.predict,
 from gpuwise.predict.bands import bands_text as bands_text  # importable from here, where they were first
-from gpuwise.predict.option import GPUS_PER_NODE, Option, OptionMaker, RunEstimate, modellable, option_row
+from gpuwise.predict.option import GPUS_PER_NODE, Option, OptionMaker, RunEstimate, has_fp8, modellable, option_row
 from gpuwise.predict.precision import cpu_precision as auto_cpu
 from gpuwise.predict.precision import gpu_precision as auto_gpu
 from gpuwise.predict.precision import resolve
@@ -334,7 +334,9 @@ def plan(
 
     ceilings = cached_ceilings("cpu", store_path)
     cpu_precision, cpu_reason = resolve(config.precision, auto_cpu(ceilings))
-    first = makers.get(cpu_precision, requested, config.settings.grad_accum).profile(requested)
+    fp8 = config.settings.fp8  # FP8 layers run on GPUs with FP8 tensor cores only: no CPU option
+    first_precision = resolve(config.precision, (Precision.AMP_BF16, ""))[0] if fp8 else cpu_precision
+    first = makers.get(first_precision, requested, config.settings.grad_accum).profile(requested)
     unit = config.unit or ("token" if first.sample_unit == "token" else "sample")
     if unit == "token" and not first.tokens_per_sample:
         raise GpuwiseError(
@@ -350,12 +352,23 @@ def plan(
 
     notes: list[str] = []
     ram = _ram_bytes()
-    options = [option(cpu_precision, 1, lambda m: m.cpu_option(ceilings, ram))]
-    options[0] = replace(options[0], precision_reason=cpu_reason) if options[0] is not None else None
+    options: list[Option | None] = []
+    if not fp8:
+        options.append(option(cpu_precision, 1, lambda m: m.cpu_option(ceilings, ram)))
+        options[0] = replace(options[0], precision_reason=cpu_reason) if options[0] is not None else None
     skipped: set[int] = set()
+    no_fp8 = [g.name for g in gpus if fp8 and modellable(g) and not has_fp8(g)]
+    if fp8 and not any(modellable(g) and has_fp8(g) for g in gpus):
+        raise GpuwiseError(f"--fp8: no GPU planned has FP8 tensor cores ({', '.join(g.name for g in gpus)}): drop "
+                           "--fp8, or plan GPUs that have them (Ada, Hopper, Blackwell: --gpus H100-SXM5-80GB,L40S)")
+    if fp8:
+        notes.append("--fp8: not planned on the CPU (no FP8 units)" + (
+            f" nor on GPUs without FP8 tensor cores: {', '.join(no_fp8)}" if no_fp8 else ""))
     for gpu in gpus:
         if not modellable(gpu):
             notes.append(f"{gpu.name} is not planned: the catalog gives no FP32 rate for it")
+            continue
+        if gpu.name in no_fp8:
             continue
         precision, reason = resolve(config.precision, auto_gpu(gpu))
         for n in _gpu_counts(config.max_gpus):

@@ -100,6 +100,7 @@ class BenchResult(Displayed):
     activation_checkpointing: str = "none"
     grad_accum: int = 1
     compiled: bool = False
+    fp8: bool = False  # the blocks' linear layers in FP8 (train --fp8)
     log_path: str | None = None  # train: the run's per-step metrics (metrics.jsonl), if it kept them
     id: int | None = None  # row id once stored
 

@@ -432,7 +432,7 @@ def predict_result(
         workload if workload is not None else get_workload(r.workload), batch_size=r.batch_size,
         precision=Precision.parse(r.precision), optimizer=OptimizerName.parse(r.optimizer), seq_len=r.seq_len,
         image_size=r.image_size, network_gbits=None, catalog=catalog, store_path=None, profiles=profiles, bands=BAND,
-        settings=RunSettings(strategy=strategy, grad_accum=r.grad_accum, compile=r.compiled,
+        settings=RunSettings(strategy=strategy, grad_accum=r.grad_accum, compile=r.compiled, fp8=r.fp8,
                              activation_checkpointing=ActivationCheckpointing.parse(r.activation_checkpointing)),
         measurements=measurements,
     )

@@ -238,7 +238,7 @@ def test_predict_json_carries_the_settings_and_the_global_batch() -> None:
     assert code == 0, err
     data = json.loads(out)
     assert data["settings"] == {"strategy": "fsdp", "activation_checkpointing": "full", "grad_accum": 4,
-                                "compile": False}
+                                "compile": False, "fp8": False}
     assert data["strategy"] == "FSDP"
     assert data["global_batch_size"] == 2 * 4 * 8
     assert data["step"]["tokens_per_s"] == pytest.approx(data["step"]["samples_per_s"] * 256)
@@ -273,14 +273,14 @@ def test_published_llm_runs_map_to_settings_or_say_why_not() -> None:
         "llama3-8b", 8192, "fsdp", "selective", False, 82.4)
     assert run.tokens_per_gpu_s == pytest.approx(46096 / 8)
     why = [
-        map_llm_run(_row("seq len 8192; strategy fsdp2; activation checkpointing full", precision="FP8")),
+        map_llm_run(_row("seq len 8192; strategy fsdp2; activation checkpointing full", precision="FP16")),
         map_llm_run(_row("seq len 8192; strategy fsdp2 dp_shard=32 tp=8; activation checkpointing full")),
         map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing selective (layer)")),
         map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing full", batch=None)),
         map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing full", model="mpt-7b")),
     ]
     assert all(isinstance(w, str) for w in why)
-    assert "FP8" in str(why[0]) and "tensor" in str(why[1]) and "op-level" in str(why[2])
+    assert "bf16" in str(why[0]) and "tensor" in str(why[1]) and "op-level" in str(why[2])
     assert "micro batch" in str(why[3]) and "mpt-7b" in str(why[4])
 
 

@@ -370,7 +370,7 @@ def test_the_new_flags_reach_the_workers_and_the_checkpoint() -> None:
     assert args[args.index("--grad-accum") + 1] == "4"
     assert args[args.index("--activation-checkpointing") + 1] == "selective" and "--compile" in args
     assert "--grad-accum" not in worker_args(config(), Devices("cuda", 8))  # defaults left out
-    assert c.options() == {"activation_checkpointing": "selective", "compile": True, "strategy": "fsdp",
+    assert c.options() == {"activation_checkpointing": "selective", "compile": True, "fp8": False, "strategy": "fsdp",
                            "grad_accum": 4, "steps": None, "epochs": None, "checkpoint_every": None,
                            "keep_checkpoints": 3, "warmup": 3}
     assert "world_size" not in c.settings(shape={"seq_len": None, "image_size": 224}, batch_size=8)

@@ -159,6 +159,10 @@ GRAD_ACCUM_OPTION: Any = count_option(
     "batch × N × GPUs."
 )
 COMPILE_OPTION: Any = typer.Option(False, "--compile", help="Run the step under torch.compile.")
+FP8_OPTION: Any = typer.Option(
+    False, "--fp8", help="The transformer blocks' linear layers in FP8 (torchao float8 training), beside amp-bf16; "
+    "GPUs with FP8 tensor cores only (Ada, Hopper, Blackwell)."
+)
 CPU_THREADS_OPTION: Any = count_option(
     None, "--cpu-cores-per-gpu", help="CPU threads (vCPUs) decoding images for each GPU [default: "
     "by GPU class, the cloud instances it is rented in: 24 H100, 12 A100, ...]."
@@ -175,11 +179,12 @@ def optimizer_option(value: str | None, workload: Workload) -> OptimizerName:
     return optimizer_for(value, workload.optimizer if value is None else None)
 
 
-def run_settings(strategy: str, checkpointing: str, grad_accum: int | None, compile: bool) -> RunSettings:
+def run_settings(strategy: str, checkpointing: str, grad_accum: int | None, compile: bool,
+                 fp8: bool = False) -> RunSettings:
     """The run flags, as typed, onto ``RunSettings``."""
     return RunSettings(
         strategy=Strategy.parse(strategy), activation_checkpointing=ActivationCheckpointing.parse(checkpointing),
-        grad_accum=positive_int(grad_accum, "--grad-accum") or 1, compile=compile,
+        grad_accum=positive_int(grad_accum, "--grad-accum") or 1, compile=compile, fp8=fp8,
     )
 
 

@@ -18,6 +18,7 @@ from gpuwise.cli.app import (
     COMPILE_OPTION,
     CPU_THREADS_OPTION,
     DB_OPTION,
+    FP8_OPTION,
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
@@ -112,6 +113,7 @@ def plan_command(
     checkpointing: str = CHECKPOINTING_OPTION,
     grad_accum: int | None = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
+    fp8: bool = FP8_OPTION,
     cpu_threads: int | None = CPU_THREADS_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
@@ -136,7 +138,7 @@ def plan_command(
             workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget,
             gpus=gpus, max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer,
             seq_len=seq_len, image_size=image_size, network=network, catalog=catalog,
-            settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
+            settings=run_settings(strategy, checkpointing, grad_accum, compile, fp8), cpu_threads=cpu_threads,
             global_batch=global_batch,
         )
         result, owned = plan_and_own(config, owning, db, say, html=html, html_flag="--html")

@@ -15,6 +15,7 @@ from gpuwise.cli.app import (
     COMPILE_OPTION,
     CPU_THREADS_OPTION,
     DB_OPTION,
+    FP8_OPTION,
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
@@ -53,6 +54,7 @@ def predict_command(
     checkpointing: str = CHECKPOINTING_OPTION,
     grad_accum: int | None = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
+    fp8: bool = FP8_OPTION,
     cpu_threads: int | None = CPU_THREADS_OPTION,
     network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
@@ -78,7 +80,7 @@ def predict_command(
             image_size=image_size,
             network_gbits=network_gbits(network),
             catalog_path=catalog,
-            settings=run_settings(strategy, checkpointing, grad_accum, compile),
+            settings=run_settings(strategy, checkpointing, grad_accum, compile, fp8),
             cpu_threads_per_gpu=cpu_threads,
         )
         say(f"profiling a training step of {workload} on fake tensors and predicting it on {gpu}")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gpuwise.cli.app import (
     CHECKPOINTING_OPTION,
+    FP8_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     QUIET_OPTION,
@@ -40,6 +41,7 @@ def profile_command(
     seq_len: int | None = SEQ_LEN_OPTION,
     image_size: int | None = IMAGE_SIZE_OPTION,
     checkpointing: str = CHECKPOINTING_OPTION,
+    fp8: bool = FP8_OPTION,
     top: int = count_option(10, "--top", help="How many layers to list."),
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
     quiet: bool = QUIET_OPTION,
@@ -51,7 +53,7 @@ def profile_command(
         say(f"profiling a training step of {workload} on fake tensors")
         result = profile(
             workload, batch_size=batch_size, precision=precision, optimizer=optimizer, seq_len=seq_len,
-            image_size=image_size, activation_checkpointing=checkpointing,
+            image_size=image_size, activation_checkpointing=checkpointing, fp8=fp8,
         )
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))

@@ -77,6 +77,8 @@ def train_command(
                                                       "in backward [default: none]."),
     compile_model: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile each block "
                                                                                  "[default: off]."),
+    fp8: bool | None = typer.Option(None, "--fp8/--no-fp8", help="The blocks' linear layers in FP8 (torchao float8 "
+                                                                 "training) beside amp-bf16 [default: off]."),
     synthetic_samples: int | None = count_option(
         None, "--synthetic-samples", help="Samples per epoch of synthetic data [default: 10000]."
     ),
@@ -128,7 +130,7 @@ def train_command(
         "grad_accum": grad_accum,
         "activation_checkpointing": ActivationCheckpointing.parse(activation_checkpointing)
         if activation_checkpointing is not None else None,
-        "compile": compile_model,
+        "compile": compile_model, "fp8": fp8,
         "synthetic_samples": synthetic_samples,
         "num_workers": workers, "checkpoint_dir": checkpoint_dir,
         "checkpoint_every": checkpoint_every,
@@ -247,6 +249,7 @@ def _from_plan(workload: str | None, db: Path | None, devices_text: str, dry_run
         epochs=rec.whole_epochs, synthetic_samples=max(1, int(rec.samples_per_epoch)),
         strategy=Strategy.FSDP if rec.strategy == "FSDP" else Strategy.AUTO, grad_accum=rec.grad_accum,
         activation_checkpointing=ActivationCheckpointing.parse(rec.activation_checkpointing), compile=rec.compile,
+        fp8=rec.fp8,
     )  # what the plan priced, as gpuwise launch's job trains it (launch.job.train_config)
     if devices_text == "auto":
         devices_text = "cpu" if rec.device == "cpu" else str(rec.gpus_per_node)
@@ -323,7 +326,8 @@ def _header(config: TrainConfig, p: Any, devices: Devices, launch: Launch, chose
                   f"({p.batch_size * config.grad_accum * launch.world_size} samples per step)")
     how = "".join([f" · activation checkpointing {config.activation_checkpointing.value}"
                    if config.activation_checkpointing.value != "none" else "",
-                   " · compiled per block" if config.compile else ""])
+                   " · compiled per block" if config.compile else "",
+                   " · FP8 linear layers" if config.fp8 else ""])
     return (f"[bold]{p.workload.name}[/bold] · {where} · {procs} · {batch}{shape} · "
             f"{config.precision.value}{f' (auto: {chosen})' if chosen else ''} · {config.optimizer.value} · "
             f"seed {config.seed}{how}\n"

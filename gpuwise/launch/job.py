@@ -159,6 +159,7 @@ def train_config(rec: Recommended, *, data: str, checkpoint_dir: str, steps: int
         epochs=None if steps else rec.whole_epochs, steps=steps,
         strategy=Strategy.FSDP if rec.strategy == "FSDP" else Strategy.AUTO, grad_accum=rec.grad_accum,
         activation_checkpointing=ActivationCheckpointing.parse(rec.activation_checkpointing), compile=rec.compile,
+        fp8=rec.fp8,
         synthetic_samples=max(1, int(rec.samples_per_epoch)) if data == "synthetic" else 10_000,
         checkpoint_dir=Path(checkpoint_dir), checkpoint_every=checkpoint_every,
         log_dir=Path(log_dir) if log_dir is not None else None, store_path=store_path,

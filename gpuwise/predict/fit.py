@@ -234,7 +234,7 @@ def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: ProfileCache) -> Opt
         precision=Precision.AMP_BF16, seq_len=run.seq_len,
         settings=RunSettings(strategy=Strategy.parse(run.strategy),
                              activation_checkpointing=ActivationCheckpointing.parse(run.activation_checkpointing),
-                             compile=run.compile),
+                             compile=run.compile, fp8=run.fp8),
     )
     return predict(config, profiles=profiles, efficiency=eff)
 
@@ -295,10 +295,13 @@ def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalo
 
 
 def usable_llm_runs(catalog: Catalog) -> list[LlmRun]:
-    """The shipped LLM runs that gpuwise can predict (``map_llm_run``) on catalog GPUs."""
+    """The shipped LLM runs the attention fit reads: those gpuwise can predict (``map_llm_run``) on catalog GPUs,
+    but the FP8 runs, which check the FP8 layers' pricing (it has no constant of its own) and are fitted on by
+    nothing."""
     from gpuwise.predict.published import load_llm_runs, map_llm_run
 
-    return [r for row in load_llm_runs() if not isinstance(r := map_llm_run(row), str) and catalog.has(row.gpu)]
+    return [r for row in load_llm_runs() if not isinstance(r := map_llm_run(row), str) and catalog.has(row.gpu)
+            and not r.fp8]
 
 
 def held_out(

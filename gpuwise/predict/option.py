@@ -26,6 +26,7 @@ from typing import Any
 
 from gpuwise.config import OptimizerName, Precision, RunSettings, Strategy
 from gpuwise.display import Displayed, gib, jsonable, seconds
+from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import GPU, Catalog
 from gpuwise.predict import memory, parallel
 from gpuwise.predict.constants import shipped_efficiency
@@ -201,8 +202,9 @@ class OptionMaker:
         # eager micro batch without recompute); FSDP's sharded step is never measured on one device.
         stored = stored_results(first.workload, store_path) if measurements is None else measurements
         self.measurements = [r for r in stored if self._same_setting(r, first)
-                             and (r.activation_checkpointing, r.grad_accum, r.compiled) == (
-                                 settings.activation_checkpointing.value, settings.grad_accum, settings.compile)]
+                             and (r.activation_checkpointing, r.grad_accum, r.compiled, r.fp8) == (
+                                 settings.activation_checkpointing.value, settings.grad_accum, settings.compile,
+                                 settings.fp8)]
         self._model_steps: dict[tuple[int, str, int], GpuStep] = {}
 
     def profile(self, batch_size: int, *, on_gpu: bool = True, sharded: bool = False) -> Profile:
@@ -212,7 +214,8 @@ class OptionMaker:
         self.profiled.add(batch_size)
         settings: dict[str, Any] = dict(batch_size=batch_size, precision=self.precision, optimizer=self.optimizer,
                                         seq_len=self.seq_len, image_size=self.image_size,
-                                        activation_checkpointing=self.settings.activation_checkpointing.value)
+                                        activation_checkpointing=self.settings.activation_checkpointing.value,
+                                        fp8=self.settings.fp8)
         if sharded and on_gpu and self.precision.autocast_dtype is not None:
             return self.profiles.get(self.workload, **settings, low_precision_params=True)
         p = self.profiles.get(self.workload, **settings)
@@ -302,13 +305,16 @@ class OptionMaker:
         return model.step_s, "analytical", "analytical"
 
     def gpu_option(self, gpu: GPU, num_gpus: int) -> Option:
+        if self.settings.fp8 and not has_fp8(gpu):
+            raise GpuwiseError(f"--fp8: {gpu.name} has no FP8 tensor cores (the catalog gives it no FP8 rate; Ada, "
+                               "Hopper and Blackwell GPUs have them): drop --fp8 or pick one of those")
         capacity = memory.gpu_capacity_bytes(gpu.memory_gb)
         nodes = math.ceil(num_gpus / GPUS_PER_NODE)  # 9 GPUs: two nodes, as the communication is priced
         label = f"{num_gpus}× {gpu.name}" + (f" ({nodes} nodes)" if nodes > 1 else "")
         found = self.fit(capacity, num_gpus=num_gpus, on_gpu=True)
-        note = precision_note(gpu, self.precision)
+        notes = tuple(n for n in (precision_note(gpu, self.precision), self.fp8_note()) if n)
         base: dict[str, Any] = dict(
-            notes=(note,) if note else (), device=gpu.name, label=label, is_gpu=True, num_gpus=num_gpus,
+            notes=notes, device=gpu.name, label=label, is_gpu=True, num_gpus=num_gpus,
             num_nodes=nodes,
             price_usd_per_hour=gpu.price_usd_per_hour, requested_batch_size=self.requested,
             batch_size=found.batch_size, strategy=found.strategy, capacity_bytes=capacity,
@@ -331,6 +337,13 @@ class OptionMaker:
         step = self._fed(step, p, gpu, num_gpus)
         return Option(**base, fits=True, bound=step.bound, provenance=provenance, provenance_kind=kind,
                       band=band, step=step, run=None, settings=self.settings)
+
+    def fp8_note(self) -> str | None:
+        """What an FP8 prediction without torch.compile leaves out (``gpuwise.profile.float8``)."""
+        if not self.settings.fp8 or self.settings.compile:
+            return None
+        return ("--fp8 without --compile: the FP8 casts are priced as torch.compile fuses them (two kernels each); "
+                "eager torchao runs each as about eight, so the step is slower than predicted (add --compile)")
 
     def network_text(self, gpu: GPU) -> str:
         """The network between nodes this option is priced with, and its source."""
@@ -423,6 +436,12 @@ def precision_note(gpu: GPU, precision: Precision) -> str | None:
         return (f"{gpu.name} has no {name} tensor cores: PyTorch runs --precision {precision.value}'s matrix "
                 f"products without them, at about its FP32 rate, and it is predicted so{other}")
     return None
+
+
+def has_fp8(gpu: GPU) -> bool:
+    """Whether ``gpu`` runs FP8 products on tensor cores (its catalog entry gives an FP8 rate): torch._scaled_mm
+    needs them (compute capability 8.9 and up on NVIDIA's GPUs)."""
+    return bool(gpu.fp8_tflops)
 
 
 def modellable(gpu: GPU) -> bool:

@@ -403,6 +403,7 @@ class LlmRun:
     activation_checkpointing: str  # "none", "selective", "full"
     compile: bool
     memory_gib: float | None  # peak as published (torchtitan: max_memory_reserved), None if not
+    fp8: bool = False  # the blocks' linear layers in FP8 (torchtitan's float8 converter: torchao's tensorwise recipe)
 
     @property
     def tokens_per_gpu_s(self) -> float:
@@ -429,8 +430,9 @@ def map_llm_run(row: PublishedRow) -> LlmRun | str:
     notes = row.notes
     if row.batch_per_gpu is None:
         return "the source gives no micro batch"
-    if _PRECISIONS.get(row.precision.strip().lower()) is not Precision.AMP_BF16:
-        return f"precision {row.precision}: gpuwise models bf16 training of LLMs (FP8 is not modelled)"
+    fp8 = row.precision.strip().lower() == "fp8"
+    if not fp8 and _PRECISIONS.get(row.precision.strip().lower()) is not Precision.AMP_BF16:
+        return f"precision {row.precision}: gpuwise models LLM training in bf16, or with FP8 linear layers (FP8)"
     if "lora" in notes.lower():
         return "LoRA fine-tuning: gpuwise models full training"
     try:
@@ -466,4 +468,5 @@ def map_llm_run(row: PublishedRow) -> LlmRun | str:
         row=row, workload=row.model, seq_len=int(seq.split()[0]), strategy=mode, activation_checkpointing=recompute,
         compile=compiled.startswith("yes"),  # "unknown": torch.compile was off by default in those trainers
         memory_gib=float(memory.split()[0]) if memory and memory.split()[0].replace(".", "").isdigit() else None,
+        fp8=fp8,
     )

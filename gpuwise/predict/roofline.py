@@ -32,8 +32,16 @@ from gpuwise.profile.result import OpGroup, Profile, Recurrence
 
 # Which peak a tensor op runs at, by its operands' dtype and the precision setting.
 FP32, TF32, BF16, FP16 = "float32", "tf32", "bfloat16", "float16"
-# NVIDIA Transformer Engine's FP8 layers (``Pipeline.fp8_layers``): their products run on the FP8 tensor cores.
+# FP8 products run on the FP8 tensor cores: NVIDIA Transformer Engine's layers (``Pipeline.fp8_layers``), and
+# torch._scaled_mm on float8_e4m3fn / float8_e5m2 operands in a profile of torchao's FP8 layers (``--fp8``).
 FP8 = "float8"
+
+
+def rate_dtype(dtype: str) -> str:
+    """The key of ``DeviceRates.tensor_tflops`` a product of operands in ``dtype`` runs at: FP8 for every
+    8-bit float format (e4m3 and e5m2 run at the same rate), else the dtype itself."""
+    return FP8 if dtype.startswith(FP8) else dtype
+
 # The dtype a precision's matrix products run in: the key of ``DeviceRates.tensor_tflops`` (and of the measured
 # ``Ceilings.matmul_tflops``). The one precision -> peak-rate mapping, read through ``DeviceRates.peak_tflops``.
 MATMUL_DTYPE = {Precision.FP32: FP32, Precision.TF32: TF32, Precision.AMP_BF16: BF16, Precision.AMP_FP16: FP16}
@@ -66,6 +74,7 @@ class DeviceRates:
     family: str = ""  # architecture generation ("Ampere", "Hopper"): which fitted attention efficiency applies
 
     def matmul_tflops(self, dtype: str, precision: Precision) -> float | None:
+        dtype = rate_dtype(dtype)
         if dtype in (BF16, FP16, FP8):
             return self.tensor_tflops.get(dtype)
         if precision is Precision.TF32 and TF32 in self.tensor_tflops:

@@ -72,7 +72,7 @@ def _l2(gpu: GPU) -> dict[str, Any]:
 def profile_for_gpu(
     workload: str | Workload, *, batch_size: int, precision: Precision, optimizer: str, seq_len: int | None = None,
     image_size: int | None = None, activation_checkpointing: str = "none", low_precision_params: bool = False,
-    attention_written_out: bool = False,
+    attention_written_out: bool = False, fp8: bool = False,
 ) -> Profile:
     """The profile a GPU prediction reads.
 
@@ -80,12 +80,13 @@ def profile_for_gpu(
     CPU's FP16 autocast falls back to step-by-step kernels for some ops (LSTM) that CUDA fuses.
     ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it (bf16 parameters, no autocast).
     ``attention_written_out``: attention as separate kernels, not a fused one (``gpuwise.profile.attention``).
+    ``fp8``: the blocks' linear layers in FP8 (``gpuwise.float8``).
     """
     as_precision = Precision.AMP_BF16 if precision is Precision.AMP_FP16 else precision
     p = profile(workload, batch_size=batch_size, precision=as_precision, optimizer=optimizer, seq_len=seq_len,
                 image_size=image_size, gpu_kernels=True,  # attention, GRUs, RMSNorm as a GPU's fused kernels
                 activation_checkpointing=activation_checkpointing, low_precision_params=low_precision_params,
-                attention_written_out=attention_written_out)
+                attention_written_out=attention_written_out, fp8=fp8)
     return p if as_precision is precision else as_fp16(p)
 
 
@@ -113,24 +114,26 @@ class ProfileCache:
     def get(
         self, workload: Workload, *, batch_size: int, precision: Precision, optimizer: OptimizerName,
         seq_len: int | None, image_size: int | None, gpu_kernels: bool = True, activation_checkpointing: str = "none",
-        low_precision_params: bool = False, attention_written_out: bool = False,
+        low_precision_params: bool = False, attention_written_out: bool = False, fp8: bool = False,
     ) -> Profile:
         """The step as a GPU runs it (``gpu_kernels``: attention and GRUs fused, unless ``attention_written_out``),
-        or as the CPU does; ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it."""
+        or as the CPU does; ``low_precision_params``: AMP as FSDP2's mixed-precision policy runs it; ``fp8``: the
+        blocks' linear layers in FP8."""
         key = (workload.name, batch_size, precision.value, optimizer.value, seq_len, image_size, gpu_kernels,
-               activation_checkpointing, low_precision_params, attention_written_out)
+               activation_checkpointing, low_precision_params, attention_written_out, fp8)
         if key not in self._profiles and gpu_kernels and precision is Precision.AMP_FP16:
             # A GPU's AMP-FP16 step is its AMP-BF16 one relabelled (profile_for_gpu): share that profile.
             bf16 = self.get(workload, batch_size=batch_size, precision=Precision.AMP_BF16, optimizer=optimizer,
                             seq_len=seq_len, image_size=image_size, activation_checkpointing=activation_checkpointing,
-                            low_precision_params=low_precision_params, attention_written_out=attention_written_out)
+                            low_precision_params=low_precision_params, attention_written_out=attention_written_out,
+                            fp8=fp8)
             self._profiles[key] = as_fp16(bf16)
         if key not in self._profiles:
             settings: dict[str, Any] = dict(batch_size=batch_size, precision=precision,
                                             optimizer=optimizer.value, seq_len=seq_len, image_size=image_size,
                                             activation_checkpointing=activation_checkpointing,
                                             low_precision_params=low_precision_params,
-                                            attention_written_out=attention_written_out)
+                                            attention_written_out=attention_written_out, fp8=fp8)
             self._profiles[key] = (profile_for_gpu(workload, **settings) if gpu_kernels
                                    else profile(workload, **settings))
         return self._profiles[key]

@@ -162,6 +162,7 @@ FlopFormula = Callable[[Sequence[Any], Any], int]
 
 TENSOR_FORMULAS: dict[str, tuple[str, FlopFormula]] = {
     "mm": (MATMUL, _mm),
+    "_scaled_mm": (MATMUL, lambda args, out: _mm(args[:2], out)),
     "addmm": (MATMUL, _mm),
     "_addmm_activation": (MATMUL, _mm),
     "bmm": (MATMUL, _bmm),
@@ -239,7 +240,7 @@ _kinds(
     REDUCTION,
     1,
     """sum mean amax amin max min argmax argmin prod var std var_mean std_mean cumsum cumprod logsumexp all any
-    topk sort _foreach_norm sum_to_size count_nonzero nms""",
+    topk sort _foreach_norm sum_to_size count_nonzero nms fp8_scale""",
 )
 _kinds(
     POOL,
@@ -264,7 +265,7 @@ _kinds(
 _kinds(
     COPY,
     0,
-    """copy_ _to_copy clone contiguous cat stack repeat constant_pad_nd _pad_enum roll flip pad tril triu
+    """copy_ _to_copy fp8_cast clone contiguous cat stack repeat constant_pad_nd _pad_enum roll flip pad tril triu
     _copy_from _copy_from_and_resize new_empty_strided empty_like zeros_like ones_like full_like rand_like
     randn_like tile expand_copy permute_copy transpose_copy view_copy _unsafe_view_copy split_copy
     reflection_pad2d reflection_pad2d_backward replication_pad2d t_copy lift""",

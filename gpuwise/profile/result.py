@@ -143,6 +143,7 @@ class Profile(Displayed):
     # Profiled as FSDP2's mixed precision runs it (``StepConfig.low_precision_params``): weights,
     # gradients and optimizer state were then traced in the low dtype, and are float32 in the run.
     low_precision_params: bool = False
+    fp8: bool = False  # the blocks' linear layers in FP8 (``StepConfig.fp8``, ``gpuwise.float8``)
 
     @property
     def training_flops(self) -> int:

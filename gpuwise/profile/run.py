@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from gpuwise import recompute
+from gpuwise import float8, recompute
 from gpuwise.config import (
     ActivationCheckpointing,
     OptimizerName,
@@ -66,6 +66,7 @@ def profile(
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE,
     low_precision_params: bool = False,
     attention_written_out: bool = False,
+    fp8: bool = False,
 ) -> Profile:
     """FLOPs, bytes and memory of one training step of ``workload``; nothing real is allocated.
 
@@ -75,6 +76,7 @@ def profile(
     attention dropout included) instead of the CPU's unfused paths; see ``gpuwise.profile.attention``,
     ``gpuwise.profile.dropout`` and ``gpuwise.profile.rnn``; with ``attention_written_out``, attention as
     separate kernels that write out the (seq × seq) scores (``gpuwise.profile.attention._written_out``).
+    ``fp8``: the blocks' linear layers as torchao's float8 training runs them (``gpuwise.float8``).
     """
     w = get_workload(workload)
     precision = Precision.parse(precision)
@@ -90,6 +92,7 @@ def profile(
         image_size=image_size,
         activation_checkpointing=ActivationCheckpointing.parse(activation_checkpointing),
         low_precision_params=low_precision_params,
+        fp8=fp8,
     )
     return profile_step(w, config, gpu_kernels=gpu_kernels, attention_written_out=attention_written_out)
 
@@ -124,6 +127,8 @@ def profile_step(
             raise GpuwiseError("low-precision parameters need an AMP precision: use --precision amp-bf16")
         if param_dtype is not None:
             _cast_parameters(model, param_dtype)
+        if config.fp8:  # before checkpointing, as torchtitan converts then applies AC
+            float8.convert(model, config.precision, what=f"workload '{w.name}'")
         recompute.apply(model, config.activation_checkpointing, workload=f"workload '{w.name}'")
         # The largest unit FSDP gathers whole while it runs (gpuwise.predict.memory).
         block_params = max((sum(p.numel() for p in b.parameters()) for b in recompute.blocks(model)), default=0)
@@ -153,6 +158,9 @@ def profile_step(
         "Causal attention counts half of the (seq × seq) products, as the flash kernels skip the masked half;"
         " other attention counts them all.",
     ]
+    if config.fp8:
+        notes.append("FP8 linear layers (torchao float8 training): their products run in FP8 (torch._scaled_mm), "
+                     "with the casts and scales around them.")
     if attention_written_out:
         notes.append("Attention is written out (scores, softmax, dropout and products as separate kernels), as "
                      "programs that do not call a fused attention kernel run it.")
@@ -182,10 +190,12 @@ def profile_step(
 def _gpu_kernels(attention_written_out: bool = False) -> Iterator[None]:
     from gpuwise.profile.autocast import CudaAutocastLists
     from gpuwise.profile.dropout import FusedDropout
+    from gpuwise.profile.float8 import fused_fp8_casts
     from gpuwise.profile.norm import FusedRMSNorm
     from gpuwise.profile.rnn import FusedGRU
 
-    with FusedAttention(attention_written_out), FusedDropout(), FusedGRU(), FusedRMSNorm(), CudaAutocastLists():
+    with (FusedAttention(attention_written_out), FusedDropout(), FusedGRU(), FusedRMSNorm(), CudaAutocastLists(),
+          fused_fp8_casts()):
         yield
 
 
@@ -413,6 +423,7 @@ def _summarize(
         activation_checkpointing=config.activation_checkpointing.value,
         block_params=block_params,
         low_precision_params=config.low_precision_params,
+        fp8=config.fp8,
     )
 
 

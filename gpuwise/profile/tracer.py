@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, is_traceable_wrapper_subclass
 from torch.utils._pytree import tree_leaves
 from torch.utils.module_tracker import ModuleTracker
 
@@ -190,6 +190,8 @@ class StepTracer(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        if any(is_traceable_wrapper_subclass(t) for t in _tensors((args, kwargs))):
+            return NotImplemented
         out = func(*args, **kwargs)
         if func.namespace == "prim":  # prim.device and friends: metadata queries, called very often
             return out

@@ -82,6 +82,10 @@ class TrainConfig(WithStep):
         return self.step.activation_checkpointing
 
     @property
+    def fp8(self) -> bool:
+        return self.step.fp8
+
+    @property
     def output_dir(self) -> Path | None:
         """Where checkpoints are written: --checkpoint-dir, else the folder resumed from."""
         return self.checkpoint_dir if self.checkpoint_dir is not None else self.resume
@@ -103,6 +107,7 @@ class TrainConfig(WithStep):
         rounding; the strategy and the micro batches per step, like the number of processes, change how
         the samples of a step are spread, and the data continues from the same sample."""
         return {"activation_checkpointing": self.activation_checkpointing.value, "compile": self.compile,
+                "fp8": self.fp8,
                 "strategy": self.strategy.value, "grad_accum": self.grad_accum,
                 # the run's length and checkpointing: a bare --resume continues the same run, to the same end
                 "steps": self.steps, "epochs": self.epochs, "checkpoint_every": self.checkpoint_every,

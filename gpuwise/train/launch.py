@@ -142,6 +142,8 @@ def worker_args(config: TrainConfig, devices: Devices) -> list[str]:
             args += [flag, str(value)]
     if config.compile:
         args.append("--compile")
+    if config.fp8:
+        args.append("--fp8")
     return args
 
 

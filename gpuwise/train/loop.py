@@ -115,6 +115,7 @@ class TrainResult:
     grad_accum: int = 1  # micro batches of batch_size per optimizer step
     activation_checkpointing: str = "none"
     compiled: bool = False
+    fp8: bool = False  # the blocks' linear layers in FP8 (--fp8)
     # The shape of an average timed batch (variable-length data is padded per batch): what the
     # prediction and the FLOPs are computed for.
     seq_len: int | None = None
@@ -242,6 +243,21 @@ def check_strategy(strategy: Strategy, kind: str, world_size: int) -> None:
                            "or --strategy ddp")
 
 
+def cannot_run_fp8(device_kind: str) -> str | None:
+    """Why this machine's devices of ``device_kind`` cannot train with FP8 products (torch._scaled_mm), None if
+    they can: CUDA needs compute capability 8.9 (Ada) or later. The CPU has no FP8 units: its _scaled_mm is a
+    reference kernel, 11 s for one 128 x 768 x 3072 product where bf16 takes 13 ms (measured on this project's
+    development machine), so a CPU run is refused rather than left to crawl."""
+    if device_kind != "cuda":
+        return ("the CPU has no FP8 units (torch's FP8 product there is a reference kernel, about 1000x slower "
+                "than bf16)")
+    major, minor = torch.cuda.get_device_capability()
+    if (major, minor) < (8, 9):
+        return (f"{torch.cuda.get_device_name()} (compute capability {major}.{minor}) has no FP8 tensor cores; "
+                "FP8 products need 8.9 or later (Ada, Hopper, Blackwell)")
+    return None
+
+
 def check_options(config: TrainConfig, p: Prepared, device_kind: str) -> None:
     """--activation-checkpointing and --compile checked in the launching process, so that a model they
     cannot apply to is one line there instead of a traceback from every worker."""
@@ -249,14 +265,22 @@ def check_options(config: TrainConfig, p: Prepared, device_kind: str) -> None:
         why = cannot_compile(device_kind)
         if why:
             raise GpuwiseError(f"--compile: {why}; run without --compile")
-    if config.activation_checkpointing is ActivationCheckpointing.NONE:
+    if config.fp8:
+        why = cannot_run_fp8(device_kind)
+        if why:
+            raise GpuwiseError(f"--fp8: {why}; run without --fp8")
+    if config.activation_checkpointing is ActivationCheckpointing.NONE and not config.fp8:
         return
-    from gpuwise import recompute
+    from gpuwise import float8, recompute
 
     try:
         with torch.device("meta"):
             model = p.workload.build_model(p.shape)
     except Exception:  # a factory that cannot build on meta: the workers check it for real
+        return
+    if config.fp8:
+        float8.convert(model, config.precision, what=f"workload '{p.workload.name}'")
+    if config.activation_checkpointing is ActivationCheckpointing.NONE:
         return
     units = recompute.blocks(model)
     if len(units) < 2:
@@ -264,11 +288,13 @@ def check_options(config: TrainConfig, p: Prepared, device_kind: str) -> None:
 
 
 def build(config: TrainConfig, p: Prepared, ranks: Ranks, device: str, strategy: Strategy) -> torch.nn.Module:
-    """The model from the seed, with activation checkpointing and compilation applied per block, then
-    wrapped: torchtitan's order (AC, compile, FSDP), each composing with the next."""
-    from gpuwise import recompute
+    """The model from the seed, with FP8 layers, activation checkpointing and compilation applied per block,
+    then wrapped: torchtitan's order (float8, AC, compile, FSDP), each composing with the next."""
+    from gpuwise import float8, recompute
 
     model = p.workload.build_model(p.shape).to(device).train()
+    if config.fp8:  # torchtitan's order: convert to FP8 layers, then AC, compile and FSDP
+        float8.convert(model, config.precision, what=f"workload '{p.workload.name}'")
     recompute.apply(model, config.activation_checkpointing, workload=f"workload '{p.workload.name}'")
     if config.compile:
         compile_blocks(model, device, workload=p.workload.name)
@@ -464,7 +490,7 @@ def _result(config: TrainConfig, p: Prepared, s: _Session, ranks: Ranks, device:
         checkpoint=progress.saved, resumed_from=p.resume_from.path if p.resume_from else None,
         skipped_checkpoints=p.resume_from.skipped if p.resume_from else (), parameter_digests=digests,
         grad_accum=accum, activation_checkpointing=config.activation_checkpointing.value, compiled=config.compile,
-        extra={"peak_rss_bytes": _peak_rss_bytes(),
+        fp8=config.fp8, extra={"peak_rss_bytes": _peak_rss_bytes(),
                "metrics_path": str(progress.metrics_path) if progress.metrics_path else None,
                "peak_cuda_bytes": torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None},
     )

@@ -107,6 +107,7 @@ def _measured(config: TrainConfig, result: TrainResult, w: Workload) -> tuple[Be
         peak_reserved_bytes=None, hardware=hardware, software=local_software(),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         origin="train", num_devices=result.world_size, activation_checkpointing=result.activation_checkpointing,
-        grad_accum=result.grad_accum, compiled=result.compiled, log_path=result.extra.get("metrics_path"),
+        grad_accum=result.grad_accum, compiled=result.compiled, fp8=result.fp8,
+        log_path=result.extra.get("metrics_path"),
     )
     return record, estimate.training_flops

@@ -44,6 +44,7 @@ class Recommended:
     activation_checkpointing: str = "none"
     grad_accum: int = 1
     compile: bool = False
+    fp8: bool = False
 
     def __post_init__(self) -> None:
         # Read back from the file as text: parsed once, here (an unknown name is a ValueError: unreadable file).
@@ -94,7 +95,7 @@ def recommended_from(plan: Any, option: Any) -> Recommended:
         num_gpus=option.num_gpus, num_nodes=option.num_nodes, strategy=option.strategy,
         total_s=option.run.total_s if option.run is not None else None, band=option.band,
         activation_checkpointing=option.settings.activation_checkpointing.value,
-        grad_accum=option.settings.grad_accum, compile=option.settings.compile,
+        grad_accum=option.settings.grad_accum, compile=option.settings.compile, fp8=option.settings.fp8,
     )
 
 

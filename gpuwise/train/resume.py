@@ -94,7 +94,8 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
         seq_len=s["seq_len"], image_size=s["image_size"],
         synthetic_samples=s["synthetic_samples"] or config.synthetic_samples, grad_accum=o.get("grad_accum", 1),
         activation_checkpointing=o.get("activation_checkpointing", config.activation_checkpointing.value),
-        compile=o.get("compile", config.compile), strategy=o.get("strategy", config.strategy.value), **length,
+        compile=o.get("compile", config.compile), fp8=o.get("fp8", config.fp8),
+        strategy=o.get("strategy", config.strategy.value), **length,
         **{k: record.get("learning_rate", {}).get(k, v) for k, v in config.learning_rate().items()},
     )
 
