@@ -95,7 +95,8 @@ def predict(
     seq_len: int | None = None, image_size: int | None = None, strategy: str | Strategy = Strategy.AUTO,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, grad_accum: int = 1,
     compile: bool = False, fp8: bool = False, network_gbits: float | None = None,
-    cpu_threads_per_gpu: int | None = None, catalog: Path | str | None = None, store_path: Path | str | None = None,
+    cpu_threads_per_gpu: int | None = None, gpus_per_node: int | None = None, catalog: Path | str | None = None,
+    store_path: Path | str | None = None,
 ) -> Option:
     """One training step on ``num_gpus`` × ``gpu`` (a catalog name): whether it fits, its time and parts,
     throughput, and where the number comes from. ``precision`` auto: by the GPU (``Option.precision_reason``)."""
@@ -108,7 +109,7 @@ def predict(
         optimizer=optimizer_for(optimizer, w.optimizer), seq_len=seq_len, image_size=image_size,
         network_gbits=network_gbits, catalog_path=_path(catalog),
         settings=_settings(strategy, activation_checkpointing, grad_accum, compile, fp8),
-        cpu_threads_per_gpu=cpu_threads_per_gpu,
+        cpu_threads_per_gpu=cpu_threads_per_gpu, gpus_per_node=gpus_per_node,
     )
     return predict_config(config, store_path=_path(store_path))
 
@@ -123,7 +124,8 @@ def plan(
     strategy: str | Strategy = Strategy.AUTO,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, grad_accum: int = 1,
     compile: bool = False, fp8: bool = False, network_gbits: float | None = None,
-    cpu_threads_per_gpu: int | None = None, catalog: Path | str | None = None, store_path: Path | str | None = None,
+    cpu_threads_per_gpu: int | None = None, gpus_per_node: int | None = None, catalog: Path | str | None = None,
+    store_path: Path | str | None = None,
 ) -> Plan:
     """Every way to run the training (your CPU, each catalog GPU × count), the time-vs-cost front and one
     recommendation. ``global_batch`` (default: a zoo language model's published recipe, whose
@@ -148,7 +150,7 @@ def plan(
         gpus=names, max_gpus=max_gpus if max_gpus is not None else PlanConfig.max_gpus,
         network_gbits=network_gbits, catalog_path=_path(catalog),
         settings=_settings(strategy, activation_checkpointing, grad_accum, compile, fp8),
-        cpu_threads_per_gpu=cpu_threads_per_gpu,
+        cpu_threads_per_gpu=cpu_threads_per_gpu, gpus_per_node=gpus_per_node,
     )
     return plan_config(config, store_path=_path(store_path))
 

@@ -43,6 +43,7 @@ from gpuwise.predict import memory
 from gpuwise.predict.bands import BAND as BAND  # BAND, bands_text, PredictConfig, predict: in gpuwise.predict,
 from gpuwise.predict.bands import bands_text as bands_text  # importable from here, where they were first
 from gpuwise.predict.option import GPUS_PER_NODE, Option, OptionMaker, RunEstimate, has_fp8, modellable, option_row
+from gpuwise.predict.parallel import check_gpus_per_node
 from gpuwise.predict.precision import cpu_precision as auto_cpu
 from gpuwise.predict.precision import gpu_precision as auto_gpu
 from gpuwise.predict.precision import resolve
@@ -110,8 +111,10 @@ class PlanConfig(WithStep):
     catalog_path: Path | None = None
     settings: RunSettings = field(default_factory=RunSettings)
     cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
+    gpus_per_node: int | None = None  # GPUs in one host, beyond which the ring crosses the network; None: 8
 
     def __post_init__(self) -> None:
+        check_gpus_per_node(self.gpus_per_node)
         if self.cpu_threads_per_gpu is not None:
             check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
         check_positive(self.dataset_size, "--dataset-size", "samples (or tokens with --unit token)")
@@ -289,9 +292,14 @@ def _with_run(option: Option, samples_per_epoch: float, epochs: float) -> Option
     return replace(option, run=run)
 
 
-def _gpu_counts(max_gpus: int) -> list[int]:
-    counts = [n for n in NODE_GPU_COUNTS if n <= max_gpus]
-    return counts + [k * GPUS_PER_NODE for k in CLUSTER_NODE_COUNTS if k * GPUS_PER_NODE <= max_gpus]
+def _gpu_counts(max_gpus: int, gpus_per_node: int | None = None) -> list[int]:
+    """The GPU counts planned: within one node, then whole nodes (2, 4, 8 of them, and the counts of nodes of 8
+    that whole nodes of this size make)."""
+    size = gpus_per_node or GPUS_PER_NODE
+    within = sorted({n for n in NODE_GPU_COUNTS if n <= size} | {size})
+    nodes = {k * size for k in CLUSTER_NODE_COUNTS} | {
+        k * GPUS_PER_NODE for k in CLUSTER_NODE_COUNTS if k * GPUS_PER_NODE % size == 0}
+    return [n for n in [*within, *sorted(nodes)] if n <= max_gpus]
 
 
 def _ram_bytes() -> int:
@@ -371,7 +379,7 @@ def plan(
         if gpu.name in no_fp8:
             continue
         precision, reason = resolve(config.precision, auto_gpu(gpu))
-        for n in _gpu_counts(config.max_gpus):
+        for n in _gpu_counts(config.max_gpus, config.gpus_per_node):
             o = option(precision, n, partial(OptionMaker.gpu_option, gpu=gpu, num_gpus=n))
             if o is None:
                 skipped.add(n)
@@ -426,6 +434,7 @@ class _Makers:
                 seq_len=c.seq_len, image_size=c.image_size, network_gbits=c.network_gbits, catalog=self.catalog,
                 store_path=self.store_path, bands=BAND, profiles=self.profiles,
                 settings=replace(c.settings, grad_accum=grad_accum), cpu_threads_per_gpu=c.cpu_threads_per_gpu,
+                gpus_per_node=c.gpus_per_node,
                 round_batch=partial(largest_divisor, batch_size) if self.global_mode else memory.round_batch,
             )
         return self._makers[key]

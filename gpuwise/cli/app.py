@@ -163,6 +163,10 @@ FP8_OPTION: Any = typer.Option(
     False, "--fp8", help="The transformer blocks' linear layers in FP8 (torchao float8 training), beside amp-bf16; "
     "GPUs with FP8 tensor cores only (Ada, Hopper, Blackwell)."
 )
+GPUS_PER_NODE_OPTION: Any = count_option(
+    None, "--gpus-per-node", help="GPUs in one host: beyond them the gradient ring crosses the network "
+    "[default: 8, an HGX/DGX board; say 2 or 4 for PCIe workstations and servers]."
+)
 CPU_THREADS_OPTION: Any = count_option(
     None, "--cpu-cores-per-gpu", help="CPU threads (vCPUs) decoding images for each GPU [default: "
     "by GPU class, the cloud instances it is rented in: 24 H100, 12 A100, ...]."

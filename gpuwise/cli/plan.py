@@ -19,6 +19,7 @@ from gpuwise.cli.app import (
     CPU_THREADS_OPTION,
     DB_OPTION,
     FP8_OPTION,
+    GPUS_PER_NODE_OPTION,
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
@@ -115,6 +116,7 @@ def plan_command(
     compile: bool = COMPILE_OPTION,
     fp8: bool = FP8_OPTION,
     cpu_threads: int | None = CPU_THREADS_OPTION,
+    gpus_per_node: int | None = GPUS_PER_NODE_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
@@ -139,6 +141,7 @@ def plan_command(
             gpus=gpus, max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer,
             seq_len=seq_len, image_size=image_size, network=network, catalog=catalog,
             settings=run_settings(strategy, checkpointing, grad_accum, compile, fp8), cpu_threads=cpu_threads,
+            gpus_per_node=gpus_per_node,
             global_batch=global_batch,
         )
         result, owned = plan_and_own(config, owning, db, say, html=html, html_flag="--html")
@@ -194,6 +197,7 @@ def plan_config(
     gpus: str | None, max_gpus: int | None, batch_size: int | None, precision: str, optimizer: str | None,
     seq_len: int | None, image_size: int | None, network: str | None, catalog: Path | None,
     settings: RunSettings | None = None, cpu_threads: int | None = None, global_batch: int | None = None,
+    gpus_per_node: int | None = None,
 ) -> PlanConfig:
     """Plan's flags, as typed, onto a ``PlanConfig`` (shared with ``gpuwise report``); the workload resolved here,
     once: a user's file is run once for the whole command."""
@@ -222,6 +226,7 @@ def plan_config(
         catalog_path=catalog,
         settings=settings or RunSettings(),
         cpu_threads_per_gpu=cpu_threads,
+        gpus_per_node=gpus_per_node,
     )
 
 

@@ -16,6 +16,7 @@ from gpuwise.cli.app import (
     CPU_THREADS_OPTION,
     DB_OPTION,
     FP8_OPTION,
+    GPUS_PER_NODE_OPTION,
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 def predict_command(
     workload: str = WORKLOAD_ARGUMENT,
     gpu: str = typer.Option(..., "--gpu", "--gpus", help="A catalog GPU (see 'gpuwise gpus')."),
-    num_gpus: int = count_option(1, "--num-gpus", "-n", help="How many (more than 8: nodes of 8)."),
+    num_gpus: int = count_option(1, "--num-gpus", "-n", help="How many (beyond one node: nodes of --gpus-per-node)."),
     batch_size: int | None = count_option(None, "--batch-size", "-b", help="Per GPU [default: the workload's]."),
     precision: str = AUTO_PRECISION_OPTION,
     optimizer: str = OPTIMIZER_OPTION,
@@ -56,6 +57,7 @@ def predict_command(
     compile: bool = COMPILE_OPTION,
     fp8: bool = FP8_OPTION,
     cpu_threads: int | None = CPU_THREADS_OPTION,
+    gpus_per_node: int | None = GPUS_PER_NODE_OPTION,
     network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
     db: Path | None = DB_OPTION,
@@ -82,6 +84,7 @@ def predict_command(
             catalog_path=catalog,
             settings=run_settings(strategy, checkpointing, grad_accum, compile, fp8),
             cpu_threads_per_gpu=cpu_threads,
+            gpus_per_node=gpus_per_node,
         )
         say(f"profiling a training step of {workload} on fake tensors and predicting it on {gpu}")
         option = predict(config, store_path=db)

@@ -12,6 +12,8 @@ from gpuwise.cli.app import (
     COMPILE_OPTION,
     CPU_THREADS_OPTION,
     DB_OPTION,
+    FP8_OPTION,
+    GPUS_PER_NODE_OPTION,
     GRAD_ACCUM_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
@@ -71,7 +73,9 @@ def report_command(
     checkpointing: str = CHECKPOINTING_OPTION,
     grad_accum: int | None = GRAD_ACCUM_OPTION,
     compile: bool = COMPILE_OPTION,
+    fp8: bool = FP8_OPTION,
     cpu_threads: int | None = CPU_THREADS_OPTION,
+    gpus_per_node: int | None = GPUS_PER_NODE_OPTION,
     network: str = NETWORK_OPTION,
     catalog: Path | None = CATALOG_OPTION,
     db: Path | None = DB_OPTION,
@@ -92,8 +96,8 @@ def report_command(
             workload, dataset_size=dataset_size, epochs=epochs, unit=unit, deadline=deadline, budget=budget,
             gpus=gpus, max_gpus=max_gpus, batch_size=batch_size, precision=precision, optimizer=optimizer,
             seq_len=seq_len, image_size=image_size, network=network, catalog=catalog,
-            settings=run_settings(strategy, checkpointing, grad_accum, compile), cpu_threads=cpu_threads,
-            global_batch=global_batch,
+            settings=run_settings(strategy, checkpointing, grad_accum, compile, fp8), cpu_threads=cpu_threads,
+            global_batch=global_batch, gpus_per_node=gpus_per_node,
         )
         result, _owned = plan_and_own(config, owning, db, say, html=output)
     print(result.recommendation.headline)

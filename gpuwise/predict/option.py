@@ -179,12 +179,13 @@ class OptionMaker:
         store_path: Path | None, profiles: ProfileCache, bands: Mapping[str, float],
         settings: RunSettings = RunSettings(), efficiency: Efficiency | None = None,
         cpu_threads_per_gpu: int | None = None, round_batch: Callable[[int], int] = memory.round_batch,
-        measurements: Sequence[BenchResult] | None = None,
+        measurements: Sequence[BenchResult] | None = None, gpus_per_node: int | None = None,
     ) -> None:
         """``measurements``: what may stand for this step ("measured here", "extrapolated"); None: the
         store's (``stored_results``); ``()``: the model alone."""
         assert precision is not Precision.AUTO, "resolve --precision auto per device first (gpuwise.predict.precision)"
         self.cpu_threads_per_gpu = cpu_threads_per_gpu  # None: the stated default of each GPU's class
+        self.gpus_per_node = gpus_per_node  # GPUs in one host; None: parallel.GPUS_PER_NODE
         # The batch sizes a reduced batch is rounded down to (the plan's global batch: divisors of a GPU's share).
         self.round_batch = round_batch
         self.bands = bands  # relative error by provenance kind
@@ -281,7 +282,7 @@ class OptionMaker:
     def gpu_model(self, p: Profile, gpu: GPU, num_gpus: int, sharded: bool) -> GpuStep:
         key = (p.batch_size, gpu.name, num_gpus if sharded else -num_gpus)
         if key not in self._model_steps:
-            per_node = min(num_gpus, GPUS_PER_NODE)
+            _, per_node = parallel.node_shape(num_gpus, self.gpus_per_node)
             make = fsdp_step if sharded else gpu_step
             self._model_steps[key] = make(p, gpu, self.eff, num_gpus=num_gpus, gpus_per_node=per_node,
                                           network_gbits=self.network_gbits, pipeline=self.pipeline,
@@ -309,7 +310,7 @@ class OptionMaker:
             raise GpuwiseError(f"--fp8: {gpu.name} has no FP8 tensor cores (the catalog gives it no FP8 rate; Ada, "
                                "Hopper and Blackwell GPUs have them): drop --fp8 or pick one of those")
         capacity = memory.gpu_capacity_bytes(gpu.memory_gb)
-        nodes = math.ceil(num_gpus / GPUS_PER_NODE)  # 9 GPUs: two nodes, as the communication is priced
+        nodes, _ = parallel.node_shape(num_gpus, self.gpus_per_node)
         label = f"{num_gpus}× {gpu.name}" + (f" ({nodes} nodes)" if nodes > 1 else "")
         found = self.fit(capacity, num_gpus=num_gpus, on_gpu=True)
         notes = tuple(n for n in (precision_note(gpu, self.precision), self.fp8_note()) if n)
@@ -349,7 +350,8 @@ class OptionMaker:
         """The network between nodes this option is priced with, and its source."""
         if self.network_gbits:
             return f"{self.network_gbits:g} Gb/s per GPU (--network-gbits)"
-        gbits, reason = default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name)
+        gbits, reason = default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name,
+                                              self.gpus_per_node or GPUS_PER_NODE)
         return f"{gbits:g} Gb/s per GPU: {reason}; --network-gbits overrides"
 
     def _fed(self, step: StepEstimate, p: Profile, gpu: GPU, num_gpus: int) -> StepEstimate:

@@ -20,7 +20,24 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
-GPUS_PER_NODE = 8  # GPUs in one node (HGX/DGX boards); more GPUs are nodes of 8
+from gpuwise.errors import GpuwiseError
+
+GPUS_PER_NODE = 8  # GPUs in one node (HGX/DGX boards); more GPUs are nodes of 8 (``--gpus-per-node`` says another)
+
+
+def check_gpus_per_node(value: int | None) -> None:
+    """``--gpus-per-node``: a host of 1 to 8 GPUs (what a catalog node holds), else one line naming the flag."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= GPUS_PER_NODE):
+        raise GpuwiseError(f"--gpus-per-node must be a whole number from 1 to {GPUS_PER_NODE} (the GPUs in one host), "
+                           f"got {value!r}")
+
+
+def node_shape(num_gpus: int, gpus_per_node: int | None) -> tuple[int, int]:
+    """(nodes, GPUs in a full node) of ``num_gpus`` GPUs in hosts of ``gpus_per_node`` (None: ``GPUS_PER_NODE``):
+    12 GPUs in hosts of 8 are two nodes, the ring priced over nodes of 8."""
+    size = gpus_per_node or GPUS_PER_NODE
+    return math.ceil(num_gpus / size), min(num_gpus, size)
+
 
 # Achievable fraction of a link's per-direction bandwidth for NCCL rings (an assumption,
 # stated: NCCL's bus bandwidth on NVLink/InfiniBand typically reaches 75-85%).
@@ -38,16 +55,20 @@ DDP_BUCKET_BYTES = 25 * 2**20  # torch DistributedDataParallel's default bucket_
 # - GeForce and workstation cards (RTX-*, Quadro-*): no InfiniBand; the nodes they sit in have Ethernet,
 #   25-100 Gb/s per node. An assumption, stated in the output: one 100 Gb/s Ethernet port per node of 8,
 #   12.5 Gb/s per GPU (no cloud rents them as multi-node clusters, so there is no instance to quote).
-NETWORK_GBITS_BY_CLASS = {"hopper+": 400.0, "nvlink": 200.0, "pcie": 50.0, "workstation": 100.0 / 8}
+# Per GPU, but GeForce/workstation nodes': one 100 Gb/s NIC per node, shared by its GPUs.
+NETWORK_GBITS_BY_CLASS = {"hopper+": 400.0, "nvlink": 200.0, "pcie": 50.0, "workstation": 100.0}
 WORKSTATION_PREFIXES = ("RTX-", "Quadro-")  # catalog names of GeForce and workstation cards
 
 
-def default_network_gbits(architecture: str, nvlink_gbps: float | None, name: str = "") -> tuple[float, str]:
-    """The stated default network per GPU for a catalog GPU, and the class it was chosen by (with its source)."""
+def default_network_gbits(architecture: str, nvlink_gbps: float | None, name: str = "",
+                          gpus_per_node: int = GPUS_PER_NODE) -> tuple[float, str]:
+    """The stated default network per GPU for a catalog GPU in nodes of ``gpus_per_node``, and the class it was
+    chosen by (with its source)."""
     family = architecture.split()[0].lower() if architecture else ""
     if name.startswith(WORKSTATION_PREFIXES):
-        return NETWORK_GBITS_BY_CLASS["workstation"], ("GeForce/workstation cards: Ethernet, 100 Gb/s per node of 8 "
-                                                        "(an assumption; such nodes have 25-100 GbE, no InfiniBand)")
+        return NETWORK_GBITS_BY_CLASS["workstation"] / gpus_per_node, (
+            f"GeForce/workstation cards: Ethernet, 100 Gb/s per node of {gpus_per_node} (an assumption; such nodes "
+            "have 25-100 GbE, no InfiniBand)")
     if nvlink_gbps and family in ("hopper", "blackwell"):
         return NETWORK_GBITS_BY_CLASS["hopper+"], ("Hopper/Blackwell boards: a 400 Gb/s InfiniBand NIC per GPU "
                                                     "(NVIDIA DGX H100/B200 user guides, AWS p5)")

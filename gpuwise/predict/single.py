@@ -24,6 +24,7 @@ from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
 from gpuwise.predict.bands import BAND
 from gpuwise.predict.option import Option, OptionMaker, modellable
+from gpuwise.predict.parallel import check_gpus_per_node
 from gpuwise.predict.precision import gpu_precision as auto_gpu
 from gpuwise.predict.precision import resolve
 from gpuwise.predict.roofline import Efficiency
@@ -46,8 +47,10 @@ class PredictConfig(WithStep):
     catalog_path: Path | None = None
     settings: RunSettings = field(default_factory=RunSettings)
     cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
+    gpus_per_node: int | None = None  # GPUs in one host, beyond which the ring crosses the network; None: 8
 
     def __post_init__(self) -> None:
+        check_gpus_per_node(self.gpus_per_node)
         if self.cpu_threads_per_gpu is not None:
             check_count(self.cpu_threads_per_gpu, "--cpu-cores-per-gpu")
         if isinstance(self.num_gpus, bool) or not isinstance(self.num_gpus, int) or self.num_gpus < 1:
@@ -78,6 +81,6 @@ def predict(
         optimizer=config.optimizer, seq_len=config.seq_len, image_size=config.image_size,
         network_gbits=config.network_gbits, catalog=catalog, store_path=store_path,
         profiles=profiles if profiles is not None else ProfileCache(), bands=BAND, settings=config.settings,
-        efficiency=efficiency, cpu_threads_per_gpu=config.cpu_threads_per_gpu,
+        efficiency=efficiency, cpu_threads_per_gpu=config.cpu_threads_per_gpu, gpus_per_node=config.gpus_per_node,
     )
     return replace(planner.gpu_option(gpu, config.num_gpus), precision_reason=reason)

@@ -184,10 +184,10 @@ def accumulated_step(p: Profile, rates: DeviceRates, eff: Efficiency, pipeline: 
     )
 
 
-def _network(gpu: GPU, network_gbits: float | None) -> float:
+def _network(gpu: GPU, network_gbits: float | None, gpus_per_node: int) -> float:
     if network_gbits:
         return network_gbits
-    return parallel.default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name)[0]
+    return parallel.default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name, gpus_per_node)[0]
 
 
 def optimizer_shard(p: Profile, num_gpus: int) -> Profile:
@@ -217,7 +217,7 @@ def gpu_step(
     GPU's class."""
     stepped = optimizer_shard(p, num_gpus) if pipeline.sync_after_backward else p
     compute = accumulated_step(stepped, gpu_rates(gpu), eff, pipeline, grad_accum)
-    network = _network(gpu, network_gbits)
+    network = _network(gpu, network_gbits, gpus_per_node)
     link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
     if pipeline.sync_after_backward:  # 16-bit gradients, reduced once backward is done
@@ -244,7 +244,7 @@ def fsdp_step(
     """
     n = max(num_gpus, 1)
     compute = accumulated_step(optimizer_shard(p, n), gpu_rates(gpu), eff, pipeline, grad_accum)
-    network = _network(gpu, network_gbits)
+    network = _network(gpu, network_gbits, gpus_per_node)
     link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
     mixed = p.precision.autocast_dtype is not None

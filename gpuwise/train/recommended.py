@@ -45,6 +45,7 @@ class Recommended:
     grad_accum: int = 1
     compile: bool = False
     fp8: bool = False
+    node_gpus: int | None = None  # GPUs per node as planned (--gpus-per-node); None: a plan saved before, nodes of 8
 
     def __post_init__(self) -> None:
         # Read back from the file as text: parsed once, here (an unknown name is a ValueError: unreadable file).
@@ -52,7 +53,7 @@ class Recommended:
 
     @property
     def gpus_per_node(self) -> int:
-        return min(self.num_gpus, GPUS_PER_NODE)
+        return min(self.num_gpus, self.node_gpus or GPUS_PER_NODE)
 
     @property
     def whole_epochs(self) -> int:
@@ -96,6 +97,7 @@ def recommended_from(plan: Any, option: Any) -> Recommended:
         total_s=option.run.total_s if option.run is not None else None, band=option.band,
         activation_checkpointing=option.settings.activation_checkpointing.value,
         grad_accum=option.settings.grad_accum, compile=option.settings.compile, fp8=option.settings.fp8,
+        node_gpus=c.gpus_per_node,
     )
 
 
