@@ -161,7 +161,7 @@ def bench(
     precision: str | Precision = Precision.AUTO, optimizer: str | OptimizerName | None = None,
     seq_len: int | None = None, image_size: int | None = None, steps: int = 10, warmup: int = 3,
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, compile: bool = False,
-    store: bool | None = None, store_path: Path | str | None = None,
+    fp8: bool = False, store: bool | None = None, store_path: Path | str | None = None,
 ) -> BenchResult:
     """Real training steps on ``device`` ("cpu", "cuda", "cuda:1"), timed by the one protocol.
     ``batch_size="auto"``: the largest that fits. ``precision`` auto: by the device (a GPU by its tensor cores,
@@ -179,7 +179,7 @@ def bench(
         workload=w, device=device, batch_size=None if auto else batch_size, auto_batch=auto,
         precision=Precision.parse(precision), optimizer=optimizer_for(optimizer, w.optimizer), seq_len=seq_len,
         image_size=image_size, steps=steps, warmup=warmup,
-        activation_checkpointing=ActivationCheckpointing.parse(activation_checkpointing), compile=compile,
+        activation_checkpointing=ActivationCheckpointing.parse(activation_checkpointing), compile=compile, fp8=fp8,
     )
     keep = store if store is not None else isinstance(spec, str)
     return bench_config(config, store_path=_path(store_path), store=keep)

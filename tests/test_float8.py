@@ -157,17 +157,29 @@ def test_published_fp8_runs_map_with_fp8_layers_and_are_not_fitted_on() -> None:
     assert not any(r.fp8 for r in usable_llm_runs(load_catalog()))
 
 
-def test_train_refuses_fp8_on_the_cpu_and_on_gpus_before_ada(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gpuwise.train import loop
-
-    assert "the CPU has no FP8 units" in (loop.cannot_run_fp8("cpu") or "")
+def test_train_and_bench_refuse_fp8_on_the_cpu_and_on_gpus_before_ada(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "the CPU has no FP8 units" in (float8.cannot_run_fp8("cpu") or "")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (8, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA A100-SXM4-80GB")
-    assert "compute capability 8.0" in (loop.cannot_run_fp8("cuda") or "")
+    assert "compute capability 8.0" in (float8.cannot_run_fp8("cuda", "cuda:0") or "")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
-    assert loop.cannot_run_fp8("cuda") is None
+    assert float8.cannot_run_fp8("cuda") is None
     code, _, err = run_cli("train", "llama-1b", "--fp8", "--steps", "1", "--devices", "cpu")
     assert code == 2 and "--fp8: the CPU has no FP8 units" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("bench", "llama-1b", "--fp8", "--device", "cpu", "-q")
+    assert code == 2 and "--fp8 on cpu: the CPU has no FP8 units" in err and len(err.strip().splitlines()) == 1
+    if not torch.cuda.is_available():  # without --device, bench --fp8 leaves the CPU out, and finds no GPU here
+        code, _, err = run_cli("bench", "llama-1b", "--fp8", "-q")
+        assert code == 2 and "--fp8: no GPU here" in err
+
+
+def test_bench_builds_the_step_it_times_with_fp8_layers() -> None:
+    from gpuwise.bench.run import TrainingStep
+    from gpuwise.config import OptimizerName
+
+    w = tiny_decoder()
+    step = TrainingStep(w, w.default_shape, 1, Precision.AMP_BF16, OptimizerName.ADAMW, "cpu", fp8=True)
+    assert sum(type(m).__name__ == "Float8Linear" for m in step.model.modules()) == TINY.n_layers * 7
 
 
 def test_train_passes_fp8_to_its_workers_and_keeps_it_with_its_checkpoints() -> None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from gpuwise import recompute
+from gpuwise import float8, recompute
 from gpuwise.bench import autobatch
 from gpuwise.bench.protocol import check_counts, cuda_sync, time_steps
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, WithStep, check_batch_size
@@ -111,7 +111,7 @@ class TrainingStep:
     def __init__(self, w: Workload, shape: Shape, batch_size: int, precision: Precision,
                  optimizer: OptimizerName, device: str,
                  activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing.NONE,
-                 compile: bool = False) -> None:
+                 compile: bool = False, fp8: bool = False) -> None:
         self.device = device
         self.precision = precision
         self.w = w
@@ -119,6 +119,8 @@ class TrainingStep:
         with torch.device(device):
             self.model = w.build_model(shape).to(device).train()
             self.batch: Batch = w.make_batch(batch_size, shape)
+        if fp8:  # as train --fp8 converts: before checkpointing and compilation
+            float8.convert(self.model, precision, what=f"workload '{w.name}'")
         recompute.apply(self.model, activation_checkpointing, workload=f"workload '{w.name}'")
         if compile:
             from gpuwise.compiling import compile_blocks
@@ -175,6 +177,8 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
     w = get_workload(config.workload)  # a misspelt name, before the --db is made
     if config.precision is Precision.AUTO:
         config = config.with_(precision=local_precision(device, store_path)[0])
+    if config.step.fp8 and (why := float8.cannot_run_fp8("cpu" if device == "cpu" else "cuda", device)):
+        raise GpuwiseError(f"--fp8 on {device}: {why}; bench without --fp8")
     if store:
         with open_store(store_path):
             pass  # an unusable --db fails now, not after the measurement
@@ -225,7 +229,7 @@ def bench(config: BenchConfig, store_path: Any = None, *, store: bool = True) ->
         hardware=hardware, software=local_software(),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         batch_size_auto=config.auto_batch, activation_checkpointing=config.activation_checkpointing.value,
-        compiled=config.compile,
+        compiled=config.compile, fp8=config.step.fp8,
     )
     if store:
         with open_store(store_path) as db:
@@ -291,7 +295,7 @@ def _build_or_explain(w: Workload, shape: Shape, batch_size: int, config: BenchC
                       estimate_bytes: int) -> TrainingStep:
     try:
         return TrainingStep(w, shape, batch_size, config.precision, config.optimizer, device,
-                            config.activation_checkpointing, config.compile)
+                            config.activation_checkpointing, config.compile, config.step.fp8)
     except Exception as e:
         if autobatch.is_out_of_memory(e):
             autobatch.release_memory()
@@ -332,7 +336,7 @@ def find_batch_size(w: Workload, config: BenchConfig, device: str) -> int:
         def step_at(batch_size: int) -> None:
             with precision_flags(config.precision):
                 step = TrainingStep(w, shape, batch_size, config.precision, config.optimizer, device,
-                                    config.activation_checkpointing)
+                                    config.activation_checkpointing, fp8=config.step.fp8)
                 step()
                 step()  # the second step holds the optimizer state too
 

@@ -15,6 +15,7 @@ from gpuwise.cli.app import (
     CHECKPOINTING_OPTION,
     COMPILE_OPTION,
     DB_OPTION,
+    FP8_OPTION,
     IMAGE_SIZE_OPTION,
     OPTIMIZER_OPTION,
     PRECISION_OPTION,
@@ -30,6 +31,7 @@ from gpuwise.cli.app import (
 from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, gib, is_narrow, si
 from gpuwise.cli.progress import working
 from gpuwise.config import ActivationCheckpointing, Precision
+from gpuwise.errors import GpuwiseError
 
 if TYPE_CHECKING:
     from gpuwise.bench.run import BenchReport
@@ -53,6 +55,7 @@ def bench_command(
     warmup: int = count_option(3, "--warmup", help="Untimed warm-up steps, discarded."),
     checkpointing: str = CHECKPOINTING_OPTION,
     compile: bool = COMPILE_OPTION,
+    fp8: bool = FP8_OPTION,
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     quiet: bool = QUIET_OPTION,
@@ -77,8 +80,14 @@ def bench_command(
             warmup=warmup,
             activation_checkpointing=ActivationCheckpointing.parse(checkpointing),
             compile=compile,
+            fp8=fp8,
         )
         devices = [check_device(d) for d in device] if device else available_devices()
+        if fp8 and not device:  # FP8 runs on GPUs only: the CPU is left out unless named (and then refused)
+            devices = [d for d in devices if d != "cpu"]
+            if not devices:
+                raise GpuwiseError("--fp8: no GPU here; FP8 layers run on GPUs with FP8 tensor cores (Ada, Hopper, "
+                                   "Blackwell)")
         say(f"timing {workload} on {', '.join(devices)}: {warmup} warm-up and {steps} timed steps each")
         report = bench_all(config, devices, store_path=db)
     if as_json:

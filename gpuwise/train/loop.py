@@ -243,21 +243,6 @@ def check_strategy(strategy: Strategy, kind: str, world_size: int) -> None:
                            "or --strategy ddp")
 
 
-def cannot_run_fp8(device_kind: str) -> str | None:
-    """Why this machine's devices of ``device_kind`` cannot train with FP8 products (torch._scaled_mm), None if
-    they can: CUDA needs compute capability 8.9 (Ada) or later. The CPU has no FP8 units: its _scaled_mm is a
-    reference kernel, 11 s for one 128 x 768 x 3072 product where bf16 takes 13 ms (measured on this project's
-    development machine), so a CPU run is refused rather than left to crawl."""
-    if device_kind != "cuda":
-        return ("the CPU has no FP8 units (torch's FP8 product there is a reference kernel, about 1000x slower "
-                "than bf16)")
-    major, minor = torch.cuda.get_device_capability()
-    if (major, minor) < (8, 9):
-        return (f"{torch.cuda.get_device_name()} (compute capability {major}.{minor}) has no FP8 tensor cores; "
-                "FP8 products need 8.9 or later (Ada, Hopper, Blackwell)")
-    return None
-
-
 def check_options(config: TrainConfig, p: Prepared, device_kind: str) -> None:
     """--activation-checkpointing and --compile checked in the launching process, so that a model they
     cannot apply to is one line there instead of a traceback from every worker."""
@@ -265,13 +250,14 @@ def check_options(config: TrainConfig, p: Prepared, device_kind: str) -> None:
         why = cannot_compile(device_kind)
         if why:
             raise GpuwiseError(f"--compile: {why}; run without --compile")
+    from gpuwise import float8, recompute
+
     if config.fp8:
-        why = cannot_run_fp8(device_kind)
+        why = float8.cannot_run_fp8(device_kind)
         if why:
             raise GpuwiseError(f"--fp8: {why}; run without --fp8")
     if config.activation_checkpointing is ActivationCheckpointing.NONE and not config.fp8:
         return
-    from gpuwise import float8, recompute
 
     try:
         with torch.device("meta"):
