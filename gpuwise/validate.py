@@ -35,8 +35,17 @@ from typing import TYPE_CHECKING, Any
 from gpuwise.config import Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import Catalog, load_catalog
-from gpuwise.predict.fit import generation, held_out, predict_row, row_profile, shipped_efficiency
-from gpuwise.predict.published import MappedRow, PublishedRow, as_run, load_published, map_row
+from gpuwise.predict.fit import generation, held_out, predict_llm_run, predict_row, row_profile, shipped_efficiency
+from gpuwise.predict.published import (
+    LlmRun,
+    MappedRow,
+    PublishedRow,
+    as_run,
+    is_llm_run,
+    load_published,
+    map_llm_run,
+    map_row,
+)
 from gpuwise.predict.roofline import Efficiency
 from gpuwise.predict.step import ProfileCache, gpu_rates
 from gpuwise.workloads import get_workload
@@ -245,13 +254,46 @@ def validate_frozen(
 
     checks = tuple(RowCheck(m.row, m.workload, predict_row(m, catalog, eff, profiles), None, group(m))
                    for m in mapped)
+    llm_checks, skipped = _llm_runs(skipped, catalog, eff, profiles)
     # Nothing is held out, so two GPUs of one generation (H100 PCIe and SXM) make a pair too.
     pairs = _pairs(mapped, catalog, lambda b: eff, profiles, group, lambda a, b: a.row.gpu != b.row.gpu)
+    checks += llm_checks
     return Validation(
         rows=checks, skipped=tuple(skipped), pairs=pairs, fits={"shipped": eff},
         files=tuple(str(p) for p in published), frozen=True, include_shipped=include_shipped,
         **_summary(checks, pairs), **(local_checks(catalog, store_path) if local else {}),
     )
+
+
+def _llm_runs(skipped: Sequence[tuple[PublishedRow, str]], catalog: Catalog, eff: Efficiency,
+              profiles: ProfileCache) -> tuple[tuple[RowCheck, ...], list[tuple[PublishedRow, str]]]:
+    """The skipped rows that ran FSDP, activation checkpointing or FP8 layers, predicted as LLM runs are
+    (``map_llm_run``,
+    ``gpuwise predict``'s own path with the run's strategy, recompute, compile and FP8 layers: what
+    ``benchmarks/llm_runs.py`` checks the shipped runs with); the rest stay skipped, with the reason."""
+    checks: list[RowCheck] = []
+    still: list[tuple[PublishedRow, str]] = []
+    for row, why in skipped:
+        run: LlmRun | str = why
+        if is_llm_run(row, why):
+            run = map_llm_run(row)
+            if row.unit.strip() != "tokens/s":
+                run = f"an LLM run's throughput is in tokens/s, not {row.unit}"
+            elif not catalog.has(row.gpu):
+                run = f"GPU {row.gpu} is not in the catalog (add it with --catalog)"
+        if isinstance(run, str):
+            still.append((row, run))
+            continue
+        try:
+            option = predict_llm_run(run, eff, profiles, catalog)
+        except GpuwiseError as e:
+            still.append((row, f"cannot predict it: {e}"))
+            continue
+        if not option.fits or option.batch_reduced or option.step is None or not option.step.tokens_per_s:
+            still.append((row, f"predicted not to fit at batch {row.batch_per_gpu} per GPU on {row.gpu}"))
+            continue
+        checks.append(RowCheck(row, run.workload, option.step.tokens_per_s, None, catalog.get(row.gpu).generation))
+    return tuple(checks), still
 
 
 def _summary(checks: Sequence[RowCheck], pairs: Sequence[PairCheck]) -> dict[str, Any]:

@@ -302,11 +302,12 @@ def test_fsdp_mixed_precision_profile_keeps_tied_weights_tied() -> None:
     assert 2 * bf16.memory.weights_bytes == autocast.memory.weights_bytes  # traced in bf16, float32 in the shards
 
 
-def test_validate_leaves_fsdp_and_checkpointed_runs_to_the_llm_benchmark() -> None:
-    from gpuwise.predict.published import map_row
+def test_the_held_out_fit_leaves_fsdp_and_checkpointed_runs_to_the_llm_path() -> None:
+    from gpuwise.predict.published import FSDP_OR_CHECKPOINTING, is_llm_run, map_row
 
-    why = map_row(_row("seq len 8192; strategy fsdp2; activation checkpointing selective (op-level)"))
-    assert isinstance(why, str) and "benchmarks/llm_runs.py" in why
+    row = _row("seq len 8192; strategy fsdp2; activation checkpointing selective (op-level)")
+    why = map_row(row)
+    assert why == FSDP_OR_CHECKPOINTING and is_llm_run(row, why) and "validate --frozen" in why
     plain = map_row(_row("seq len 1024; strategy ddp; activation checkpointing none", model="gpt2"))
     assert not isinstance(plain, str) and plain.seq_len == 1024
 

@@ -703,3 +703,35 @@ def test_one_prediction_of_a_measurement_as_plan_makes_it(tmp_path: Path) -> Non
 
     many = predict_result(replace(bench, device="cpu", num_devices=2), catalog, None, profiles)
     assert many == "plan does not model 2 CPU processes"
+
+
+def test_frozen_predicts_a_users_llm_runs_as_predict_does_and_says_why_not_for_the_rest(tmp_path: Path) -> None:
+    """Rows with FSDP, activation checkpointing or FP8 layers are LLM runs: predicted through predict's own path
+    with their strategy, recompute, compile and FP8 (the held-out fit cannot), each refusal with its reason."""
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.predict.fit import predict_llm_run, shipped_efficiency
+    from gpuwise.predict.published import map_llm_run
+    from gpuwise.predict.step import ProfileCache
+    from gpuwise.validate import validate_frozen
+
+    notes = "seq len 2048; strategy fsdp; activation checkpointing none; compile no"
+    f = tmp_path / "runs.csv"
+    f.write_text("\n".join([
+        HEADER,
+        f'tinyllama-1.1b,LM,A100-SXM4-40GB,16,AMP-BF16,8,384000,tokens/s,test,"{notes}"',
+        f'tinyllama-1.1b,LM,A100-SXM4-40GB,16,FP8,8,384000,tokens/s,test,"{notes}"',
+        f'tinyllama-1.1b,LM,A100-SXM4-40GB,16,AMP-BF16,8,187,samples/s,test,"{notes}"',
+        'tinyllama-1.1b,LM,A100-SXM4-40GB,16,AMP-BF16,8,384000,tokens/s,test,'
+        '"seq len 2048; strategy fsdp tp=2; activation checkpointing none"',
+    ]) + "\n")
+    profiles = ProfileCache()
+    v = validate_frozen(published=[f], profiles=profiles)
+    assert [(c.row.index, c.workload) for c in v.rows] == [(2, "tinyllama-1.1b")]
+    run = map_llm_run(v.rows[0].row)
+    assert not isinstance(run, str)
+    option = predict_llm_run(run, shipped_efficiency(), profiles, load_catalog())
+    assert v.rows[0].predicted == option.step.tokens_per_s  # type: ignore[union-attr]
+    reasons = {r.index: why for r, why in v.skipped}
+    assert "A100-SXM4-40GB has no FP8 tensor cores" in reasons[3]
+    assert "tokens/s, not samples/s" in reasons[4]
+    assert "tensor, context or pipeline parallel" in reasons[5]

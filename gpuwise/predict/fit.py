@@ -223,8 +223,9 @@ def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog
 FLASH_SHRINKAGE = (0.15 / math.log(2)) ** 2
 
 
-def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: ProfileCache) -> Option:
-    """A published LLM run as ``gpuwise predict`` predicts it, with the constants ``eff``."""
+def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: ProfileCache, catalog: Catalog | None = None) -> Option:
+    """A published LLM run as ``gpuwise predict`` predicts it, with the constants ``eff`` (on ``catalog``'s GPUs:
+    the shipped catalog where None)."""
     from gpuwise.config import ActivationCheckpointing, RunSettings, Strategy
     from gpuwise.predict.single import PredictConfig, predict
 
@@ -236,7 +237,7 @@ def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: ProfileCache) -> Opt
                              activation_checkpointing=ActivationCheckpointing.parse(run.activation_checkpointing),
                              compile=run.compile, fp8=run.fp8),
     )
-    return predict(config, profiles=profiles, efficiency=eff)
+    return predict(config, catalog, profiles=profiles, efficiency=eff)
 
 
 def llm_run_error(run: LlmRun, eff: Efficiency, profiles: ProfileCache) -> float | None:

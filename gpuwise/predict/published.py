@@ -360,8 +360,7 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
     strategy = (_note(row.notes, "strategy") or "").lower()
     checkpointing = (_note(row.notes, "activation checkpointing") or "none").lower()
     if strategy.startswith(("fsdp", "hsdp")) or not checkpointing.startswith("none"):
-        return ("a run with FSDP or activation checkpointing: validate predicts data-parallel steps; "
-                "benchmarks/llm_runs.py in the gpuwise repository predicts such runs (--csv FILE)")
+        return FSDP_OR_CHECKPOINTING
     match = re.search(r"seq len (\d+)", row.notes)
     seq_len = int(match.group(1)) if match else w.default_shape.seq_len
     size = IMAGE_SIZE_NOTE.search(row.notes)
@@ -376,6 +375,13 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
                      counts_tokens=row.unit.strip() == "tokens/s",
                      fused_optimizer=_steps_fused(row, w.name, precision, named=bool(named)),
                      image_size=int(size.group(1)) if size else None)
+
+
+# Why a held-out row with FSDP or activation checkpointing is not predicted; ``validate --frozen`` reads such a row
+# as an LLM run instead (``map_llm_run``: its notes' seq len, strategy, activation checkpointing and compile).
+FSDP_OR_CHECKPOINTING = ("a run with FSDP or activation checkpointing: the held-out fit predicts data-parallel "
+                         "steps; validate --frozen predicts it as an LLM run (notes: seq len, strategy, activation "
+                         "checkpointing, compile)")
 
 
 def _timm_model(name: str) -> Workload | None:
@@ -413,6 +419,13 @@ class LlmRun:
 def _note(notes: str, key: str) -> str | None:
     match = re.search(rf"(?:^|; ){key} ([^;]*)", notes)
     return match.group(1).strip() if match else None
+
+
+def is_llm_run(row: PublishedRow, why: str) -> bool:
+    """Whether a row ``map_row`` refused for ``why`` is an LLM run ``map_llm_run`` reads: one with FSDP or
+    activation checkpointing, or an FP8 run whose notes give its strategy."""
+    return why == FSDP_OR_CHECKPOINTING or (row.precision.strip().lower() == "fp8"
+                                            and _note(row.notes, "strategy") is not None)
 
 
 def load_llm_runs(path: Path | None = None) -> list[PublishedRow]:
