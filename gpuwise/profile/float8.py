@@ -9,6 +9,13 @@ scale, and a cast that reads it again and writes one byte per element (5 bytes).
 through ``gpuwise::fp8_scale`` and ``gpuwise::fp8_cast``, ops with those kernels' shapes and dtypes; they
 have no real kernel and exist for profiling on fake tensors only. Eager torchao runs the written-out form, which
 ``gpuwise predict --fp8`` without ``--compile`` says it does not price.
+
+Under ``--compile`` the roofline's compile model (``roofline.COMPILE_OPS_PER_KERNEL``) then halves these two as it
+does every memory-bound op of the graph: inductor folds a scale's reduction into the kernel that writes the tensor
+(an activation's or gradient's producer), leaving the cast's read and one-byte write, about 3 bytes an element,
+where the halving gives 2.5. Not halving them again would price the five published torchtitan FP8 runs 15-23%
+slow instead of 6-16% (benchmarks/RESULTS.md, 2026-12-07); a weight's scale, whose producer is FSDP's
+all-gather, is a read of its own either way.
 """
 
 from __future__ import annotations
