@@ -205,3 +205,17 @@ def test_fp8_without_torchao_is_one_line_naming_the_install(monkeypatch: pytest.
     monkeypatch.setattr(importlib, "import_module", missing)
     with pytest.raises(GpuwiseError, match="pip install torchao"):
         float8.convert(tiny_decoder().build_model(None), Precision.AMP_BF16, what="test")  # type: ignore[arg-type]
+
+
+def test_predict_fp8_says_what_fp8_buys_against_the_same_step_in_bf16() -> None:
+    import json
+
+    args = ("predict", "llama-1b", "--gpu", "H100-SXM5-80GB", "-b", "1", "--seq-len", "256", "--compile", "--fp8", "-q")
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    text = " ".join(out.split())  # rich wraps at the test terminal's width
+    code, out, _ = run_cli(*args, "--json")
+    data = json.loads(out)
+    ratio = data["step"]["samples_per_s"] / data["without_fp8"]["step"]["samples_per_s"]
+    assert data["settings"]["fp8"] and not data["without_fp8"]["settings"]["fp8"]
+    assert "without --fp8 (bf16 linear layers)" in text and f"FP8 gives {ratio:.2f}×" in text

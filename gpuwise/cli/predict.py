@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,13 +89,18 @@ def predict_command(
         )
         say(f"profiling a training step of {workload} on fake tensors and predicting it on {gpu}")
         option = predict(config, store_path=db)
+        without = None
+        if fp8 and option.step is not None:  # what FP8 buys: the same step with bf16 linear layers
+            say("predicting the same step without --fp8")
+            without = predict(replace(config, settings=replace(config.settings, fp8=False)), store_path=db)
     if as_json:
-        print(json.dumps(dict(option_dict(option), workload=workload), indent=2))
+        extra = {"without_fp8": option_dict(without)} if without is not None else {}
+        print(json.dumps(dict(option_dict(option), workload=workload, **extra), indent=2))
     else:
-        render(option, workload, console())
+        render(option, workload, console(), without_fp8=without)
 
 
-def render(o: Option, workload: str, console: Console) -> None:
+def render(o: Option, workload: str, console: Console, *, without_fp8: Option | None = None) -> None:
     settings = o.settings.describe()
     precision = f"{o.precision} (auto: {o.precision_reason})" if o.precision_reason else o.precision
     console.print(f"[bold]{workload}[/bold] on {o.label} · batch {o.requested_batch_size} per GPU requested · "
@@ -142,5 +148,12 @@ def render(o: Option, workload: str, console: Console) -> None:
         console.print(f"network between nodes: {o.network}")
     rate = f"{s.samples_per_s:,.1f} samples/s" + (f", {s.tokens_per_s:,.0f} tokens/s" if s.tokens_per_s else "")
     console.print(f"throughput over {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''}: {rate}")
+    if without_fp8 is not None and without_fp8.step is not None:
+        plain = without_fp8.step
+        console.print(f"without --fp8 (bf16 linear layers): {plain.samples_per_s:,.1f} samples/s at batch "
+                      f"{without_fp8.batch_size} per GPU ({step_time(plain.step_s)} a step): FP8 gives "
+                      f"{s.samples_per_s / plain.samples_per_s:.2f}×")
+    elif without_fp8 is not None:
+        console.print("without --fp8 (bf16 linear layers) the step does not fit")
     for note in o.notes:
         console.print(f"note: {note}")
