@@ -344,7 +344,7 @@ class OptionMaker:
         if not self.settings.fp8 or self.settings.compile:
             return None
         return ("--fp8 without --compile: the FP8 casts are priced as torch.compile fuses them (two kernels each); "
-                "eager torchao runs each as about eight, so the step is slower than predicted (add --compile)")
+                "eager torchao runs each as about ten, so the step is slower than predicted (add --compile)")
 
     def network_text(self, gpu: GPU) -> str:
         """The network between nodes this option is priced with, and its source."""
