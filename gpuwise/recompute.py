@@ -65,13 +65,37 @@ def _selective_context() -> tuple[Any, Any]:
     return create_selective_checkpoint_contexts(policy)  # type: ignore[no-any-return]
 
 
-def _checkpoint_forward(unit: nn.Module, mode: ActivationCheckpointing) -> None:
+_recomputing = 0  # checkpointed forwards running again in backward now (``apply(..., mark_recompute=True)``)
+
+
+def recomputing() -> bool:
+    """Whether a block's forward is running again in backward, now (in a model ``apply`` marked): the profile
+    counts its FLOPs as recompute even where grad mode reads off, inside an autograd Function's forward (the
+    products of torchao's FP8 layers)."""
+    return _recomputing > 0
+
+
+def _marked(forward: Any) -> Any:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        global _recomputing
+        again = int(torch._C._current_graph_task_id() != -1)  # inside a backward pass: the recompute
+        _recomputing += again
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            _recomputing -= again
+
+    return run
+
+
+def _checkpoint_forward(unit: nn.Module, mode: ActivationCheckpointing, mark_recompute: bool = False) -> None:
     """``unit``'s forward, run under ``torch.utils.checkpoint`` (non-reentrant), as torchtitan's
     ``checkpoint_wrapper`` runs it, but set on the instance: the module, its parameter names and the
-    hooks around its call (FSDP's gathers) stay as they are."""
+    hooks around its call (FSDP's gathers) stay as they are. ``mark_recompute``: ``recomputing()`` says when the
+    forward runs again (the profile's; ``train`` compiles blocks, so its forward stays as it is)."""
     from torch.utils.checkpoint import checkpoint
 
-    forward = unit.forward
+    forward = _marked(unit.forward) if mark_recompute else unit.forward
     context = _selective_context if mode is ActivationCheckpointing.SELECTIVE else None
 
     def checkpointed(*args: Any, **kwargs: Any) -> Any:
@@ -82,8 +106,9 @@ def _checkpoint_forward(unit: nn.Module, mode: ActivationCheckpointing) -> None:
     unit.forward = checkpointed
 
 
-def apply(model: nn.Module, mode: ActivationCheckpointing | str, *, workload: str = "the model") -> int:
-    """Checkpoint each block of ``model`` in place; returns how many."""
+def apply(model: nn.Module, mode: ActivationCheckpointing | str, *, workload: str = "the model",
+          mark_recompute: bool = False) -> int:
+    """Checkpoint each block of ``model`` in place; returns how many (``mark_recompute``: see ``recomputing``)."""
     mode = ActivationCheckpointing.parse(mode)
     if mode is ActivationCheckpointing.NONE:
         return 0
@@ -94,5 +119,5 @@ def apply(model: nn.Module, mode: ActivationCheckpointing | str, *, workload: st
             "layers, and fewer than two child modules with parameters): use --activation-checkpointing none"
         )
     for unit in units:
-        _checkpoint_forward(unit, mode)
+        _checkpoint_forward(unit, mode, mark_recompute)
     return len(units)

@@ -219,3 +219,13 @@ def test_predict_fp8_says_what_fp8_buys_against_the_same_step_in_bf16() -> None:
     ratio = data["step"]["samples_per_s"] / data["without_fp8"]["step"]["samples_per_s"]
     assert data["settings"]["fp8"] and not data["without_fp8"]["settings"]["fp8"]
     assert "without --fp8 (bf16 linear layers)" in text and f"FP8 gives {ratio:.2f}×" in text
+
+
+def test_recomputed_fp8_products_count_as_recompute_not_as_model_flops() -> None:
+    """torchao runs its products inside an autograd Function's forward, where grad mode reads off even while a
+    checkpointed block runs again in backward: the profile still counts them as recompute."""
+    w = tiny_decoder()
+    bf16, fp8 = (profile(w, batch_size=2, precision="amp-bf16", gpu_kernels=True, fp8=f,
+                         activation_checkpointing="selective") for f in (False, True))
+    assert fp8.recompute_flops == bf16.recompute_flops > 0  # the same products kept and rerun
+    assert fp8.training_flops == bf16.training_flops  # the model's FLOPs, recompute excluded

@@ -129,7 +129,7 @@ def profile_step(
             _cast_parameters(model, param_dtype)
         if config.fp8:  # before checkpointing, as torchtitan converts then applies AC
             float8.convert(model, config.precision, what=f"workload '{w.name}'")
-        recompute.apply(model, config.activation_checkpointing, workload=f"workload '{w.name}'")
+        recompute.apply(model, config.activation_checkpointing, workload=f"workload '{w.name}'", mark_recompute=True)
         # The largest unit FSDP gathers whole while it runs (gpuwise.predict.memory).
         block_params = max((sum(p.numel() for p in b.parameters()) for b in recompute.blocks(model)), default=0)
         params = [p for p in model.parameters() if p.requires_grad]

@@ -24,6 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode, is_traceable_wrapper
 from torch.utils._pytree import tree_leaves
 from torch.utils.module_tracker import ModuleTracker
 
+from gpuwise import recompute
 from gpuwise.profile import ops
 from gpuwise.profile.result import Recurrence
 
@@ -219,8 +220,9 @@ class StepTracer(TorchDispatchMode):
             dtype = next((t.dtype for t in outputs.values()), torch.float32)
         out_numel = sum(t.numel() for t in outputs.values())
         flops = ops.tensor_flops(func, args, out) if kind in ops.TENSOR_KINDS else 0
-        if self.phase == BACKWARD and torch.is_grad_enabled():
-            # Backward runs with grad mode off; checkpointing's recompute turns it on for the forward it reruns.
+        if self.phase == BACKWARD and (torch.is_grad_enabled() or recompute.recomputing()):
+            # Backward runs with grad mode off; checkpointing's recompute turns it on for the forward it reruns
+            # (but inside an autograd Function's forward, as torchao's FP8 products run: recomputing() says).
             self.recompute_flops += flops
         self.events.append(
             OpEvent(
