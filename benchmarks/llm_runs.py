@@ -39,7 +39,16 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, help="a file of published runs with the same columns [default: shipped]")
     parser.add_argument("--attention-sweep", metavar="A,B,...",
                         help="instead: the errors with one attention efficiency for every generation, per value")
+    parser.add_argument("--fp8-casts", choices=("fused", "written-out"), default="fused",
+                        help="written-out: profile torchao's FP8 casts as eager PyTorch writes them (the trial "
+                             "gpuwise.profile.float8 replaced) [default: fused, as gpuwise predicts]")
     args = parser.parse_args()
+    if args.fp8_casts == "written-out":
+        import contextlib
+
+        import gpuwise.profile.float8
+
+        gpuwise.profile.float8.fused_fp8_casts = contextlib.nullcontext  # type: ignore[assignment]
     if args.attention_sweep:
         sweep([float(v) for v in args.attention_sweep.split(",")], args.csv)
         return

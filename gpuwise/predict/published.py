@@ -421,11 +421,15 @@ def _note(notes: str, key: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+def _fp8(row: PublishedRow) -> bool:
+    """A row whose precision is FP8: an LLM run with FP8 linear layers (torchtitan's float8 converter)."""
+    return row.precision.strip().lower() == "fp8"
+
+
 def is_llm_run(row: PublishedRow, why: str) -> bool:
     """Whether a row ``map_row`` refused for ``why`` is an LLM run ``map_llm_run`` reads: one with FSDP or
     activation checkpointing, or an FP8 run whose notes give its strategy."""
-    return why == FSDP_OR_CHECKPOINTING or (row.precision.strip().lower() == "fp8"
-                                            and _note(row.notes, "strategy") is not None)
+    return why == FSDP_OR_CHECKPOINTING or (_fp8(row) and _note(row.notes, "strategy") is not None)
 
 
 def load_llm_runs(path: Path | None = None) -> list[PublishedRow]:
@@ -443,7 +447,7 @@ def map_llm_run(row: PublishedRow) -> LlmRun | str:
     notes = row.notes
     if row.batch_per_gpu is None:
         return "the source gives no micro batch"
-    fp8 = row.precision.strip().lower() == "fp8"
+    fp8 = _fp8(row)
     if not fp8 and _PRECISIONS.get(row.precision.strip().lower()) is not Precision.AMP_BF16:
         return f"precision {row.precision}: gpuwise models LLM training in bf16, or with FP8 linear layers (FP8)"
     if "lora" in notes.lower():

@@ -13,9 +13,9 @@ have no real kernel and exist for profiling on fake tensors only. Eager torchao 
 Under ``--compile`` the roofline's compile model (``roofline.COMPILE_OPS_PER_KERNEL``) then halves these two as it
 does every memory-bound op of the graph: inductor folds a scale's reduction into the kernel that writes the tensor
 (an activation's or gradient's producer), leaving the cast's read and one-byte write, about 3 bytes an element,
-where the halving gives 2.5. Not halving them again would price the five published torchtitan FP8 runs 15-23%
-slow instead of 6-16% (benchmarks/RESULTS.md, 2026-12-07); a weight's scale, whose producer is FSDP's
-all-gather, is a read of its own either way.
+where the halving gives 2.5 (an assumption, as the compile model's is; a weight's scale, whose producer is FSDP's
+all-gather, is a read of its own). ``python benchmarks/llm_runs.py --fp8-casts written-out`` prices the casts as
+eager PyTorch writes them instead.
 """
 
 from __future__ import annotations

@@ -256,9 +256,9 @@ def check_options(config: TrainConfig, p: Prepared, device_kind: str) -> None:
         why = float8.cannot_run_fp8(device_kind)
         if why:
             raise GpuwiseError(f"--fp8: {why}; run without --fp8")
-    if config.activation_checkpointing is ActivationCheckpointing.NONE and not config.fp8:
+    checkpointing = config.activation_checkpointing is not ActivationCheckpointing.NONE
+    if not (checkpointing or config.fp8):
         return
-
     try:
         with torch.device("meta"):
             model = p.workload.build_model(p.shape)
@@ -266,10 +266,7 @@ def check_options(config: TrainConfig, p: Prepared, device_kind: str) -> None:
         return
     if config.fp8:
         float8.convert(model, config.precision, what=f"workload '{p.workload.name}'")
-    if config.activation_checkpointing is ActivationCheckpointing.NONE:
-        return
-    units = recompute.blocks(model)
-    if len(units) < 2:
+    if checkpointing and len(recompute.blocks(model)) < 2:
         recompute.apply(model, config.activation_checkpointing, workload=f"workload '{p.workload.name}'")
 
 
