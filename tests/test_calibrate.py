@@ -77,6 +77,22 @@ def test_gemm_size_grows_until_one_gemm_is_long_enough(monkeypatch: pytest.Monke
     assert tflops == pytest.approx(2 * 64**3 / 2.0 / 1e12)
 
 
+def test_the_convolution_product_stops_at_the_size_that_is_long_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a slow dtype (bf16 without bf16 instructions): 64 is already long enough, so 128 is never run
+    fake = FakeDevice({64: [1.5] * 2 + [9.0] + [2.0] * 3})
+
+    def conv2d(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        fake.sizes.append(x.shape[1])
+        fake.now_s += fake.gemm_s[x.shape[1]].pop(0)
+        return x
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", conv2d)
+    plan = CalibrationPlan((64, 128), 1.0, 4 * MIB, num_repeats=3, num_warmup=1)
+    tflops = cal.conv_gemm_tflops("bfloat16", plan, clock=fake.clock)
+    assert fake.sizes == [64] * 6
+    assert tflops == pytest.approx(2 * 64**3 / 2.0 / 1e12)
+
+
 def test_every_kernel_of_a_repetition_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeDevice({16: [1.0] * 8})
     monkeypatch.setattr(torch, "mm", fake.mm)

@@ -87,30 +87,35 @@ def matmul_tflops(
             "free some memory and run 'gpuwise calibrate' again"
         )
     with _tf32(device, enabled=dtype == "tf32"):
-        n, gemm = _saturating_gemm(sizes, plan, torch_dtype, device, sync, clock)
+        n, gemm = _saturating(sizes, plan, lambda n: _make_gemm(n, torch_dtype, device, plan.num_inner), sync, clock)
         median_s = time_steps(gemm, sync, steps=plan.num_repeats, warmup=plan.num_warmup, clock=clock).median_s
     return plan.num_inner * 2 * n**3 / median_s / 1e12
 
 
 def conv_gemm_tflops(dtype: str, plan: CalibrationPlan, *, clock: Clock = time.perf_counter) -> float:
-    """The CPU's other matrix-product library: the largest plan size as a 1×1 convolution (oneDNN)."""
-    n = plan.gemm_sizes[-1]
-    conv = _make_conv_gemm(n, getattr(torch, dtype), plan.num_inner)
+    """The CPU's other matrix-product library: a product as a 1×1 convolution (oneDNN), its size found as the
+    GEMM's is: a CPU without bf16 instructions is slow at the largest size (a 512³ bf16 convolution takes 0.2 s on a
+    2-vCPU AMD EPYC guest without AVX512-BF16, measured here, so the six 4096³ ones over 10 min; the ladder stops
+    at 1024)."""
+    torch_dtype = getattr(torch, dtype)
+    n, conv = _saturating(plan.gemm_sizes, plan, lambda n: _make_conv_gemm(n, torch_dtype, plan.num_inner),
+                          lambda: None, clock)
     median_s = time_steps(conv, lambda: None, steps=plan.num_repeats, warmup=plan.num_warmup, clock=clock).median_s
     return plan.num_inner * 2 * n**3 / median_s / 1e12
 
 
-def _saturating_gemm(
-    sizes: Sequence[int], plan: CalibrationPlan, dtype: torch.dtype, device: str, sync: Sync, clock: Clock
+def _saturating(
+    sizes: Sequence[int], plan: CalibrationPlan, make: Callable[[int], Callable[[], None]], sync: Sync, clock: Clock
 ) -> tuple[int, Callable[[], None]]:
-    """The first size whose GEMMs take at least ``gemm_target_s`` (past the small-size ramp), else the largest."""
+    """The first size whose products (``make(n)``) take at least ``gemm_target_s`` (past the small-size ramp),
+    else the largest."""
     for n in sizes[:-1]:
-        gemm = _make_gemm(n, dtype, device, plan.num_inner)
+        products = make(n)
         # one warm run and one timed run: enough to tell whether this size is long enough
-        if time_steps(gemm, sync, steps=1, warmup=1, clock=clock).median_s >= plan.gemm_target_s:
-            return n, gemm
-        del gemm  # free this size's operands before allocating the next
-    return sizes[-1], _make_gemm(sizes[-1], dtype, device, plan.num_inner)
+        if time_steps(products, sync, steps=1, warmup=1, clock=clock).median_s >= plan.gemm_target_s:
+            return n, products
+        del products  # free this size's operands before allocating the next
+    return sizes[-1], make(sizes[-1])
 
 
 def _make_gemm(n: int, dtype: torch.dtype, device: str, num_inner: int) -> Callable[[], None]:
