@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 
 @pytest.fixture
 def pinned_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A results database whose CPU ceilings are made up (no calibration, the same rates everywhere), and the
+    """A results database whose CPU ceilings and cache are made up (no calibration, the same everywhere), and the
     local CPU, RAM and GPUs as these tests say: a 'Test CPU' with 16 GiB and no GPU."""
     from gpuwise import plan
     from gpuwise.bench import calibrate
@@ -46,8 +46,9 @@ def pinned_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from gpuwise.store import open_store
 
     path = tmp_path / "results.db"
+    # The cache too: left out, it would be read from this machine's sysfs (``calibrate.with_cache``).
     ceilings = Ceilings("cpu", "Test CPU", {"float32": 0.2, "bfloat16": 0.2, "float16": 0.1}, 10.0,
-                        dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+                        dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), cache_bytes=64 * 2**20)
     with open_store(path) as store:
         store.put_ceilings(ceilings, machine_key())
     monkeypatch.setattr(calibrate, "device_name", lambda device: "Test CPU")  # so the stored ceilings are this CPU's
