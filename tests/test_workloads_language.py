@@ -14,6 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from gpuwise.errors import GpuwiseError
 from gpuwise.workloads import get_workload, list_workloads
+from gpuwise.workloads.mpt import MPT_CONFIGS
 from gpuwise.workloads.params import count_parameters
 
 NAMES = (
@@ -85,7 +86,8 @@ def test_registered_metadata() -> None:
     language = [w.name for w in list_workloads() if w.family == "language (transformer)"]
     # Hugging Face's models (this module), then torchtitan's plain-PyTorch decoders (gpuwise.workloads.decoder)
     decoders = ("llama3-8b", "llama3-70b", "llama2-13b", "llama2-70b", "llama2-7b", "tinyllama-1.1b", "llama2-34b")
-    assert sorted(language) == sorted(NAMES + decoders)
+    mpt = tuple(MPT_CONFIGS)  # llm-foundry's MPT (gpuwise.workloads.mpt, tests/test_workloads_mpt.py)
+    assert sorted(language) == sorted(NAMES + decoders + mpt)
     defaults = {n: get_workload(n).default_shape.seq_len for n in NAMES}
     assert defaults == {
         "gpt2": 1024,

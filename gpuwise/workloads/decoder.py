@@ -10,7 +10,9 @@ complex one: the same shapes and traffic, and fake tensors need no complex kerne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -123,15 +125,17 @@ def _loss(model: nn.Module, batch: Any) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten())
 
 
-def _register(name: str, c: DecoderConfig, *, batch: int, seq_len: int, summary: str, reference: str,
-              recipe_batch: RecipeBatch) -> None:
+def register_causal_lm(name: str, build_for: Callable[[int], nn.Module], vocab_size: int, *, batch: int, seq_len: int,
+                       summary: str, reference: str, recipe_batch: RecipeBatch) -> None:
+    """Register a causal LM in plain PyTorch: ``build_for(seq_len)`` makes the model, trained on next-token cross
+    entropy over random tokens (torchtitan's decoders here, llm-foundry's MPT in ``gpuwise.workloads.mpt``)."""
     def build(shape: Shape) -> nn.Module:
         assert shape.seq_len is not None
-        return Decoder(c, shape.seq_len)
+        return build_for(shape.seq_len)
 
     def make_batch(batch_size: int, shape: Shape) -> dict[str, torch.Tensor]:
         assert shape.seq_len is not None
-        tokens = torch.randint(0, c.vocab_size, (batch_size, shape.seq_len + 1))
+        tokens = torch.randint(0, vocab_size, (batch_size, shape.seq_len + 1))
         return {"tokens": tokens[:, :-1], "labels": tokens[:, 1:]}
 
     def tokens_per_sample(shape: Shape) -> int:
@@ -189,5 +193,6 @@ _RECIPES: dict[str, RecipeBatch] = {
     "tinyllama-1.1b": recipes.TINYLLAMA,
 }
 for _name, (_config, _batch, _seq, _what, _source) in _DECODERS.items():
-    _register(_name, _config, batch=_batch, seq_len=_seq, summary=f"{_what} decoder in plain PyTorch (torchtitan's), "
-              "causal LM", reference=f"{_source}; {_TORCHTITAN}", recipe_batch=_RECIPES[_name])
+    register_causal_lm(_name, partial(Decoder, _config), _config.vocab_size, batch=_batch, seq_len=_seq,
+                       summary=f"{_what} decoder in plain PyTorch (torchtitan's), causal LM",
+                       reference=f"{_source}; {_TORCHTITAN}", recipe_batch=_RECIPES[_name])

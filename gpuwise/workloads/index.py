@@ -1,6 +1,6 @@
 """The zoo as data: what ``gpuwise workloads`` lists, derived from the registry and shipped as a file.
 
-Listing the zoo must not import torch or build 28 models (counting Llama 70B's parameters takes
+Listing the zoo must not import torch or build 37 models (counting Llama 70B's parameters takes
 seconds even on fake tensors), so the listing is written once from the registry into
 ``gpuwise/data/workloads.json`` and the command reads that file. ``tests/test_workloads_index.py``
 checks that the file matches the registry; after adding or changing a workload, rewrite it:

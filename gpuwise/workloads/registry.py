@@ -29,6 +29,7 @@ _FAMILY_MODULES = (
     "gpuwise.workloads.speech",
     "gpuwise.workloads.language",
     "gpuwise.workloads.decoder",
+    "gpuwise.workloads.mpt",
 )
 
 SAMPLE_UNITS = ("image", "utterance", "sequence", "token", "sample")
