@@ -342,6 +342,20 @@ def test_cli_table_fits_80_columns(filled_db: Path, monkeypatch: pytest.MonkeyPa
         assert text in out, text
 
 
+@pytest.mark.parametrize("columns", ["300", "80"])
+def test_cli_table_says_how_a_train_step_ran(tmp_path: Path, columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
+    path = tmp_path / "train.db"
+    with open_store(path) as store:
+        store.add(make_result())
+        store.add(make_result(origin="train", num_devices=8, fp8=True, compiled=True, activation_checkpointing="full",
+                              grad_accum=4))
+    code, out, _ = cli("--db", str(path))
+    assert code == 0
+    assert "8 processes, fp8, compiled, full checkpointing, accum 4" in out
+    assert out.count("fp8") == 1  # the eager bench result says nothing
+
+
 def test_cli_filters_and_json(filled_db: Path) -> None:
     code, out, _ = cli("--db", str(filled_db), "--device", "cpu", "--json")
     assert code == 0

@@ -71,13 +71,17 @@ def render(results: list[BenchResult], console: Console) -> None:
         wrap = col in ("workload", "device")
         table.add_column(col, justify="left" if left else "right", no_wrap=not wrap, overflow="fold",
                          min_width=_MIN_WIDTH.get(col))
-    # train runs that kept per-step metrics: a column, or (narrow) a line each under the table
+    # how train ran the step where it was not one eager micro batch (fp8, compiled, checkpointing, ...), and train
+    # runs that kept per-step metrics: a column each, or (narrow) a line each under the table
+    settings = not narrow and any(_settings(r) for r in results)
+    if settings:
+        table.add_column("settings", justify="left", overflow="fold")
     logs = not narrow and any(r.log_path for r in results)
     if logs:
         table.add_column("logs", justify="left", overflow="fold")
     for r in results:
         t = r.timing
-        link = [_log_link(r.log_path)] if logs else []
+        link = ([_settings(r)] if settings else []) + ([_log_link(r.log_path)] if logs else [])
         cells = dict(zip(columns, (
             str(r.id),
             _when(r.created_at),
@@ -97,6 +101,8 @@ def render(results: list[BenchResult], console: Console) -> None:
     console.print(table)
     if narrow:
         for r in results:
+            if how := _settings(r):
+                console.print(f"result {r.id} ran {how}")
             if r.log_path:
                 console.print(Text.assemble(f"logs of result {r.id}: ", _log_link(r.log_path)))
         console.print(f"when, the spread, TFLOP/s, MFU, peak memory and torch version show from "
@@ -106,6 +112,16 @@ def render(results: list[BenchResult], console: Console) -> None:
 # Left out of the narrow layout: the step's median and samples/s say how fast it ran.
 _WIDE_ONLY = ("when", "p10–p90", "TFLOP/s", "MFU", "peak mem", "torch")
 _MIN_WIDTH = {"workload": 10, "device": 14}
+
+
+def _settings(r: BenchResult) -> str:
+    """How a step ran beyond its precision and batch (train's run settings), "" for one eager micro batch."""
+    parts = [f"{r.num_devices} processes"] if r.num_devices > 1 else []
+    parts += ["fp8"] if r.fp8 else []
+    parts += ["compiled"] if r.compiled else []
+    parts += [f"{r.activation_checkpointing} checkpointing"] if r.activation_checkpointing != "none" else []
+    parts += [f"accum {r.grad_accum}"] if r.grad_accum > 1 else []
+    return ", ".join(parts)
 
 
 def _log_link(path: str | None) -> Text | str:
