@@ -16,7 +16,7 @@ from gpuwise.config import Precision
 from gpuwise.errors import GpuwiseError
 from gpuwise.hardware.catalog import load_catalog
 from gpuwise.predict.fit import generation, held_out, predict_row, shipped_efficiency
-from gpuwise.predict.published import COLUMNS, MappedRow, PublishedRow, load_published, map_row
+from gpuwise.predict.published import COLUMNS, MappedRow, PublishedRow, load_published, map_llm_run, map_row
 from gpuwise.predict.step import ProfileCache
 from gpuwise.validate import local_checks, mapped_rows
 from tests.helpers import stored_result
@@ -283,11 +283,35 @@ def test_the_readme_command_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("label", "precision"),
     [("FP32", "fp32"), ("tf32", "tf32"), ("AMP-FP16", "amp-fp16"), ("Mixed Precision", "amp-fp16"),
-     ("FP16", "amp-fp16"), ("AMP-BF16", "amp-bf16"), ("BF16", "amp-bf16")],
+     ("FP16", "amp-fp16"), ("AMP-BF16", "amp-bf16"), ("BF16", "amp-bf16"), ("amp_bf16", "amp-bf16"),
+     ("AMP BF16", "amp-bf16"), ("bf16-mixed", "amp-bf16"), ("16-mixed", "amp-fp16"), ("mixed_precision", "amp-fp16"),
+     ("AMP (BF16)", "amp-bf16")],
 )
 def test_precision_labels_of_published_tables(label: str, precision: str) -> None:
     m = map_row(_row("resnet50", precision=label))
     assert isinstance(m, MappedRow) and m.precision == precision
+
+
+@pytest.mark.parametrize(("written", "unit"), [
+    ("images/s", "images/s"), ("images/sec", "images/s"), ("img/s", "images/s"), ("Images per second", "images/s"),
+    ("seq/s", "sequences/s"), ("sequences/second", "sequences/s"), ("tokens/sec", "tokens/s"), ("tok/s", "tokens/s"),
+    ("samples/sec", "samples/s"), (" utterances/s ", "utterances/s"), ("TFLOP/s", "tflop/s"), ("ms/step", "ms/step"),
+])
+def test_throughput_units_as_tables_write_them(tmp_path: Path, written: str, unit: str) -> None:
+    f = tmp_path / "mine.csv"
+    f.write_text(f"{HEADER}\nresnet50,image classification,L4,1,AMP-FP16,64,700,{written},my run,\n")
+    (row,) = load_published(f)
+    assert row.unit == unit
+
+
+def test_an_unknown_unit_is_named_and_an_llm_foundry_precision_maps(tmp_path: Path) -> None:
+    assert map_row(_row("resnet50", unit="ms/step")) == "unit ms/step is not images/s, samples/s or tokens/s"
+    run = map_llm_run(_row("mpt-7b", precision="amp_fp8", unit="tokens/s",
+                           notes="seq len 2048; strategy fsdp; activation checkpointing full; compile no"))
+    assert not isinstance(run, str) and run.fp8
+    run = map_llm_run(_row("mpt-7b", precision="amp_bf16", unit="tokens/s",
+                           notes="seq len 2048; strategy fsdp; activation checkpointing full; compile no"))
+    assert not isinstance(run, str) and not run.fp8
 
 
 def test_fp8_rows_are_skipped_with_the_reason() -> None:

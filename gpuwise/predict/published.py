@@ -77,13 +77,45 @@ _NVIDIA_BERT = ("BERT-base", "BERT-large")  # pre-training rows so named state t
 # own names (bert-base, bert-large) on a row that is not SQuAD are zoo rows (``_zoo_row``: its default shape)
 _MLPERF_BERT_SEQ_LEN = 256
 # The shipped file's labels, and the other names published tables give the same modes ("mixed
-# precision" in NVIDIA's tables is FP16 AMP unless BF16 is named), matched case-insensitively.
+# precision" in NVIDIA's tables is FP16 AMP unless BF16 is named; llm-foundry's and Composer's amp_bf16;
+# Lightning's bf16-mixed and 16-mixed), matched as ``_precision_key`` spells them.
 _FP16, _BF16 = Precision.AMP_FP16, Precision.AMP_BF16
 _PRECISIONS = {
-    "fp32": Precision.FP32, "tf32": Precision.TF32,
-    "amp-fp16": _FP16, "amp": _FP16, "fp16": _FP16, "mixed precision": _FP16,
-    "amp-bf16": _BF16, "bf16": _BF16, "amp (bf16)": _BF16, "mixed precision (bf16)": _BF16,
+    "fp32": Precision.FP32, "tf32": Precision.TF32, "32-true": Precision.FP32,
+    "amp-fp16": _FP16, "amp": _FP16, "fp16": _FP16, "mixed-precision": _FP16, "16-mixed": _FP16, "fp16-mixed": _FP16,
+    "amp-bf16": _BF16, "bf16": _BF16, "amp-(bf16)": _BF16, "mixed-precision-(bf16)": _BF16, "bf16-mixed": _BF16,
 }
+# An LLM run's FP8 linear layers beside bf16 (``_fp8``): "FP8", or llm-foundry's amp_fp8.
+_FP8_PRECISIONS = ("fp8", "amp-fp8")
+
+
+def _precision_key(text: str) -> str:
+    """A precision label as ``_PRECISIONS`` keys it: lower case, runs of spaces and underscores as one hyphen
+    ("AMP_BF16", "amp bf16" and "AMP-BF16" alike)."""
+    return re.sub(r"[\s_]+", "-", text.strip().lower())
+
+
+def precision_of(label: str) -> Precision | None:
+    """The precision a published label names, None where it is not one gpuwise models."""
+    return _PRECISIONS.get(_precision_key(label))
+
+
+# Throughput units as tables write them, as the rows carry them: "images/sec", "img/s", "sequences per second",
+# "tok/s" are images/s, sequences/s, tokens/s.
+_UNIT_NOUNS = {"img": "images", "image": "images", "seq": "sequences", "seqs": "sequences", "sequence": "sequences",
+               "tok": "tokens", "token": "tokens", "sample": "samples", "utterance": "utterances"}
+
+
+def canonical_unit(unit: str) -> str:
+    """``unit`` as gpuwise writes throughput units (``images/s``, ``tokens/s``, ...): per second spelt
+    ``/sec``, ``/second`` or ``per second``, and the noun singular or abbreviated, are read so; a unit that
+    is not a count per second is returned as written (stripped), to be named as unknown."""
+    text = re.sub(r"\s+", " ", unit.strip().lower())
+    match = re.fullmatch(r"([a-z]+) ?(?:/ ?s|/ ?sec|/ ?second|per sec|per second)", text)
+    if not match:
+        return unit.strip()
+    noun = match.group(1)
+    return f"{_UNIT_NOUNS.get(noun, noun)}/s"
 
 
 COLUMNS = ("model", "task", "gpu", "num_gpus", "precision", "batch_per_gpu", "throughput", "unit", "source", "notes")
@@ -160,7 +192,8 @@ def _parse(text: str, file: str) -> list[PublishedRow]:
             PublishedRow(
                 index=i, model=r["model"], task=r["task"], gpu=r["gpu"], num_gpus=_number(r, "num_gpus", int, where),
                 precision=r["precision"], batch_per_gpu=_number(r, "batch_per_gpu", int, where, optional=True),
-                throughput=_number(r, "throughput", float, where), unit=r["unit"], source=r["source"],
+                throughput=_number(r, "throughput", float, where), unit=canonical_unit(r["unit"] or ""),
+                source=r["source"],
                 notes=r["notes"] or "", file=file,
             )
         )
@@ -243,7 +276,7 @@ def _map_row(row: PublishedRow) -> MappedRow | str:
         row = replace(row, model=model)
     if row.batch_per_gpu is None:
         return "the source gives no batch size"
-    precision = _PRECISIONS.get(row.precision.strip().lower())
+    precision = precision_of(row.precision)
     if precision is None:
         return f"precision {row.precision} is not one gpuwise models"
     seq_len: int | None
@@ -423,7 +456,7 @@ def _note(notes: str, key: str) -> str | None:
 
 def _fp8(row: PublishedRow) -> bool:
     """A row whose precision is FP8: an LLM run with FP8 linear layers (torchtitan's float8 converter)."""
-    return row.precision.strip().lower() == "fp8"
+    return _precision_key(row.precision) in _FP8_PRECISIONS
 
 
 def is_llm_run(row: PublishedRow, why: str) -> bool:
@@ -448,7 +481,7 @@ def map_llm_run(row: PublishedRow) -> LlmRun | str:
     if row.batch_per_gpu is None:
         return "the source gives no micro batch"
     fp8 = _fp8(row)
-    if not fp8 and _PRECISIONS.get(row.precision.strip().lower()) is not Precision.AMP_BF16:
+    if not fp8 and precision_of(row.precision) is not Precision.AMP_BF16:
         return f"precision {row.precision}: gpuwise models LLM training in bf16, or with FP8 linear layers (FP8)"
     if "lora" in notes.lower():
         return "LoRA fine-tuning: gpuwise models full training"
