@@ -277,11 +277,34 @@ def test_published_llm_runs_map_to_settings_or_say_why_not() -> None:
         map_llm_run(_row("seq len 8192; strategy fsdp2 dp_shard=32 tp=8; activation checkpointing full")),
         map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing selective (layer)")),
         map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing full", batch=None)),
-        map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing full", model="mpt-7b")),
+        map_llm_run(_row("seq len 4096; strategy fsdp; activation checkpointing full", model="gpt-j-6b")),
     ]
     assert all(isinstance(w, str) for w in why)
     assert "bf16" in str(why[0]) and "tensor" in str(why[1]) and "op-level" in str(why[2])
-    assert "micro batch" in str(why[3]) and "mpt-7b" in str(why[4])
+    assert "micro batch" in str(why[3]) and "gpt-j-6b" in str(why[4])
+
+
+@pytest.mark.parametrize(("notes", "settings"), [
+    ("seq len 2048; strategy fsdp; activation checkpointing full; compile no", (2048, "fsdp", "full", False)),
+    ("sequence length 2048; sharding_strategy: FULL_SHARD; activation_checkpointing: true",
+     (2048, "fsdp", "full", False)),
+    ("seq_len=4096; sharding strategy HYBRID_SHARD; gradient checkpointing false; compile true",
+     (4096, "fsdp", "none", True)),
+    ("max_seq_len 8192; strategy ZeRO-3; activation checkpointing no", (8192, "fsdp", "none", False)),
+    ("Seq len 1024; Strategy DDP; Activation checkpointing off; Compile yes", (1024, "ddp", "none", True)),
+    ("seq len 2048; strategy NO_SHARD; activation checkpointing none", (2048, "ddp", "none", False)),
+])
+def test_llm_run_notes_as_other_files_spell_them(notes: str, settings: tuple[object, ...]) -> None:
+    run = map_llm_run(_row(notes))
+    assert not isinstance(run, str), run
+    assert (run.seq_len, run.strategy, run.activation_checkpointing, run.compile) == settings
+
+
+def test_llm_run_notes_that_name_no_setting_gpuwise_predicts_say_so() -> None:
+    zero2 = map_llm_run(_row("seq len 2048; strategy SHARD_GRAD_OP; activation checkpointing no"))
+    assert "strategy shard_grad_op: not one gpuwise predicts" in str(zero2)
+    assert map_llm_run(_row("seq len 2048; strategy fsdp; activation checkpointing maybe")) == (
+        "activation checkpointing not stated")
 
 
 def test_the_zoo_decoders_have_their_published_parameter_counts() -> None:

@@ -390,9 +390,9 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
         if w_or_none is None:
             return "no zoo workload with this model"
         w = w_or_none
-    strategy = (_note(row.notes, "strategy") or "").lower()
-    checkpointing = (_note(row.notes, "activation checkpointing") or "none").lower()
-    if strategy.startswith(("fsdp", "hsdp")) or not checkpointing.startswith("none"):
+    strategy = _strategy(_note(row.notes, "strategy") or "")
+    checkpointing = _checkpointing(_note(row.notes, "activation checkpointing") or "none")
+    if strategy not in ("", "ddp") or checkpointing != "none":  # the LLM path reads it, or says why not
         return FSDP_OR_CHECKPOINTING
     match = re.search(r"seq len (\d+)", row.notes)
     seq_len = int(match.group(1)) if match else w.default_shape.seq_len
@@ -449,9 +449,55 @@ class LlmRun:
         return self.row.throughput / self.row.num_gpus
 
 
+# The notes' keys (``key value``, items apart by ``;``) as other files spell them: "sequence length 2048",
+# "seq_len=2048", "sharding_strategy: FULL_SHARD", "activation_checkpointing true".
+_NOTE_KEYS = {
+    "seq len": ("seq len", "seq_len", "seqlen", "sequence length", "max_seq_len"),
+    "strategy": ("strategy", "sharding strategy", "sharding_strategy"),
+    "activation checkpointing": ("activation checkpointing", "activation_checkpointing", "gradient checkpointing"),
+}
+
+
 def _note(notes: str, key: str) -> str | None:
-    match = re.search(rf"(?:^|; ){key} ([^;]*)", notes)
-    return match.group(1).strip() if match else None
+    """The value of ``key`` (or a spelling ``_NOTE_KEYS`` gives it) in a row's notes: after a space, ``:`` or ``=``."""
+    for name in _NOTE_KEYS.get(key, (key,)):
+        match = re.search(rf"(?:^|;)\s*{re.escape(name)}(?:\s*[:=]\s*|\s+)([^;]*)", notes, re.IGNORECASE)
+        if match:
+            return match.group(1).strip()
+    return None
+
+
+def _strategy(text: str) -> str:
+    """A row's strategy as gpuwise names it (``fsdp``, ``ddp``) where it is one of them, else as written
+    (lower case): PyTorch FSDP's FULL_SHARD and HYBRID_SHARD (HSDP: shard in a node, replicate across, priced as
+    FSDP over all GPUs) and DeepSpeed's ZeRO-3 shard the parameters; NO_SHARD is DDP."""
+    written = text.strip().lower()
+    spaced = re.sub(r"[\s_-]+", " ", written)
+    if re.search(r"\b(tp|cp|pp)=", written):
+        return written
+    if spaced.startswith(("fsdp", "hsdp", "full shard", "hybrid shard", "zero3", "zero 3", "zero stage 3")):
+        return "fsdp"
+    if spaced.startswith(("ddp", "no shard")):
+        return "ddp"
+    return written
+
+
+def _checkpointing(text: str) -> str:
+    """A row's activation checkpointing as gpuwise names it (``none``, ``full``, ``selective``) where it is one of
+    them, else as written (lower case): a bare yes/true is each block recomputed (FSDP's and Hugging Face's
+    checkpointing wrap whole blocks), no/false none."""
+    written = text.strip().lower()
+    word = written.split()[0] if written else ""
+    if word in ("none", "no", "false", "off"):
+        return "none"
+    if word in ("full", "yes", "true", "on"):
+        return "full"
+    if word == "selective":  # torchtitan's op-level policy, or (not op-level) every n-th block recomputed
+        return "selective" if re.search(r"\bop\b|op-level|per-op", written) else _EVERY_NTH_BLOCK
+    return written
+
+
+_EVERY_NTH_BLOCK = "selective, every n-th block"
 
 
 def _fp8(row: PublishedRow) -> bool:
@@ -490,33 +536,25 @@ def map_llm_run(row: PublishedRow) -> LlmRun | str:
     except GpuwiseError:
         return f"no zoo decoder named {row.model}"
     seq = _note(notes, "seq len")
-    strategy = (_note(notes, "strategy") or "").lower()
-    checkpointing = (_note(notes, "activation checkpointing") or "").lower()
+    strategy = _strategy(_note(notes, "strategy") or "")
+    recompute = _checkpointing(_note(notes, "activation checkpointing") or "")
     compiled = (_note(notes, "compile") or "").lower()
     if seq is None or not seq.split()[0].isdigit():
         return "sequence length not stated"
     if re.search(r"\b(tp|cp|pp)=", strategy):
         return "tensor, context or pipeline parallel: gpuwise models data parallel and FSDP only"
-    if strategy.startswith(("fsdp", "hsdp")):
-        mode = "fsdp"  # HSDP (shard in a node, replicate across) is priced as FSDP over all GPUs
-    elif strategy.startswith("ddp"):
-        mode = "ddp"
-    else:
-        return f"strategy {strategy or 'not stated'}: not one gpuwise predicts"
-    if checkpointing.startswith("none"):
-        recompute = "none"
-    elif checkpointing.startswith("full"):
-        recompute = "full"
-    elif checkpointing.startswith("selective") and re.search(r"\bop\b|op-level|per-op", checkpointing):
-        recompute = "selective"
-    elif checkpointing.startswith("selective"):
+    if strategy not in ("fsdp", "ddp"):
+        return f"strategy {strategy or 'not stated'}: not one gpuwise predicts (fsdp, hsdp, full_shard, ddp)"
+    mode = strategy
+    if recompute == _EVERY_NTH_BLOCK:
         return "selective checkpointing of every n-th block: gpuwise's selective mode is op-level"
-    else:
+    if recompute not in ("none", "full", "selective"):
         return "activation checkpointing not stated"
     memory = _note(notes, "memory")
     return LlmRun(
         row=row, workload=row.model, seq_len=int(seq.split()[0]), strategy=mode, activation_checkpointing=recompute,
-        compile=compiled.startswith("yes"),  # "unknown": torch.compile was off by default in those trainers
+        # "unknown": torch.compile was off by default in those trainers
+        compile=compiled.split()[0] in ("yes", "true", "on") if compiled else False,
         memory_gib=float(memory.split()[0]) if memory and memory.split()[0].replace(".", "").isdigit() else None,
         fp8=fp8,
     )
