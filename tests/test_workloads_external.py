@@ -83,6 +83,27 @@ def test_hf_seq_len_applies(llama_dir: Path) -> None:
     assert short.seq_len == 64 and short.tokens_per_step == 64
 
 
+def test_hf_architecture_without_sdpa_profiles_its_attention_written_out(tmp_path: Path) -> None:
+    """transformers has no SDPA path for MPT: asking for one failed when the model was built (a traceback);
+    its eager attention is what it runs, the scores written out and a softmax, no fused kernel."""
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "mpt", "d_model": 64, "n_heads": 4, "n_layers": 2, "expansion_ratio": 4, "max_seq_len": 128,
+        "vocab_size": 100, "no_bias": True, "attn_config": {"alibi": True, "attn_impl": "torch"}}))
+    w = get_workload(f"hf:{tmp_path}")
+    assert "attention written out" in w.summary
+    p = gpuwise.profile(w, batch_size=2, seq_len=32, gpu_kernels=True)
+    kinds = {g.kind for g in p.ops}
+    assert "softmax" in kinds and "attention" not in kinds
+
+
+def test_hf_model_transformers_cannot_build_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model_type": "gpt2", "n_embd": 130, "n_head": 4, "n_layer": 1, "vocab_size": 100}))
+    code, _, err = run_cli("profile", f"hf:{tmp_path}")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "transformers cannot build this gpt2 model" in err
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [

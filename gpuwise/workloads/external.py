@@ -5,7 +5,8 @@
   (timm's pretrained config, read locally), batch 128 unless ``--batch-size`` says otherwise.
 - ``hf:PATH``: a causal language model from a local Hugging Face ``config.json`` (or a model folder
   holding one): nothing is downloaded (``HF_HUB_OFFLINE``). It trains on next-token cross entropy
-  with SDPA attention and no KV cache, as the zoo's GPT-2 and Llama do; the sequence is the model's
+  with SDPA attention (or, where transformers has no SDPA path for the architecture, its eager attention)
+  and no KV cache, as the zoo's GPT-2 and Llama do; the sequence is the model's
   positions up to 4,096, the batch holds 8,192 tokens unless the flags say otherwise.
 
 Both are built outside fake mode with their parameters on the meta device and then given fake
@@ -132,10 +133,15 @@ def hf_workload(spec: str, target: str) -> Workload:
                            "give the config.json of a model it can build, or write a factory (path/to/file.py:factory)")
     config_class = transformers.CONFIG_MAPPING[model_type]
     fields = {k: v for k, v in values.items() if k not in ("model_type", "transformers_version", "architectures")}
+    # SDPA (a fused kernel on the GPU) where transformers has that path for the architecture, else its eager
+    # attention, written out (MPT's, in transformers 5): asking for SDPA there fails when the model is built.
+    model_class = transformers.MODEL_FOR_CAUSAL_LM_MAPPING.get(config_class, None)
+    attention = "sdpa" if getattr(model_class, "_supports_sdpa", False) else "eager"
+
     def make_config() -> Any:
         # A copy: a config keeps nested dicts (rope_parameters) by reference. use_cache=False: a training
         # step keeps no KV cache.
-        options: dict[str, Any] = dict(copy.deepcopy(fields), attn_implementation="sdpa", use_cache=False)
+        options: dict[str, Any] = dict(copy.deepcopy(fields), attn_implementation=attention, use_cache=False)
         return config_class(**options)
 
     try:
@@ -155,7 +161,11 @@ def hf_workload(spec: str, target: str) -> Workload:
         check_seq(shape)
 
         def build() -> nn.Module:
-            model: Any = transformers.AutoModelForCausalLM.from_config(make_config())
+            try:
+                model: Any = transformers.AutoModelForCausalLM.from_config(make_config())
+            except Exception as e:  # transformers' own check of the config, at build time
+                raise GpuwiseError(f"{spec}: transformers cannot build this {model_type} model: "
+                                   f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
             model.loss_type = "ForCausalLM"  # GPT-2's class matches no loss name; this is the loss it falls back to
             return model.train()
 
@@ -179,7 +189,9 @@ def hf_workload(spec: str, target: str) -> Workload:
 
     return Workload(
         name=spec, family=FAMILY, sample_unit="token", default_batch_size=max(1, HF_TOKENS_PER_BATCH // seq_len),
-        summary=f"{model_type} causal LM from {path}", build_model=build_model, make_batch=make_batch,
+        summary=f"{model_type} causal LM from {path}"
+                + ("" if attention == "sdpa" else " (attention written out: transformers has no SDPA path for it)"),
+        build_model=build_model, make_batch=make_batch,
         forward_loss=causal_lm_loss, default_shape=Shape(seq_len=seq_len), tokens_per_sample=tokens,
         data_layout="tokens",
         reference=f"{path} (transformers {transformers.__version__}, no weights)",
