@@ -25,6 +25,16 @@ def _not_pytree_enum_deprecation(record: logging.LogRecord) -> bool:
 
 logging.getLogger("torch.utils._pytree").addFilter(_not_pytree_enum_deprecation)
 
+
+def _not_fake_meta_failure(record: logging.LogRecord) -> bool:
+    """Where a model's op fails on the profile's fake tensors, torch logs the op's traceback (about 30 lines) and
+    then raises the error, which gpuwise reports in one line naming the model (``workloads.user.user_code``):
+    this drops the logged copy."""
+    return "failed while attempting to run meta for" not in record.getMessage()
+
+
+logging.getLogger("torch._subclasses.fake_tensor").addFilter(_not_fake_meta_failure)
+
 # name -> the module that defines it; loaded by ``__getattr__`` on first use.
 _LAZY = {
     "Profile": "gpuwise.profile.result",

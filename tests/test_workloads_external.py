@@ -104,6 +104,17 @@ def test_hf_model_transformers_cannot_build_is_one_line(tmp_path: Path) -> None:
     assert "transformers cannot build this gpt2 model" in err
 
 
+def test_hf_model_whose_forward_fails_on_fake_tensors_is_one_line(tmp_path: Path) -> None:
+    """A config transformers builds but whose forward fails (GPT-J with a rotary dim wider than its heads): one
+    line naming the model and the error, without torch's logged traceback of the failing op."""
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model_type": "gptj", "n_embd": 64, "n_head": 4, "n_layer": 1, "vocab_size": 100, "rotary_dim": 64,
+         "n_positions": 128, "bos_token_id": 0, "eos_token_id": 0}))
+    code, _, err = run_cli("profile", f"hf:{tmp_path}", "--seq-len", "32")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the gptj model's forward raised RuntimeError" in err
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [

@@ -186,13 +186,20 @@ def hf_workload(spec: str, target: str) -> Workload:
         return shape.seq_len
 
     from gpuwise.workloads.language import FAMILY, causal_lm_loss
+    from gpuwise.workloads.user import user_code
+
+    def forward_loss(model: nn.Module, batch: Any) -> torch.Tensor:
+        # transformers' code for an architecture can fail where the config is odd (a rotary dim wider than a head)
+        # or on a kernel the profile's fake tensors refuse (MoE experts' grouped products on float32): one line
+        with user_code(spec, f"the {model_type} model's forward"):
+            return causal_lm_loss(model, batch)
 
     return Workload(
         name=spec, family=FAMILY, sample_unit="token", default_batch_size=max(1, HF_TOKENS_PER_BATCH // seq_len),
         summary=f"{model_type} causal LM from {path}"
                 + ("" if attention == "sdpa" else " (attention written out: transformers has no SDPA path for it)"),
         build_model=build_model, make_batch=make_batch,
-        forward_loss=causal_lm_loss, default_shape=Shape(seq_len=seq_len), tokens_per_sample=tokens,
+        forward_loss=forward_loss, default_shape=Shape(seq_len=seq_len), tokens_per_sample=tokens,
         data_layout="tokens",
         reference=f"{path} (transformers {transformers.__version__}, no weights)",
     )

@@ -49,7 +49,7 @@ class UserWorkload:
 
 
 @contextmanager
-def _user_code(spec: str, what: str) -> Iterator[None]:
+def user_code(spec: str, what: str) -> Iterator[None]:
     """Errors raised by the user's code become one line that shows their message."""
     try:
         yield
@@ -77,7 +77,7 @@ def _load_factory(spec: str) -> Callable[[], Any]:
             raise GpuwiseError(f"{spec}: '{target}' is not a Python file (.py); give path/to/file.py:factory")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
-        with _user_code(spec, f"importing {target}"):
+        with user_code(spec, f"importing {target}"):
             module_spec.loader.exec_module(module)
     else:
         try:
@@ -93,7 +93,7 @@ def _load_factory(spec: str) -> Callable[[], Any]:
 
 
 def _call(spec: str, factory: Callable[..., Any], kwargs: dict[str, int]) -> UserWorkload:
-    with _user_code(spec, "the factory"):
+    with user_code(spec, "the factory"):
         result = factory(**kwargs)
     if not isinstance(result, UserWorkload):
         raise GpuwiseError(
@@ -202,12 +202,12 @@ def _load_user_workload(spec: str) -> Workload:
         return user.model
 
     def make_batch(batch_size: int, shape: Shape) -> Batch:
-        with _user_code(spec, "make_batch"):
+        with user_code(spec, "make_batch"):
             return declared(shape).make_batch(batch_size)
 
     def forward_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
         user = built.get(id(model), first)
-        with _user_code(spec, "loss"):
+        with user_code(spec, "loss"):
             loss = user.loss(model, batch)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise GpuwiseError(f"{spec}: loss must return a scalar tensor")
