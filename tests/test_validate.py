@@ -304,6 +304,12 @@ def test_throughput_units_as_tables_write_them(tmp_path: Path, written: str, uni
     assert row.unit == unit
 
 
+@pytest.mark.parametrize("notes", ["seq len 512", "sequence length 512", "seq_len=512", "max_seq_len: 512"])
+def test_a_zoo_rows_sequence_length_as_files_spell_it(notes: str) -> None:
+    m = map_row(_row("gpt2", unit="tokens/s", notes=notes))
+    assert isinstance(m, MappedRow) and m.seq_len == 512
+
+
 def test_an_unknown_unit_is_named_and_an_llm_foundry_precision_maps(tmp_path: Path) -> None:
     assert map_row(_row("resnet50", unit="ms/step")) == "unit ms/step is not images/s, samples/s or tokens/s"
     run = map_llm_run(_row("mpt-7b", precision="amp_fp8", unit="tokens/s",

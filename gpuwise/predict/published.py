@@ -394,8 +394,8 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
     checkpointing = _checkpointing(_note(row.notes, "activation checkpointing") or "none")
     if strategy not in ("", "ddp") or checkpointing != "none":  # the LLM path reads it, or says why not
         return FSDP_OR_CHECKPOINTING
-    match = re.search(r"seq len (\d+)", row.notes)
-    seq_len = int(match.group(1)) if match else w.default_shape.seq_len
+    seq = (_note(row.notes, "seq len") or "").split()
+    seq_len = int(seq[0]) if seq and seq[0].isdigit() else w.default_shape.seq_len
     size = IMAGE_SIZE_NOTE.search(row.notes)
     named = re.search(r"optimizer ([a-z-]+)", row.notes)
     recipe = next((opt for workload, opt in _MODELS.values() if workload == w.name), None)
