@@ -268,9 +268,8 @@ def validate_frozen(
 def _llm_runs(skipped: Sequence[tuple[PublishedRow, str]], catalog: Catalog, eff: Efficiency,
               profiles: ProfileCache) -> tuple[tuple[RowCheck, ...], list[tuple[PublishedRow, str]]]:
     """The skipped rows that ran FSDP, activation checkpointing or FP8 layers, predicted as LLM runs are
-    (``map_llm_run``,
-    ``gpuwise predict``'s own path with the run's strategy, recompute, compile and FP8 layers: what
-    ``benchmarks/llm_runs.py`` checks the shipped runs with); the rest stay skipped, with the reason."""
+    (``map_llm_run``, then ``gpuwise predict``'s own path with the run's strategy, recompute, compile and FP8
+    layers: what ``benchmarks/llm_runs.py`` checks the shipped runs with); the rest stay skipped, with the reason."""
     checks: list[RowCheck] = []
     still: list[tuple[PublishedRow, str]] = []
     for row, why in skipped:

@@ -394,8 +394,7 @@ def _zoo_row(row: PublishedRow, precision: Precision) -> MappedRow | str:
     checkpointing = _checkpointing(_note(row.notes, "activation checkpointing") or "none")
     if strategy not in ("", "ddp") or checkpointing != "none":  # the LLM path reads it, or says why not
         return FSDP_OR_CHECKPOINTING
-    seq = (_note(row.notes, "seq len") or "").split()
-    seq_len = int(seq[0]) if seq and seq[0].isdigit() else w.default_shape.seq_len
+    seq_len = _seq_len(row.notes) or w.default_shape.seq_len
     size = IMAGE_SIZE_NOTE.search(row.notes)
     named = re.search(r"optimizer ([a-z-]+)", row.notes)
     recipe = next((opt for workload, opt in _MODELS.values() if workload == w.name), None)
@@ -467,6 +466,12 @@ def _note(notes: str, key: str) -> str | None:
     return None
 
 
+def _seq_len(notes: str) -> int | None:
+    """The sequence length a row's notes give (``_note``'s spellings of ``seq len``), None where they give none."""
+    words = (_note(notes, "seq len") or "").split()
+    return int(words[0]) if words and words[0].isdigit() else None
+
+
 def _strategy(text: str) -> str:
     """A row's strategy as gpuwise names it (``fsdp``, ``ddp``) where it is one of them, else as written
     (lower case): PyTorch FSDP's FULL_SHARD and HYBRID_SHARD (HSDP: shard in a node, replicate across, priced as
@@ -535,11 +540,11 @@ def map_llm_run(row: PublishedRow) -> LlmRun | str:
         get_workload(row.model)
     except GpuwiseError:
         return f"no zoo decoder named {row.model}"
-    seq = _note(notes, "seq len")
+    seq_len = _seq_len(notes)
     strategy = _strategy(_note(notes, "strategy") or "")
     recompute = _checkpointing(_note(notes, "activation checkpointing") or "")
     compiled = (_note(notes, "compile") or "").lower()
-    if seq is None or not seq.split()[0].isdigit():
+    if seq_len is None:
         return "sequence length not stated"
     if re.search(r"\b(tp|cp|pp)=", strategy):
         return "tensor, context or pipeline parallel: gpuwise models data parallel and FSDP only"
@@ -552,7 +557,7 @@ def map_llm_run(row: PublishedRow) -> LlmRun | str:
         return "activation checkpointing not stated"
     memory = _note(notes, "memory")
     return LlmRun(
-        row=row, workload=row.model, seq_len=int(seq.split()[0]), strategy=mode, activation_checkpointing=recompute,
+        row=row, workload=row.model, seq_len=seq_len, strategy=mode, activation_checkpointing=recompute,
         # "unknown": torch.compile was off by default in those trainers
         compile=compiled.split()[0] in ("yes", "true", "on") if compiled else False,
         memory_gib=float(memory.split()[0]) if memory and memory.split()[0].replace(".", "").isdigit() else None,
