@@ -155,3 +155,44 @@ def test_gpu_profile_runs_a_gru_as_one_fused_op_per_layer_and_direction() -> Non
     rnn = {k.kind: k.num_ops for k in gpu.kinds}["rnn"]
     assert rnn == 2 * 5 * 2  # 5 bidirectional layers, forward and backward
     assert gpu.memory.peak_bytes == pytest.approx(cpu.memory.peak_bytes, rel=0.05)
+
+
+def _stacked_lstms(*, bias: bool = True) -> object:
+    """Two LSTMs in a row, batch first, the second bidirectional with two layers: under autocast the second
+    takes the first's bf16 output, which ATen's own lstm runs step by step on CPUs without AVX-512."""
+
+    class Stacked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = nn.LSTM(16, 32, batch_first=True, bias=bias)
+            self.second = nn.LSTM(32, 24, num_layers=2, bidirectional=True, batch_first=True, bias=bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.second(self.first(x)[0])[0]
+
+    return make_workload(Stacked, lambda n: torch.randn(n, 9, 16), lambda m, x: m(x).float().sum())
+
+
+def test_gpu_profile_runs_every_lstm_as_one_layer_op_whatever_the_cpu() -> None:
+    # A GPU (cuDNN) runs one call per layer and direction; the profile must not depend on the CPU tracing it.
+    p = profile(_stacked_lstms(), batch_size=4, precision="amp-bf16", gpu_kernels=True)
+    rnn = [g for g in p.ops if g.kind == ops.RNN]
+    layer_calls = 1 + 2 * 2  # the first LSTM; the second's two layers, two directions each
+    assert sum(g.count for g in rnn if g.phase == "forward") == layer_calls
+    assert sum(g.count for g in rnn if g.phase == "backward") == layer_calls
+    assert {g.dtype for g in rnn} == {"bfloat16"}
+    assert not [g for g in p.ops if g.kind == ops.MATMUL]  # no step-by-step gate products
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gpu_profile_lstm_traces_what_atens_onednn_path_traces(bias: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # In float32 every CPU's ATen takes oneDNN's path itself: gpuwise's routing must trace the same ops.
+    from gpuwise.profile import rnn
+
+    routed = profile(_stacked_lstms(bias=bias), batch_size=4, gpu_kernels=True)
+    monkeypatch.setattr(rnn.OneDnnLSTM, "__torch_function__",
+                        lambda self, func, types, args=(), kwargs=None: func(*args, **(kwargs or {})))
+    native = profile(_stacked_lstms(bias=bias), batch_size=4, gpu_kernels=True)
+    assert any(g.kind == ops.RNN for g in native.ops)
+    assert sorted(map(repr, routed.ops)) == sorted(map(repr, native.ops))
+    assert routed.memory == native.memory

@@ -1,4 +1,4 @@
-"""GRU as a GPU runs it: one fused cuDNN call per layer and direction.
+"""GRU and LSTM as a GPU runs them: one fused cuDNN call per layer and direction.
 
 On the CPU, ``nn.GRU`` has no fused kernel: it decomposes into a few ops per time step
 (hundreds of thousands for DeepSpeech2), which would make a GPU prediction bound by launch
@@ -6,7 +6,8 @@ overhead that cuDNN does not have. For GPU predictions the profile routes ``nn.G
 ``gpuwise::fused_rnn_layer``, an op with the shapes, FLOPs (``gpuwise.profile.ops``) and
 saved tensors of a fused layer: its output, final state and a reserve of the gate activations
 of every step, as cuDNN keeps for backward. The op has no real kernel: it exists for profiling
-on fake tensors only.
+on fake tensors only. ``nn.LSTM`` has a fused CPU op, oneDNN's layer, which ATen takes only where
+the CPU's oneDNN runs the dtype; ``OneDnnLSTM`` takes it on every CPU.
 """
 
 from __future__ import annotations
@@ -116,3 +117,53 @@ class FusedGRU(TorchFunctionMode):
         if batch_first:
             x = x.transpose(0, 1)
         return x, torch.cat(finals, dim=0)
+
+
+# oneDNN's LSTM mode (ideep::rnn_kind::LSTM, the ``mode`` argument of aten.mkldnn_rnn_layer).
+ONEDNN_LSTM = 2
+
+
+class OneDnnLSTM(TorchFunctionMode):
+    """Routes ``torch._VF.lstm`` (what ``nn.LSTM`` calls) through oneDNN's layer op, one per layer and direction,
+    whatever the host CPU: the fused layer a GPU profile prices as cuDNN's (``gpuwise.profile.ops``).
+
+    ATen's ``lstm`` takes that path only where the CPU's oneDNN runs the input's dtype (``use_mkldnn`` in
+    aten/src/ATen/native/RNN.cpp): a bf16 input (an LSTM after another under autocast) needs AVX-512, and on
+    other CPUs (AMD Zen 2-3, most desktop CPUs) it falls back to a few ops per time step, so a GPU prediction
+    would depend on the CPU that profiled it. The ops are those of ATen's ``mkldnn_rnn``
+    (aten/src/ATen/native/mkldnn/RNN.cpp), dropout between layers as the fused kernel a GPU runs
+    (``gpuwise.profile.dropout``). Packed sequences and projections (``proj_size``) run as traced.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") != "lstm" or len(args) != 9 or not isinstance(args[1], (list, tuple)):
+            return func(*args, **kwargs)
+        x, (h0, c0), weights, has_bias, num_layers, dropout, train, bidirectional, batch_first = args
+        directions = 2 if bidirectional else 1
+        per_layer = 4 if has_bias else 2
+        if len(weights) != per_layer * num_layers * directions or h0.shape[-1] != c0.shape[-1]:
+            return func(*args, **kwargs)  # projections: not oneDNN's path on any CPU
+        x = (x.transpose(0, 1) if batch_first else x).contiguous()
+        h0, c0 = h0.contiguous(), c0.contiguous()
+        hidden = int(h0.shape[2])
+        finals_h, finals_c = [], []
+        for layer in range(num_layers):
+            outputs = []
+            for d in range(directions):
+                index = layer * directions + d
+                w = weights[index * per_layer:(index + 1) * per_layer]
+                b_ih = w[2] if has_bias else torch.zeros(w[0].shape, dtype=w[0].dtype, device=w[0].device)
+                b_hh = w[3] if has_bias else torch.zeros(w[1].shape, dtype=w[1].dtype, device=w[1].device)
+                out, hy, cy, _workspace = torch.ops.aten.mkldnn_rnn_layer(
+                    x, w[0], w[1], b_ih, b_hh, h0[index], c0[index], d > 0, [], ONEDNN_LSTM, hidden, num_layers,
+                    has_bias, bidirectional, batch_first, train,
+                )
+                outputs.append(out)
+                finals_h.append(hy)
+                finals_c.append(cy)
+            x = torch.cat(outputs, -1) if directions == 2 else outputs[0]
+            if dropout and train and layer < num_layers - 1:
+                x = torch.native_dropout(x, dropout, True)[0]
+        output = x.transpose(0, 1) if batch_first else x
+        return output, torch.stack(finals_h, 0), torch.stack(finals_c, 0)

@@ -192,10 +192,10 @@ def _gpu_kernels(attention_written_out: bool = False) -> Iterator[None]:
     from gpuwise.profile.dropout import FusedDropout
     from gpuwise.profile.float8 import fused_fp8_casts
     from gpuwise.profile.norm import FusedRMSNorm
-    from gpuwise.profile.rnn import FusedGRU
+    from gpuwise.profile.rnn import FusedGRU, OneDnnLSTM
 
-    with (FusedAttention(attention_written_out), FusedDropout(), FusedGRU(), FusedRMSNorm(), CudaAutocastLists(),
-          fused_fp8_casts()):
+    with (FusedAttention(attention_written_out), FusedDropout(), FusedGRU(), OneDnnLSTM(), FusedRMSNorm(),
+          CudaAutocastLists(), fused_fp8_casts()):
         yield
 
 
