@@ -376,3 +376,41 @@ def test_the_network_default_follows_the_gpu_class_and_says_so(tmp_path: Path) -
     option = next(o for o in faster.options if o.num_gpus == 16)
     assert option.network == "200 Gb/s per GPU (--network-gbits)"
     assert option.step is not None and geforce.step.communication_s > option.step.communication_s
+
+
+def slow_bf16_db(tmp_path: Path) -> Path:
+    """A results database whose stored ceilings say this CPU runs bf16 matmuls at 1% of fp32 (no bf16 units)."""
+    from gpuwise.hardware.local import device_name, machine_key
+    from gpuwise.store import open_store
+
+    path = tmp_path / "slow-bf16.db"
+    slow = replace(FAST_BF16, device_name=device_name("cpu"), matmul_tflops={"float32": 0.2, "bfloat16": 0.002})
+    with open_store(path) as store:
+        store.put_ceilings(slow, machine_key())
+    return path
+
+
+def test_an_asked_bf16_on_a_cpu_without_bf16_units_is_kept_and_said_slow() -> None:
+    from gpuwise.predict.precision import cpu_precision_note
+
+    slow = replace(FAST_BF16, matmul_tflops={"float32": 0.2, "bfloat16": 0.002})
+    note = cpu_precision_note(Precision.AMP_BF16, slow)
+    assert "0.01× its fp32 ones" in note and "--precision auto picks fp32" in note
+    assert cpu_precision_note(Precision.FP32, slow) == ""
+    assert cpu_precision_note(Precision.AMP_BF16, FAST_BF16) == ""  # fast bf16 units: nothing to say
+    assert cpu_precision_note(Precision.AMP_BF16, replace(FAST_BF16, matmul_tflops={"float32": 0.2})) == ""
+
+
+@pytest.mark.parametrize("command", ["bench", "train"])
+def test_bench_and_train_say_so_before_they_run(command: str, tiny: str, tmp_path: Path) -> None:
+    steps = ["--steps", "1", "--warmup", "1"] if command == "bench" else ["--steps", "2", "--warmup", "1"]
+    where = ["--device", "cpu"] if command == "bench" else ["--devices", "cpu"]
+    code, out, err = run_cli(command, tiny, *where, *steps, "--precision", "amp-bf16",
+                             "--db", str(slow_bf16_db(tmp_path)), "--json")
+    assert code == 0, err
+    assert "gpuwise: note: amp-bf16 on the CPU as asked, but its bf16 matmuls measured 0.01× its fp32 ones" in err
+    result = json.loads(out)
+    assert (result["results"][0] if command == "bench" else result)["precision"] == "amp-bf16"
+    code, _, err = run_cli(command, tiny, *where, *steps, "--precision", "fp32", "--db",
+                           str(slow_bf16_db(tmp_path / "b")), "--json")
+    assert code == 0 and "note" not in err

@@ -261,6 +261,18 @@ def local_precision(device: str, store_path: Any = None) -> tuple[Precision, str
     return Precision.FP32, "no 16-bit tensor cores"
 
 
+def cpu_precision_note(precision: Precision, store_path: Any = None) -> str:
+    """``gpuwise.predict.precision.cpu_precision_note`` for this machine's CPU: read from its measured ceilings
+    (measured first where the results store has none; a run on the CPU measures them anyway), '' for a precision
+    that cannot be slow for want of bf16 units."""
+    if precision is not Precision.AMP_BF16:
+        return ""
+    from gpuwise.bench.calibrate import cached_ceilings
+    from gpuwise.predict.precision import cpu_precision_note as note
+
+    return note(precision, cached_ceilings("cpu", store_path))
+
+
 def check_cpu_fits(name: str, batch_size: int, estimate_bytes: int,
                    fix: str = "use a smaller --batch-size or --batch-size auto",
                    fix_at_batch_1: str = "profile it with gpuwise profile instead") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,7 @@ def bench_command(
 ) -> None:
     """Time real training steps (warm-up discarded, device synchronised) and store the results."""
     with working("loading torch and the workload", quiet=quiet) as say:
-        from gpuwise.bench.run import BenchConfig, bench_all
+        from gpuwise.bench.run import BenchConfig, bench_all, cpu_precision_note
         from gpuwise.hardware.local import available_devices, check_device
         from gpuwise.workloads import get_workload
 
@@ -88,6 +89,10 @@ def bench_command(
             if not devices:
                 raise GpuwiseError("--fp8: no GPU here; FP8 layers run on GPUs with FP8 tensor cores (Ada, Hopper, "
                                    "Blackwell)")
+        if "cpu" in devices and config.precision is Precision.AMP_BF16:
+            say("reading this CPU's measured matmul rates (measured once, about a minute, where none are stored)")
+        if "cpu" in devices and (slow := cpu_precision_note(config.precision, db)):
+            print(f"gpuwise: note: {slow}", file=sys.stderr)
         say(f"timing {workload} on {', '.join(devices)}: {warmup} warm-up and {steps} timed steps each")
         report = bench_all(config, devices, store_path=db)
     if as_json:

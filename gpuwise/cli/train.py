@@ -184,6 +184,10 @@ def train_command(
         config, chosen = with_local_precision(config, devices.first)
         if chosen:
             launch = launch_of(config)  # the workers are given the precision chosen here
+        from gpuwise.bench.run import cpu_precision_note  # torch: imported by now
+
+        if devices.kind == "cpu" and (slow := cpu_precision_note(config.precision, config.store_path)):
+            print(f"gpuwise: note: {slow}", file=sys.stderr)
         if not as_json:
             console = cli_console(soft_wrap=True)
             console.print(_header(config, prepared, devices, launch, chosen))

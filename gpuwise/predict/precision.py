@@ -41,6 +41,19 @@ def cpu_precision(ceilings: Ceilings) -> tuple[Precision, str]:
     return Precision.FP32, "its bf16 matmuls are measured no faster than fp32"
 
 
+def cpu_precision_note(asked: Precision, ceilings: Ceilings) -> str:
+    """A line for amp-bf16 asked for on a CPU whose bf16 matrix products measured slower than its fp32 ones
+    (no AVX512-BF16 or AMX: oneDNN emulates bf16, and a bf16 LSTM or GRU runs a few ops per time step): the
+    precision is kept as asked, and the user told before a step runs how much slower its products are. ''
+    otherwise, and where ``calibrate`` measured no bf16 rate."""
+    fp32 = ceilings.matmul_tflops.get("float32", 0.0)
+    bf16 = ceilings.matmul_tflops.get("bfloat16", 0.0)
+    if asked is not Precision.AMP_BF16 or not 0 < bf16 < fp32:
+        return ""
+    return (f"amp-bf16 on the CPU as asked, but its bf16 matmuls measured {bf16 / fp32:.2f}× its fp32 ones (no "
+            "AVX512-BF16 or AMX): expect a slower step than fp32; --precision auto picks fp32 here")
+
+
 def resolve(asked: Precision, choice: tuple[Precision, str]) -> tuple[Precision, str]:
     """``asked`` itself unless it is ``auto``; then the device's choice with the reason ('' when asked)."""
     return choice if asked is Precision.AUTO else (asked, "")
