@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from gpuwise import float8, recompute
+from gpuwise import float8, transforms
 from gpuwise.bench import autobatch
 from gpuwise.bench.protocol import check_counts, cuda_sync, time_steps
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, StepConfig, WithStep, check_batch_size
@@ -119,13 +119,8 @@ class TrainingStep:
         with torch.device(device):
             self.model = w.build_model(shape).to(device).train()
             self.batch: Batch = w.make_batch(batch_size, shape)
-        if fp8:  # as train --fp8 converts: before checkpointing and compilation
-            float8.convert(self.model, precision, what=f"workload '{w.name}'")
-        recompute.apply(self.model, activation_checkpointing, workload=f"workload '{w.name}'")
-        if compile:
-            from gpuwise.compiling import compile_blocks
-
-            compile_blocks(self.model, device, workload=w.name)
+        transforms.apply(self.model, workload=w.name, precision=precision, fp8=fp8,
+                         activation_checkpointing=activation_checkpointing, compile_on=device if compile else None)
         self.optimizer = optimizer.build([p for p in self.model.parameters() if p.requires_grad])
         self.step = Step(w, self.model, self.optimizer, precision, device)
 

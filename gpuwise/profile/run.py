@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from gpuwise import float8, recompute
+from gpuwise import recompute, transforms
 from gpuwise.config import (
     ActivationCheckpointing,
     OptimizerName,
@@ -127,9 +127,8 @@ def profile_step(
             raise GpuwiseError("low-precision parameters need an AMP precision: use --precision amp-bf16")
         if param_dtype is not None:
             _cast_parameters(model, param_dtype)
-        if config.fp8:  # before checkpointing, as torchtitan converts then applies AC
-            float8.convert(model, config.precision, what=f"workload '{w.name}'")
-        recompute.apply(model, config.activation_checkpointing, workload=f"workload '{w.name}'", mark_recompute=True)
+        transforms.apply(model, workload=w.name, precision=config.precision, fp8=config.fp8,
+                         activation_checkpointing=config.activation_checkpointing, mark_recompute=True)
         # The largest unit FSDP gathers whole while it runs (gpuwise.predict.memory).
         block_params = max((sum(p.numel() for p in b.parameters()) for b in recompute.blocks(model)), default=0)
         params = [p for p in model.parameters() if p.requires_grad]

@@ -36,7 +36,7 @@ from torch.utils._pytree import tree_map
 
 from gpuwise.bench.protocol import cuda_sync, summarize
 from gpuwise.bench.run import precision_flags
-from gpuwise.compiling import cannot_compile, compile_blocks, explain_compile_failure
+from gpuwise.compiling import cannot_compile, explain_compile_failure
 from gpuwise.config import ActivationCheckpointing, Precision, Strategy
 from gpuwise.errors import GpuwiseError
 from gpuwise.records import Timing
@@ -273,14 +273,12 @@ def check_options(config: TrainConfig, p: Prepared, device_kind: str) -> None:
 def build(config: TrainConfig, p: Prepared, ranks: Ranks, device: str, strategy: Strategy) -> torch.nn.Module:
     """The model from the seed, with FP8 layers, activation checkpointing and compilation applied per block,
     then wrapped: torchtitan's order (float8, AC, compile, FSDP), each composing with the next."""
-    from gpuwise import float8, recompute
+    from gpuwise import transforms
 
     model = p.workload.build_model(p.shape).to(device).train()
-    if config.fp8:  # torchtitan's order: convert to FP8 layers, then AC, compile and FSDP
-        float8.convert(model, config.precision, what=f"workload '{p.workload.name}'")
-    recompute.apply(model, config.activation_checkpointing, workload=f"workload '{p.workload.name}'")
-    if config.compile:
-        compile_blocks(model, device, workload=p.workload.name)
+    transforms.apply(model, workload=p.workload.name, precision=config.precision, fp8=config.fp8,
+                     activation_checkpointing=config.activation_checkpointing,
+                     compile_on=device if config.compile else None)
     return wrap(model, ranks, device, strategy, param_dtype=fsdp_param_dtype(config, ranks, strategy, model))
 
 
