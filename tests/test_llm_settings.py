@@ -142,6 +142,18 @@ def test_a_ring_across_nodes_uses_every_nic_of_the_node() -> None:
     assert parallel.ring_bandwidth_gbps(thin, 16, 8) == pytest.approx(8 * 50 / 8 * parallel.LINK_EFFICIENCY)
 
 
+def test_a_ring_over_pcie_reaches_the_share_published_pcie_rings_reach() -> None:
+    # The measured PCIe rings (parallel.PCIE_RING_EFFICIENCY's sources) reach 37-81% of the x16 link, NVLink ~80%.
+    gen5 = parallel.links(None, 5, network_gbits=400)
+    assert gen5.via == "PCIe 5.0"
+    assert parallel.ring_bandwidth_gbps(gen5, 8, 8) == pytest.approx(64 * parallel.PCIE_RING_EFFICIENCY)
+    assert 0.37 <= parallel.PCIE_RING_EFFICIENCY <= 0.81 and parallel.PCIE_RING_EFFICIENCY < parallel.LINK_EFFICIENCY
+    # Across nodes the slower of the PCIe ring and the node's NICs (4 GPUs × 400 Gb/s = 200 GB/s: PCIe's).
+    assert parallel.ring_bandwidth_gbps(gen5, 16, 4) == pytest.approx(64 * parallel.PCIE_RING_EFFICIENCY)
+    thin = parallel.links(None, 4, network_gbits=25)  # 4 × 3.125 GB/s: the network's
+    assert parallel.ring_bandwidth_gbps(thin, 8, 4) == pytest.approx(4 * 25 / 8 * parallel.LINK_EFFICIENCY)
+
+
 def test_the_network_default_follows_the_gpu_class() -> None:
     catalog = load_catalog()
     h100, a100, l40s = (catalog.get(n) for n in ("H100-SXM5-80GB", "A100-SXM4-80GB", "L40S"))

@@ -42,6 +42,16 @@ def node_shape(num_gpus: int, gpus_per_node: int | None) -> tuple[int, int]:
 # Achievable fraction of a link's per-direction bandwidth for NCCL rings (an assumption,
 # stated: NCCL's bus bandwidth on NVLink/InfiniBand typically reaches 75-85%).
 LINK_EFFICIENCY = 0.8
+# A ring over PCIe reaches far less of its x16 link: the host bounds it ("On PCI systems, the performance you
+# get is usually determined by the bandwidth your CPU and memory can deliver", NCCL's maintainer in
+# NVIDIA/nccl#1639), and a ring of 8 crosses the link between two sockets. Published all_reduce_perf bus
+# bandwidths at large sizes, as shares of the link: 8x RTX 5090 (Gen5, no P2P) on two Xeon 8480+ 28 of 64 GB/s,
+# 4 of them 35 (NVIDIA/nccl#1639); 4x RTX 5090 (Gen5, no P2P) 27.3 at 128 MB (NVIDIA/nccl-tests#287); 8x RTX 5090
+# with P2P (a patched driver) on two EPYC 9575F 43.9 at 128 MB (aikitoria/open-gpu-kernel-modules@08dc3455,
+# README); 4x RTX 4090 with P2P (patched) 25.9 of 32 at 1 GB (tinygrad/open-gpu-kernel-modules#36); 8x RTX PRO
+# 6000 on two EPYC 9575F at most 23.9 of 64 (NVIDIA/nccl#2036). Their median share (0.37-0.81), read 2026-12-07;
+# no data-center PCIe card (L40S, H100 PCIe) has a published 4-8 GPU figure found.
+PCIE_RING_EFFICIENCY = 0.49
 PCIE_GBPS_PER_DIRECTION = {3: 16.0, 4: 32.0, 5: 64.0, 6: 128.0}  # x16, GB/s
 DDP_BUCKET_BYTES = 25 * 2**20  # torch DistributedDataParallel's default bucket_cap_mb
 # The network between nodes, per GPU, by the class of GPU (overridden by --network-gbits):
@@ -86,16 +96,16 @@ class Links:
     intra_node_gbps: float  # NVLink, else PCIe
     inter_node_gbps: float  # the network, per GPU
     via: str  # "NVLink", "PCIe 4.0", ...
+    ring_efficiency: float = LINK_EFFICIENCY  # of intra_node_gbps a ring reaches (PCIe: PCIE_RING_EFFICIENCY)
 
 
 def links(nvlink_gbps: float | None, pcie_gen: int | None, network_gbits: float) -> Links:
     """From catalog figures: NVLink is quoted as total bidirectional GB/s per GPU."""
     if nvlink_gbps:
-        intra, via = nvlink_gbps / 2, "NVLink"
-    else:
-        gen = pcie_gen or 4
-        intra, via = PCIE_GBPS_PER_DIRECTION.get(gen, 32.0), f"PCIe {gen}.0"
-    return Links(intra_node_gbps=intra, inter_node_gbps=network_gbits / 8, via=via)
+        return Links(intra_node_gbps=nvlink_gbps / 2, inter_node_gbps=network_gbits / 8, via="NVLink")
+    gen = pcie_gen or 4
+    return Links(intra_node_gbps=PCIE_GBPS_PER_DIRECTION.get(gen, 32.0), inter_node_gbps=network_gbits / 8,
+                 via=f"PCIe {gen}.0", ring_efficiency=PCIE_RING_EFFICIENCY)
 
 
 def ring_bandwidth_gbps(links: Links, num_gpus: int, gpus_per_node: int) -> float:
@@ -109,11 +119,10 @@ def ring_bandwidth_gbps(links: Links, num_gpus: int, gpus_per_node: int) -> floa
     across nodes its expected value is the node's total NIC bandwidth: NVIDIA/nccl-tests issue #119
     (3 nodes of 8 A100 with 4 HDR NICs each: 100 GB/s expected, 85-96 measured) and #152 (the same
     arithmetic for 4 HDR NICs per A100 node); one NIC per GPU, as in a DGX, gives 8 × the NIC."""
+    within = links.intra_node_gbps * links.ring_efficiency
     if num_gpus <= gpus_per_node:
-        slowest = links.intra_node_gbps
-    else:
-        slowest = min(links.intra_node_gbps, links.inter_node_gbps * gpus_per_node)
-    return slowest * LINK_EFFICIENCY
+        return within
+    return min(within, links.inter_node_gbps * gpus_per_node * LINK_EFFICIENCY)
 
 
 def allreduce_s(num_bytes: int, num_gpus: int, bandwidth_gbps: float) -> float:
