@@ -66,6 +66,19 @@ def si(value: float, unit: str = "") -> str:
     return f"{value:.3g} {unit}".rstrip()
 
 
+# MFU divides by the ceiling ``gpuwise calibrate`` measured; a step that beats it ran kernels calibrate does not time.
+ABOVE_CEILING = ("† MFU above 100%: the step ran faster than the matmul ceiling gpuwise calibrate measured on that "
+                 "device, so that ceiling is not this step's (on a CPU without bf16 units, oneDNN's bf16 "
+                 "convolutions outrun its bf16 GEMM)")
+
+
+def mfu_text(mfu: float | None, missing: str = "") -> str:
+    """An MFU as a percentage, marked † above 100% (``ABOVE_CEILING`` says why); ``missing`` where none."""
+    if mfu is None:
+        return missing
+    return f"{mfu:.1%}" + (" †" if mfu > 1 else "")
+
+
 def gib(num_bytes: float) -> str:
     return f"{num_bytes / 2**30:.2f} GiB" if abs(num_bytes) >= 2**30 else f"{num_bytes / 2**20:.1f} MiB"
 

@@ -414,3 +414,26 @@ def test_bench_and_train_say_so_before_they_run(command: str, tiny: str, tmp_pat
     code, _, err = run_cli(command, tiny, *where, *steps, "--precision", "fp32", "--db",
                            str(slow_bf16_db(tmp_path / "b")), "--json")
     assert code == 0 and "note" not in err
+
+
+def test_an_mfu_above_the_measured_ceiling_is_marked_and_explained() -> None:
+    """A CPU without bf16 units: oneDNN's bf16 convolutions beat the bf16 GEMM calibrate measured, MFU 710%."""
+    import io
+
+    from rich.console import Console
+
+    from gpuwise.bench.run import BenchReport
+    from gpuwise.cli.bench import render
+    from tests.helpers import stored_result
+
+    def shown(mfu: float) -> str:
+        report = BenchReport(results=(stored_result("cpu", "Test CPU", 2.0, precision="amp-bf16", mfu=mfu),),
+                             speedup_over_cpu={})
+        out = io.StringIO()
+        render(report, Console(file=out, width=200, highlight=False))
+        return " ".join(out.getvalue().split())
+
+    above = shown(7.099)
+    assert "709.9% †" in above and "† MFU above 100%: the step ran faster than the matmul ceiling" in above
+    below = shown(0.36)
+    assert "36.0%" in below and "†" not in below

@@ -29,7 +29,7 @@ from gpuwise.cli.app import (
     positive_int,
     user_errors,
 )
-from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, gib, is_narrow, si
+from gpuwise.cli.format import ABOVE_CEILING, NARROW_BELOW_COLUMNS, console, gib, is_narrow, mfu_text, si
 from gpuwise.cli.progress import working
 from gpuwise.config import ActivationCheckpointing, Precision
 from gpuwise.errors import GpuwiseError
@@ -141,7 +141,7 @@ def render(report: BenchReport, console: Console) -> None:
             f"{r.samples_per_s:.1f}",
             si(r.tokens_per_s) if r.tokens_per_s else "",
             f"{r.achieved_tflops:.3f}",
-            f"{100 * r.mfu:.1f}%" if r.mfu is not None else "n/a",
+            mfu_text(r.mfu, "n/a"),
             gib(r.peak_memory_bytes),
             f"#{r.id}" if r.id is not None else "",
         ), strict=True))
@@ -151,6 +151,8 @@ def render(report: BenchReport, console: Console) -> None:
         "TFLOP/s = training FLOPs of the step (the profile's matrix products, fwd + bwd) / median step time; "
         "MFU = that / the device's measured matmul ceiling (gpuwise calibrate)."
     )
+    if any(r.mfu is not None and r.mfu > 1 for r in report.results):
+        console.print(ABOVE_CEILING)
     precisions = {r.device: r.precision for r in report.results}
     for device, speedup in report.speedup_over_cpu.items():
         each = f" ({precisions[device]} there, {precisions['cpu']} on the CPU)" if mixed else ""

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpuwise.cli.app import DB_OPTION, app, user_errors
-from gpuwise.cli.format import NARROW_BELOW_COLUMNS, console, gib, is_narrow
+from gpuwise.cli.format import ABOVE_CEILING, NARROW_BELOW_COLUMNS, console, gib, is_narrow, mfu_text
 from gpuwise.records import BenchResult
 from gpuwise.store import ENV_VAR, default_db_path, export_format, export_results, open_store
 
@@ -93,12 +93,14 @@ def render(results: list[BenchResult], console: Console) -> None:
             _seconds_range(t.p10_s, t.p90_s),
             f"{r.samples_per_s:,.1f}",
             f"{r.achieved_tflops:.2f}",
-            f"{r.mfu:.1%}" if r.mfu is not None else "",
+            mfu_text(r.mfu),
             gib(r.peak_memory_bytes),
             r.software.torch,
         ), strict=True))
         table.add_row(*(cells[c] for c in shown), *link)
     console.print(table)
+    if not narrow and any(r.mfu is not None and r.mfu > 1 for r in results):
+        console.print(ABOVE_CEILING)
     if narrow:
         for r in results:
             if how := _settings(r):
