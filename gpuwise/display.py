@@ -72,11 +72,16 @@ ABOVE_CEILING = ("† MFU above 100%: the step ran faster than the matmul ceilin
                  "convolutions outrun its bf16 GEMM)")
 
 
+def above_ceiling(mfu: float | None) -> bool:
+    """Whether an MFU exceeds 100%: the step beat the ceiling it is divided by (``ABOVE_CEILING``)."""
+    return mfu is not None and mfu > 1
+
+
 def mfu_text(mfu: float | None, missing: str = "") -> str:
     """An MFU as a percentage, marked † above 100% (``ABOVE_CEILING`` says why); ``missing`` where none."""
     if mfu is None:
         return missing
-    return f"{mfu:.1%}" + (" †" if mfu > 1 else "")
+    return f"{mfu:.1%}" + (" †" if above_ceiling(mfu) else "")
 
 
 def gib(num_bytes: float) -> str:

@@ -29,7 +29,7 @@ from gpuwise.cli.app import (
     positive_int,
     user_errors,
 )
-from gpuwise.cli.format import ABOVE_CEILING, NARROW_BELOW_COLUMNS, console, gib, is_narrow, mfu_text, si
+from gpuwise.cli.format import ABOVE_CEILING, NARROW_BELOW_COLUMNS, above_ceiling, console, gib, is_narrow, mfu_text, si
 from gpuwise.cli.progress import working
 from gpuwise.config import ActivationCheckpointing, Precision
 from gpuwise.errors import GpuwiseError
@@ -151,7 +151,7 @@ def render(report: BenchReport, console: Console) -> None:
         "TFLOP/s = training FLOPs of the step (the profile's matrix products, fwd + bwd) / median step time; "
         "MFU = that / the device's measured matmul ceiling (gpuwise calibrate)."
     )
-    if any(r.mfu is not None and r.mfu > 1 for r in report.results):
+    if any(above_ceiling(r.mfu) for r in report.results):
         console.print(ABOVE_CEILING)
     precisions = {r.device: r.precision for r in report.results}
     for device, speedup in report.speedup_over_cpu.items():

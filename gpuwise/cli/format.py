@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from gpuwise.display import ABOVE_CEILING, gib, mfu_text, si  # the results' own formatters: one way to write a number
+# The results' own formatters: one way to write a number.
+from gpuwise.display import ABOVE_CEILING, above_ceiling, gib, mfu_text, si
 
-__all__ = ["ABOVE_CEILING", "NARROW_BELOW_COLUMNS", "console", "count", "gib", "is_narrow", "mfu_text", "params_short",
-           "si"]
+__all__ = ["ABOVE_CEILING", "NARROW_BELOW_COLUMNS", "above_ceiling", "console", "count", "gib", "is_narrow", "mfu_text",
+           "params_short", "si"]
 
 
 def count(n: int) -> str:

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpuwise.cli.app import DB_OPTION, app, user_errors
-from gpuwise.cli.format import ABOVE_CEILING, NARROW_BELOW_COLUMNS, console, gib, is_narrow, mfu_text
+from gpuwise.cli.format import ABOVE_CEILING, NARROW_BELOW_COLUMNS, above_ceiling, console, gib, is_narrow, mfu_text
 from gpuwise.records import BenchResult
 from gpuwise.store import ENV_VAR, default_db_path, export_format, export_results, open_store
 
@@ -99,7 +99,7 @@ def render(results: list[BenchResult], console: Console) -> None:
         ), strict=True))
         table.add_row(*(cells[c] for c in shown), *link)
     console.print(table)
-    if not narrow and any(r.mfu is not None and r.mfu > 1 for r in results):
+    if not narrow and any(above_ceiling(r.mfu) for r in results):
         console.print(ABOVE_CEILING)
     if narrow:
         for r in results:

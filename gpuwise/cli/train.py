@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from gpuwise.cli.app import DB_OPTION, app, count_option, user_errors
-from gpuwise.cli.format import ABOVE_CEILING, mfu_text
+from gpuwise.cli.format import ABOVE_CEILING, above_ceiling, mfu_text
 from gpuwise.cli.format import console as cli_console
 from gpuwise.config import ActivationCheckpointing, OptimizerName, Precision, Strategy
 from gpuwise.errors import GpuwiseError
@@ -390,7 +390,7 @@ def _render(result: Any, c: Any, console: Console, w: Workload) -> None:
             console.print(c.provenance)
         if c.mfu is not None:
             console.print(f"achieved {c.achieved_tflops:.3f} TFLOP/s per device · MFU {mfu_text(c.mfu)}")
-            if c.mfu > 1:
+            if above_ceiling(c.mfu):
                 console.print(ABOVE_CEILING)
         if c.stored_id is not None:
             console.print(f"stored as result #{c.stored_id} (origin train)")
