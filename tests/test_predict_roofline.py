@@ -121,6 +121,22 @@ def test_tuned_pipeline_of_the_published_recipes(precision: Precision, has_convs
     assert ("channels-last" in pipeline.name) is channels_last
 
 
+@pytest.mark.parametrize(
+    ("precision", "has_convs", "channels_last"),
+    [
+        (Precision.TF32, True, True),  # SSD300's main.py: NHWC by default, --no-amp included
+        (Precision.FP32, True, True),
+        (Precision.TF32, False, False),  # no convolutions: the layout is moot
+    ],
+)
+def test_tuned_pipeline_channels_last_at_every_precision(precision: Precision, has_convs: bool,
+                                                          channels_last: bool) -> None:
+    pipeline = tuned_pipeline(precision, has_convs=has_convs, channels_last=True)
+    assert pipeline.fused_optimizer
+    assert pipeline.channels_last is channels_last
+    assert ("channels-last" in pipeline.name) is channels_last
+
+
 def test_eager_is_the_default_and_says_so() -> None:
     assert EAGER == Pipeline()
     assert not EAGER.channels_last and not EAGER.fused_optimizer

@@ -487,6 +487,29 @@ def test_timm_models_channels_first_and_image_size_in_a_file_of_your_own() -> No
     assert row_profile(bare, profiles).image_size == 160
 
 
+def test_channels_last_at_every_precision_in_a_rows_notes() -> None:
+    """"channels-last at every precision" puts a TF32/FP32 convnet in NHWC (no cuDNN transposes around its tensor-core
+    convolutions): timm's benchmark.py with --channels-last, say. A bare "NHWC" does not (the DLE ConvNets rows'
+    "AMP uses NHWC" is about their AMP runs); both layouts at once is an error that says so. The shipped rows
+    keep the reading the constants were fitted with (none NHWC without AMP; RESULTS.md says why)."""
+    from gpuwise.predict.fit import row_pipeline, row_profile
+
+    def mapped(notes: str, precision: str = "TF32") -> MappedRow | str:
+        return map_row(_row("resnet18", gpu="A100-SXM4-80GB", precision=precision, notes=notes))
+
+    last, plain, amp_note = mapped("channels-last at every precision"), mapped(""), mapped("AMP uses NHWC")
+    assert isinstance(last, MappedRow) and last.channels_last
+    assert isinstance(plain, MappedRow) and not plain.channels_last
+    assert isinstance(amp_note, MappedRow) and not amp_note.channels_last
+    p = row_profile(plain, ProfileCache())
+    assert row_pipeline(last, p).channels_last and not row_pipeline(plain, p).channels_last
+    both = mapped("NCHW; NHWC at every precision")
+    assert isinstance(both, str) and "both layouts" in both
+    shipped = [m for r in load_published(DATA / "published_training_throughput.csv")
+               if isinstance(m := map_row(r), MappedRow)]
+    assert shipped and not any(m.channels_last for m in shipped)
+
+
 def test_a_rows_node_shape_and_network_set_its_ring() -> None:
     """"N nodes x M" (or "M GPUs per node") and "network N Gb/s per GPU" in a row's notes: a PCIe card's ring
     leaves its node there (Clemson's MLPerf A100 PCIe runs, 2 per host: their all-reduce crosses HDR100 between

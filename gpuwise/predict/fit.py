@@ -66,7 +66,8 @@ def row_pipeline(m: MappedRow, p: Profile) -> Pipeline:
     has_convs = any(g.kind == ops.CONV for g in p.ops)
     return tuned_pipeline(m.precision, has_convs=has_convs, fused_optimizer=m.fused_optimizer,
                           fp8_layers=m.fp8_layers, fused_elementwise=m.fused_elementwise,
-                          sync_after_backward=m.sync_after_backward, channels_first=m.channels_first)
+                          sync_after_backward=m.sync_after_backward, channels_first=m.channels_first,
+                          channels_last=m.channels_last)
 
 
 def row_gpus_per_node(m: MappedRow, gpu: GPU) -> int:

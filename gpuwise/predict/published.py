@@ -43,6 +43,10 @@ ATTENTION_WRITTEN_OUT_NOTE = re.compile(r"\battention written out\b", re.IGNOREC
 # A row's notes that say its convolutions ran channels-first (PyTorch's default memory format, NCHW), not in the
 # NHWC layout tuned AMP containers use (``Pipeline.channels_last``): timm's benchmark.py without --channels-last.
 CHANNELS_FIRST_NOTE = re.compile(r"\b(nchw|channels[- ]first)\b", re.IGNORECASE)
+# A row's notes that say its convolutions ran NHWC at every precision, FP32/TF32 included (tuned containers
+# otherwise keep NCHW without AMP): timm's benchmark.py with --channels-last in FP32, say. (NVIDIA's SSD300 runs so
+# by default, but its shipped rows are read NCHW without AMP: benchmarks/RESULTS.md, 2026-12-07 afternoon.)
+CHANNELS_LAST_NOTE = re.compile(r"\b(nhwc|channels[- ]last) at every precision\b", re.IGNORECASE)
 # A row's notes that give its system's shape, "N nodes x M GPUs" (MLPerf's notes: "2 nodes x 4 L40S",
 # "(16 node(s) x 2 NVIDIA A100 ...)") or "M GPUs per node": a PCIe card's ring leaves its node there.
 NODE_SHAPE_NOTE = re.compile(r"\b\d+ nodes?(?:\(s\))? x (\d+)\b|\b(\d+) GPUs per node\b", re.IGNORECASE)
@@ -162,6 +166,7 @@ class MappedRow:
     half_model: bool = False  # a 16-bit model without autocast (``HALF_MODEL_NOTE``)
     attention_written_out: bool = False  # no fused attention kernel (``ATTENTION_WRITTEN_OUT_NOTE``)
     channels_first: bool = False  # convolutions in NCHW even under AMP (``CHANNELS_FIRST_NOTE``)
+    channels_last: bool = False  # convolutions in NHWC even without AMP (``CHANNELS_LAST_NOTE``)
     image_size: int | None = None  # the vision model's input size, where the notes give one (``IMAGE_SIZE_NOTE``)
     gpus_per_node: int | None = None  # the system's GPUs per node, where the notes give it (``NODE_SHAPE_NOTE``)
     network_gbits: float | None = None  # the network per GPU, where the notes give it (``NETWORK_NOTE``)
@@ -251,14 +256,17 @@ def map_row(row: PublishedRow) -> MappedRow | str:
     m = _map_row(row)
     if isinstance(m, str):
         return m
+    first, last = bool(CHANNELS_FIRST_NOTE.search(row.notes)), bool(CHANNELS_LAST_NOTE.search(row.notes))
     m = replace(m, fused_elementwise=m.fused_elementwise or bool(FUSED_ELEMENTWISE_NOTE.search(row.notes)),
                 sync_after_backward=bool(SYNC_AFTER_BACKWARD_NOTE.search(row.notes)),
                 half_model=m.half_model or bool(HALF_MODEL_NOTE.search(row.notes)),
                 attention_written_out=m.attention_written_out or bool(ATTENTION_WRITTEN_OUT_NOTE.search(row.notes)),
                 fp8_layers=bool(FP8_LAYERS_NOTE.search(row.notes)),
-                channels_first=bool(CHANNELS_FIRST_NOTE.search(row.notes)),
+                channels_first=first, channels_last=last,
                 gpus_per_node=_gpus_per_node(row.notes),
                 network_gbits=float(net.group(1)) if (net := NETWORK_NOTE.search(row.notes)) else None)
+    if first and last:
+        return "the notes give both layouts (NCHW/channels-first and NHWC/channels-last at every precision): keep one"
     if (m.fp8_layers or m.half_model) and m.precision not in (_FP16, _BF16):
         what = "FP8 layers run beside 16-bit math" if m.fp8_layers else "a 16-bit model runs 16-bit math"
         return f"{what}: give the row's precision as AMP-FP16 or AMP-BF16, not {row.precision}"
