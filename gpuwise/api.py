@@ -96,10 +96,12 @@ def predict(
     activation_checkpointing: str | ActivationCheckpointing = ActivationCheckpointing.NONE, grad_accum: int = 1,
     compile: bool = False, fp8: bool = False, network_gbits: float | None = None,
     cpu_threads_per_gpu: int | None = None, gpus_per_node: int | None = None, catalog: Path | str | None = None,
-    store_path: Path | str | None = None,
+    store_path: Path | str | None = None, busbw_gbs: float | None = None,
 ) -> Option:
     """One training step on ``num_gpus`` × ``gpu`` (a catalog name): whether it fits, its time and parts,
-    throughput, and where the number comes from. ``precision`` auto: by the GPU (``Option.precision_reason``)."""
+    throughput, and where the number comes from. ``precision`` auto: by the GPU (``Option.precision_reason``).
+    ``busbw_gbs``: the all-reduce bus bandwidth you measured within one node, GB/s (nccl-tests'
+    ``all_reduce_perf``, busbw at large sizes), in place of the catalog link times its ring share."""
     from gpuwise.predict.single import PredictConfig
     from gpuwise.predict.single import predict as predict_config
 
@@ -109,7 +111,7 @@ def predict(
         optimizer=optimizer_for(optimizer, w.optimizer), seq_len=seq_len, image_size=image_size,
         network_gbits=network_gbits, catalog_path=_path(catalog),
         settings=_settings(strategy, activation_checkpointing, grad_accum, compile, fp8),
-        cpu_threads_per_gpu=cpu_threads_per_gpu, gpus_per_node=gpus_per_node,
+        cpu_threads_per_gpu=cpu_threads_per_gpu, gpus_per_node=gpus_per_node, busbw_gbs=busbw_gbs,
     )
     return predict_config(config, store_path=_path(store_path))
 

@@ -135,6 +135,7 @@ CASES: list[tuple[Any, ...]] = [
     (["predict", "resnet50", "--gpu", "T4", "--catalog", "{dir}"], "is a directory"),
     (["predict", "resnet50", "--gpu", "MyGPU", "--catalog", "{absurd}"], "outside the physical range"),
     (["predict", "resnet50", "--gpu", "T4", "--network-gbits", "0"], "--network-gbits"),
+    (["predict", "resnet50", "--gpu", "T4", "--busbw", "-1"], "--busbw"),
     # --- report
     (["report", "resnet50", "--dataset-size", "0", "--epochs", "1"], "--dataset-size"),
     (["report", "resnet50", "--dataset-size", "1e300", "--epochs", "1e300"], "--dataset-size"),

@@ -35,10 +35,16 @@ from gpuwise.cli.format import console, gib
 from gpuwise.cli.plan import AUTO_PRECISION_OPTION, CATALOG_HELP, NETWORK_HELP, network_gbits
 from gpuwise.cli.progress import working
 from gpuwise.config import Precision
-from gpuwise.units import step_time
+from gpuwise.predict.parallel import LINK_EFFICIENCY, PCIE_RING_EFFICIENCY
+from gpuwise.units import parse_positive, step_time
 
 if TYPE_CHECKING:
     from gpuwise.plan import Option
+
+
+BUSBW_HELP = ("Your node's all-reduce bus bandwidth in GB/s, as nccl-tests' all_reduce_perf prints busbw at "
+              f"large sizes: the ring within a node runs at it [default: the catalog link × its share: "
+              f"{LINK_EFFICIENCY:g} of NVLink, {PCIE_RING_EFFICIENCY:g} of PCIe, the median of published PCIe runs].")
 
 
 @app.command("predict")
@@ -60,6 +66,7 @@ def predict_command(
     cpu_threads: int | None = CPU_THREADS_OPTION,
     gpus_per_node: int | None = GPUS_PER_NODE_OPTION,
     network: str = typer.Option(None, "--network-gbits", "--network-gbps", help=NETWORK_HELP),
+    busbw: str = typer.Option(None, "--busbw", metavar="GB/s", help=BUSBW_HELP),
     catalog: Path | None = typer.Option(None, "--catalog", metavar="PATH", help=CATALOG_HELP),
     db: Path | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Everything, machine-readable, units in field names."),
@@ -86,6 +93,7 @@ def predict_command(
             settings=run_settings(strategy, checkpointing, grad_accum, compile, fp8),
             cpu_threads_per_gpu=cpu_threads,
             gpus_per_node=gpus_per_node,
+            busbw_gbs=None if busbw is None else parse_positive(busbw, "--busbw", "GB/s above zero, e.g. 12.5"),
         )
         say(f"profiling a training step of {workload} on fake tensors and predicting it on {gpu}")
         option = predict(config, store_path=db)
@@ -144,6 +152,8 @@ def render(o: Option, workload: str, console: Console, *, without_fp8: Option | 
         console.print(f"input pipeline: the CPU threads decode and augment {s.input_ceiling_samples_per_s:,.0f} "
                       f"images/s for {o.num_gpus} GPU{'s' if o.num_gpus > 1 else ''} (--cpu-cores-per-gpu); "
                       f"{binds}")
+    if o.ring:
+        console.print(f"ring within a node: {o.ring}")
     if o.network:
         console.print(f"network between nodes: {o.network}")
     rate = f"{s.samples_per_s:,.1f} samples/s" + (f", {s.tokens_per_s:,.0f} tokens/s" if s.tokens_per_s else "")

@@ -108,6 +108,8 @@ class Option(Displayed):
     notes: tuple[str, ...] = ()  # what the prediction assumes that the user should know (a precision run otherwise)
     # Across nodes: the network per GPU it was priced with and where that comes from ("" in one node).
     network: str = ""
+    # On several GPUs: the bus bandwidth the ring within a node was priced at and where it comes from ("" on one).
+    ring: str = ""
     precision: Precision = Precision.FP32  # what it was priced at (--precision auto chooses per device)
     precision_reason: str = ""  # why auto chose it; "" when the precision was asked for
 
@@ -180,12 +182,15 @@ class OptionMaker:
         settings: RunSettings = RunSettings(), efficiency: Efficiency | None = None,
         cpu_threads_per_gpu: int | None = None, round_batch: Callable[[int], int] = memory.round_batch,
         measurements: Sequence[BenchResult] | None = None, gpus_per_node: int | None = None,
+        busbw_gbs: float | None = None,
     ) -> None:
         """``measurements``: what may stand for this step ("measured here", "extrapolated"); None: the
-        store's (``stored_results``); ``()``: the model alone."""
+        store's (``stored_results``); ``()``: the model alone. ``busbw_gbs``: the all-reduce bus bandwidth the
+        user measured within a node (``parallel.links``); None: the catalog link times its ring share."""
         assert precision is not Precision.AUTO, "resolve --precision auto per device first (gpuwise.predict.precision)"
         self.cpu_threads_per_gpu = cpu_threads_per_gpu  # None: the stated default of each GPU's class
         self.gpus_per_node = gpus_per_node  # GPUs in one host; None: parallel.GPUS_PER_NODE
+        self.busbw_gbs = busbw_gbs
         # The batch sizes a reduced batch is rounded down to (the plan's global batch: divisors of a GPU's share).
         self.round_batch = round_batch
         self.bands = bands  # relative error by provenance kind
@@ -286,7 +291,7 @@ class OptionMaker:
             make = fsdp_step if sharded else gpu_step
             self._model_steps[key] = make(p, gpu, self.eff, num_gpus=num_gpus, gpus_per_node=per_node,
                                           network_gbits=self.network_gbits, pipeline=self.pipeline,
-                                          grad_accum=self.settings.grad_accum)
+                                          grad_accum=self.settings.grad_accum, busbw_gbs=self.busbw_gbs)
         return self._model_steps[key]
 
     def gpu_compute(self, p: Profile, gpu: GPU, model: StepTime, sharded: bool) -> tuple[float, str, str]:
@@ -320,6 +325,8 @@ class OptionMaker:
             price_usd_per_hour=gpu.price_usd_per_hour, requested_batch_size=self.requested,
             batch_size=found.batch_size, strategy=found.strategy, capacity_bytes=capacity,
             memory_per_gpu_bytes=found.device_bytes, network=self.network_text(gpu) if nodes > 1 else "",
+            ring=parallel.ring_text(parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, 0.0, self.busbw_gbs))
+            if num_gpus > 1 else "",
             precision=self.precision,
         )
         if not found.batch_size:

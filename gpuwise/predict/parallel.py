@@ -99,13 +99,32 @@ class Links:
     ring_efficiency: float = LINK_EFFICIENCY  # of intra_node_gbps a ring reaches (PCIe: PCIE_RING_EFFICIENCY)
 
 
-def links(nvlink_gbps: float | None, pcie_gen: int | None, network_gbits: float) -> Links:
-    """From catalog figures: NVLink is quoted as total bidirectional GB/s per GPU."""
+def links(nvlink_gbps: float | None, pcie_gen: int | None, network_gbits: float,
+          busbw_gbs: float | None = None) -> Links:
+    """From catalog figures: NVLink is quoted as total bidirectional GB/s per GPU. ``busbw_gbs``: the bus
+    bandwidth a user measured for an all-reduce within one of their nodes (nccl-tests' ``all_reduce_perf``,
+    ``busbw`` at large sizes): the ring within a node runs at it, in place of the link times its share."""
     if nvlink_gbps:
-        return Links(intra_node_gbps=nvlink_gbps / 2, inter_node_gbps=network_gbits / 8, via="NVLink")
-    gen = pcie_gen or 4
-    return Links(intra_node_gbps=PCIE_GBPS_PER_DIRECTION.get(gen, 32.0), inter_node_gbps=network_gbits / 8,
-                 via=f"PCIe {gen}.0", ring_efficiency=PCIE_RING_EFFICIENCY)
+        link = Links(intra_node_gbps=nvlink_gbps / 2, inter_node_gbps=network_gbits / 8, via="NVLink")
+    else:
+        gen = pcie_gen or 4
+        link = Links(intra_node_gbps=PCIE_GBPS_PER_DIRECTION.get(gen, 32.0), inter_node_gbps=network_gbits / 8,
+                     via=f"PCIe {gen}.0", ring_efficiency=PCIE_RING_EFFICIENCY)
+    if busbw_gbs:
+        return Links(intra_node_gbps=busbw_gbs, inter_node_gbps=link.inter_node_gbps,
+                     via=f"{link.via} at {busbw_gbs:g} GB/s measured", ring_efficiency=1.0)
+    return link
+
+
+def ring_text(link: Links) -> str:
+    """The bus bandwidth a ring within one node is priced at, and where it comes from."""
+    rate = link.intra_node_gbps * link.ring_efficiency
+    if link.ring_efficiency == 1.0:
+        return f"{rate:g} GB/s bus bandwidth, measured (--busbw)"
+    pcie = link.ring_efficiency == PCIE_RING_EFFICIENCY
+    share = "the median share published PCIe all-reduce runs reach" if pcie else "NCCL's usual share of NVLink"
+    return (f"{rate:.3g} GB/s bus bandwidth: {link.via}'s {link.intra_node_gbps:g} GB/s a direction × "
+            f"{link.ring_efficiency:g}, {share}; --busbw sets yours (nccl-tests' all_reduce_perf)")
 
 
 def ring_bandwidth_gbps(links: Links, num_gpus: int, gpus_per_node: int) -> float:

@@ -48,6 +48,8 @@ class PredictConfig(WithStep):
     settings: RunSettings = field(default_factory=RunSettings)
     cpu_threads_per_gpu: int | None = None  # decoding images (gpuwise.predict.inputs); None: by GPU class
     gpus_per_node: int | None = None  # GPUs in one host, beyond which the ring crosses the network; None: 8
+    # The all-reduce bus bandwidth measured within one node, GB/s (nccl-tests); None: the catalog link × its share
+    busbw_gbs: float | None = None
 
     def __post_init__(self) -> None:
         check_gpus_per_node(self.gpus_per_node)
@@ -59,6 +61,8 @@ class PredictConfig(WithStep):
             check_batch_size(self.batch_size)
         if self.network_gbits is not None:
             check_positive(self.network_gbits, "--network-gbps", "Gb/s per GPU")
+        if self.busbw_gbs is not None:
+            check_positive(self.busbw_gbs, "--busbw", "GB/s, as nccl-tests' all_reduce_perf prints busbw")
         if self.settings.strategy is Strategy.FSDP and self.num_gpus == 1:
             raise GpuwiseError("--strategy fsdp shards over several GPUs: use --num-gpus N with N >= 2, "
                                "or --strategy ddp")
@@ -82,5 +86,6 @@ def predict(
         network_gbits=config.network_gbits, catalog=catalog, store_path=store_path,
         profiles=profiles if profiles is not None else ProfileCache(), bands=BAND, settings=config.settings,
         efficiency=efficiency, cpu_threads_per_gpu=config.cpu_threads_per_gpu, gpus_per_node=config.gpus_per_node,
+        busbw_gbs=config.busbw_gbs,
     )
     return replace(planner.gpu_option(gpu, config.num_gpus), precision_reason=reason)

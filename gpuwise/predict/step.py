@@ -211,14 +211,15 @@ def optimizer_shard(p: Profile, num_gpus: int) -> Profile:
 def gpu_step(
     p: Profile, gpu: GPU, eff: Efficiency, *, num_gpus: int = 1, gpus_per_node: int = 8,
     network_gbits: float | None = None, pipeline: Pipeline = EAGER, grad_accum: int = 1,
+    busbw_gbs: float | None = None,
 ) -> GpuStep:
     """DDP (one GPU: no communication), or the pipeline's own gradient sync (``Pipeline.sync_after_backward``:
     a distributed optimizer, each GPU stepping its 1/n). ``network_gbits`` None: the stated default for the
-    GPU's class."""
+    GPU's class; ``busbw_gbs``: a measured all-reduce bus bandwidth within a node (``parallel.links``)."""
     stepped = optimizer_shard(p, num_gpus) if pipeline.sync_after_backward else p
     compute = accumulated_step(stepped, gpu_rates(gpu), eff, pipeline, grad_accum)
     network = _network(gpu, network_gbits, gpus_per_node)
-    link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
+    link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network, busbw_gbs)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
     if pipeline.sync_after_backward:  # 16-bit gradients, reduced once backward is done
         comm = parallel.allreduce_s(2 * p.params_trainable, num_gpus, bandwidth)
@@ -233,6 +234,7 @@ def gpu_step(
 def fsdp_step(
     p: Profile, gpu: GPU, eff: Efficiency, *, num_gpus: int, gpus_per_node: int = 8,
     network_gbits: float | None = None, pipeline: Pipeline = EAGER, grad_accum: int = 1,
+    busbw_gbs: float | None = None,
 ) -> GpuStep:
     """Fully sharded data parallel over ``num_gpus``, each with the profile's batch.
 
@@ -245,7 +247,7 @@ def fsdp_step(
     n = max(num_gpus, 1)
     compute = accumulated_step(optimizer_shard(p, n), gpu_rates(gpu), eff, pipeline, grad_accum)
     network = _network(gpu, network_gbits, gpus_per_node)
-    link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network)
+    link = parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, network, busbw_gbs)
     bandwidth = parallel.ring_bandwidth_gbps(link, num_gpus, gpus_per_node)
     mixed = p.precision.autocast_dtype is not None
     param_bytes = 2 if mixed else 4
