@@ -12,6 +12,7 @@ the CPU's oneDNN runs the dtype; ``OneDnnLSTM`` takes it on every CPU.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -87,6 +88,31 @@ def _backward(ctx: Any, grad_output: torch.Tensor, grad_hy: torch.Tensor, grad_r
 fused_rnn_layer.register_autograd(_backward, setup_context=_setup)
 
 
+Layer = Callable[[torch.Tensor, Sequence[torch.Tensor], int, int], tuple[torch.Tensor, ...]]
+
+
+def _stacked(x: torch.Tensor, weights: Sequence[torch.Tensor], *, has_bias: bool, num_layers: int, directions: int,
+             dropout: float, train: bool, layer: Layer, drop: Callable[[torch.Tensor], torch.Tensor],
+             ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+    """A stacked recurrent net as ATen walks it: for each layer, each direction's ``layer(x, its weights, index,
+    direction)`` on the layer's input (its output first, then its final states), the directions' outputs
+    concatenated, ``drop`` between layers in training. Returns the last layer's output and every layer and
+    direction's final states, in ATen's order."""
+    per_layer = 4 if has_bias else 2
+    finals = []
+    for depth in range(num_layers):
+        outputs = []
+        for d in range(directions):
+            index = depth * directions + d
+            out, *final = layer(x, weights[index * per_layer:(index + 1) * per_layer], index, d)
+            outputs.append(out)
+            finals.append(tuple(final))
+        x = torch.cat(outputs, -1) if directions == 2 else outputs[0]
+        if dropout and train and depth < num_layers - 1:
+            x = drop(x)
+    return x, finals
+
+
 class FusedGRU(TorchFunctionMode):
     """Routes ``torch._VF.gru`` (what ``nn.GRU`` calls) through one fused op per layer and direction."""
 
@@ -95,28 +121,19 @@ class FusedGRU(TorchFunctionMode):
         if getattr(func, "__name__", "") != "gru" or len(args) != 9 or not isinstance(args[2], (list, tuple)):
             return func(*args, **kwargs)
         x, hx, weights, has_bias, num_layers, dropout, train, bidirectional, batch_first = args
-        if batch_first:
-            x = x.transpose(0, 1)
         directions = 2 if bidirectional else 1
-        per_layer = 4 if has_bias else 2
-        finals = []
-        for layer in range(num_layers):
-            outputs = []
-            for d in range(directions):
-                w = weights[(layer * directions + d) * per_layer:(layer * directions + d + 1) * per_layer]
-                w_ih, w_hh = w[0], w[1]
-                b_ih = w[2] if has_bias else w_ih.new_zeros(w_ih.shape[0])
-                b_hh = w[3] if has_bias else w_hh.new_zeros(w_hh.shape[0])
-                h0 = hx[layer * directions + d:layer * directions + d + 1]
-                out, hy, _reserve = fused_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, h0, GRU_GATES, directions)
-                outputs.append(out)
-                finals.append(hy)
-            x = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]
-            if dropout and train and layer < num_layers - 1:
-                x = F.dropout(x, p=dropout, training=True)
-        if batch_first:
-            x = x.transpose(0, 1)
-        return x, torch.cat(finals, dim=0)
+
+        def layer(x: torch.Tensor, w: Sequence[torch.Tensor], index: int, _d: int) -> tuple[torch.Tensor, ...]:
+            w_ih, w_hh = w[0], w[1]
+            b_ih = w[2] if has_bias else w_ih.new_zeros(w_ih.shape[0])
+            b_hh = w[3] if has_bias else w_hh.new_zeros(w_hh.shape[0])
+            out, hy, _reserve = fused_rnn_layer(x, w_ih, w_hh, b_ih, b_hh, hx[index:index + 1], GRU_GATES, directions)
+            return out, hy
+
+        output, finals = _stacked(x.transpose(0, 1) if batch_first else x, weights, has_bias=has_bias,
+                                  num_layers=num_layers, directions=directions, dropout=dropout, train=train,
+                                  layer=layer, drop=lambda t: F.dropout(t, p=dropout, training=True))
+        return (output.transpose(0, 1) if batch_first else output), torch.cat([hy for hy, in finals], dim=0)
 
 
 # oneDNN's LSTM mode (ideep::rnn_kind::LSTM, the ``mode`` argument of aten.mkldnn_rnn_layer).
@@ -141,29 +158,24 @@ class OneDnnLSTM(TorchFunctionMode):
             return func(*args, **kwargs)
         x, (h0, c0), weights, has_bias, num_layers, dropout, train, bidirectional, batch_first = args
         directions = 2 if bidirectional else 1
-        per_layer = 4 if has_bias else 2
-        if len(weights) != per_layer * num_layers * directions or h0.shape[-1] != c0.shape[-1]:
+        if len(weights) != (4 if has_bias else 2) * num_layers * directions or h0.shape[-1] != c0.shape[-1]:
             return func(*args, **kwargs)  # projections: not oneDNN's path on any CPU
-        x = (x.transpose(0, 1) if batch_first else x).contiguous()
         h0, c0 = h0.contiguous(), c0.contiguous()
         hidden = int(h0.shape[2])
-        finals_h, finals_c = [], []
-        for layer in range(num_layers):
-            outputs = []
-            for d in range(directions):
-                index = layer * directions + d
-                w = weights[index * per_layer:(index + 1) * per_layer]
-                b_ih = w[2] if has_bias else torch.zeros(w[0].shape, dtype=w[0].dtype, device=w[0].device)
-                b_hh = w[3] if has_bias else torch.zeros(w[1].shape, dtype=w[1].dtype, device=w[1].device)
-                out, hy, cy, _workspace = torch.ops.aten.mkldnn_rnn_layer(
-                    x, w[0], w[1], b_ih, b_hh, h0[index], c0[index], d > 0, [], ONEDNN_LSTM, hidden, num_layers,
-                    has_bias, bidirectional, batch_first, train,
-                )
-                outputs.append(out)
-                finals_h.append(hy)
-                finals_c.append(cy)
-            x = torch.cat(outputs, -1) if directions == 2 else outputs[0]
-            if dropout and train and layer < num_layers - 1:
-                x = torch.native_dropout(x, dropout, True)[0]
-        output = x.transpose(0, 1) if batch_first else x
-        return output, torch.stack(finals_h, 0), torch.stack(finals_c, 0)
+
+        def zeros(like: torch.Tensor) -> torch.Tensor:  # ATen's bias-free layer: zeros of the weight's shape
+            return torch.zeros(like.shape, dtype=like.dtype, device=like.device)
+
+        def layer(x: torch.Tensor, w: Sequence[torch.Tensor], index: int, d: int) -> tuple[torch.Tensor, ...]:
+            b_ih, b_hh = (w[2], w[3]) if has_bias else (zeros(w[0]), zeros(w[1]))
+            out, hy, cy, _workspace = torch.ops.aten.mkldnn_rnn_layer(
+                x, w[0], w[1], b_ih, b_hh, h0[index], c0[index], d > 0, [], ONEDNN_LSTM, hidden, num_layers,
+                has_bias, bidirectional, batch_first, train,
+            )
+            return out, hy, cy
+
+        output, finals = _stacked((x.transpose(0, 1) if batch_first else x).contiguous(), weights, has_bias=has_bias,
+                                  num_layers=num_layers, directions=directions, dropout=dropout, train=train,
+                                  layer=layer, drop=lambda t: torch.native_dropout(t, dropout, True)[0])
+        output = output.transpose(0, 1) if batch_first else output
+        return output, torch.stack([hy for hy, _ in finals], 0), torch.stack([cy for _, cy in finals], 0)
