@@ -40,3 +40,24 @@ def test_the_cli_says_which_ring_it_priced_and_a_bad_value_is_one_line() -> None
     for bad in ("0", "-3", "fast"):
         code, _, err = run_cli("predict", "resnet50", "--gpu", "RTX-4090", "-n", "4", "--busbw", bad, "-q")
         assert code == 2 and "--busbw" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_published_rows_busbw_prices_its_ring() -> None:
+    """"busbw N GB/s" in a row's notes: a user checking the shipped model on their own box (validate --published
+    --frozen) gives the bus bandwidth they measured, and the row is predicted as predict --busbw predicts it."""
+    from gpuwise.hardware.catalog import load_catalog
+    from gpuwise.predict.fit import predict_row, shipped_efficiency
+    from gpuwise.predict.published import MappedRow, PublishedRow, map_row
+    from gpuwise.predict.step import ProfileCache
+
+    def row(notes: str) -> MappedRow | str:
+        return map_row(PublishedRow(index=2, model="bert-large-squad", task="", gpu="RTX-4090", num_gpus=8,
+                                    precision="AMP-FP16", batch_per_gpu=32, throughput=600.0, unit="sequences/s",
+                                    source="test", notes=notes))
+
+    plain, slow = row("seq len 384"), row("seq len 384; busbw 4 GB/s (all_reduce_perf, 8 GPUs, no P2P)")
+    assert isinstance(plain, MappedRow) and isinstance(slow, MappedRow)
+    assert (plain.busbw_gbs, slow.busbw_gbs) == (None, 4.0)
+    catalog, eff, profiles = load_catalog(), shipped_efficiency(), ProfileCache()
+    assert predict_row(slow, catalog, eff, profiles) < predict_row(plain, catalog, eff, profiles)
+    assert "above zero" in str(row("busbw 0 GB/s"))

@@ -82,7 +82,7 @@ def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: Profi
     p = row_profile(m, profiles)
     gpu = catalog.get(m.row.gpu)
     step = gpu_step(p, gpu, eff, num_gpus=m.row.num_gpus, gpus_per_node=row_gpus_per_node(m, gpu),
-                    network_gbits=m.network_gbits, pipeline=row_pipeline(m, p))
+                    network_gbits=m.network_gbits, pipeline=row_pipeline(m, p), busbw_gbs=m.busbw_gbs)
     return throughput(p, step, tokens=m.counts_tokens)
 
 
@@ -180,7 +180,7 @@ def scaling_pairs(rows: Iterable[MappedRow], catalog: Catalog, eff: Efficiency, 
         gpu = catalog.get(m.row.gpu)
         step = gpu_step(p, gpu, replace(eff, step_spread={}, step_spread_global=0.0), num_gpus=m.row.num_gpus,
                         gpus_per_node=row_gpus_per_node(m, gpu), network_gbits=m.network_gbits,
-                        pipeline=row_pipeline(m, p))
+                        pipeline=row_pipeline(m, p), busbw_gbs=m.busbw_gbs)
         measured = m.row.throughput / (m.row.num_gpus * one.row.throughput)
         pairs.append(ScalingPair(p.family, m.row.num_gpus, step.compute.step_s, step.communication_s, measured))
     return pairs

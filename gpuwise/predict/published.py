@@ -53,6 +53,9 @@ NODE_SHAPE_NOTE = re.compile(r"\b\d+ nodes?(?:\(s\))? x (\d+)\b|\b(\d+) GPUs per
 # A row's notes that give its network between nodes, per GPU ("network 200 Gb/s per GPU"), where it is not the
 # stated default for the GPU's class (``gpuwise.predict.parallel.default_network_gbits``).
 NETWORK_NOTE = re.compile(r"\bnetwork (\d+(?:\.\d+)?) ?Gb/s per GPU\b", re.IGNORECASE)
+# A row's notes that give the all-reduce bus bandwidth measured within its node ("busbw 9 GB/s", nccl-tests'
+# all_reduce_perf at large sizes): its ring is priced at it, as ``predict --busbw`` prices one.
+BUSBW_NOTE = re.compile(r"\bbusbw (\d+(?:\.\d+)?) ?GB/s\b", re.IGNORECASE)
 # A row's notes that give its input images' size (a zoo or timm vision model at another resolution).
 IMAGE_SIZE_NOTE = re.compile(r"\b(?:image|img) size (\d+)\b", re.IGNORECASE)
 _MODELS = {
@@ -170,6 +173,7 @@ class MappedRow:
     image_size: int | None = None  # the vision model's input size, where the notes give one (``IMAGE_SIZE_NOTE``)
     gpus_per_node: int | None = None  # the system's GPUs per node, where the notes give it (``NODE_SHAPE_NOTE``)
     network_gbits: float | None = None  # the network per GPU, where the notes give it (``NETWORK_NOTE``)
+    busbw_gbs: float | None = None  # the ring's measured bus bandwidth in a node, from the notes (``BUSBW_NOTE``)
 
 
 def load_published(path: Path | None = None) -> list[PublishedRow]:
@@ -264,7 +268,10 @@ def map_row(row: PublishedRow) -> MappedRow | str:
                 fp8_layers=bool(FP8_LAYERS_NOTE.search(row.notes)),
                 channels_first=first, channels_last=last,
                 gpus_per_node=_gpus_per_node(row.notes),
-                network_gbits=float(net.group(1)) if (net := NETWORK_NOTE.search(row.notes)) else None)
+                network_gbits=float(net.group(1)) if (net := NETWORK_NOTE.search(row.notes)) else None,
+                busbw_gbs=float(bus.group(1)) if (bus := BUSBW_NOTE.search(row.notes)) else None)
+    if m.busbw_gbs == 0:
+        return "the notes give a bus bandwidth of 0 GB/s: give the busbw all_reduce_perf measured, above zero"
     if first and last:
         return "the notes give both layouts (NCHW/channels-first and NHWC/channels-last at every precision): keep one"
     if (m.fp8_layers or m.half_model) and m.precision not in (_FP16, _BF16):
