@@ -1,6 +1,6 @@
 """--busbw: the all-reduce bus bandwidth a user measured within one of their nodes (nccl-tests' all_reduce_perf).
-The ring within a node runs at it in place of the catalog link times its share (PCIe rings reach 25-81% of their
-link, a no-P2P GeForce box the least), and predict says which it used."""
+The ring within a node runs at it in place of the catalog link times its share (published PCIe rings reach 25-81%
+of their link), and predict says which it used."""
 
 from __future__ import annotations
 
