@@ -325,8 +325,7 @@ class OptionMaker:
             price_usd_per_hour=gpu.price_usd_per_hour, requested_batch_size=self.requested,
             batch_size=found.batch_size, strategy=found.strategy, capacity_bytes=capacity,
             memory_per_gpu_bytes=found.device_bytes, network=self.network_text(gpu) if nodes > 1 else "",
-            ring=parallel.ring_text(parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, 0.0, self.busbw_gbs))
-            if num_gpus > 1 else "",
+            ring=self.ring_text(gpu) if num_gpus > 1 else "",
             precision=self.precision,
         )
         if not found.batch_size:
@@ -360,6 +359,10 @@ class OptionMaker:
         gbits, reason = default_network_gbits(gpu.architecture, gpu.nvlink_gbps, gpu.name,
                                               self.gpus_per_node or GPUS_PER_NODE)
         return f"{gbits:g} Gb/s per GPU: {reason}; --network-gbits overrides"
+
+    def ring_text(self, gpu: GPU) -> str:
+        """The bus bandwidth the ring within a node is priced at, and its source (the network does not enter it)."""
+        return parallel.ring_text(parallel.links(gpu.nvlink_gbps, gpu.pcie_gen, 0.0, self.busbw_gbs))
 
     def _fed(self, step: StepEstimate, p: Profile, gpu: GPU, num_gpus: int) -> StepEstimate:
         """The step, slowed to what the CPU threads can decode and augment, when that binds."""

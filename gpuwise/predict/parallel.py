@@ -97,6 +97,8 @@ class Links:
     inter_node_gbps: float  # the network, per GPU
     via: str  # "NVLink", "PCIe 4.0", ...
     ring_efficiency: float = LINK_EFFICIENCY  # of intra_node_gbps a ring reaches (PCIe: PCIE_RING_EFFICIENCY)
+    ring_source: str = "NCCL's usual share of NVLink"  # where ring_efficiency comes from
+    measured: bool = False  # intra_node_gbps is a bus bandwidth the user measured (``busbw_gbs``)
 
 
 def links(nvlink_gbps: float | None, pcie_gen: int | None, network_gbits: float,
@@ -109,22 +111,22 @@ def links(nvlink_gbps: float | None, pcie_gen: int | None, network_gbits: float,
     else:
         gen = pcie_gen or 4
         link = Links(intra_node_gbps=PCIE_GBPS_PER_DIRECTION.get(gen, 32.0), inter_node_gbps=network_gbits / 8,
-                     via=f"PCIe {gen}.0", ring_efficiency=PCIE_RING_EFFICIENCY)
+                     via=f"PCIe {gen}.0", ring_efficiency=PCIE_RING_EFFICIENCY,
+                     ring_source="the median share published PCIe all-reduce runs reach")
     if busbw_gbs:
         return Links(intra_node_gbps=busbw_gbs, inter_node_gbps=link.inter_node_gbps,
-                     via=f"{link.via} at {busbw_gbs:g} GB/s measured", ring_efficiency=1.0)
+                     via=f"{link.via} at {busbw_gbs:g} GB/s measured", ring_efficiency=1.0,
+                     ring_source="measured (--busbw)", measured=True)
     return link
 
 
 def ring_text(link: Links) -> str:
     """The bus bandwidth a ring within one node is priced at, and where it comes from."""
     rate = link.intra_node_gbps * link.ring_efficiency
-    if link.ring_efficiency == 1.0:
-        return f"{rate:g} GB/s bus bandwidth, measured (--busbw)"
-    pcie = link.ring_efficiency == PCIE_RING_EFFICIENCY
-    share = "the median share published PCIe all-reduce runs reach" if pcie else "NCCL's usual share of NVLink"
+    if link.measured:
+        return f"{rate:g} GB/s bus bandwidth, {link.ring_source}"
     return (f"{rate:.3g} GB/s bus bandwidth: {link.via}'s {link.intra_node_gbps:g} GB/s a direction × "
-            f"{link.ring_efficiency:g}, {share}; --busbw sets yours (nccl-tests' all_reduce_perf)")
+            f"{link.ring_efficiency:g}, {link.ring_source}; --busbw sets yours (nccl-tests' all_reduce_perf)")
 
 
 def ring_bandwidth_gbps(links: Links, num_gpus: int, gpus_per_node: int) -> float:
