@@ -7,10 +7,11 @@ the source publishes it. Every other row is listed with the reason it is skipped
 
 The shipped constants include a fused attention kernel's efficiency, pooled and per GPU generation,
 fitted on these same runs (``gpuwise.predict.fit.fit_attention``), so the shipped errors are in-sample.
-The held-out column predicts each run with both refitted without its generation's runs (its
-generation then takes the pooled value of the others): the error on a generation no LLM run of which
-was fitted on. The FP8 runs (torchtitan's float8 converter) are fitted on by nothing: the attention fit
-reads the bf16 runs only (``gpuwise.predict.fit.usable_llm_runs``), so their errors are out of sample.
+The held-out column predicts each run with them refitted without its generation's runs (its generation
+then takes its own kernel's published share of the tensor peak × the scale the others' runs give,
+``FLASH_KERNEL_SHARE``): the error on a generation no LLM run of which was fitted on. The FP8 runs
+(torchtitan's float8 converter) are fitted on by nothing: the attention fit reads the bf16 runs only
+(``gpuwise.predict.fit.usable_llm_runs``), so their errors are out of sample.
 
     python benchmarks/llm_runs.py [--json benchmarks/results/llm_runs.json]
 """

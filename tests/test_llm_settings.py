@@ -4,6 +4,7 @@ gradient accumulation, torch.compile, the network between nodes — each checked
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import replace
 
@@ -358,3 +359,32 @@ def test_achievable_bandwidth_is_a_measured_triad_or_borrowed() -> None:
     other = replace(mi250x, name="X1", vendor="acme", architecture="Foo (F1)", achievable_memory_gbps=None)
     (x1,) = (g for g in achievable_fractions([*catalog.all(), other]) if g.name == "X1")
     assert "every measured GPU" in x1.achievable_bandwidth_basis
+
+
+def test_a_held_out_generation_takes_its_own_kernels_published_share_not_the_others_fit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """FlashAttention-2 reaches 73% of the A100's tensor peak and 35% of the H100's (fit.FLASH_KERNEL_SHARE):
+    fitted on Ampere runs alone, Hopper's attention is its own share × the scale the Ampere runs give, not the
+    Ampere value; a generation without a published share takes the pooled value."""
+    from types import SimpleNamespace
+
+    import gpuwise.predict.fit as fit
+    from gpuwise.predict.roofline import Efficiency
+
+    catalog = load_catalog()
+    truth = {"Ampere": 0.73 * 0.8, "Hopper": 0.35 * 0.8, "Blackwell": 0.5}
+
+    def loss(members: list[SimpleNamespace], eff: Efficiency, profiles: object) -> float:
+        gens = [catalog.get(m.row.gpu).generation for m in members]
+        return sum(math.log(eff.flash_attention.get(g, eff.attention) / truth[g]) ** 2 for g in gens)
+
+    monkeypatch.setattr(fit, "_llm_loss", loss)
+    runs = [SimpleNamespace(row=SimpleNamespace(gpu=gpu)) for gpu in
+            ["A100-SXM4-80GB"] * 4 + ["H100-SXM5-80GB"] * 4 + ["B200"] * 2]
+    held = fit.fit_attention(runs, Efficiency(), catalog, None, exclude="Hopper")  # type: ignore[arg-type]
+    assert held.flash_attention["Hopper"] == pytest.approx(0.35 * 0.8, rel=0.05)
+    assert held.flash_attention["Ampere"] == pytest.approx(0.73 * 0.8, rel=0.05)
+    assert held.flash_attention["Blackwell"] == pytest.approx(0.5, rel=0.1)
+    no_share = fit.fit_attention(runs, Efficiency(), catalog, None, exclude="Blackwell")  # type: ignore[arg-type]
+    assert "Blackwell" not in no_share.flash_attention  # no published share: it takes the pooled value
+    assert no_share.attention == pytest.approx(math.sqrt(0.73 * 0.8 * 0.35 * 0.8), rel=0.05)

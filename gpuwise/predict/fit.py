@@ -3,8 +3,8 @@
 Only the shipped published files are fitted on: the kernel constants on the NVIDIA
 DeepLearningExamples rows (single-GPU, not SUSPECT), then how much a GPU's step varies, per workload
 family, on their multi-GPU rows (``fit_step_spread``: the wait for the slowest GPU), then a fused
-attention kernel's efficiency on the published LLM runs, pooled and per GPU generation (``fit_attention``),
-the others held fixed.
+attention kernel's efficiency on the published LLM runs, pooled, as a scale of each generation's published
+kernel share, and per GPU generation (``fit_attention``), the others held fixed.
 `gpuwise validate` reports the error of predictions on GPUs the fit did not see (fit on V100,
 predict A100, and the reverse); ``benchmarks/llm_runs.py`` does the same for the LLM runs.
 """
@@ -216,12 +216,28 @@ def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog
 
 # ------------------------------------------------------------------ flash attention, from LLM runs
 
-# How strongly a generation's flash-attention efficiency is pulled toward the global ``attention``: a
-# ridge penalty on its log ratio, the MAP weight of a log-normal prior that a generation lies within a
-# factor of 2 of the global value (sigma = ln 2) against the scatter of published runs around the model
-# (sigma ~ 0.15 in log): (0.15 / ln 2)^2. A generation with one or two runs stays near the global value,
-# one with many is told by its own.
+# How strongly a generation's flash-attention efficiency is pulled toward its prior (below): a ridge penalty on
+# its log ratio, the MAP weight of a log-normal prior that a generation lies within a factor of 2 of it (sigma =
+# ln 2) against the scatter of published runs around the model (sigma ~ 0.15 in log): (0.15 / ln 2)^2. A
+# generation with one or two runs stays near its prior, one with many is told by its own.
 FLASH_SHRINKAGE = (0.15 / math.log(2)) ** 2
+
+# The share of the 16-bit tensor peak the best published forward pass of FlashAttention-2 reaches, by GPU
+# generation: the kernel PyTorch's SDPA runs (its flash backend) in the published runs on both. It does not carry
+# over between generations: written for Ampere's synchronous tensor-core instructions, it leaves Hopper's
+# asynchronous ones (wgmma, TMA) unused.
+# - Ampere: "reaching 50-73% of the theoretical maximum FLOPs/s on A100" (Dao 2023, FlashAttention-2,
+#   arXiv:2307.08691, abstract): 0.73, its forward pass.
+# - Hopper: "FlashAttention-2 achieving only 35% utilization on H100 GPUs" (Shah et al. 2024, FlashAttention-3,
+#   arXiv:2407.08608, abstract): 0.35.
+# A generation listed here is priced at its share × one scale fitted over the runs of every listed generation
+# (how much of the best forward pass's share a training step's forward and backward reach), then shrunk toward
+# that; so a generation with no runs (held out) takes its own kernel's share × the scale the others give, not
+# their fitted value. A generation not listed takes the pooled ``attention``.
+FLASH_KERNEL_SHARE = {"Ampere": 0.73, "Hopper": 0.35}
+# The scale's plausible range: a training step's forward and backward reach at most the best forward pass's
+# share (FlashAttention-2's backward runs slower than its forward, Dao 2023), and at least a quarter of it.
+_FLASH_SCALE_BOUNDS = (0.25, 1.0)
 
 
 def predict_llm_run(run: LlmRun, eff: Efficiency, profiles: ProfileCache, catalog: Catalog | None = None) -> Option:
@@ -259,24 +275,39 @@ def _llm_loss(members: Sequence[LlmRun], eff: Efficiency, profiles: ProfileCache
 def fit_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalog, profiles: ProfileCache,
                   *, exclude: str | None = None) -> Efficiency:
     """``eff`` with a fused attention kernel's efficiency fitted on the published LLM runs (but those of the GPU
-    generation ``exclude``): ``attention``, one value for every generation pooled, then one per generation with
-    runs, shrunk toward it (``fit_flash_attention``). No DeepLearningExamples row runs a fused attention kernel
-    (NVIDIA's BERT writes attention out), so the kernel fit cannot tell it; a generation without runs takes the
-    pooled value. Without runs, ``eff`` is returned as it is."""
+    generation ``exclude``): ``attention``, one value for every generation pooled; the scale of the published
+    kernel shares (``FLASH_KERNEL_SHARE``) over the runs of the generations that have one; then one value per
+    generation with runs, shrunk toward its prior (``fit_flash_attention``). No DeepLearningExamples row runs a
+    fused attention kernel (NVIDIA's BERT writes attention out), so the kernel fit cannot tell it. Without runs,
+    ``eff`` is returned as it is."""
     kept = [r for r in runs if catalog.get(r.row.gpu).generation != exclude]
     if not kept:
         return eff
     pooled = replace(eff, attention=_fit_in_log(
         lambda v: _llm_loss(kept, replace(eff, attention=math.exp(v), flash_attention={}), profiles),
         _ATTENTION_BOUNDS))
-    return fit_flash_attention(kept, pooled, catalog, profiles, exclude=exclude)
+    shared = [r for r in kept if catalog.get(r.row.gpu).generation in FLASH_KERNEL_SHARE]
+    scale = None
+    if shared:
+        scale = _fit_in_log(lambda v: _llm_loss(shared, replace(pooled, flash_attention=_scaled(math.exp(v))),
+                                                profiles), _FLASH_SCALE_BOUNDS)
+    return fit_flash_attention(kept, pooled, catalog, profiles, exclude=exclude, scale=scale)
+
+
+def _scaled(scale: float) -> dict[str, float]:
+    """Every listed generation's published kernel share × ``scale``, within the attention bounds."""
+    low, high = _ATTENTION_BOUNDS
+    return {g: min(max(share * scale, low), high) for g, share in FLASH_KERNEL_SHARE.items()}
 
 
 def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalog, profiles: ProfileCache,
-                        *, exclude: str | None = None) -> Efficiency:
-    """``eff`` with a flash-attention efficiency per GPU generation that has runs (but ``exclude``):
-    each minimises the squared log errors of its generation's runs plus ``FLASH_SHRINKAGE`` × the
-    squared log ratio to ``eff.attention``, within the attention bounds. The other constants stay."""
+                        *, exclude: str | None = None, scale: float | None = None) -> Efficiency:
+    """``eff`` with a flash-attention efficiency per GPU generation that has runs (but ``exclude``): each
+    minimises the squared log errors of its generation's runs plus ``FLASH_SHRINKAGE`` × the squared log ratio to
+    its prior, within the attention bounds. The prior: with ``scale``, a listed generation's kernel share × it
+    (``FLASH_KERNEL_SHARE``); else ``eff.attention``. With ``scale``, a listed generation without runs (``exclude``)
+    takes its prior. The other constants stay."""
+    priors = _scaled(scale) if scale is not None else {}
     by_generation: dict[str, list[LlmRun]] = {}
     for run in runs:
         by_generation.setdefault(catalog.get(run.row.gpu).generation, []).append(run)
@@ -284,16 +315,21 @@ def fit_flash_attention(runs: Sequence[LlmRun], eff: Efficiency, catalog: Catalo
     for family, members in sorted(by_generation.items()):
         if family == exclude:
             continue
+        prior = priors.get(family, eff.attention)
 
-        def loss(log_value: float, family: str = family, members: list[LlmRun] = members) -> float:
+        def loss(log_value: float, family: str = family, members: list[LlmRun] = members,
+                 prior: float = prior) -> float:
             trial = replace(eff, flash_attention={**fitted, family: math.exp(log_value)})
-            return _llm_loss(members, trial, profiles) + FLASH_SHRINKAGE * (log_value - math.log(eff.attention)) ** 2
+            return _llm_loss(members, trial, profiles) + FLASH_SHRINKAGE * (log_value - math.log(prior)) ** 2
 
         fitted[family] = _fit_in_log(loss, _ATTENTION_BOUNDS)
     counts = ", ".join(f"{f} {len(m)}" for f, m in sorted(by_generation.items()) if f != exclude)
-    return replace(eff, flash_attention=fitted,
+    kernel = "" if scale is None else (
+        f"; the generations with a published FlashAttention-2 share ({', '.join(FLASH_KERNEL_SHARE)}) at it × "
+        f"{scale:.3f}, fitted over their runs")
+    return replace(eff, flash_attention={**priors, **fitted},
                    flash_attention_source=f"fitted on the published LLM runs ({counts}): attention pooled over "
-                                          "them, each generation shrunk toward it")
+                                          f"them{kernel}; each generation with runs shrunk toward that")
 
 
 def usable_llm_runs(catalog: Catalog) -> list[LlmRun]:

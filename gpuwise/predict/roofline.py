@@ -224,8 +224,9 @@ class Efficiency:
     # L2 read bandwidth per SM (``Catalog.sm_stream_gbps``). 0: not modelled (the CPU; an SM count unknown).
     sm_stream_gbps: float = 0.0
     source: str = "defaults (not fitted)"
-    # A fused attention kernel by GPU generation, fitted on published LLM runs and shrunk toward ``attention``
-    # (``gpuwise.predict.fit.fit_attention``); a generation without runs takes ``attention``.
+    # A fused attention kernel by GPU generation, fitted on published LLM runs and shrunk toward its kernel's
+    # published share of the tensor peak × a fitted scale, else toward ``attention``
+    # (``gpuwise.predict.fit.fit_attention``); a generation without runs or a published share takes ``attention``.
     flash_attention: dict[str, float] = field(default_factory=dict)
     flash_attention_source: str = ""
     # How much one GPU's step varies from step to step (standard deviation / mean of a 100 ms step) by
