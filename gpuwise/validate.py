@@ -12,8 +12,10 @@ blend peak^0.3 × bandwidth^0.7), on the same pairs, overall and by the generati
 
 Frozen (``validate_frozen``): the rows of the user's files predicted by the shipped constants,
 fitting nothing; how a user checks the shipped model on their own cluster, and how the project
-is scored on data it never saw. The held-out validation adds the generations the fit never sees
-(Ada, Hopper, Blackwell: ``never_fitted``), checked that way on the other shipped files.
+is scored on data it never saw. The held-out validation adds the other shipped files (``other_files``:
+MLPerf's runs, the GeForce and Titan cards), each row predicted by the constants fitted without its
+generation (the shipped ones for a generation no fitted row comes from: Turing, Ada, Hopper, Blackwell),
+and sums every generation up on all of them (``every_generation``).
 
 The published rows are predicted for the pipeline they ran (``fit.row_pipeline``: NVIDIA's
 fused optimizers but for GNMT and SQuAD's FP32/TF32 runs, channels-last convnets under AMP, and what a
@@ -151,18 +153,37 @@ class Validation:
     cross_gpu_by_generation: dict[str, dict[str, ErrorStats]] = field(default_factory=dict)
     frozen: bool = False  # the shipped constants, nothing fitted
     include_shipped: bool = True  # the shipped rows were predicted too
-    never_fitted: tuple[NeverFitted, ...] = ()  # held-out mode: the generations the fit never sees
+    other_files: tuple[OtherFile, ...] = ()  # held-out mode: the other shipped files, by generation
+    # held-out mode: every generation over all the rows above (``ALL``: all of them), absolute and cross-GPU
+    every_generation: dict[str, GenerationCheck] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class NeverFitted:
-    """A GPU generation no fitted row comes from, checked frozen on one of the other shipped files."""
+class OtherFile:
+    """One GPU generation's rows in one of the other shipped files (``SHIPPED_FROZEN``), predicted by the
+    constants fitted without that generation: the shipped ones where no fitted row is of it."""
 
     generation: str
     source: str  # the file's label (``SHIPPED_FROZEN``)
     file: str  # its path, for ``validate --frozen --published FILE --rows``
     absolute: ErrorStats
     cross_gpu: dict[str, ErrorStats]  # pairs predicting this generation, by ``METHODS`` name; empty if none
+    fitted_without: str | None = None  # the generation held out of the constants; None: the shipped constants
+    errors: tuple[float, ...] = ()  # each row's signed error, for ``every_generation``
+    cross_errors: dict[str, tuple[float, ...]] = field(default_factory=dict)  # each pair's, by method
+
+
+@dataclass(frozen=True)
+class GenerationCheck:
+    """A generation's rows and the pairs predicting it, across every shipped file, each held out."""
+
+    absolute: ErrorStats
+    cross_gpu: dict[str, ErrorStats]  # by ``METHODS`` name, on the same pairs
+    sources: tuple[str, ...]  # the files its rows come from
+
+
+ALL = "all generations"
+DLE_SOURCE = "NVIDIA DeepLearningExamples"
 
 
 def stats(errors: list[float]) -> ErrorStats:
@@ -184,8 +205,8 @@ def validate(
 ) -> Validation:
     """Held-out error on the shipped published rows and those of ``published`` files (fitted on all
     of them, each generation without itself), and, with ``local``, on the results store's measurements.
-    With ``shipped_frozen``, the generations none of those rows come from, checked frozen on the other
-    shipped files (``never_fitted``)."""
+    With ``shipped_frozen``, the other shipped files too, each row by the constants fitted without its
+    generation (``other_files``), and every generation summed up over all of them (``every_generation``)."""
     catalog = catalog or load_catalog()
     profiles = ProfileCache()
     mapped, skipped = mapped_rows(load_published() + [r for path in published for r in load_published(path)],
@@ -203,26 +224,79 @@ def validate(
     # one generation would compare two GPUs the held-out fit treats alike.
     pairs = _pairs(mapped, catalog, lambda b: fits[group(b)], profiles, group,
                    lambda a, b: group(a) != group(b))
+    others = other_files(catalog, fits, profiles) if shipped_frozen else ()
     return Validation(
         rows=checks, skipped=tuple(skipped), pairs=pairs, fits=fits, files=tuple(str(p) for p in published),
-        never_fitted=never_fitted(catalog, set(fits), profiles) if shipped_frozen else (),
+        other_files=others, every_generation=every_generation(checks, pairs, others) if shipped_frozen else {},
         **_summary(checks, pairs), **(local_checks(catalog, store_path) if local else {}),
     )
 
 
-def never_fitted(catalog: Catalog, fitted: set[str], profiles: ProfileCache | None = None
-                 ) -> tuple[NeverFitted, ...]:
-    """Each generation outside ``fitted`` that a file of ``SHIPPED_FROZEN`` has rows of: its rows and the
-    cross-GPU pairs predicting it, by the shipped constants, file by file (pipelines differ between files)."""
+def other_files(catalog: Catalog, fits: dict[str, Efficiency], profiles: ProfileCache | None = None
+                ) -> tuple[OtherFile, ...]:
+    """Each generation's rows in each file of ``SHIPPED_FROZEN``, and the cross-GPU pairs predicting it among that
+    file's rows (pipelines differ between files), by the constants fitted without the generation (``fits``; the
+    shipped constants for a generation no fitted row is of)."""
+    profiles = profiles if profiles is not None else ProfileCache()
+    shipped = shipped_efficiency()
+
+    def group(m: MappedRow) -> str:
+        return generation(m, catalog)
+
+    def efficiency(m: MappedRow) -> Efficiency:
+        return fits.get(group(m), shipped)
+
     found = []
     for name, source in SHIPPED_FROZEN:
         path = Path(str(resources.files("gpuwise.data").joinpath(name)))
-        v = validate_frozen(catalog, published=[path], profiles=profiles)
-        for gen, absolute in v.by_generation.items():
-            if gen not in fitted:
-                found.append(NeverFitted(gen, source, str(path), absolute, v.cross_gpu_by_generation.get(gen, {})))
+        mapped, _ = mapped_rows(load_published(path), catalog, profiles)
+        usable = [m for m in mapped if not m.row.suspect]
+        pairs = _pairs(usable, catalog, efficiency, profiles, group, lambda a, b: a.row.gpu != b.row.gpu)
+        for gen in sorted({group(m) for m in usable}):
+            errors = tuple(predict_row(m, catalog, efficiency(m), profiles) / m.row.throughput - 1
+                           for m in usable if group(m) == gen)
+            cross = {name: tuple(p.errors()[name] for p in pairs if p.generation == gen) for name in METHODS}
+            found.append(OtherFile(
+                gen, source, str(path), stats(list(errors)),
+                {name: stats(list(e)) for name, e in cross.items()} if cross[MODEL] else {},
+                gen if gen in fits else None, errors, cross if cross[MODEL] else {}))
     order = {g: i for i, g in enumerate(GENERATION_ORDER)}
     return tuple(sorted(found, key=lambda n: (order.get(n.generation, len(order)), n.generation, n.source)))
+
+
+def every_generation(checks: Sequence[RowCheck], pairs: Sequence[PairCheck], others: Sequence[OtherFile]
+                     ) -> dict[str, GenerationCheck]:
+    """Each generation's held-out rows and the pairs predicting it over the fitted rows (``checks``, ``pairs``:
+    SUSPECT rows left out) and the other shipped files, oldest generation first, then ``ALL``: every method on
+    the same pairs."""
+    absolute: dict[str, list[float]] = defaultdict(list)
+    cross: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    sources: dict[str, list[str]] = defaultdict(list)
+    for c in checks:
+        if not c.row.suspect:
+            absolute[c.generation].append(c.error)
+            if DLE_SOURCE not in sources[c.generation]:
+                sources[c.generation].append(DLE_SOURCE)
+    for p in pairs:
+        for name, error in p.errors().items():
+            cross[p.generation][name].append(error)
+    for o in others:
+        absolute[o.generation] += o.errors
+        sources[o.generation].append(o.source)
+        for name, errors in o.cross_errors.items():
+            cross[o.generation][name] += errors
+    order = {g: i for i, g in enumerate(GENERATION_ORDER)}
+    gens = sorted(absolute, key=lambda g: (order.get(g, len(order)), g))
+
+    def check(rows: list[float], by_method: dict[str, list[float]], files: list[str]) -> GenerationCheck:
+        return GenerationCheck(stats(rows), {name: stats(by_method.get(name, [])) for name in METHODS},
+                               tuple(files))
+
+    found = {g: check(absolute[g], cross[g], sources[g]) for g in gens}
+    found[ALL] = check([e for g in gens for e in absolute[g]],
+                       {name: [e for g in gens for e in cross[g].get(name, [])] for name in METHODS},
+                       list(dict.fromkeys(s for g in gens for s in sources[g])))
+    return found
 
 
 # Generations oldest first, as tables list them.

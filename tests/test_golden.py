@@ -86,13 +86,16 @@ VALIDATE_WIDTHS = (80, 160)
 def fixed_validation() -> Any:
     from gpuwise.predict.published import PublishedRow
     from gpuwise.validate import (
+        ALL,
         BANDWIDTH,
         BLEND,
+        DLE_SOURCE,
         MODEL,
         PEAK,
         ErrorStats,
+        GenerationCheck,
         LocalCheck,
-        NeverFitted,
+        OtherFile,
         PairCheck,
         RowCheck,
         Validation,
@@ -111,6 +114,8 @@ def fixed_validation() -> Any:
     pairs = (PairCheck("resnet50", "amp-fp16 batch 256", "V100-SXM2-16GB", "A100-SXM4-80GB", 2500.0, 2400.0, 4000.0,
                        2800.0, 2700.0, "Ampere"),)
 
+    nan = float("nan")
+
     def stats(count: int, median: float, p90: float) -> ErrorStats:
         return ErrorStats(count, median, p90)
 
@@ -127,8 +132,18 @@ def fixed_validation() -> Any:
         by_device={"your CPU (Test CPU)": stats(1, 0.25, 0.25)},
         by_generation={"Ampere": stats(1, 0.1, 0.1), "Volta": stats(1, 0.15, 0.15)},
         cross_gpu_by_generation={"Ampere": cross},
-        never_fitted=(NeverFitted("Hopper", "MLPerf Training", "mlperf.csv", stats(29, 0.5, 0.527), cross),
-                      NeverFitted("Blackwell", "MLPerf Training", "mlperf.csv", stats(6, 0.4, 0.401), {})),
+        other_files=(OtherFile("Ampere", "GeForce and Titan cards", "other.csv", stats(8, 0.2, 0.25), cross, "Ampere"),
+                     OtherFile("Hopper", "MLPerf Training", "mlperf.csv", stats(29, 0.5, 0.527), cross),
+                     OtherFile("Blackwell", "MLPerf Training", "mlperf.csv", stats(6, 0.4, 0.401), {})),
+        every_generation={
+            "Volta": GenerationCheck(stats(1, 0.15, 0.15), {m: stats(0, nan, nan) for m in cross}, (DLE_SOURCE,)),
+            "Ampere": GenerationCheck(stats(9, 0.19, 0.25), cross, (DLE_SOURCE, "GeForce and Titan cards")),
+            "Hopper": GenerationCheck(stats(29, 0.5, 0.527), cross, ("MLPerf Training",)),
+            "Blackwell": GenerationCheck(stats(6, 0.4, 0.401), {m: stats(0, nan, nan) for m in cross},
+                                         ("MLPerf Training",)),
+            ALL: GenerationCheck(stats(45, 0.41, 0.52), cross,
+                                 (DLE_SOURCE, "GeForce and Titan cards", "MLPerf Training")),
+        },
     )
 
 

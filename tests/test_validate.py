@@ -242,6 +242,35 @@ def test_the_local_section_renders_and_says_what_is_held_out(tmp_path: Path) -> 
     assert "not predicted: result 2 (resnet18 on Some Unknown GPU)" in text
 
 
+def test_every_generation_sums_the_fitted_rows_and_the_other_files_on_the_same_pairs() -> None:
+    """Issue 12's table: each generation over every shipped file, then all of them; SUSPECT rows left out, every
+    method on the same pairs."""
+    from gpuwise.validate import ALL, DLE_SOURCE, METHODS, MODEL, PEAK, OtherFile, PairCheck, RowCheck, stats
+    from gpuwise.validate import every_generation as combine
+
+    def check(gpu: str, generation: str, predicted: float, notes: str = "") -> RowCheck:
+        return RowCheck(_row("resnet50", gpu=gpu, notes=notes), "resnet50", predicted, generation, generation)
+
+    checks = [check("V100-SXM2-16GB", "Volta", 110.0), check("A100-SXM4-80GB", "Ampere", 80.0),
+              check("A100-SXM4-80GB", "Ampere", 300.0, "SUSPECT: logged twice")]
+    pairs = [PairCheck("resnet50", "", "V100-SXM2-16GB", "A100-SXM4-80GB", 200.0, 210.0, 400.0, 260.0, 250.0,
+                       "Ampere")]
+    cross = {name: (0.1, -0.3) for name in METHODS}
+    others = [OtherFile("Ampere", "GeForce and Titan cards", "other.csv", stats([0.05, -0.4]), {}, "Ampere",
+                        (0.05, -0.4), cross),
+              OtherFile("Hopper", "MLPerf Training", "mlperf.csv", stats([0.3]), {}, None, (0.3,), {})]
+    found = combine(checks, pairs, others)
+    assert list(found) == ["Volta", "Ampere", "Hopper", ALL]
+    volta, ampere = checks[0].error, checks[1].error
+    assert found["Ampere"].absolute == stats([ampere, 0.05, -0.4])  # the SUSPECT row is not counted
+    assert found["Ampere"].sources == (DLE_SOURCE, "GeForce and Titan cards")
+    assert found["Ampere"].cross_gpu[MODEL] == stats([pairs[0].errors()[MODEL], 0.1, -0.3])
+    assert found["Ampere"].cross_gpu[PEAK] == stats([pairs[0].errors()[PEAK], 0.1, -0.3])
+    assert found["Hopper"].cross_gpu[MODEL].count == 0
+    assert found[ALL].absolute == stats([volta, ampere, 0.05, -0.4, 0.3])
+    assert found[ALL].cross_gpu[MODEL].count == found[ALL].cross_gpu[PEAK].count == 3
+
+
 @pytest.mark.slow
 def test_the_readme_command_end_to_end(tmp_path: Path) -> None:
     """`gpuwise validate --json` on the shipped rows and an empty store (about 45 s): every mapped row is
@@ -255,11 +284,21 @@ def test_the_readme_command_end_to_end(tmp_path: Path) -> None:
     assert all(f["source"].startswith(f"fitted without {g}") for g, f in data["fits"].items())
     rows = data["rows"]
     assert rows and {r["fitted_without"] for r in rows} == {"Volta", "Ampere"}
-    # The generations no fitted row comes from, checked frozen on the other shipped files.
-    never = {(n["generation"], n["source"]): n for n in data["never_fitted"]}
-    assert {"Ada", "Hopper", "Blackwell"} <= {g for g, _ in never} and not {"Volta", "Ampere"} & {g for g, _ in never}
-    assert never["Blackwell", "MLPerf Training"]["absolute"]["count"] >= 6
-    assert never["Hopper", "MLPerf Training"]["cross_gpu"]["model"]["count"] > 0
+    # The other shipped files, each row by the constants fitted without its generation (the shipped constants
+    # for a generation no fitted row is of), and every generation summed up over all of them.
+    others = {(n["generation"], n["source"]): n for n in data["other_files"]}
+    assert {"Turing", "Ampere", "Ada", "Hopper", "Blackwell"} <= {g for g, _ in others}
+    assert others["Blackwell", "MLPerf Training"]["absolute"]["count"] >= 6
+    assert others["Hopper", "MLPerf Training"]["cross_gpu"]["model"]["count"] > 0
+    assert others["Ampere", "GeForce and Titan cards"]["fitted_without"] == "Ampere"
+    assert others["Ada", "GeForce and Titan cards"]["fitted_without"] is None
+    every = data["every_generation"]
+    assert list(every) == ["Volta", "Turing", "Ampere", "Ada", "Hopper", "Blackwell", "all generations"]
+    assert every["all generations"]["absolute"]["count"] == data["overall"]["count"] + sum(
+        n["absolute"]["count"] for n in data["other_files"])
+    assert every["Ampere"]["absolute"]["count"] == data["by_generation"]["Ampere"]["count"] + sum(
+        n["absolute"]["count"] for n in data["other_files"] if n["generation"] == "Ampere")
+    assert all(len({s["count"] for s in g["cross_gpu"].values()}) == 1 for g in every.values())
     for r in rows:
         assert r["fitted_without"] == ("Volta" if r["gpu"].startswith("V100") else "Ampere")
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1)

@@ -116,11 +116,16 @@ def _to_dict(v: Validation) -> dict[str, object]:
             for p in v.pairs
         ],
         "fits": {k: vars(e) for k, e in v.fits.items()},
-        "never_fitted": [
-            {"generation": n.generation, "source": n.source, "file": n.file, "absolute": _stats_dict(n.absolute),
-             "cross_gpu": {k: _stats_dict(s) for k, s in n.cross_gpu.items()}}
-            for n in v.never_fitted
+        "other_files": [
+            {"generation": n.generation, "source": n.source, "file": n.file, "fitted_without": n.fitted_without,
+             "absolute": _stats_dict(n.absolute), "cross_gpu": {k: _stats_dict(s) for k, s in n.cross_gpu.items()}}
+            for n in v.other_files
         ],
+        "every_generation": {
+            g: {"sources": list(c.sources), "absolute": _stats_dict(c.absolute),
+                "cross_gpu": {k: _stats_dict(s) for k, s in c.cross_gpu.items()}}
+            for g, c in v.every_generation.items()
+        },
         "published_files": list(v.files),
         "local": {
             "store": v.store,
@@ -148,6 +153,8 @@ def _table(console: Console, title: str, *, stacked: bool = False) -> Table:
 
 
 def render(v: Validation, console: Console, show_rows: bool) -> None:
+    from gpuwise.validate import DLE_SOURCE
+
     suspect = sum(c.row.suspect for c in v.rows)
     if v.frozen:
         files = ", ".join([*v.files, *(["the shipped rows"] if v.include_shipped else [])])
@@ -158,14 +165,19 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
         )
     else:
         extra = f" and {', '.join(v.files)}" if v.files else ""
+        others = sum(o.absolute.count for o in v.other_files)
+        also = f", and {others} rows of the other shipped files" if others else ""
         console.print(
-            f"[bold]held-out validation[/bold] on {v.overall.count} published rows (NVIDIA DeepLearningExamples"
+            f"[bold]held-out validation[/bold] on {v.overall.count} published rows ({DLE_SOURCE}"
             f"{extra}; {len(v.skipped)} rows skipped and {suspect} marked SUSPECT kept out of the "
-            "statistics, see --rows): each GPU generation is predicted by constants fitted without it. The "
-            "published runs used tuned containers (DALI, channels-last, fused optimizers but for GNMT and "
-            "SQuAD's FP32/TF32 runs)."
+            f"statistics, see --rows){also}: each GPU generation is predicted by constants fitted without it. "
+            f"The {DLE_SOURCE} runs used tuned containers (DALI, channels-last, fused optimizers but for GNMT "
+            "and SQuAD's FP32/TF32 runs)."
         )
-    table = _table(console, "|predicted - measured| / measured, absolute throughput (the model)")
+    if v.every_generation:
+        render_every_generation(v, console)
+    table = _table(console, "|predicted - measured| / measured, absolute throughput (the model)"
+                   + ("" if v.frozen else f", {DLE_SOURCE}"))
     for col in ("group", "rows", "median", "p90"):
         table.add_column(col, justify="left" if col == "group" else "right")
     table.add_row("[bold]all[/bold]", str(v.overall.count), _pct(v.overall.median), _pct(v.overall.p90))
@@ -176,8 +188,8 @@ def render(v: Validation, console: Console, show_rows: bool) -> None:
             table.add_row(f"{prefix}{name}", str(s.count), _pct(s.median), _pct(s.p90))
     console.print(table)
     render_cross(v, console)
-    if v.never_fitted:
-        render_never_fitted(v, console)
+    if v.other_files:
+        render_other_files(v, console)
     if show_rows or v.frozen:
         render_rows(v, console)
     if v.store is not None:
@@ -220,15 +232,48 @@ def _cross_cells(by_method: dict[str, ErrorStats], narrow: bool) -> list[str]:
     return [str(count), *(["median\np90"] if narrow else []), *stats]
 
 
-def render_never_fitted(v: Validation, console: Console) -> None:
-    """The generations no fitted row comes from, each checked frozen on another shipped file: absolute error
-    and every cross-GPU method on the pairs predicting it."""
+def render_every_generation(v: Validation, console: Console) -> None:
+    """Every generation over every shipped file, each row and pair predicted by constants fitted without the
+    generation predicted: absolute error, then every cross-GPU method on the same pairs; the last line all of
+    them."""
+    from gpuwise.validate import ALL, METHODS
+
+    narrow = is_narrow(console)
+    table = _table(console, "every GPU generation held out, over every shipped file (median / p90 of |error|; "
+                            "each row and pair predicted by constants fitted without its generation)", stacked=True)
+    table.add_column("generation")
+    table.add_column("rows\npairs" if narrow else "rows", justify="right")
+    table.add_column("absolute", justify="right")
+    if not narrow:
+        table.add_column("pairs", justify="right")
+    else:
+        table.add_column("")
+    for name, head in zip(METHODS, _SHORT, strict=True):
+        table.add_column(head if narrow else name, justify="right", min_width=len(head) if narrow else None)
+    for generation, c in v.every_generation.items():
+        label = f"[bold]{generation}[/bold]" if generation == ALL else generation
+        pairs, *cells = _cross_cells(c.cross_gpu, narrow)
+        if narrow:
+            table.add_row(label, f"{c.absolute.count}\n{pairs}",
+                          f"{_pct(c.absolute.median)}\n{_pct(c.absolute.p90)}", *cells)
+        else:
+            table.add_row(label, str(c.absolute.count), f"{_pct(c.absolute.median)} / {_pct(c.absolute.p90)}",
+                          pairs, *cells)
+    console.print(table)
+    files = "; ".join(f"{g}: {', '.join(c.sources)}" for g, c in v.every_generation.items() if g != ALL)
+    console.print(f"rows from {files}.")
+
+
+def render_other_files(v: Validation, console: Console) -> None:
+    """The other shipped files' rows by generation, each predicted by the constants fitted without its generation
+    (the shipped ones where no fitted row is of it): absolute error and every cross-GPU method on the pairs
+    predicting it."""
     from gpuwise.validate import METHODS
 
     narrow = is_narrow(console)
-    table = _table(console, "generations the fit never sees: the shipped constants on the other shipped files, "
-                            "nothing fitted (median / p90 of |error|; each file's rows: validate --frozen "
-                            "--published FILE)", stacked=True)
+    table = _table(console, "the other shipped files, by generation: constants fitted without it (the shipped "
+                            "ones where no fitted row is of it; median / p90 of |error|; each file's rows with "
+                            "the shipped constants: validate --frozen --published FILE)", stacked=True)
     table.add_column("generation\nsource" if narrow else "generation", min_width=10 if narrow else None)
     if not narrow:
         table.add_column("source")
@@ -240,7 +285,7 @@ def render_never_fitted(v: Validation, console: Console) -> None:
         table.add_column("")
     for name, head in zip(METHODS, _SHORT, strict=True):
         table.add_column(head if narrow else name, justify="right", min_width=len(head) if narrow else None)
-    for n in v.never_fitted:
+    for n in v.other_files:
         pairs, *cells = _cross_cells(n.cross_gpu, narrow)
         if narrow:  # the rows above the pairs, the generation above the file, the median above the p90
             table.add_row(f"{n.generation}\n{n.source}", f"{n.absolute.count}\n{pairs}",
