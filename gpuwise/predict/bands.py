@@ -15,21 +15,17 @@ from collections.abc import Mapping
 # held-out GPU p90 21.8%, cross-GPU p90 11.8%, held-out CPU p90 27%; "measured" is the spread of repeated
 # CPU benches on a quiet machine (6.6% in bench_stability); each rounded up to a multiple of 5%.
 #
-# An analytical GPU prediction takes the band of its GPU's generation (``analytical:Generation``), as
-# far as that generation was checked (RESULTS.md): Volta and Ampere from validate's held-out p90 (21.2%,
-# 31.6%); Hopper from MLPerf's ResNet-50 and BERT-large on H100/H200 (absolute p90 20.9%, frozen, each
-# run priced for the pipeline its configs state) and the LLM runs held out by generation (worst 29%); Ada
-# from MLPerf on L40S (p90 25.0%, frozen, since its PCIe ring is priced at the share published PCIe rings
-# reach; 50.4% before, its two BERT rows predicted 50% fast) and the RTX 4090's TensorFlow rows (11.1%, with
-# their measured matmul rates); Blackwell from MLPerf's BERT-large on B200 and
-# GB200 (absolute p90 17.6%, frozen), one workload, so kept as wide as the widest fitted generation
-# (Ampere's); Turing from eight FP32 PyTorch ResNet rows on
-# the RTX 2080 Ti and Titan RTX (absolute p90 12.9%, frozen), kept as wide as Ampere's because its AMP
-# (GeForce tensor cores at half rate, the T4) is unchecked; a generation no published training run checks
-# (AMD's) gets more than the worst checked one.
+# An analytical GPU prediction takes the band of its GPU's generation (``analytical:Generation``): the p90 of
+# that generation in `gpuwise validate`'s first table (every generation held out, over every shipped file;
+# RESULTS.md, 2026-12-07 evening) or of the LLM runs held out by generation (`benchmarks/llm_runs.py`), whichever
+# is wider, rounded up to 5%: Volta 21.2% (39 rows), Ampere 21.7% (66 rows; LLM runs 19%), Ada 20.8% (18 rows),
+# Hopper 20.1% (29 MLPerf rows; LLM runs 21%). Wider where the data is thin: Turing's 12.9% comes from eight FP32
+# PyTorch ResNet rows on two cards of one chip, its AMP (GeForce tensor cores at half rate, the T4) unchecked;
+# Blackwell's 17.6% from MLPerf's BERT-large alone (12 rows on B200 and GB200): each kept at 35%, the widest any
+# generation had before this table. A generation no published training run checks (AMD's) gets twice that.
 BAND = {"analytical": 0.35, "analytical-cpu": 0.30, "extrapolated": 0.15, "measured": 0.10,
-        "analytical:Volta": 0.25, "analytical:Turing": 0.35, "analytical:Ampere": 0.35,
-        "analytical:Hopper": 0.30, "analytical:Ada": 0.25, "analytical:Blackwell": 0.35, "analytical:unchecked": 0.70}
+        "analytical:Volta": 0.25, "analytical:Turing": 0.35, "analytical:Ampere": 0.25,
+        "analytical:Hopper": 0.25, "analytical:Ada": 0.25, "analytical:Blackwell": 0.35, "analytical:unchecked": 0.70}
 
 
 def bands_text(bands: Mapping[str, float] = BAND) -> str:
