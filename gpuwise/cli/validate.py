@@ -236,30 +236,12 @@ def render_every_generation(v: Validation, console: Console) -> None:
     """Every generation over every shipped file, each row and pair predicted by constants fitted without the
     generation predicted: absolute error, then every cross-GPU method on the same pairs; the last line all of
     them."""
-    from gpuwise.validate import ALL, METHODS
+    from gpuwise.validate import ALL
 
-    narrow = is_narrow(console)
-    table = _table(console, "every GPU generation held out, over every shipped file (median / p90 of |error|; "
-                            "each row and pair predicted by constants fitted without its generation)", stacked=True)
-    table.add_column("generation")
-    table.add_column("rows\npairs" if narrow else "rows", justify="right")
-    table.add_column("absolute", justify="right")
-    if not narrow:
-        table.add_column("pairs", justify="right")
-    else:
-        table.add_column("")
-    for name, head in zip(METHODS, _SHORT, strict=True):
-        table.add_column(head if narrow else name, justify="right", min_width=len(head) if narrow else None)
-    for generation, c in v.every_generation.items():
-        label = f"[bold]{generation}[/bold]" if generation == ALL else generation
-        pairs, *cells = _cross_cells(c.cross_gpu, narrow)
-        if narrow:
-            table.add_row(label, f"{c.absolute.count}\n{pairs}",
-                          f"{_pct(c.absolute.median)}\n{_pct(c.absolute.p90)}", *cells)
-        else:
-            table.add_row(label, str(c.absolute.count), f"{_pct(c.absolute.median)} / {_pct(c.absolute.p90)}",
-                          pairs, *cells)
-    console.print(table)
+    _generation_table(console, "every GPU generation held out, over every shipped file (median / p90 of |error|; "
+                               "each row and pair predicted by constants fitted without its generation)",
+                      [(f"[bold]{g}[/bold]" if g == ALL else g, None, c.absolute, c.cross_gpu)
+                       for g, c in v.every_generation.items()])
     files = "; ".join(f"{g}: {', '.join(c.sources)}" for g, c in v.every_generation.items() if g != ALL)
     console.print(f"rows from {files}.")
 
@@ -268,31 +250,39 @@ def render_other_files(v: Validation, console: Console) -> None:
     """The other shipped files' rows by generation, each predicted by the constants fitted without its generation
     (the shipped ones where no fitted row is of it): absolute error and every cross-GPU method on the pairs
     predicting it."""
+    _generation_table(console, "the other shipped files, by generation: constants fitted without it (the shipped "
+                               "ones where no fitted row is of it; median / p90 of |error|; each file's rows with "
+                               "the shipped constants: validate --frozen --published FILE)",
+                      [(n.generation, n.source, n.absolute, n.cross_gpu) for n in v.other_files])
+
+
+def _generation_table(console: Console, title: str,
+                      lines: list[tuple[str, str | None, ErrorStats, dict[str, ErrorStats]]]) -> None:
+    """One line per generation (and source, where the lines give one): its rows' absolute error, then every
+    cross-GPU method on the pairs predicting it. Narrow: the rows above the pairs, the generation above the
+    source, the median above the p90."""
     from gpuwise.validate import METHODS
 
     narrow = is_narrow(console)
-    table = _table(console, "the other shipped files, by generation: constants fitted without it (the shipped "
-                            "ones where no fitted row is of it; median / p90 of |error|; each file's rows with "
-                            "the shipped constants: validate --frozen --published FILE)", stacked=True)
-    table.add_column("generation\nsource" if narrow else "generation", min_width=10 if narrow else None)
-    if not narrow:
+    sources = any(source is not None for _, source, _, _ in lines)
+    table = _table(console, title, stacked=True)
+    table.add_column("generation\nsource" if narrow and sources else "generation",
+                     min_width=10 if narrow and sources else None)
+    if sources and not narrow:
         table.add_column("source")
     table.add_column("rows\npairs" if narrow else "rows", justify="right")
     table.add_column("absolute", justify="right")
-    if not narrow:
-        table.add_column("pairs", justify="right")
-    else:
-        table.add_column("")
+    table.add_column("" if narrow else "pairs", justify="right" if not narrow else "left")
     for name, head in zip(METHODS, _SHORT, strict=True):
         table.add_column(head if narrow else name, justify="right", min_width=len(head) if narrow else None)
-    for n in v.other_files:
-        pairs, *cells = _cross_cells(n.cross_gpu, narrow)
-        if narrow:  # the rows above the pairs, the generation above the file, the median above the p90
-            table.add_row(f"{n.generation}\n{n.source}", f"{n.absolute.count}\n{pairs}",
-                          f"{_pct(n.absolute.median)}\n{_pct(n.absolute.p90)}", *cells)
+    for label, source, absolute, cross in lines:
+        pairs, *cells = _cross_cells(cross, narrow)
+        if narrow:
+            table.add_row(label if source is None else f"{label}\n{source}", f"{absolute.count}\n{pairs}",
+                          f"{_pct(absolute.median)}\n{_pct(absolute.p90)}", *cells)
         else:
-            table.add_row(n.generation, n.source, str(n.absolute.count),
-                          f"{_pct(n.absolute.median)} / {_pct(n.absolute.p90)}", pairs, *cells)
+            table.add_row(label, *([] if source is None else [source]), str(absolute.count),
+                          f"{_pct(absolute.median)} / {_pct(absolute.p90)}", pairs, *cells)
     console.print(table)
 
 
