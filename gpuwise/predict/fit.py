@@ -222,21 +222,21 @@ def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog
 # generation with one or two runs stays near its prior, one with many is told by its own.
 FLASH_SHRINKAGE = (0.15 / math.log(2)) ** 2
 
-# The share of the 16-bit tensor peak the best published forward pass of FlashAttention-2 reaches, by GPU
-# generation: the kernel PyTorch's SDPA runs (its flash backend) in the published runs on both. It does not carry
+# The best share of the 16-bit tensor peak published for FlashAttention-2, by GPU generation: the kernel
+# PyTorch's SDPA runs (its flash backend) in the published runs on both. It does not carry
 # over between generations: written for Ampere's synchronous tensor-core instructions, it leaves Hopper's
 # asynchronous ones (wgmma, TMA) unused.
 # - Ampere: "reaching 50-73% of the theoretical maximum FLOPs/s on A100" (Dao 2023, FlashAttention-2,
-#   arXiv:2307.08691, abstract): 0.73, its forward pass.
+#   arXiv:2307.08691, abstract): 0.73, reached by its forward pass.
 # - Hopper: "FlashAttention-2 achieving only 35% utilization on H100 GPUs" (Shah et al. 2024, FlashAttention-3,
 #   arXiv:2407.08608, abstract): 0.35.
 # A generation listed here is priced at its share × one scale fitted over the runs of every listed generation
-# (how much of the best forward pass's share a training step's forward and backward reach), then shrunk toward
+# (how much of the best quoted share a training step's forward and backward reach), then shrunk toward
 # that; so a generation with no runs (held out) takes its own kernel's share × the scale the others give, not
 # their fitted value. A generation not listed takes the pooled ``attention``.
 FLASH_KERNEL_SHARE = {"Ampere": 0.73, "Hopper": 0.35}
-# The scale's plausible range: a training step's forward and backward reach at most the best forward pass's
-# share (FlashAttention-2's backward runs slower than its forward, Dao 2023), and at least a quarter of it.
+# The scale's plausible range: a training step's forward and backward reach at most the best quoted share
+# (FlashAttention-2's backward runs slower than its forward, Dao 2023), and at least a quarter of it.
 _FLASH_SCALE_BOUNDS = (0.25, 1.0)
 
 
