@@ -66,7 +66,8 @@ BANDWIDTH = "bandwidth ratio"
 BLEND = "blend peak^0.3 × bandwidth^0.7"
 METHODS = (MODEL, PEAK, BANDWIDTH, BLEND)  # cross-GPU methods, each on the same pairs
 # The other shipped measurements, each from another pipeline than the rows the constants are fitted on
-# (gpuwise/data/README.md): checked frozen, file by file, never fitted on. Their label names the source.
+# (gpuwise/data/README.md): never fitted on; held-out validation predicts them file by file, each row by the
+# constants fitted without its generation (``other_files``). Their label names the source.
 SHIPPED_FROZEN = (("published_mlperf_training.csv", "MLPerf Training"),
                   ("published_other_training.csv", "GeForce and Titan cards"))
 
