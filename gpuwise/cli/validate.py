@@ -52,8 +52,8 @@ def validate_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     quiet: bool = QUIET_OPTION,
 ) -> None:
-    """Compare predictions with published measurements (held-out error by GPU generation; the generations no
-    fitted row comes from, checked frozen on the other shipped files) and with your stored measurements."""
+    """Compare predictions with published measurements (held-out error by GPU generation, over every shipped
+    file, against three rules of thumb) and with your stored measurements."""
     from gpuwise.errors import GpuwiseError
     if include_shipped and not frozen:
         raise GpuwiseError("--include-shipped goes with --frozen (without it the shipped rows are always used)")
