@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -252,17 +252,17 @@ def other_files(catalog: Catalog, fits: dict[str, Efficiency], profiles: Profile
         path = Path(str(resources.files("gpuwise.data").joinpath(name)))
         mapped, _ = mapped_rows(load_published(path), catalog, profiles)
         usable = [m for m in mapped if not m.row.suspect]
+        checks = [RowCheck(m.row, m.workload, predict_row(m, catalog, efficiency(m), profiles),
+                           group(m) if group(m) in fits else None, group(m)) for m in usable]
         pairs = _pairs(usable, catalog, efficiency, profiles, group, lambda a, b: a.row.gpu != b.row.gpu)
-        for gen in sorted({group(m) for m in usable}):
-            errors = tuple(predict_row(m, catalog, efficiency(m), profiles) / m.row.throughput - 1
-                           for m in usable if group(m) == gen)
-            cross = {name: tuple(p.errors()[name] for p in pairs if p.generation == gen) for name in METHODS}
-            found.append(OtherFile(
-                gen, source, str(path), stats(list(errors)),
-                {name: stats(list(e)) for name, e in cross.items()} if cross[MODEL] else {},
-                gen if gen in fits else None, errors, cross if cross[MODEL] else {}))
-    order = {g: i for i, g in enumerate(GENERATION_ORDER)}
-    return tuple(sorted(found, key=lambda n: (order.get(n.generation, len(order)), n.generation, n.source)))
+        absolute, cross = _by_generation(checks, pairs)
+        for gen, errors in absolute.items():
+            by_method = {name: tuple(cross[gen][name]) for name in METHODS} if gen in cross else {}
+            found.append(OtherFile(gen, source, str(path), stats(errors),
+                                   {name: stats(list(e)) for name, e in by_method.items()},
+                                   gen if gen in fits else None, tuple(errors), by_method))
+    rank = {g: i for i, g in enumerate(_oldest_first({n.generation for n in found}))}
+    return tuple(sorted(found, key=lambda n: (rank[n.generation], n.source)))
 
 
 def every_generation(checks: Sequence[RowCheck], pairs: Sequence[PairCheck], others: Sequence[OtherFile]
@@ -270,24 +270,14 @@ def every_generation(checks: Sequence[RowCheck], pairs: Sequence[PairCheck], oth
     """Each generation's held-out rows and the pairs predicting it over the fitted rows (``checks``, ``pairs``:
     SUSPECT rows left out) and the other shipped files, oldest generation first, then ``ALL``: every method on
     the same pairs."""
-    absolute: dict[str, list[float]] = defaultdict(list)
-    cross: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    sources: dict[str, list[str]] = defaultdict(list)
-    for c in checks:
-        if not c.row.suspect:
-            absolute[c.generation].append(c.error)
-            if DLE_SOURCE not in sources[c.generation]:
-                sources[c.generation].append(DLE_SOURCE)
-    for p in pairs:
-        for name, error in p.errors().items():
-            cross[p.generation][name].append(error)
+    absolute, cross = _by_generation(checks, pairs)
+    sources: dict[str, list[str]] = defaultdict(list, {g: [DLE_SOURCE] for g in absolute})
     for o in others:
         absolute[o.generation] += o.errors
         sources[o.generation].append(o.source)
         for name, errors in o.cross_errors.items():
             cross[o.generation][name] += errors
-    order = {g: i for i, g in enumerate(GENERATION_ORDER)}
-    gens = sorted(absolute, key=lambda g: (order.get(g, len(order)), g))
+    gens = _oldest_first(absolute)
 
     def check(rows: list[float], by_method: dict[str, list[float]], files: list[str]) -> GenerationCheck:
         return GenerationCheck(stats(rows), {name: stats(by_method.get(name, [])) for name in METHODS},
@@ -302,6 +292,27 @@ def every_generation(checks: Sequence[RowCheck], pairs: Sequence[PairCheck], oth
 
 # Generations oldest first, as tables list them.
 GENERATION_ORDER = ("Volta", "Turing", "Ampere", "Ada", "Hopper", "Blackwell")
+
+
+def _oldest_first(generations: Iterable[str]) -> list[str]:
+    """``generations`` in ``GENERATION_ORDER``, any other after them by name."""
+    order = {g: i for i, g in enumerate(GENERATION_ORDER)}
+    return sorted(generations, key=lambda g: (order.get(g, len(order)), g))
+
+
+def _by_generation(checks: Sequence[RowCheck], pairs: Sequence[PairCheck]
+                   ) -> tuple[defaultdict[str, list[float]], defaultdict[str, defaultdict[str, list[float]]]]:
+    """The signed errors of ``checks`` (SUSPECT rows left out) by the row's generation, and of ``pairs`` by the
+    generation predicted and method: what the per-generation tables summarise."""
+    absolute: defaultdict[str, list[float]] = defaultdict(list)
+    cross: defaultdict[str, defaultdict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for c in checks:
+        if not c.row.suspect:
+            absolute[c.generation].append(c.error)
+    for pair in pairs:
+        for name, error in pair.errors().items():
+            cross[pair.generation][name].append(error)
+    return absolute, cross
 
 
 def validate_frozen(
@@ -380,11 +391,7 @@ def _summary(checks: Sequence[RowCheck], pairs: Sequence[PairCheck]) -> dict[str
         by["by_workload"][c.workload].append(c.error)
         by["by_family"][get_workload(c.workload).family].append(c.error)
         by["by_gpu_count"]["1 GPU" if c.row.num_gpus == 1 else "several GPUs"].append(c.error)
-        by["by_generation"][c.generation].append(c.error)
-    cross_by_generation: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for pair in pairs:
-        for name, error in pair.errors().items():
-            cross_by_generation[pair.generation][name].append(error)
+    by["by_generation"], cross_by_generation = _by_generation(checks, pairs)
     return {
         **{name: {k: stats(v) for k, v in sorted(by[name].items())}
            for name in ("by_gpu", "by_workload", "by_family", "by_gpu_count", "by_generation")},
