@@ -9,7 +9,8 @@ The shipped constants include a fused attention kernel's efficiency, pooled and 
 fitted on these same runs (``gpuwise.predict.fit.fit_attention``), so the shipped errors are in-sample.
 The held-out column predicts each run with them refitted without its generation's runs (its generation
 then takes its own kernel's published share of the tensor peak × the scale the others' runs give,
-``FLASH_KERNEL_SHARE``): the error on a generation no LLM run of which was fitted on. The FP8 runs
+``FLASH_KERNEL_SHARE``), and without its generation's scale (``Efficiency.generation_scale``, fitted on the other
+published files' rows of it): the error on a generation nothing of which was fitted on. The FP8 runs
 (torchtitan's float8 converter) are fitted on by nothing: the attention fit reads the bf16 runs only
 (``gpuwise.predict.fit.usable_llm_runs``), so their errors are out of sample.
 
@@ -68,7 +69,9 @@ def main() -> None:
             continue
         family = catalog.get(row.gpu).generation
         if family not in held_out_fits:
-            held_out_fits[family] = fit_attention(usable, shipped, catalog, profiles, exclude=family)
+            scales = {g: s for g, s in shipped.generation_scale.items() if g != family}
+            unseen = replace(shipped, generation_scale=scales)
+            held_out_fits[family] = fit_attention(usable, unseen, catalog, profiles, exclude=family)
         held_out = held_out_fits[family]
         results.append(_predict(run, profiles, shipped) | {
             "generation": family, "held_out_error": _predict(run, profiles, held_out)["error"]})
@@ -106,7 +109,7 @@ def main() -> None:
     print(f"\n{len(results)} runs predicted, {len(skipped)} skipped, {len(unfit)} predicted not to fit")
     print(f"bf16 ({len(results_bf16)} runs): |error| median {_pct(summary['median_abs_error'])}, worst "
           f"{_pct(summary['worst_abs_error'])}, signed median {_pct(summary['signed_median_error'])}")
-    print(f"held out by generation (attention refitted without its runs): |error| median "
+    print(f"held out by generation (attention refitted without its runs, no scale of its own): |error| median "
           f"{_pct(summary['held_out_median_abs_error'])}, worst {_pct(summary['held_out_worst_abs_error'])}")
     for family, errs in sorted(by_generation.items()):
         print(f"  {family}: {len(errs)} runs, signed median {_pct(statistics.median(errs))}, flash attention "

@@ -14,7 +14,8 @@ Frozen (``validate_frozen``): the rows of the user's files predicted by the ship
 fitting nothing; how a user checks the shipped model on their own cluster, and how the project
 is scored on data it never saw. The held-out validation adds the other shipped files (``other_files``:
 MLPerf's runs, the GeForce and Titan cards), each row predicted by the constants fitted without its
-generation (the shipped ones for a generation no fitted row comes from: Turing, Ada, Hopper, Blackwell),
+generation (the shipped kernel constants for a generation the kernel fit reads no row of: Turing, Ada, Hopper,
+Blackwell; every other generation's scale, ``fit.fit_generation_scale``, fitted on all the files without it),
 and sums every generation up on all of them (``every_generation``).
 
 The published rows are predicted for the pipeline they ran (``fit.row_pipeline``: NVIDIA's
@@ -65,9 +66,10 @@ PEAK = "peak FLOP/s ratio"
 BANDWIDTH = "bandwidth ratio"
 BLEND = "blend peak^0.3 × bandwidth^0.7"
 METHODS = (MODEL, PEAK, BANDWIDTH, BLEND)  # cross-GPU methods, each on the same pairs
-# The other shipped measurements, each from another pipeline than the rows the constants are fitted on
-# (gpuwise/data/README.md): never fitted on; held-out validation predicts them file by file, each row by the
-# constants fitted without its generation (``other_files``). Their label names the source.
+# The other shipped measurements, each from another pipeline than the rows the kernel constants are fitted on
+# (gpuwise/data/README.md): only each generation's scale is fitted on them (``fit.fit_generation_scale``);
+# held-out validation predicts them file by file, each row by the constants fitted without its generation
+# (``other_files``). Their label names the source.
 SHIPPED_FROZEN = (("published_mlperf_training.csv", "MLPerf Training"),
                   ("published_other_training.csv", "GeForce and Titan cards"))
 
@@ -162,14 +164,14 @@ class Validation:
 @dataclass(frozen=True)
 class OtherFile:
     """One GPU generation's rows in one of the other shipped files (``SHIPPED_FROZEN``), predicted by the
-    constants fitted without that generation: the shipped ones where no fitted row is of it."""
+    constants fitted without that generation (``fit.held_out``)."""
 
     generation: str
     source: str  # the file's label (``SHIPPED_FROZEN``)
     file: str  # its path, for ``validate --frozen --published FILE --rows``
     absolute: ErrorStats
     cross_gpu: dict[str, ErrorStats]  # pairs predicting this generation, by ``METHODS`` name; empty if none
-    fitted_without: str | None = None  # the generation held out of the constants; None: the shipped constants
+    fitted_without: str | None = None  # the generation held out of the constants
     errors: tuple[float, ...] = ()  # each row's signed error, for ``every_generation``
     cross_errors: dict[str, tuple[float, ...]] = field(default_factory=dict)  # each pair's, by method
 
@@ -216,7 +218,8 @@ def validate(
     def group(m: MappedRow) -> str:
         return generation(m, catalog)
 
-    fits = held_out(mapped, catalog, profiles, group)
+    others = other_shipped_rows(catalog, profiles) if shipped_frozen else []
+    fits = held_out(mapped, catalog, profiles, [m for *_, rows in others for m in rows])
     checks = tuple(
         RowCheck(m.row, m.workload, predict_row(m, catalog, fits[group(m)], profiles), group(m), group(m))
         for m in mapped
@@ -225,42 +228,47 @@ def validate(
     # one generation would compare two GPUs the held-out fit treats alike.
     pairs = _pairs(mapped, catalog, lambda b: fits[group(b)], profiles, group,
                    lambda a, b: group(a) != group(b))
-    others = other_files(catalog, fits, profiles) if shipped_frozen else ()
+    found = other_files(catalog, fits, others, profiles)
     return Validation(
         rows=checks, skipped=tuple(skipped), pairs=pairs, fits=fits, files=tuple(str(p) for p in published),
-        other_files=others, every_generation=every_generation(checks, pairs, others) if shipped_frozen else {},
+        other_files=found, every_generation=every_generation(checks, pairs, found) if shipped_frozen else {},
         **_summary(checks, pairs), **(local_checks(catalog, store_path) if local else {}),
     )
 
 
-def other_files(catalog: Catalog, fits: dict[str, Efficiency], profiles: ProfileCache | None = None
-                ) -> tuple[OtherFile, ...]:
-    """Each generation's rows in each file of ``SHIPPED_FROZEN``, and the cross-GPU pairs predicting it among that
-    file's rows (pipelines differ between files), by the constants fitted without the generation (``fits``; the
-    shipped constants for a generation no fitted row is of)."""
-    profiles = profiles if profiles is not None else ProfileCache()
-    shipped = shipped_efficiency()
+def other_shipped_rows(catalog: Catalog, profiles: ProfileCache) -> list[tuple[str, Path, list[MappedRow]]]:
+    """The rows of each file of ``SHIPPED_FROZEN`` that gpuwise can predict, with the file's label and path."""
+    found = []
+    for name, source in SHIPPED_FROZEN:
+        path = Path(str(resources.files("gpuwise.data").joinpath(name)))
+        found.append((source, path, mapped_rows(load_published(path), catalog, profiles)[0]))
+    return found
+
+
+def other_files(catalog: Catalog, fits: dict[str, Efficiency], files: Sequence[tuple[str, Path, list[MappedRow]]],
+                profiles: ProfileCache) -> tuple[OtherFile, ...]:
+    """Each generation's rows in each of ``files`` (``other_shipped_rows``), and the cross-GPU pairs predicting it
+    among that file's rows (pipelines differ between files), by the constants fitted without the generation
+    (``fits``)."""
 
     def group(m: MappedRow) -> str:
         return generation(m, catalog)
 
     def efficiency(m: MappedRow) -> Efficiency:
-        return fits.get(group(m), shipped)
+        return fits[group(m)]
 
     found = []
-    for name, source in SHIPPED_FROZEN:
-        path = Path(str(resources.files("gpuwise.data").joinpath(name)))
-        mapped, _ = mapped_rows(load_published(path), catalog, profiles)
+    for source, path, mapped in files:
         usable = [m for m in mapped if not m.row.suspect]
-        checks = [RowCheck(m.row, m.workload, predict_row(m, catalog, efficiency(m), profiles),
-                           group(m) if group(m) in fits else None, group(m)) for m in usable]
+        checks = [RowCheck(m.row, m.workload, predict_row(m, catalog, efficiency(m), profiles), group(m), group(m))
+                  for m in usable]
         pairs = _pairs(usable, catalog, efficiency, profiles, group, lambda a, b: a.row.gpu != b.row.gpu)
         absolute, cross = _by_generation(checks, pairs)
         for gen, errors in absolute.items():
             by_method = {name: tuple(cross[gen][name]) for name in METHODS} if gen in cross else {}
             found.append(OtherFile(gen, source, str(path), stats(errors),
                                    {name: stats(list(e)) for name, e in by_method.items()},
-                                   gen if gen in fits else None, tuple(errors), by_method))
+                                   gen, tuple(errors), by_method))
     rank = {g: i for i, g in enumerate(_oldest_first({n.generation for n in found}))}
     return tuple(sorted(found, key=lambda n: (rank[n.generation], n.source)))
 

@@ -165,7 +165,7 @@ def test_a_generation_alone_in_the_data_falls_back_to_the_defaults() -> None:
     catalog = load_catalog()
     m = map_row(_row("resnet18", gpu="L4"))
     assert isinstance(m, MappedRow)
-    fits = held_out([m], catalog, ProfileCache(), lambda r: generation(r, catalog))
+    fits = held_out([m], catalog, ProfileCache())
     assert list(fits) == ["Ada"] and fits["Ada"].source.startswith("defaults (no single-GPU row outside Ada")
 
 

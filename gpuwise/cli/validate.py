@@ -247,12 +247,11 @@ def render_every_generation(v: Validation, console: Console) -> None:
 
 
 def render_other_files(v: Validation, console: Console) -> None:
-    """The other shipped files' rows by generation, each predicted by the constants fitted without its generation
-    (the shipped ones where no fitted row is of it): absolute error and every cross-GPU method on the pairs
-    predicting it."""
-    _generation_table(console, "the other shipped files, by generation: constants fitted without it (the shipped "
-                               "ones where no fitted row is of it; median / p90 of |error|; each file's rows with "
-                               "the shipped constants: validate --frozen --published FILE)",
+    """The other shipped files' rows by generation, each predicted by the constants fitted without its generation:
+    absolute error and every cross-GPU method on the pairs predicting it."""
+    _generation_table(console, "the other shipped files, by generation: constants fitted without it (median / p90 "
+                               "of |error|; each file's rows with the shipped constants: validate --frozen "
+                               "--published FILE)",
                       [(n.generation, n.source, n.absolute, n.cross_gpu) for n in v.other_files])
 
 

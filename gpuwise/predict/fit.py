@@ -2,17 +2,19 @@
 
 Only the shipped published files are fitted on: the kernel constants on the NVIDIA
 DeepLearningExamples rows (single-GPU, not SUSPECT), then how much a GPU's step varies, per workload
-family, on their multi-GPU rows (``fit_step_spread``: the wait for the slowest GPU), then a fused
-attention kernel's efficiency on the published LLM runs, pooled, as a scale of each generation's published
-kernel share, and per GPU generation (``fit_attention``), the others held fixed.
-`gpuwise validate` reports the error of predictions on GPUs the fit did not see (fit on V100,
-predict A100, and the reverse); ``benchmarks/llm_runs.py`` does the same for the LLM runs.
+family, on their multi-GPU rows (``fit_step_spread``: the wait for the slowest GPU), then how fast each GPU
+generation's kernels run against those shared constants, on every shipped file's rows of it, shrunk toward
+them (``fit_generation_scale``), then a fused attention kernel's efficiency on the published LLM runs, pooled,
+as a scale of each generation's published kernel share, and per GPU generation (``fit_attention``), the others
+held fixed. `gpuwise validate` reports the error of predictions on GPU generations the fit did not see (each
+generation held out in turn); ``benchmarks/llm_runs.py`` does the same for the LLM runs.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -214,6 +216,54 @@ def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog
                                       f"rows ({counts}), each family shrunk toward the global spread")
 
 
+# ------------------------------------------------------------------ per generation: how fast its kernels run
+
+# How strongly a generation's scale (``Efficiency.generation_scale``) is pulled toward 1, the constants shared by
+# every generation: a ridge penalty on its log, the MAP weight of a log-normal prior that a generation's kernels run
+# within 25% of the shared constants (sigma = ln 1.25) against how far one published source's setting sits from
+# the model's (sigma ~ 0.1 in log: the mean errors of the DeepLearningExamples sources, six workloads on each of
+# Volta and Ampere, spread 0.06 around the constants fitted on them; the other files' pipelines sit farther).
+# Each source counts once, not each row: a source is one workload in one published file (one README's tables,
+# MLPerf's submissions of one benchmark, which run one reference implementation), whose rows share a software
+# stack and a data pipeline, so their errors move together. A generation told by one source keeps about 5/6 of
+# what its rows say; by five, about 96%.
+GENERATION_SHRINKAGE = (0.1 / math.log(1.25)) ** 2
+_GENERATION_SCALE_BOUNDS = (0.5, 2.0)
+
+
+def fit_generation_scale(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog, profiles: ProfileCache,
+                         *, exclude: str | None = None) -> Efficiency:
+    """``eff`` with a scale per GPU generation (but ``exclude``) of how fast its kernels run against ``eff``'s
+    shared constants: each minimises, over the sources of its rows (a workload in a published file), the mean
+    squared log error of a source's rows, summed, plus ``GENERATION_SHRINKAGE`` × its squared log. Every
+    non-suspect row of at most one node counts, multi-GPU ones too (Hopper's and Blackwell's published rows are
+    all of 4 or 8 GPUs): within a node the step is mostly the GPU's kernels, beyond it the network's. A
+    hierarchical fit: the shared constants are fitted on the generations the kernel fit reads (``fit``), each
+    generation's deviation from them here, shrunk toward none, so a generation with little data borrows the
+    others'."""
+    by_generation: dict[str, dict[str, list[MappedRow]]] = {}
+    for m in rows:
+        if m.row.suspect or m.row.num_gpus > parallel.GPUS_PER_NODE or (gen := generation(m, catalog)) == exclude:
+            continue
+        by_generation.setdefault(gen, {}).setdefault(f"{m.workload} in {m.row.file}", []).append(m)
+    shared = replace(eff, generation_scale={})
+    scales: dict[str, float] = {}
+    for gen, sources in sorted(by_generation.items()):
+
+        def loss(log_scale: float, gen: str = gen, sources: dict[str, list[MappedRow]] = sources) -> float:
+            trial = replace(shared, generation_scale={gen: math.exp(log_scale)})
+            misfit = sum(statistics.fmean(math.log(predict_row(m, catalog, trial, profiles) / m.row.throughput) ** 2
+                                          for m in members) for members in sources.values())
+            return misfit + GENERATION_SHRINKAGE * log_scale ** 2
+
+        scales[gen] = _fit_in_log(loss, _GENERATION_SCALE_BOUNDS, xatol=1e-4)
+    counts = ", ".join(f"{g} {sum(map(len, s.values()))} rows of {len(s)} source{'s' if len(s) > 1 else ''}"
+                       for g, s in sorted(by_generation.items()))
+    return replace(eff, generation_scale=scales,
+                   generation_scale_source=f"fitted on the published rows of at most one node ({counts}), each "
+                                           "generation shrunk toward the shared constants")
+
+
 # ------------------------------------------------------------------ flash attention, from LLM runs
 
 # How strongly a generation's flash-attention efficiency is pulled toward its prior (below): a ridge penalty on
@@ -342,19 +392,25 @@ def usable_llm_runs(catalog: Catalog) -> list[LlmRun]:
             and not r.fp8]
 
 
-def held_out(
-    mapped: list[MappedRow], catalog: Catalog, profiles: ProfileCache, group: Callable[[MappedRow], str]
-) -> dict[str, Efficiency]:
-    """For each group (e.g. GPU generation), the constants fitted on every other group."""
-    groups = sorted({group(m) for m in mapped})
+def held_out(mapped: list[MappedRow], catalog: Catalog, profiles: ProfileCache, others: Sequence[MappedRow] = ()
+             ) -> dict[str, Efficiency]:
+    """For each GPU generation of ``mapped`` (the rows the kernel fit reads) and ``others`` (the other shipped
+    files' rows), the constants fitted without it: the kernel constants and step spread on ``mapped``'s other
+    generations (for a generation ``mapped`` has none of: the shipped ones), then every other generation's scale on
+    the rows of both (``fit_generation_scale``); the held-out generation runs at 1."""
+    everything = [*mapped, *others]
     fits = {}
-    for g in groups:
-        others = [m for m in mapped if group(m) != g]
-        try:
-            fits[g] = fit_step_spread(others, fit(others, catalog, profiles, source=f"fitted without {g}"),
-                                      catalog, profiles)
-        except ValueError:  # every single-GPU row is of this generation: nothing else to fit on
-            fits[g] = replace(Efficiency(), source=f"defaults (no single-GPU row outside {g} to fit on)")
+    for g in sorted({generation(m, catalog) for m in everything}):
+        fitted = [m for m in mapped if generation(m, catalog) != g]
+        if len(fitted) == len(mapped):
+            shared = replace(shipped_efficiency(), source=f"the shipped constants ({g} not among their rows)")
+        else:
+            try:
+                shared = fit_step_spread(fitted, fit(fitted, catalog, profiles, source=f"fitted without {g}"),
+                                         catalog, profiles)
+            except ValueError:  # every single-GPU row is of this generation: nothing else to fit on
+                shared = replace(Efficiency(), source=f"defaults (no single-GPU row outside {g} to fit on)")
+        fits[g] = fit_generation_scale(everything, shared, catalog, profiles, exclude=g)
     return fits
 
 
@@ -371,13 +427,15 @@ def main() -> None:
     """Fit on all usable published rows and write the shipped constants."""
     from gpuwise.hardware.catalog import load_catalog
     from gpuwise.predict.published import load_published
-    from gpuwise.validate import mapped_rows  # validate builds on this module: imported when the fit runs
+    from gpuwise.validate import mapped_rows, other_shipped_rows  # validate builds on this module: imported here
 
     catalog = load_catalog()
-    mapped, _ = mapped_rows(load_published(), catalog)  # read as validate reads them (FP32 rows as they ran)
     profiles = ProfileCache()
+    mapped, _ = mapped_rows(load_published(), catalog, profiles)  # read as validate reads them (FP32 as they ran)
+    others = [m for *_, rows in other_shipped_rows(catalog, profiles) for m in rows]
     eff = fit(mapped, catalog, profiles, source="fitted on the published NVIDIA DeepLearningExamples rows")
     eff = fit_step_spread(mapped, eff, catalog, profiles)
+    eff = fit_generation_scale([*mapped, *others], eff, catalog, profiles)
     eff = fit_attention(usable_llm_runs(catalog), eff, catalog, profiles)
     save(eff, shipped_file(FITTED_FILE))
     print(json.dumps(asdict(eff), indent=2))

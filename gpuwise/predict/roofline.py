@@ -24,7 +24,7 @@ which kernels run, so constants fitted on tuned runs apply to eager predictions.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gpuwise.config import Precision
 from gpuwise.profile import ops
@@ -236,6 +236,24 @@ class Efficiency:
     step_spread: dict[str, float] = field(default_factory=dict)
     step_spread_global: float = 0.0
     step_spread_source: str = ""
+    # How fast a GPU generation's kernels run against the constants above (a multiple of every kernel efficiency
+    # and streaming rate but the fused attention kernel's, which ``flash_attention`` gives per generation already),
+    # fitted on the shipped published rows of the generation and shrunk toward 1
+    # (``gpuwise.predict.fit.fit_generation_scale``); a generation without rows runs at 1.
+    generation_scale: dict[str, float] = field(default_factory=dict)
+    generation_scale_source: str = ""
+
+    def at_generation(self, generation: str) -> Efficiency:
+        """The constants a GPU of ``generation`` runs at: its ``generation_scale`` × each kernel efficiency and
+        streaming rate (the fixed costs per kernel and per op, the fused attention kernel's and the step spread
+        kept)."""
+        scale = self.generation_scale.get(generation, 1.0)
+        if scale == 1.0:
+            return self
+        return replace(self, matmul=self.matmul * scale, conv=self.conv * scale,
+                       grouped_conv=self.grouped_conv * scale, rnn=self.rnn * scale, simt=self.simt * scale,
+                       bandwidth=self.bandwidth * scale, sm_stream_gbps=self.sm_stream_gbps * scale,
+                       generation_scale={})
 
     def for_kind(self, kind: str, *, flash_family: str | None = None) -> float:
         """The efficiency of an op kind; ``flash_family``: attention runs a fused kernel on a GPU of that
@@ -400,6 +418,8 @@ def step_time(profile: Profile, device: DeviceRates, eff: Efficiency, pipeline: 
     """The sum of ``op_cost`` over the profile's ops (the optimizer as one fused kernel where the pipeline
     fuses it); the device and the host overlap on a GPU and add on a CPU."""
     precision = profile.precision
+    if device.is_gpu:
+        eff = eff.at_generation(device.family)
     compute_s = memory_s = latency_s = host_s = backward_s = 0.0
     by_kind: dict[str, float] = {}
     fuse_optimizer = pipeline.fused_optimizer and device.is_gpu
