@@ -280,18 +280,24 @@ def test_the_readme_command_end_to_end(tmp_path: Path) -> None:
     result = CliRunner().invoke(get_app(), ["validate", "--json", "--db", str(tmp_path / "results.db")])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data["fits"]) == {"Volta", "Ampere"}
-    assert all(f["source"].startswith(f"fitted without {g}") for g, f in data["fits"].items())
+    # A fit per generation of any shipped file: the kernel constants fitted without it where the
+    # DeepLearningExamples rows have it (Volta, Ampere), the shipped ones otherwise; every other generation's
+    # scale, never its own.
+    assert set(data["fits"]) == {"Volta", "Turing", "Ampere", "Ada", "Hopper", "Blackwell"}
+    for g, f in data["fits"].items():
+        shared = f"fitted without {g}" if g in ("Volta", "Ampere") else f"the shipped constants ({g} not among"
+        assert f["source"].startswith(shared)
+        assert g not in f["generation_scale"] and len(f["generation_scale"]) == 5
     rows = data["rows"]
     assert rows and {r["fitted_without"] for r in rows} == {"Volta", "Ampere"}
-    # The other shipped files, each row by the constants fitted without its generation (the shipped constants
-    # for a generation no fitted row is of), and every generation summed up over all of them.
+    # The other shipped files, each row by the constants fitted without its generation, and every generation
+    # summed up over all of them.
     others = {(n["generation"], n["source"]): n for n in data["other_files"]}
     assert {"Turing", "Ampere", "Ada", "Hopper", "Blackwell"} <= {g for g, _ in others}
     assert others["Blackwell", "MLPerf Training"]["absolute"]["count"] >= 6
     assert others["Hopper", "MLPerf Training"]["cross_gpu"]["model"]["count"] > 0
     assert others["Ampere", "GeForce and Titan cards"]["fitted_without"] == "Ampere"
-    assert others["Ada", "GeForce and Titan cards"]["fitted_without"] is None
+    assert others["Ada", "GeForce and Titan cards"]["fitted_without"] == "Ada"
     every = data["every_generation"]
     assert list(every) == ["Volta", "Turing", "Ampere", "Ada", "Hopper", "Blackwell", "all generations"]
     assert every["all generations"]["absolute"]["count"] == data["overall"]["count"] + sum(
