@@ -399,11 +399,12 @@ def held_out(mapped: list[MappedRow], catalog: Catalog, profiles: ProfileCache, 
     generations (for a generation ``mapped`` has none of: the shipped ones), then every other generation's scale on
     the rows of both (``fit_generation_scale``); the held-out generation runs at 1."""
     everything = [*mapped, *others]
+    shipped = shipped_efficiency()
     fits = {}
     for g in sorted({generation(m, catalog) for m in everything}):
         fitted = [m for m in mapped if generation(m, catalog) != g]
         if len(fitted) == len(mapped):
-            shared = replace(shipped_efficiency(), source=f"the shipped constants ({g} not among their rows)")
+            shared = replace(shipped, source=f"the shipped constants ({g} not among their rows)")
         else:
             try:
                 shared = fit_step_spread(fitted, fit(fitted, catalog, profiles, source=f"fitted without {g}"),

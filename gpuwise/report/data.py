@@ -326,11 +326,12 @@ def _gpu_roof(gpu: GPU, precision: Precision, eff: Efficiency) -> Roof:
     on_cuda_cores = precision is Precision.FP32 or (precision is Precision.TF32 and gpu.tf32_tflops is None)
     fraction, what = (eff.simt, "simt") if on_cuda_cores else (eff.matmul, "matmul")
     share = "" if on_cuda_cores or achievable == peak else f" × {achievable / peak:.2f} ({gpu.achievable_basis})"
+    at = eff.at_generation(gpu.generation)  # what the step is priced at: the fitted fractions × its scale
     scale = eff.generation_scale.get(gpu.generation, 1.0)
     scaled = "" if scale == 1.0 else f" × {scale:.2f} ({gpu.generation}'s scale, {eff.generation_scale_source})"
     return Roof(
-        device=gpu.name, is_gpu=True, compute_tflops=achievable * fraction * scale,
-        bandwidth_gbps=rates.memory_gbps * eff.bandwidth * scale,
+        device=gpu.name, is_gpu=True, compute_tflops=achievable * (at.simt if on_cuda_cores else at.matmul),
+        bandwidth_gbps=rates.memory_gbps * at.bandwidth,
         compute_source=f"{peak:g} TFLOP/s dense peak (catalog){share} × {fraction:.2f} ('{what}' efficiency, "
                        f"{eff.source}){scaled}",
         bandwidth_source=f"{gpu.memory_bandwidth_gbps:g} GB/s ({gpu.sources.get('memory_bandwidth_gbps', 'catalog')})"
