@@ -3,6 +3,7 @@ and shrunk toward 1 (``gpuwise.predict.fit.fit_generation_scale``), and what it 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -74,3 +75,20 @@ def test_a_generation_s_scale_speeds_its_kernels_not_its_fixed_costs_nor_fused_a
     assert scaled.latency_s == base.latency_s and scaled.host_s == base.host_s
     assert scaled.device_s - scaled.latency_s == pytest.approx((base.device_s - base.latency_s) / 2)
     assert step_time(p, h100, eff) == step_time(p, h100, plain)  # another generation's GPU: as before
+
+
+def test_a_source_of_many_rows_outweighs_a_source_of_one() -> None:
+    catalog, profiles, eff = load_catalog(), ProfileCache(), Efficiency(source="shared")
+
+    def share_taken(lone_slower: float, many_slower: float) -> float:
+        """How much of the way from 1 to 1 / 1.3 the fitted Ada scale goes (in log)."""
+        lone = _rows("L4", lone_slower, "a blog", 1, profiles, eff)
+        many = [replace(m, row=replace(m.row, file="readme.csv")) for m in _rows("L4", many_slower, "a README", 4,
+                                                                                 profiles, eff)]
+        scale = fit_generation_scale([*lone, *many], eff, catalog, profiles).generation_scale["Ada"]
+        return math.log(scale) / math.log(1 / 1.3)
+
+    # one row says 30% slower, four rows of another source say as the constants: the four decide more of it
+    assert 0.0 < share_taken(1.3, 1.0) < 0.45
+    # the other way round: the four rows' 30% carries the scale more than half the way
+    assert 0.5 < share_taken(1.0, 1.3) < 1.0

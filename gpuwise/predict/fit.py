@@ -218,50 +218,92 @@ def fit_step_spread(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog
 
 # ------------------------------------------------------------------ per generation: how fast its kernels run
 
-# How strongly a generation's scale (``Efficiency.generation_scale``) is pulled toward 1, the constants shared by
-# every generation: a ridge penalty on its log, the MAP weight of a log-normal prior that a generation's kernels run
-# within 25% of the shared constants (sigma = ln 1.25) against how far one published source's setting sits from
-# the model's (sigma ~ 0.1 in log: the mean errors of the DeepLearningExamples sources, six workloads on each of
-# Volta and Ampere, spread 0.06 around the constants fitted on them; the other files' pipelines sit farther).
-# Each source counts once, not each row: a source is one workload in one published file (one README's tables,
-# MLPerf's submissions of one benchmark, which run one reference implementation), whose rows share a software
-# stack and a data pipeline, so their errors move together. A generation told by one source keeps about 5/6 of
-# what its rows say; by five, about 96%.
-GENERATION_SHRINKAGE = (0.1 / math.log(1.25)) ** 2
+# How a generation's scale (``Efficiency.generation_scale``) weighs its sources against the prior that it is 1, the
+# constants shared by every generation. A random-effects model of the log errors (predicted / measured) at the
+# shared constants: a row's error is its generation's (what the scale takes out) + its source's + its own. A source
+# is one workload in one published file (one README's tables, MLPerf's submissions of one benchmark, which run one
+# reference implementation), whose rows share a software stack and a data pipeline, so their errors move together:
+# its mean error has variance ROW_SPREAD^2 / n + SOURCE_SPREAD^2, so a source of many rows weighs more than one of
+# a single row, but never more than one source's setting can say. Both measured on the shipped rows of at most one
+# node at the constants the kernel fit gives, before any scale (``source_spreads``; `python -m
+# gpuwise.predict.fit` prints them): rows about their source's mean 0.106 (145 rows in sources of 2 or more);
+# sources about their generation's, beyond what their rows' spread explains (DerSimonian-Laird), 0.076 over every
+# generation of 2 or more sources.
+# The prior: a generation's kernels run within 25% of the shared constants (a log-normal, sigma = ln 1.25).
+ROW_SPREAD = 0.1
+SOURCE_SPREAD = 0.08
+GENERATION_SPREAD = math.log(1.25)
 _GENERATION_SCALE_BOUNDS = (0.5, 2.0)
 
 
-def fit_generation_scale(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog, profiles: ProfileCache,
-                         *, exclude: str | None = None) -> Efficiency:
-    """``eff`` with a scale per GPU generation (but ``exclude``) of how fast its kernels run against ``eff``'s
-    shared constants: each minimises, over the sources of its rows (a workload in a published file), the mean
-    squared log error of a source's rows, summed, plus ``GENERATION_SHRINKAGE`` × its squared log. Every
-    non-suspect row of at most one node counts, multi-GPU ones too (Hopper's and Blackwell's published rows are
-    all of 4 or 8 GPUs): within a node the step is mostly the GPU's kernels, beyond it the network's. A
-    hierarchical fit: the shared constants are fitted on the generations the kernel fit reads (``fit``), each
-    generation's deviation from them here, shrunk toward none, so a generation with little data borrows the
-    others'."""
+def _usable_by_generation(rows: Iterable[MappedRow], catalog: Catalog, exclude: str | None = None
+                          ) -> dict[str, dict[str, list[MappedRow]]]:
+    """The rows the generation scales are fitted on, by generation, then by source (a workload in a file)."""
     by_generation: dict[str, dict[str, list[MappedRow]]] = {}
     for m in rows:
         if m.row.suspect or m.row.num_gpus > parallel.GPUS_PER_NODE or (gen := generation(m, catalog)) == exclude:
             continue
         by_generation.setdefault(gen, {}).setdefault(f"{m.workload} in {m.row.file}", []).append(m)
+    return by_generation
+
+
+def fit_generation_scale(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog, profiles: ProfileCache,
+                         *, exclude: str | None = None) -> Efficiency:
+    """``eff`` with a scale per GPU generation (but ``exclude``) of how fast its kernels run against ``eff``'s
+    shared constants: each is the most probable under the random-effects model above, minimising over the sources
+    of its rows (a workload in a published file) the squared mean log error of a source's rows over its variance
+    (``ROW_SPREAD``^2 / rows + ``SOURCE_SPREAD``^2), summed, plus its squared log over ``GENERATION_SPREAD``^2.
+    Every non-suspect row of at most one node counts, multi-GPU ones too (Hopper's and Blackwell's published rows
+    are all of 4 or 8 GPUs): within a node the step is mostly the GPU's kernels, beyond it the network's. A
+    hierarchical fit: the shared constants are fitted on the generations the kernel fit reads (``fit``), each
+    generation's deviation from them here, shrunk toward none, so a generation with little data borrows the
+    others'."""
+    by_generation = _usable_by_generation(rows, catalog, exclude)
     shared = replace(eff, generation_scale={})
     scales: dict[str, float] = {}
     for gen, sources in sorted(by_generation.items()):
 
         def loss(log_scale: float, gen: str = gen, sources: dict[str, list[MappedRow]] = sources) -> float:
             trial = replace(shared, generation_scale={gen: math.exp(log_scale)})
-            misfit = sum(statistics.fmean(math.log(predict_row(m, catalog, trial, profiles) / m.row.throughput) ** 2
-                                          for m in members) for members in sources.values())
-            return misfit + GENERATION_SHRINKAGE * log_scale ** 2
+            misfit = sum(statistics.fmean(math.log(predict_row(m, catalog, trial, profiles) / m.row.throughput)
+                                          for m in members) ** 2 / (ROW_SPREAD ** 2 / len(members) + SOURCE_SPREAD ** 2)
+                         for members in sources.values())
+            return misfit + (log_scale / GENERATION_SPREAD) ** 2
 
         scales[gen] = _fit_in_log(loss, _GENERATION_SCALE_BOUNDS, xatol=1e-4)
     counts = ", ".join(f"{g} {sum(map(len, s.values()))} rows of {len(s)} source{'s' if len(s) > 1 else ''}"
                        for g, s in sorted(by_generation.items()))
     return replace(eff, generation_scale=scales,
                    generation_scale_source=f"fitted on the published rows of at most one node ({counts}), each "
-                                           "generation shrunk toward the shared constants")
+                                           "source weighed by its rows, each generation shrunk toward the shared "
+                                           "constants")
+
+
+def source_spreads(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog, profiles: ProfileCache
+                   ) -> tuple[float, float]:
+    """The two spreads of the random-effects model above, measured at ``eff``'s shared constants (no generation
+    scale) on the rows ``fit_generation_scale`` reads: the rows' log errors about their source's mean (pooled over
+    sources of 2 or more rows), and the sources' means about their generation's beyond what that explains
+    (DerSimonian and Laird's moment estimate, pooled over generations of 2 or more sources)."""
+    shared = replace(eff, generation_scale={})
+    errors = {gen: [[math.log(predict_row(m, catalog, shared, profiles) / m.row.throughput) for m in members]
+                    for members in sources.values()]
+              for gen, sources in _usable_by_generation(rows, catalog).items()}
+    squares = [(e - statistics.fmean(source)) ** 2 for gen in errors.values() for source in gen if len(source) > 1
+               for e in source]
+    degrees = sum(len(source) - 1 for gen in errors.values() for source in gen if len(source) > 1)
+    row_var = sum(squares) / degrees
+    q = df = c = 0.0
+    for gen in errors.values():
+        if len(gen) < 2:
+            continue
+        weights = [len(source) / row_var for source in gen]
+        means = [statistics.fmean(source) for source in gen]
+        pooled = sum(w * y for w, y in zip(weights, means, strict=True)) / sum(weights)
+        q += sum(w * (y - pooled) ** 2 for w, y in zip(weights, means, strict=True))
+        df += len(gen) - 1
+        c += sum(weights) - sum(w * w for w in weights) / sum(weights)
+    return math.sqrt(row_var), math.sqrt(max(0.0, (q - df) / c))
 
 
 # ------------------------------------------------------------------ flash attention, from LLM runs
@@ -437,6 +479,9 @@ def main() -> None:
     eff = fit(mapped, catalog, profiles, source="fitted on the published NVIDIA DeepLearningExamples rows")
     eff = fit_step_spread(mapped, eff, catalog, profiles)
     eff = fit_generation_scale([*mapped, *others], eff, catalog, profiles)
+    row_spread, source_spread = source_spreads([*mapped, *others], eff, catalog, profiles)
+    print(f"generation scales' spreads, measured (fit_generation_scale takes {ROW_SPREAD} and {SOURCE_SPREAD}): "
+          f"rows about their source {row_spread:.3f}, sources about their generation {source_spread:.3f}")
     eff = fit_attention(usable_llm_runs(catalog), eff, catalog, profiles)
     save(eff, shipped_file(FITTED_FILE))
     print(json.dumps(asdict(eff), indent=2))
