@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from gpuwise.hardware.catalog import load_catalog
-from gpuwise.predict.fit import fit_generation_scale, predict_row, row_profile
+from gpuwise.predict.fit import fit_generation_scale, predict_row, row_profile, source_spreads
 from gpuwise.predict.published import MappedRow, PublishedRow, map_row
 from gpuwise.predict.roofline import Efficiency, step_time
 from gpuwise.predict.step import ProfileCache, gpu_rates
@@ -92,3 +92,23 @@ def test_a_source_of_many_rows_outweighs_a_source_of_one() -> None:
     assert 0.0 < share_taken(1.3, 1.0) < 0.45
     # the other way round: the four rows' 30% carries the scale more than half the way
     assert 0.5 < share_taken(1.0, 1.3) < 1.0
+
+
+def test_the_spreads_are_measured_within_sources_and_between_them() -> None:
+    catalog, profiles, eff = load_catalog(), ProfileCache(), Efficiency(source="shared")
+
+    def source(name: str, log_errors: list[float]) -> list[MappedRow]:
+        """Rows of an Ada GPU from ``name`` whose log error at ``eff`` is each of ``log_errors``."""
+        rows = [_rows("L4", math.exp(e), "a blog", 4, profiles, eff)[i] for i, e in enumerate(log_errors)]
+        return [replace(m, row=replace(m.row, file=name)) for m in rows]
+
+    noise = [0.1, -0.1]
+    # two sources whose rows scatter by 0.1 about the same mean: the rows' spread, no source spread
+    row_spread, source_spread = source_spreads([*source("a", noise), *source("b", noise)], eff, catalog, profiles)
+    assert row_spread == pytest.approx(math.sqrt(0.02), rel=1e-6)
+    assert source_spread == 0.0
+    # the second source's mean moved by 0.5: far more than its rows explain (DerSimonian and Laird: 0.339)
+    shifted = [0.5 + e for e in noise]
+    row_spread, source_spread = source_spreads([*source("a", noise), *source("b", shifted)], eff, catalog, profiles)
+    assert row_spread == pytest.approx(math.sqrt(0.02), rel=1e-6)
+    assert source_spread == pytest.approx(math.sqrt(0.115), rel=1e-4)

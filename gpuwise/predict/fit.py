@@ -292,6 +292,8 @@ def source_spreads(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog,
     squares = [(e - statistics.fmean(source)) ** 2 for gen in errors.values() for source in gen if len(source) > 1
                for e in source]
     degrees = sum(len(source) - 1 for gen in errors.values() for source in gen if len(source) > 1)
+    if not degrees or not any(squares):
+        raise ValueError("the row spread needs a source of two or more rows that differ")
     row_var = sum(squares) / degrees
     q = df = c = 0.0
     for gen in errors.values():
