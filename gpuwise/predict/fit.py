@@ -88,6 +88,11 @@ def predict_row(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: Profi
     return throughput(p, step, tokens=m.counts_tokens)
 
 
+def log_error(m: MappedRow, catalog: Catalog, eff: Efficiency, profiles: ProfileCache) -> float:
+    """log(predicted / measured) of a published row: what every fit here minimises."""
+    return math.log(predict_row(m, catalog, eff, profiles) / m.row.throughput)
+
+
 def fit(rows: Iterable[MappedRow], catalog: Catalog, profiles: ProfileCache, source: str) -> Efficiency:
     """Least squares on log(predicted / measured) over single-GPU, non-suspect rows. An SM's streaming rate
     is measured, not fitted (``Catalog.sm_stream_gbps``): the V100 and A100 rows barely tell it apart from
@@ -98,7 +103,7 @@ def fit(rows: Iterable[MappedRow], catalog: Catalog, profiles: ProfileCache, sou
         raise ValueError("nothing to fit on")
     eff = least_squares(
         Efficiency(sm_stream_gbps=catalog.sm_stream_gbps()), dict(zip(_NAMES, _BOUNDS, strict=True)),
-        lambda eff: [math.log(predict_row(m, catalog, eff, profiles) / m.row.throughput) for m in train],
+        lambda eff: [log_error(m, catalog, eff, profiles) for m in train],
     )
     return replace(eff, source=f"{source} ({len(train)} rows)")
 
@@ -265,9 +270,8 @@ def fit_generation_scale(rows: Iterable[MappedRow], eff: Efficiency, catalog: Ca
 
         def loss(log_scale: float, gen: str = gen, sources: dict[str, list[MappedRow]] = sources) -> float:
             trial = replace(shared, generation_scale={gen: math.exp(log_scale)})
-            misfit = sum(statistics.fmean(math.log(predict_row(m, catalog, trial, profiles) / m.row.throughput)
-                                          for m in members) ** 2 / (ROW_SPREAD ** 2 / len(members) + SOURCE_SPREAD ** 2)
-                         for members in sources.values())
+            misfit = sum(statistics.fmean(log_error(m, catalog, trial, profiles) for m in members) ** 2
+                         / (ROW_SPREAD ** 2 / len(members) + SOURCE_SPREAD ** 2) for members in sources.values())
             return misfit + (log_scale / GENERATION_SPREAD) ** 2
 
         scales[gen] = _fit_in_log(loss, _GENERATION_SCALE_BOUNDS, xatol=1e-4)
@@ -286,8 +290,7 @@ def source_spreads(rows: Iterable[MappedRow], eff: Efficiency, catalog: Catalog,
     sources of 2 or more rows), and the sources' means about their generation's beyond what that explains
     (DerSimonian and Laird's moment estimate, pooled over generations of 2 or more sources)."""
     shared = replace(eff, generation_scale={})
-    errors = {gen: [[math.log(predict_row(m, catalog, shared, profiles) / m.row.throughput) for m in members]
-                    for members in sources.values()]
+    errors = {gen: [[log_error(m, catalog, shared, profiles) for m in members] for members in sources.values()]
               for gen, sources in _usable_by_generation(rows, catalog).items()}
     squares = [(e - statistics.fmean(source)) ** 2 for gen in errors.values() for source in gen if len(source) > 1
                for e in source]
